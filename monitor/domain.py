@@ -1,0 +1,136 @@
+"""Plain data the whole pipeline shares: targets, changes, severities, poll outcomes.
+
+Standard library only; every adapter (HTTP, database, scheduler, metrics) speaks in these types.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+
+class Severity(enum.StrEnum):
+    """How much a change can hurt a client, worst first (see shared/RULES.md)."""
+
+    BREAKING = "breaking"
+    WARNING = "warning"
+    INFO = "info"
+    COSMETIC = "cosmetic"
+
+    @property
+    def rank(self) -> int:
+        """3 for breaking down to 0 for cosmetic; higher is worse."""
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def worst(cls, *severities: Severity) -> Severity:
+        """The worst of the given severities (at least one)."""
+        return max(severities, key=lambda s: s.rank)
+
+
+_SEVERITY_RANK: Final = {
+    Severity.BREAKING: 3,
+    Severity.WARNING: 2,
+    Severity.INFO: 1,
+    Severity.COSMETIC: 0,
+}
+
+
+class FailureReason(enum.StrEnum):
+    """The fixed list of reasons a poll can fail; used as the ``reason`` metric label.
+
+    The list is closed: label values never come from a response.
+    """
+
+    TIMEOUT = "timeout"  # whole-poll deadline passed (hang, trickle, slow connect)
+    CONNECT = "connect"  # connection refused / reset / DNS failure
+    TLS = "tls"  # certificate or TLS handshake failure
+    REDIRECT = "redirect"  # redirect to another host, to plain http, or a redirect loop
+    HTTP_400 = "http_400"
+    HTTP_401 = "http_401"
+    HTTP_403 = "http_403"
+    HTTP_404 = "http_404"
+    HTTP_429 = "http_429"
+    HTTP_500 = "http_500"
+    HTTP_502 = "http_502"
+    HTTP_503 = "http_503"
+    HTTP_504 = "http_504"
+    HTTP_OTHER = "http_other"  # any other non-2xx status
+    TOO_LARGE = "too_large"  # body (compressed or decompressed) over max_body_bytes
+    INVALID_JSON = "invalid_json"  # not JSON: HTML, text, truncated, NaN, duplicate keys, too deep
+    INVALID_SCHEMA = "invalid_schema"  # JSON, but not an object that looks like a JSON schema
+    DB = "db"  # the poll succeeded but its result could not be stored
+    INTERNAL = "internal"  # a bug: an unexpected exception in the poll job (logged with traceback)
+
+    @classmethod
+    def for_status(cls, status: int) -> FailureReason:
+        """The reason for a non-2xx HTTP status: its own reason when listed, else ``http_other``."""
+        try:
+            return cls(f"http_{status}")
+        except ValueError:
+            return cls.HTTP_OTHER
+
+
+class _Absent:
+    """Marks the missing side of an added or removed value (distinct from JSON ``null``)."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ABSENT: Final = _Absent()
+
+
+@dataclass(frozen=True, slots=True)
+class TargetKey:
+    """Identity of a target; every label value comes from the config."""
+
+    cloud: str
+    region: str
+    schema: str
+
+    def __str__(self) -> str:
+        return f"{self.cloud}/{self.region}/{self.schema}"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One classified difference between two documents.
+
+    ``path`` is an RFC 6901 JSON Pointer into the new document (the old one for removals);
+    ``old``/``new`` are the JSON values on each side, ``ABSENT`` where a side has none.
+    """
+
+    path: str
+    rule: str
+    severity: Severity
+    old: Any = ABSENT
+    new: Any = ABSENT
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one poll of one target produced; returned by the service, printed by ``check``."""
+
+    target: TargetKey
+    started_at: datetime
+    duration: float
+    ok: bool
+    reason: FailureReason | None = None
+    http_status: int | None = None
+    error: str | None = None
+    document_sha: str | None = None
+    first_snapshot: bool = False
+    changes: tuple[Change, ...] = field(default_factory=tuple)
