@@ -1,0 +1,147 @@
+"""Composition root: the one place where concrete adapters are built and wired together.
+
+``run_daemon`` serves until SIGTERM/SIGINT (or ``stop`` is set) and returns the process exit code;
+``check_once`` polls every target once and returns the results. Both prepare the database first:
+SQLite is migrated automatically, PostgreSQL must already be at the current revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor import __version__
+from monitor.config import Config, TargetSpec
+from monitor.domain import PollResult
+from monitor.fetching import Fetcher
+from monitor.httpserver import StatusServer
+from monitor.metrics import Metrics
+from monitor.scheduler import PollScheduler
+from monitor.service import PollService
+from monitor.store.engine import SchemaOutdatedError, ensure_schema, make_engine, safe_url
+from monitor.store.repository import Repository, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Components:
+    """Everything one monitor process needs, built from a Config."""
+
+    config: Config
+    specs: Sequence[TargetSpec]
+    engine: Engine
+    registry: CollectorRegistry
+    metrics: Metrics
+    fetcher: Fetcher
+    service: PollService
+
+    async def aclose(self) -> None:
+        await self.fetcher.aclose()
+        self.service.close()
+        self.engine.dispose()
+
+
+def open_database(config: Config) -> Engine:
+    """An engine whose schema is current; raises StartupError with a clear message otherwise."""
+    url = config.database.url.get_secret_value()
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine, url)
+    except SchemaOutdatedError as exc:
+        engine.dispose()
+        raise StartupError(str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        engine.dispose()
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StartupError(
+            f"cannot open database {safe_url(url)}: {type(exc).__name__}: {detail[0] if detail else ''}"
+        ) from None
+    return engine
+
+
+def build(config: Config) -> Components:
+    """Open the database and build the pipeline; raises StartupError."""
+    engine = open_database(config)
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, __version__)
+    fetcher = Fetcher(max_connections=config.polling.max_concurrency)
+    service = PollService(Repository(engine), fetcher, metrics, max_concurrency=config.polling.max_concurrency)
+    specs = config.targets()
+    try:
+        service.prepare(specs)
+    except StoreError as exc:
+        service.close()
+        engine.dispose()
+        raise StartupError(f"cannot prepare the database: {exc}") from None
+    return Components(config, specs, engine, registry, metrics, fetcher, service)
+
+
+async def check_once(config: Config) -> list[PollResult]:
+    """Poll every target once, concurrently; raises StartupError."""
+    parts = build(config)
+    try:
+        return list(await asyncio.gather(*(parts.service.poll(spec) for spec in parts.specs)))
+    finally:
+        await parts.aclose()
+
+
+async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
+    """Serve until stopped; returns the exit code. Raises StartupError before serving."""
+    stop = stop or asyncio.Event()
+    parts = build(config)
+    try:
+        server = StatusServer(config.http.host, config.http.port, parts.registry, lambda: _readiness(scheduler, parts))
+    except OSError as exc:
+        await parts.aclose()
+        raise StartupError(f"cannot listen on {config.http.listen}: {exc.strerror}") from None
+    scheduler = PollScheduler(parts.service, parts.specs, config.database.poll_retention)
+    server.start()
+    scheduler.start()
+    _install_signal_handlers(stop)
+    log.info(
+        "schema-drift-monitor %s: polling %d target(s); metrics on http://%s:%d/metrics",
+        __version__, len(parts.specs), config.http.host, server.port,
+    )  # fmt: skip
+    try:
+        await stop.wait()
+        log.info("stopping: no new polls; finishing running ones")
+        await scheduler.shutdown(config.polling.shutdown_grace)
+    finally:
+        await parts.aclose()
+        server.stop()
+    log.info("stopped")
+    return 0
+
+
+def _readiness(scheduler: PollScheduler, parts: Components) -> dict[str, bool]:
+    return {"scheduler": scheduler.running, "database": parts.metrics.db_ok}
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    """First SIGTERM/SIGINT asks for a graceful stop; a second one exits at once."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second signal: exiting now")
+            os._exit(128 + signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests) or not POSIX
+            return

@@ -1,0 +1,296 @@
+"""HTTP fetching with httpx: one poll of one endpoint, bounded in time and size.
+
+``Fetcher.fetch(spec)`` returns the decoded response body of a 2xx JSON response or raises
+:class:`FetchError`, whose ``reason`` is one of the fixed :class:`~monitor.domain.FailureReason` values.
+Guarantees:
+
+* the whole poll (connect, redirects, retries, reading the body) ends within ``spec.timeout``;
+* at most ``spec.max_body_bytes`` are read, counted both on the wire and after gzip/deflate decoding;
+* redirects are followed only within the same scheme, host and port, at most ``MAX_REDIRECTS`` times;
+  so the auth token never leaves the configured origin;
+* only transient failures (connect errors, timeouts, 429/502/503/504) are retried, with exponential
+  backoff or the server's ``Retry-After`` capped at ``spec.retry_after_cap``, never past the deadline;
+* TLS verification is never switched off; ``ca_bundle`` adds a custom CA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ssl
+import time
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from monitor import __version__
+from monitor.config import TargetSpec, TokenAuth
+from monitor.domain import FailureReason
+
+MAX_REDIRECTS = 5
+BACKOFF_BASE = 0.5
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+USER_AGENT = f"schema-drift-monitor/{__version__}"
+
+
+class FetchError(Exception):
+    """A poll failed; ``reason`` is the metric label, ``transient`` whether a retry may help."""
+
+    def __init__(
+        self,
+        reason: FailureReason,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+def auth_headers(spec: TargetSpec) -> dict[str, str]:
+    """The request headers that carry the target's credentials (empty for ``auth: none``)."""
+    if isinstance(spec.auth, TokenAuth):
+        return {"X-Auth-Token": spec.auth.resolve()}
+    return {}
+
+
+class Fetcher:
+    """Shares pooled httpx clients (one per CA bundle) across every target; close with ``aclose``."""
+
+    def __init__(self, max_connections: int = 100) -> None:
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._clients: dict[Path | None, httpx.AsyncClient] = {}
+
+    def _client(self, ca_bundle: Path | None) -> httpx.AsyncClient:
+        client = self._clients.get(ca_bundle)
+        if client is None:
+            verify: ssl.SSLContext | bool = True
+            if ca_bundle is not None:
+                verify = ssl.create_default_context(cafile=str(ca_bundle))
+            client = httpx.AsyncClient(
+                verify=verify,
+                limits=self._limits,
+                follow_redirects=False,
+                trust_env=False,
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            )
+            self._clients[ca_bundle] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    async def fetch(self, spec: TargetSpec) -> bytes:
+        """Fetch ``spec.url``; returns the decoded body or raises FetchError (see module docstring)."""
+        headers = {"Accept-Encoding": "gzip, deflate", **auth_headers(spec)}
+        deadline = time.monotonic() + spec.timeout
+        try:
+            async with asyncio.timeout(spec.timeout):
+                return await self._with_retries(spec, headers, deadline)
+        except TimeoutError:
+            raise FetchError(
+                FailureReason.TIMEOUT, f"no complete response within {spec.timeout:g}s", transient=True
+            ) from None
+
+    async def _with_retries(self, spec: TargetSpec, headers: Mapping[str, str], deadline: float) -> bytes:
+        attempt = 0
+        while True:
+            try:
+                return await self._follow(spec, headers)
+            except FetchError as exc:
+                delay = _retry_delay(exc, attempt, spec)
+                if delay is None or time.monotonic() + delay >= deadline:
+                    raise
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _follow(self, spec: TargetSpec, headers: Mapping[str, str]) -> bytes:
+        client = self._client(spec.ca_bundle)
+        url = httpx.URL(spec.url)
+        seen = {url}
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                outcome = await _get_once(client, url, headers, spec)
+            except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
+                raise _translate(exc) from None
+            if isinstance(outcome, bytes):
+                return outcome
+            if outcome in seen:
+                raise FetchError(FailureReason.REDIRECT, "redirect loop")
+            seen.add(url := outcome)
+        raise FetchError(FailureReason.REDIRECT, f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _get_once(
+    client: httpx.AsyncClient, url: httpx.URL, headers: Mapping[str, str], spec: TargetSpec
+) -> bytes | httpx.URL:
+    """One request: the body of a final response, or the URL a permitted redirect points to."""
+    response = await client.send(client.build_request("GET", url, headers=headers), stream=True)
+    try:
+        if response.is_redirect:
+            return _redirect_target(url, response, spec.allow_http)
+        return await _read_response(response, spec.max_body_bytes)
+    finally:
+        await response.aclose()
+
+
+def _retry_delay(exc: FetchError, attempt: int, spec: TargetSpec) -> float | None:
+    """Seconds to wait before the next attempt, or None when the failure must not be retried."""
+    if not exc.transient or attempt >= spec.retries:
+        return None
+    if exc.retry_after is not None:
+        return min(exc.retry_after, spec.retry_after_cap)
+    return float(BACKOFF_BASE * 2**attempt)
+
+
+def _translate(exc: BaseException) -> FetchError:
+    """A FetchError with a fixed reason for an httpx/ssl/socket exception (no secrets in the text)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return FetchError(FailureReason.TIMEOUT, type(exc).__name__, transient=True)
+    if _is_tls_error(exc):
+        return FetchError(FailureReason.TLS, f"TLS failure: {_tls_detail(exc)}")
+    return FetchError(FailureReason.CONNECT, f"{type(exc).__name__}: {_short(exc)}", transient=True)
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else "connection failed"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes/contexts, innermost last (bounded)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    return any(isinstance(e, ssl.SSLError) for e in _causes(exc)) or "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def _tls_detail(exc: BaseException) -> str:
+    for e in _causes(exc):
+        if isinstance(e, ssl.SSLError):
+            return str(getattr(e, "reason", None) or type(e).__name__)
+    return "certificate verify failed"
+
+
+def _redirect_target(current: httpx.URL, response: httpx.Response, allow_http: bool) -> httpx.URL:
+    """The next URL of a same-origin redirect; raises FetchError(redirect) for any other."""
+    location = response.headers.get("Location")
+    if not location:
+        raise FetchError(FailureReason.REDIRECT, f"{response.status_code} redirect without Location")
+    target = current.join(location)
+    if (target.host, target.port) != (current.host, current.port):
+        raise FetchError(FailureReason.REDIRECT, f"redirect to another host ({target.host}) not followed")
+    if target.scheme != current.scheme and not (target.scheme == "https" or allow_http):
+        raise FetchError(FailureReason.REDIRECT, "redirect from https to plain http not followed")
+    return target
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent or unparsable."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _is_json_type(content_type: str | None) -> bool:
+    if content_type is None:
+        return True  # no claim either way: let the JSON parser decide
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+async def _read_response(response: httpx.Response, limit: int) -> bytes:
+    """Check status and content type, then read at most ``limit`` decoded bytes."""
+    status = response.status_code
+    if not 200 <= status < 300:
+        raise FetchError(
+            FailureReason.for_status(status),
+            f"HTTP {status}",
+            status=status,
+            transient=status in TRANSIENT_STATUSES,
+            retry_after=_parse_retry_after(response.headers.get("Retry-After")),
+        )
+    content_type = response.headers.get("Content-Type")
+    if not _is_json_type(content_type):
+        media = (content_type or "").split(";", 1)[0].strip()[:60]
+        raise FetchError(FailureReason.INVALID_JSON, f"content type {media!r} is not JSON", status=status)
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise FetchError(FailureReason.TOO_LARGE, f"Content-Length {declared} over limit {limit}", status=status)
+    decoder = _Decoder(response.headers.get("Content-Encoding", "identity"), limit, status)
+    async for chunk in response.aiter_raw():
+        decoder.feed(chunk)
+    return decoder.finish()
+
+
+class _Decoder:
+    """Decodes gzip/deflate/identity incrementally, refusing more than ``limit`` bytes either side."""
+
+    def __init__(self, encoding: str, limit: int, status: int) -> None:
+        self._limit = limit
+        self._status = status
+        self._raw = 0
+        self._out = bytearray()
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._zlib = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS)
+        else:
+            raise FetchError(
+                FailureReason.INVALID_JSON, f"unsupported Content-Encoding {encoding[:30]!r}", status=status
+            )
+
+    def _too_large(self) -> FetchError:
+        return FetchError(FailureReason.TOO_LARGE, f"body over limit {self._limit} bytes", status=self._status)
+
+    def feed(self, chunk: bytes) -> None:
+        self._raw += len(chunk)
+        if self._raw > self._limit:
+            raise self._too_large()
+        if self._zlib is None:
+            self._out += chunk
+            return
+        data = chunk
+        try:
+            while data:
+                room = self._limit - len(self._out) + 1
+                self._out += self._zlib.decompress(data, room)
+                if len(self._out) > self._limit:
+                    raise self._too_large()
+                data = self._zlib.unconsumed_tail
+        except zlib.error:
+            raise FetchError(FailureReason.INVALID_JSON, "corrupt compressed body", status=self._status) from None
+
+    def finish(self) -> bytes:
+        if self._zlib is not None:
+            try:
+                self._out += self._zlib.flush()
+            except zlib.error:
+                raise FetchError(FailureReason.INVALID_JSON, "corrupt compressed body", status=self._status) from None
+            if len(self._out) > self._limit:
+                raise self._too_large()
+        return bytes(self._out)

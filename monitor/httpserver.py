@@ -1,0 +1,68 @@
+"""The daemon's HTTP listener: ``/metrics``, ``/healthz`` and ``/readyz``.
+
+It runs in its own threads (stdlib ``ThreadingHTTPServer``) and answers from memory only, so it keeps
+answering promptly during a database or network outage, and while the event loop is busy.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+class StatusServer:
+    """Serves the registry and health endpoints on ``host:port`` (port 0 picks a free one)."""
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry, ready: Callable[[], dict[str, bool]]):
+        handler = _make_handler(registry, ready)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting requests and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _make_handler(
+    registry: CollectorRegistry, ready: Callable[[], dict[str, bool]]
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "schema-drift-monitor"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+            elif path == "/healthz":
+                self._send(200, "text/plain; charset=utf-8", b"ok\n")
+            elif path == "/readyz":
+                checks = ready()
+                status = 200 if checks.get("scheduler") else 503
+                self._send(status, "application/json", json.dumps(checks).encode())
+            else:
+                self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics, /healthz, /readyz\n")
+
+        def _send(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            return  # scrapes every 15 s would drown the log
+
+    return Handler

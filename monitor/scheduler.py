@@ -1,0 +1,104 @@
+"""APScheduler 3.x wiring: one interval job per target, plus housekeeping. Nothing else lives here.
+
+Each job has ``max_instances=1`` (two polls of one target never overlap), ``coalesce=True`` (a backlog
+collapses into one run) and an explicit ``misfire_grace_time``. APScheduler only logs job exceptions, so
+the job boundary catches them itself and counts them as ``internal`` poll failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import TargetSpec
+from monitor.service import PollService
+from monitor.store.repository import utcnow
+
+log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_S = 3600.0
+
+
+class PollScheduler:
+    """Schedules every target on the running event loop; ``start`` then ``shutdown``."""
+
+    def __init__(self, service: PollService, specs: Sequence[TargetSpec], poll_retention: float) -> None:
+        self._service = service
+        self._specs = specs
+        self._retention = poll_retention
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+
+    def start(self) -> None:
+        """Add the jobs and start; the first poll of each target is spread over its jitter."""
+        now = utcnow()
+        for spec in self._specs:
+            self._scheduler.add_job(
+                self._poll_job,
+                IntervalTrigger(seconds=spec.interval, jitter=spec.jitter or None),
+                args=[spec],
+                id=str(spec.key),
+                name=f"poll {spec.key}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(spec.interval / 2)),
+                next_run_time=_first_run(now, spec),
+            )
+        self._scheduler.add_job(
+            self._prune_job,
+            IntervalTrigger(seconds=PRUNE_INTERVAL_S),
+            id="prune",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(PRUNE_INTERVAL_S),
+            next_run_time=now + timedelta(seconds=60),
+        )
+        self._scheduler.start()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    async def _poll_job(self, spec: TargetSpec) -> None:
+        try:
+            await self._service.poll(spec)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: poll job raised", spec.key)
+            self._service.count_internal_error(spec.key)
+
+    async def _prune_job(self) -> None:
+        try:
+            removed = await self._service.prune(self._retention)
+        except Exception:
+            log.exception("pruning poll outcomes raised")
+            return
+        if removed:
+            log.info("pruned %d poll outcome row(s) past retention", removed)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop scheduling; let running polls finish within ``grace`` seconds, then cancel the rest."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        pending = set(self._service.in_flight)
+        if not pending:
+            return
+        log.info("waiting up to %.0fs for %d running poll(s)", grace, len(pending))
+        _done, still = await asyncio.wait(pending, timeout=grace)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.wait(still, timeout=2)
+            log.warning("cancelled %d poll(s) still running after the grace period", len(still))
+
+
+def _first_run(now: datetime, spec: TargetSpec) -> datetime:
+    """Spread the first polls over the jitter window so a restart does not hit every region at once."""
+    spread = min(spec.jitter, spec.interval)
+    return now + timedelta(seconds=random.uniform(0, spread) if spread > 0 else 0)

@@ -1,0 +1,231 @@
+"""One poll of one target: fetch → validate → compare → store → metrics. Returns a PollResult.
+
+The scheduler only calls :meth:`PollService.poll`; ``check`` calls it once per target. The service keeps
+each target's comparison base (its current snapshot) in memory, restored from the database at start,
+and advances it only after the database has accepted the new snapshot — so a database outage never
+loses a change: the next successful write compares against the last stored document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.canonical import DocumentError, canonical_json, count_properties, document_sha256, parse_document
+from monitor.config import TargetSpec
+from monitor.diffing import classify
+from monitor.domain import FailureReason, PollResult, Severity, TargetKey
+from monitor.fetching import Fetcher, FetchError
+from monitor.metrics import Metrics
+from monitor.store.repository import Repository, SnapshotConflictError, StoredDocument, StoreError, TargetState, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Base:
+    """A target's comparison base: its latest stored snapshot (None before the first success)."""
+
+    target_id: int
+    snapshot_id: int | None = None
+    sha256: str | None = None
+    document: dict[str, Any] | None = None
+
+
+class PollService:
+    """Polls targets; safe to call concurrently for different targets, serialised per target."""
+
+    def __init__(
+        self, repository: Repository, fetcher: Fetcher, metrics: Metrics, *, max_concurrency: int = 100
+    ) -> None:
+        self._repository = repository
+        self._fetcher = fetcher
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
+        self._bases: dict[TargetKey, _Base] = {}
+        self._locks: dict[TargetKey, asyncio.Lock] = {}
+        self.in_flight: set[asyncio.Task[Any]] = set()
+
+    # --- start-up ----------------------------------------------------------------------------
+
+    def prepare(self, specs: Sequence[TargetSpec]) -> None:
+        """Register targets in the database and restore gauges and comparison bases; raises StoreError."""
+        self._metrics.register_targets(spec.key for spec in specs)
+        try:
+            ids = self._repository.ensure_targets((spec.key, spec.url) for spec in specs)
+            states = self._repository.load_states(list(ids.values()))
+        except StoreError as exc:
+            self._metrics.db_result(False, exc.operation)
+            raise
+        self._metrics.db_result(True)
+        for key, target_id in ids.items():
+            self._restore(key, states[target_id])
+            self._locks[key] = asyncio.Lock()
+
+    def _restore(self, key: TargetKey, state: TargetState) -> None:
+        base = _Base(state.target_id)
+        if state.document is not None:
+            base = _Base(state.target_id, state.snapshot_id, state.document.sha256, json.loads(state.document.body))
+            self._metrics.set_document(key, state.document.size, state.document.properties)
+        self._bases[key] = base
+        self._metrics.restore(
+            key,
+            last_poll_at=state.last_poll_at,
+            last_poll_ok=state.last_poll_ok,
+            last_success_at=state.last_success_at,
+            last_change_at=state.last_change_at,
+        )
+
+    def close(self) -> None:
+        """Wait for running store work, then release the worker threads."""
+        self._executor.shutdown(wait=True)
+
+    # --- the tick ----------------------------------------------------------------------------
+
+    async def poll(self, spec: TargetSpec) -> PollResult:
+        """Poll one target once; never raises for a failed poll (the result says why)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
+        try:
+            async with self._locks[spec.key]:
+                result = await self._poll_locked(spec)
+        finally:
+            if task is not None:
+                self.in_flight.discard(task)
+        self._metrics.observe_poll(result)
+        _log_result(result)
+        return result
+
+    async def _poll_locked(self, spec: TargetSpec) -> PollResult:
+        started, t0 = utcnow(), time.monotonic()
+        async with self._slots:
+            try:
+                body = await self._fetcher.fetch(spec)
+            except FetchError as exc:
+                failed = _failure(spec.key, started, t0, exc.reason, str(exc), exc.status)
+                return await self._in_thread(self._store_failure, failed)
+        return await self._in_thread(self._process, spec.key, body, started, t0)
+
+    async def _in_thread(self, fn: Any, *args: Any) -> PollResult:
+        loop = asyncio.get_running_loop()
+        result: PollResult = await loop.run_in_executor(self._executor, fn, *args)
+        return result
+
+    def _store_failure(self, result: PollResult) -> PollResult:
+        try:
+            self._repository.record_failure(self._bases[result.target].target_id, result)
+        except StoreError as exc:
+            self._metrics.db_result(False, exc.operation)
+            log.error("%s: could not store the failed poll: %s", result.target, exc)
+        else:
+            self._metrics.db_result(True)
+        return result
+
+    def _process(self, key: TargetKey, body: bytes, started: datetime, t0: float) -> PollResult:
+        """Validate, compare and store a fetched body (runs in a worker thread)."""
+        try:
+            document = parse_document(body)
+        except DocumentError as exc:
+            return self._store_failure(_failure(key, started, t0, exc.reason, str(exc), 200))
+        canonical = canonical_json(document)
+        stored = StoredDocument(document_sha256(canonical), canonical, len(body), count_properties(document))
+        try:
+            result = self._record(key, json.loads(canonical), stored, started, t0)
+        except StoreError as exc:
+            self._metrics.db_result(False, exc.operation)
+            return _failure(key, started, t0, FailureReason.DB, str(exc), 200)
+        self._metrics.db_result(True)
+        self._metrics.set_document(key, stored.size, stored.properties)
+        return result
+
+    def _record(
+        self, key: TargetKey, document: dict[str, Any], stored: StoredDocument, started: datetime, t0: float
+    ) -> PollResult:
+        """Store the poll against the comparison base; reload the base once if another writer moved it."""
+        try:
+            return self._record_against_base(key, document, stored, started, t0)
+        except SnapshotConflictError:
+            self._reload_base(key)
+            return self._record_against_base(key, document, stored, started, t0)
+
+    def _record_against_base(
+        self, key: TargetKey, document: dict[str, Any], stored: StoredDocument, started: datetime, t0: float
+    ) -> PollResult:
+        base = self._bases[key]
+        result = PollResult(key, started, time.monotonic() - t0, ok=True, http_status=200, document_sha=stored.sha256)
+        if base.sha256 == stored.sha256 and base.snapshot_id is not None:
+            self._repository.record_unchanged(base.target_id, base.snapshot_id, result)
+            return result
+        if base.document is None:
+            result = replace(result, first_snapshot=True)
+        else:
+            result = replace(result, changes=tuple(classify(base.document, document)))
+        snapshot_id = self._repository.record_snapshot(base.target_id, base.snapshot_id, stored, result.changes, result)
+        self._bases[key] = _Base(base.target_id, snapshot_id, stored.sha256, document)
+        return result
+
+    def _reload_base(self, key: TargetKey) -> None:
+        target_id = self._bases[key].target_id
+        self._restore(key, self._repository.load_states([target_id])[target_id])
+
+    # --- housekeeping ------------------------------------------------------------------------
+
+    async def prune(self, retention_seconds: float) -> int:
+        """Delete poll outcome rows older than the retention; returns how many (0 on a db error)."""
+        cutoff = utcnow() - timedelta(seconds=retention_seconds)
+        loop = asyncio.get_running_loop()
+        try:
+            removed: int = await loop.run_in_executor(self._executor, self._repository.prune_polls, cutoff)
+        except StoreError as exc:
+            self._metrics.db_result(False, exc.operation)
+            log.error("pruning poll outcomes failed: %s", exc)
+            return 0
+        self._metrics.db_result(True)
+        return removed
+
+    def count_internal_error(self, key: TargetKey) -> PollResult:
+        """Count a poll that ended in an unexpected exception (a bug) as an ``internal`` failure."""
+        result = _failure(key, utcnow(), time.monotonic(), FailureReason.INTERNAL, "internal error (see log)", None)
+        self._metrics.observe_poll(result)
+        return result
+
+
+def _failure(
+    key: TargetKey, started: datetime, t0: float, reason: FailureReason, message: str, status: int | None
+) -> PollResult:
+    return PollResult(
+        key, started, time.monotonic() - t0, ok=False, reason=reason, http_status=status, error=message[:500]
+    )
+
+
+def _log_result(result: PollResult) -> None:
+    if not result.ok:
+        log.warning("%s: poll failed (%s): %s", result.target, result.reason, result.error)
+    elif result.first_snapshot:
+        log.info("%s: first snapshot %s", result.target, (result.document_sha or "")[:12])
+    elif result.changes:
+        worst = Severity.worst(*(c.severity for c in result.changes))
+        log.warning(
+            "%s: schema changed: %d change(s), worst %s: %s",
+            result.target,
+            len(result.changes),
+            worst.value,
+            "; ".join(f"{c.rule} {c.path}" for c in result.changes[:10]),
+        )
+    else:
+        log.debug("%s: unchanged", result.target)
+
+
+def worst_severity(results: Iterable[PollResult]) -> Severity | None:
+    """The worst severity among all changes in ``results``; None when there are none."""
+    severities = [c.severity for r in results for c in r.changes]
+    return Severity.worst(*severities) if severities else None

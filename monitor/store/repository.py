@@ -1,0 +1,438 @@
+"""The repository: every read and write the monitor makes, each in one short transaction.
+
+Blocking (SQLAlchemy sync); the service calls it from a worker thread. Every public method either
+completes its transaction or raises :class:`StoreError` after rolling back, so no half-written snapshot
+or change can exist. Transient failures (SQLite ``database is locked`` past the busy timeout, a dropped
+PostgreSQL connection) are retried a few times first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey
+from monitor.store.tables import ChangeRow, Document, PollOutcome, Snapshot, Target
+
+T = TypeVar("T")
+RETRIES = 3
+RETRY_PAUSE = 0.2
+
+
+class StoreError(Exception):
+    """A database operation failed and was rolled back; ``operation`` is the metric label."""
+
+    def __init__(self, operation: str, message: str) -> None:
+        super().__init__(f"{operation}: {message}")
+        self.operation = operation
+
+
+class SnapshotConflictError(StoreError):
+    """Another writer recorded a snapshot for the target first; reload the state and compare again."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    sha256: str
+    body: str  # canonical JSON
+    size: int
+    properties: int
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """What the database knows about a target, to restore metrics and the comparison base."""
+
+    target_id: int
+    snapshot_id: int | None = None
+    document: StoredDocument | None = None
+    last_poll_at: datetime | None = None
+    last_poll_ok: bool | None = None
+    last_success_at: datetime | None = None
+    last_change_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    """A stored change with its target's labels, as ``history`` shows it."""
+
+    id: int
+    target: TargetKey
+    snapshot_id: int
+    detected_at: datetime
+    path: str
+    rule: str
+    severity: Severity
+    old: Any
+    new: Any
+    from_sha256: str
+    to_sha256: str
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``old``/``new`` are null when that side is absent (see ``*_present``)."""
+        return {
+            "id": self.id,
+            "cloud": self.target.cloud,
+            "region": self.target.region,
+            "schema": self.target.schema,
+            "detected_at": self.detected_at.isoformat(),
+            "path": self.path,
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "old": None if self.old is ABSENT else self.old,
+            "new": None if self.new is ABSENT else self.new,
+            "old_present": self.old is not ABSENT,
+            "new_present": self.new is not ABSENT,
+            "snapshot_id": self.snapshot_id,
+            "from_sha256": self.from_sha256,
+            "to_sha256": self.to_sha256,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    id: int
+    document_sha256: str
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    cloud: str | None = None
+    region: str | None = None
+    schema: str | None = None
+    min_severity: Severity | None = None
+    since: datetime | None = None
+    limit: int = 1000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _opt_aware(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
+
+
+def _json_or_null(value: Any) -> str | None:
+    return None if value is ABSENT else json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _from_json(text: str | None) -> Any:
+    return ABSENT if text is None else json.loads(text)
+
+
+def _is_transient(exc: SQLAlchemyError) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower()
+
+
+def _describe(exc: SQLAlchemyError) -> str:
+    """A short message without SQL parameters (which may carry document text)."""
+    orig = getattr(exc, "orig", None)
+    detail = str(orig if orig is not None else exc).strip().splitlines()
+    return f"{type(orig or exc).__name__}: {detail[0][:200] if detail else ''}"
+
+
+class Repository:
+    """All persistence for the monitor, over one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _run(self, operation: str, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one transaction, retrying transient failures; raises StoreError."""
+        for attempt in range(RETRIES):
+            try:
+                with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                    return work(session)
+            except StoreError:
+                raise
+            except SQLAlchemyError as exc:
+                if attempt + 1 < RETRIES and _is_transient(exc):
+                    time.sleep(RETRY_PAUSE * (attempt + 1))
+                    continue
+                raise StoreError(operation, _describe(exc)) from None
+        raise AssertionError("unreachable")
+
+    # --- targets and restore -----------------------------------------------------------------
+
+    def ensure_targets(self, targets: Iterable[tuple[TargetKey, str]]) -> dict[TargetKey, int]:
+        """Insert unknown targets (safe against a concurrent replica), refresh URLs; returns every id."""
+        wanted = dict(targets)
+
+        def work(session: Session) -> dict[TargetKey, int]:
+            now = utcnow()
+            for key, url in wanted.items():
+                values = {"cloud": key.cloud, "region": key.region, "schema": key.schema, "url": url}
+                session.execute(
+                    _insert(session)(Target)
+                    .values(**values, created_at=now)
+                    .on_conflict_do_nothing(index_elements=["cloud", "region", "schema"])
+                )
+            ids = {}
+            for row in session.scalars(select(Target)):
+                key = TargetKey(row.cloud, row.region, row.schema)
+                if key in wanted:
+                    ids[key] = row.id
+                    if row.url != wanted[key]:
+                        row.url = wanted[key]
+            return ids
+
+        return self._run("ensure_targets", work)
+
+    def load_states(self, target_ids: Sequence[int]) -> dict[int, TargetState]:
+        """The restorable state of each target id (targets never polled get an empty state)."""
+
+        def work(session: Session) -> dict[int, TargetState]:
+            return {tid: self._state(session, tid) for tid in target_ids}
+
+        return self._run("restore", work)
+
+    def _state(self, session: Session, target_id: int) -> TargetState:
+        snapshot = session.scalars(
+            select(Snapshot).where(Snapshot.target_id == target_id).order_by(Snapshot.id.desc()).limit(1)
+        ).first()
+        document = session.get(Document, snapshot.document_sha256) if snapshot else None
+        last_poll = session.scalars(
+            select(PollOutcome)
+            .where(PollOutcome.target_id == target_id)
+            .order_by(PollOutcome.started_at.desc())
+            .limit(1)
+        ).first()
+        last_success = session.scalar(
+            select(func.max(PollOutcome.started_at)).where(
+                PollOutcome.target_id == target_id, PollOutcome.outcome == "success"
+            )
+        )
+        last_change = session.scalar(select(func.max(ChangeRow.detected_at)).where(ChangeRow.target_id == target_id))
+        if snapshot is not None and last_success is None:
+            last_success = snapshot.last_seen  # poll rows may have been pruned
+        return TargetState(
+            target_id=target_id,
+            snapshot_id=snapshot.id if snapshot else None,
+            document=_stored(document) if document else None,
+            last_poll_at=_aware(last_poll.started_at) if last_poll else None,
+            last_poll_ok=(last_poll.outcome == "success") if last_poll else None,
+            last_success_at=_opt_aware(last_success),
+            last_change_at=_opt_aware(last_change),
+        )
+
+    # --- recording polls ---------------------------------------------------------------------
+
+    def record_failure(self, target_id: int, result: PollResult) -> None:
+        """Store a failed poll's outcome row (nothing else)."""
+        self._run("record_poll", lambda session: session.add(_outcome_row(target_id, result)))
+
+    def record_unchanged(self, target_id: int, snapshot_id: int, result: PollResult) -> None:
+        """Store a successful poll whose document equals the current snapshot: moves ``last_seen``."""
+
+        def work(session: Session) -> None:
+            session.execute(
+                update(Snapshot).where(Snapshot.id == snapshot_id).values(last_seen=result.started_at)
+            )
+            session.add(_outcome_row(target_id, result))
+
+        self._run("record_poll", work)
+
+    def record_snapshot(
+        self,
+        target_id: int,
+        previous_snapshot_id: int | None,
+        document: StoredDocument,
+        changes: Sequence[Change],
+        result: PollResult,
+    ) -> int:
+        """Store a new document (once), a new snapshot, its changes and the poll, in one transaction.
+
+        Raises SnapshotConflictError when the target's latest snapshot is no longer
+        ``previous_snapshot_id`` (another writer got there first); nothing is written then.
+        Returns the new snapshot's id.
+        """
+
+        def work(session: Session) -> int:
+            latest = session.scalar(select(func.max(Snapshot.id)).where(Snapshot.target_id == target_id))
+            if latest != previous_snapshot_id:
+                raise SnapshotConflictError("record_snapshot", f"target {target_id} has a newer snapshot")
+            self._insert_document(session, document, result.started_at)
+            snapshot = Snapshot(
+                target_id=target_id,
+                document_sha256=document.sha256,
+                first_seen=result.started_at,
+                last_seen=result.started_at,
+            )
+            session.add(snapshot)
+            session.flush()
+            from_sha = self._snapshot_sha(session, previous_snapshot_id) if changes else ""
+            for change in changes:
+                session.add(_change_row(target_id, snapshot.id, from_sha, document.sha256, change, result))
+            session.add(_outcome_row(target_id, result))
+            return snapshot.id
+
+        return self._run("record_snapshot", work)
+
+    def _insert_document(self, session: Session, document: StoredDocument, when: datetime) -> None:
+        values = {
+            "sha256": document.sha256,
+            "body": document.body,
+            "size": document.size,
+            "properties": document.properties,
+            "created_at": when,
+        }
+        session.execute(_insert(session)(Document).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
+
+    @staticmethod
+    def _snapshot_sha(session: Session, snapshot_id: int | None) -> str:
+        sha = session.scalar(select(Snapshot.document_sha256).where(Snapshot.id == snapshot_id))
+        if sha is None:
+            raise StoreError("record_snapshot", "changes need a previous snapshot")
+        return sha
+
+    def prune_polls(self, older_than: datetime) -> int:
+        """Delete poll outcome rows that started before ``older_than``; returns how many."""
+
+        def work(session: Session) -> int:
+            result = session.execute(delete(PollOutcome).where(PollOutcome.started_at < older_than))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+        return self._run("prune", work)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def document(self, sha256: str) -> StoredDocument | None:
+        return self._run("read", lambda session: _opt_stored(session.get(Document, sha256)))
+
+    def target_id(self, key: TargetKey) -> int | None:
+        return self._run(
+            "read",
+            lambda session: session.scalar(
+                select(Target.id).where(
+                    Target.cloud == key.cloud, Target.region == key.region, Target.schema == key.schema
+                )
+            ),
+        )
+
+    def snapshots(self, target_id: int) -> list[SnapshotRecord]:
+        """A target's snapshots, oldest first."""
+
+        def work(session: Session) -> list[SnapshotRecord]:
+            rows = session.scalars(select(Snapshot).where(Snapshot.target_id == target_id).order_by(Snapshot.id))
+            return [
+                SnapshotRecord(r.id, r.document_sha256, _aware(r.first_seen), _aware(r.last_seen)) for r in rows
+            ]
+
+        return self._run("read", work)
+
+    def history(self, where: HistoryFilter) -> list[ChangeRecord]:
+        """Stored changes matching ``where``, oldest first (the newest ``limit`` of them)."""
+
+        def work(session: Session) -> list[ChangeRecord]:
+            query = select(ChangeRow, Target).join(Target, ChangeRow.target_id == Target.id)
+            query = query.where(and_(*_history_conditions(where)))
+            query = query.order_by(ChangeRow.id.desc()).limit(where.limit)
+            return [_change_record(change, target) for change, target in reversed(session.execute(query).all())]
+
+        return self._run("read", work)
+
+    def poll_count(self, target_id: int) -> int:
+        return self._run(
+            "read",
+            lambda session: int(
+                session.scalar(select(func.count()).select_from(PollOutcome).where(PollOutcome.target_id == target_id))
+                or 0
+            ),
+        )
+
+    def ping(self) -> None:
+        """Raises StoreError when the database cannot answer a trivial query."""
+        self._run("ping", lambda session: session.execute(select(1)).scalar())
+
+
+def _history_conditions(where: HistoryFilter) -> list[Any]:
+    conditions: list[Any] = []
+    if where.cloud:
+        conditions.append(Target.cloud == where.cloud)
+    if where.region:
+        conditions.append(Target.region == where.region)
+    if where.schema:
+        conditions.append(Target.schema == where.schema)
+    if where.min_severity is not None:
+        allowed = [s.value for s in Severity if s.rank >= where.min_severity.rank]
+        conditions.append(ChangeRow.severity.in_(allowed))
+    if where.since is not None:
+        conditions.append(ChangeRow.detected_at >= where.since)
+    return conditions
+
+
+def _insert(session: Session) -> Callable[..., Any]:
+    """The dialect's INSERT, which offers ``on_conflict_do_nothing`` on both backends."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _stored(document: Document) -> StoredDocument:
+    return StoredDocument(document.sha256, document.body, document.size, document.properties)
+
+
+def _opt_stored(document: Document | None) -> StoredDocument | None:
+    return _stored(document) if document is not None else None
+
+
+def _outcome_row(target_id: int, result: PollResult) -> PollOutcome:
+    return PollOutcome(
+        target_id=target_id,
+        started_at=result.started_at,
+        duration=result.duration,
+        outcome="success" if result.ok else "failure",
+        reason=result.reason.value if isinstance(result.reason, FailureReason) else None,
+        http_status=result.http_status,
+        error=result.error,
+    )
+
+
+def _change_row(
+    target_id: int, snapshot_id: int, from_sha: str, to_sha: str, change: Change, result: PollResult
+) -> ChangeRow:
+    return ChangeRow(
+        target_id=target_id,
+        snapshot_id=snapshot_id,
+        from_sha256=from_sha,
+        to_sha256=to_sha,
+        path=change.path,
+        rule=change.rule,
+        severity=change.severity.value,
+        old_value=_json_or_null(change.old),
+        new_value=_json_or_null(change.new),
+        detected_at=result.started_at,
+    )
+
+
+def _change_record(row: ChangeRow, target: Target) -> ChangeRecord:
+    return ChangeRecord(
+        id=row.id,
+        target=TargetKey(target.cloud, target.region, target.schema),
+        snapshot_id=row.snapshot_id,
+        detected_at=_aware(row.detected_at),
+        path=row.path,
+        rule=row.rule,
+        severity=Severity(row.severity),
+        old=_from_json(row.old_value),
+        new=_from_json(row.new_value),
+        from_sha256=row.from_sha256,
+        to_sha256=row.to_sha256,
+    )

@@ -1,0 +1,93 @@
+"""SQLAlchemy 2 tables. The Alembic migrations in ``migrations/`` create exactly these.
+
+* ``documents`` — every distinct canonical document once, keyed by the SHA-256 of its canonical JSON.
+* ``targets`` — one row per (cloud, region, schema) ever configured.
+* ``snapshots`` — a target's history: one row per run of identical documents (first/last seen);
+  an unchanged poll only moves ``last_seen``.
+* ``poll_outcomes`` — every poll (pruned after ``database.poll_retention``).
+* ``changes`` — every classified change between two consecutive snapshots of a target.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# BIGINT on PostgreSQL, INTEGER (rowid alias, autoincrement) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)  # canonical JSON
+    size: Mapped[int] = mapped_column(Integer)
+    properties: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Target(Base):
+    __tablename__ = "targets"
+    __table_args__ = (UniqueConstraint("cloud", "region", "schema", name="uq_targets_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    cloud: Mapped[str] = mapped_column(String(63))
+    region: Mapped[str] = mapped_column(String(63))
+    schema: Mapped[str] = mapped_column(String(63))
+    url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Snapshot(Base):
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_target_first_seen", "target_id", "first_seen"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    document_sha256: Mapped[str] = mapped_column(ForeignKey("documents.sha256"))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PollOutcome(Base):
+    __tablename__ = "poll_outcomes"
+    __table_args__ = (
+        Index("ix_poll_outcomes_target_started", "target_id", "started_at"),
+        Index("ix_poll_outcomes_started", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(16))  # success | failure
+    reason: Mapped[str | None] = mapped_column(String(32))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ChangeRow(Base):
+    __tablename__ = "changes"
+    __table_args__ = (
+        Index("ix_changes_target_detected", "target_id", "detected_at"),
+        Index("ix_changes_detected", "detected_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"))
+    from_sha256: Mapped[str] = mapped_column(ForeignKey("documents.sha256"))
+    to_sha256: Mapped[str] = mapped_column(ForeignKey("documents.sha256"))
+    path: Mapped[str] = mapped_column(Text)
+    rule: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    old_value: Mapped[str | None] = mapped_column(Text)  # JSON text; NULL when the side is absent
+    new_value: Mapped[str | None] = mapped_column(Text)
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
