@@ -197,7 +197,8 @@ def cmd_snapshots(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
     else:
         for r in rows:
-            out.write(f"{r.id:>6}  {r.document_sha256[:12]}  {r.first_seen:%Y-%m-%d %H:%M:%S} → {r.last_seen:%H:%M:%S}\n")
+            seen = f"{r.first_seen:%Y-%m-%d %H:%M:%S} → {r.last_seen:%Y-%m-%d %H:%M:%S}"
+            out.write(f"{r.id:>6}  {r.document_sha256[:12]}  {seen}\n")
     return EXIT_OK
 
 

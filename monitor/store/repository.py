@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -344,7 +344,7 @@ class Repository:
 
         def work(session: Session) -> list[ChangeRecord]:
             query = select(ChangeRow, Target).join(Target, ChangeRow.target_id == Target.id)
-            query = query.where(and_(*_history_conditions(where)))
+            query = query.where(*_history_conditions(where))
             query = query.order_by(ChangeRow.id.desc()).limit(where.limit)
             return [_change_record(change, target) for change, target in reversed(session.execute(query).all())]
 

@@ -1,0 +1,145 @@
+"""Config loading: the shipped example loads; every mistake is reported in one message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import ConfigError, load_config, parse_config, parse_duration, parse_size
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cloud(**overrides: object) -> dict[str, object]:
+    cloud: dict[str, object] = {"name": "c", "endpoint": "https://x.{region}.example", "regions": ["r1"]}
+    cloud.update(overrides)
+    return cloud
+
+
+def test_shipped_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMS_AUTH_TOKEN", "example-token")
+    config = load_config(ROOT / "config.example.yaml")
+    keys = {str(spec.key) for spec in config.targets()}
+    assert "huawei/cn-north-4/images" in keys
+    assert "glance/regionone/tasks" in keys
+    assert len(keys) == 3 * 4 + 3
+    tasks = next(s for s in config.targets() if s.key.schema == "tasks")
+    assert tasks.url == "https://glance.regionone.example.org:9292/v2/schemas/tasks"
+    image = next(s for s in config.targets() if s.key.cloud == "glance" and s.key.schema == "image")
+    assert image.interval == 900
+
+
+def test_every_mistake_is_listed_in_one_message(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        """
+database: {url: "mysql://nope"}
+http: {listen: "no-port"}
+defaults: {interval: "5 parsecs", colour: blue}
+clouds:
+  - name: Huawei
+    endpoint: "https://ims.{region}.example"
+    regions: ["cn-north-4", "CN North"]
+    auth: {type: magic}
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    for expected in (
+        "database.url",
+        "http.listen",
+        "defaults.interval",
+        "defaults.colour: unknown key",
+        "clouds[0].name",
+        "clouds[0].regions",
+        "clouds[0].auth",
+    ):
+        assert f"{path}: {expected}" in message, expected
+    assert len(info.value.problems) == 7
+
+
+def test_missing_environment_variable_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SDM_UNSET_TOKEN", raising=False)
+    with pytest.raises(ConfigError) as info:
+        parse_config({"clouds": [_cloud(auth={"type": "token", "token": "${SDM_UNSET_TOKEN}"})]}, "f.yaml")
+    assert "clouds[0].auth.token: environment variable SDM_UNSET_TOKEN is not set" in str(info.value)
+
+
+def test_environment_variable_is_substituted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDM_TEST_TOKEN", "tok-123")
+    config = parse_config({"clouds": [_cloud(auth={"type": "token", "token": "${SDM_TEST_TOKEN}"})]})
+    auth = config.clouds[0].auth
+    assert auth.type == "token" and auth.resolve() == "tok-123"
+
+
+def test_token_file_is_read_and_a_missing_one_is_reported(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("from-file\n")
+    config = parse_config({"clouds": [_cloud(auth={"type": "token", "token_file": str(secret)})]})
+    assert config.clouds[0].auth.resolve() == "from-file"  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"clouds\[0\]\.auth: cannot read token_file"):
+        parse_config({"clouds": [_cloud(auth={"type": "token", "token_file": str(tmp_path / "nope")})]})
+
+
+def test_plain_http_needs_allow_http() -> None:
+    with pytest.raises(ConfigError, match="allow_http"):
+        parse_config({"clouds": [_cloud(endpoint="http://127.0.0.1:1/{region}")]})
+    config = parse_config({"clouds": [_cloud(endpoint="http://127.0.0.1:1/{region}", allow_http=True)]})
+    assert config.targets()[0].url == "http://127.0.0.1:1/r1/v2/schemas/images"
+
+
+def test_unknown_auth_type_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"clouds\[0\]\.auth"):
+        parse_config({"clouds": [_cloud(auth={"type": "kerberos"})]})
+
+
+def test_schema_settings_override_cloud_and_defaults() -> None:
+    config = parse_config(
+        {
+            "defaults": {"interval": "5m", "timeout": "7s"},
+            "clouds": [_cloud(interval="2m", schemas=["images", {"name": "member", "interval": "30s"}])],
+        }
+    )
+    by_schema = {s.key.schema: s for s in config.targets()}
+    assert by_schema["images"].interval == 120 and by_schema["member"].interval == 30
+    assert by_schema["images"].timeout == 7
+
+
+def test_token_never_appears_in_repr() -> None:
+    config = parse_config({"clouds": [_cloud(auth={"type": "token", "token": "hunter2-secret"})]})
+    assert "hunter2-secret" not in repr(config)
+    assert "hunter2-secret" not in str(config.targets())
+
+
+def test_no_clouds_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="at least one cloud"):
+        parse_config({})
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("300s", 300), ("5m", 300), ("1h", 3600), (42, 42), ("250ms", 0.25)])
+def test_durations_parse(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(("text", "size"), [("5MiB", 5 * 2**20), (1024, 1024), ("2KB", 2000)])
+def test_sizes_parse(text: object, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_config_check_command_exits_2_on_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("clouds: [{name: X, endpoint: ftp://x, regions: []}]\n")
+    assert main(["config", "check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "clouds[0].name" in err and "clouds[0].regions" in err
+
+
+def test_config_check_command_lists_targets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("clouds: [{name: x, endpoint: 'https://{region}.example', regions: [a, b], schemas: [images]}]\n")
+    assert main(["config", "check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 target(s)" in out and "x/b/images  https://b.example/v2/schemas/images" in out
