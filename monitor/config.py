@@ -82,9 +82,7 @@ Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 
 def _check_name(value: str, what: str) -> str:
     if not _NAME_RE.match(value):
-        raise ValueError(
-            f"invalid {what} name {value!r}: use lowercase letters, digits, '.', '_' or '-' (max 63)"
-        )
+        raise ValueError(f"invalid {what} name {value!r}: use lowercase letters, digits, '.', '_' or '-' (max 63)")
     return value
 
 

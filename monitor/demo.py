@@ -67,9 +67,7 @@ async def _demo(simulator: Simulator, data: dict[str, Any], change_after: float,
             task.cancel()
 
 
-def run_demo(
-    *, listen: str, database: str, interval: float, change_after: float, duration: float, out: TextIO
-) -> int:
+def run_demo(*, listen: str, database: str, interval: float, change_after: float, duration: float, out: TextIO) -> int:
     """Run the demo until Ctrl-C (or ``duration`` seconds when > 0); returns the exit code."""
     with Simulator(DEMO_REGIONS, token=DEMO_TOKEN) as simulator:
         data = demo_config(simulator.endpoint_template(), listen, database, interval)

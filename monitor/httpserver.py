@@ -36,9 +36,7 @@ class StatusServer:
         self._server.server_close()
 
 
-def _make_handler(
-    registry: CollectorRegistry, ready: Callable[[], dict[str, bool]]
-) -> type[BaseHTTPRequestHandler]:
+def _make_handler(registry: CollectorRegistry, ready: Callable[[], dict[str, bool]]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "schema-drift-monitor"
 
@@ -62,7 +60,7 @@ def _make_handler(
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:
             return  # scrapes every 15 s would drown the log
 
     return Handler

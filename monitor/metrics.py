@@ -19,7 +19,7 @@ DB_OPERATIONS = ("ensure_targets", "restore", "record_poll", "record_snapshot", 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 # The _created series double the exposition for no alerting value.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:

@@ -15,9 +15,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import Engine, text
 
 from monitor.config import Config, parse_config
 from monitor.simulator import Simulator
+from monitor.store.engine import make_engine, upgrade
 
 PG_ADMIN_DSN = os.environ.get("SDM_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 PG_URL_BASE = os.environ.get("SDM_PG_URL_BASE", "postgresql+psycopg://postgres@127.0.0.1:5432/")
@@ -75,9 +77,40 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def migrated_db_url(db_url: str) -> str:
+    """``db_url`` with the schema migrated to head (as ``db upgrade`` would)."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    engine.dispose()
+    return db_url
+
+
+@pytest.fixture
 def simulator() -> Iterator[Simulator]:
     with Simulator(REGIONS, token=TOKEN) as sim:
         yield sim
+
+
+def fail_inserts(engine: Engine, table: str) -> None:
+    """Make every INSERT into ``table`` fail, as a full disk or a broken database would."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(
+                text(f"CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'full'); END")
+            )
+            return
+        body = "BEGIN RAISE EXCEPTION 'full'; END"
+        conn.execute(text(f"CREATE FUNCTION fail_{table}() RETURNS trigger AS $$ {body} $$ LANGUAGE plpgsql"))
+        conn.execute(
+            text(f"CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION fail_{table}()")
+        )
+
+
+def allow_inserts(engine: Engine, table: str) -> None:
+    """Undo :func:`fail_inserts`."""
+    suffix = "" if engine.dialect.name == "sqlite" else f" ON {table}"
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TRIGGER fail_{table}{suffix}"))
 
 
 def config_data(sim: Simulator, db_url: str, **defaults: Any) -> dict[str, Any]:

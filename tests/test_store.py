@@ -15,7 +15,7 @@ from monitor.domain import ABSENT, Change, PollResult, Severity, TargetKey
 from monitor.store.engine import current_revision, head_revision, make_engine, upgrade
 from monitor.store.repository import HistoryFilter, Repository, SnapshotConflictError, StoredDocument, StoreError
 from monitor.store.tables import ChangeRow, Document, PollOutcome, Snapshot
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import create_pg_database, drop_pg_database, fail_inserts
 
 KEY = TargetKey("c", "r1", "images")
 OTHER = TargetKey("c", "r2", "images")
@@ -99,24 +99,10 @@ def test_a_stale_base_is_a_conflict_and_writes_nothing(repo: Repository) -> None
     assert count(repo, ChangeRow) == 1 and count(repo, Snapshot) == 2
 
 
-FAIL_CHANGES_TRIGGER = {
-    "sqlite": [
-        "CREATE TRIGGER fail_changes BEFORE INSERT ON changes BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION fail_changes() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$"
-        " LANGUAGE plpgsql",
-        "CREATE TRIGGER fail_changes BEFORE INSERT ON changes FOR EACH ROW EXECUTE FUNCTION fail_changes()",
-    ],
-}
-
-
 def test_a_failed_change_write_leaves_neither_snapshot_nor_change(repo: Repository) -> None:
     tid = repo.ensure_targets([(KEY, "u")])[KEY]
     first = repo.record_snapshot(tid, None, stored(DOC_A), [], ok(KEY, T0))
-    with repo.engine.begin() as conn:
-        for statement in FAIL_CHANGES_TRIGGER[repo.engine.dialect.name]:
-            conn.execute(text(statement))
+    fail_inserts(repo.engine, "changes")
     with pytest.raises(StoreError) as info:
         repo.record_snapshot(tid, first, stored(DOC_B), [CHANGE], ok(KEY, T0 + timedelta(hours=1)))
     assert info.value.operation == "record_snapshot"

@@ -244,9 +244,7 @@ class Repository:
         """Store a successful poll whose document equals the current snapshot: moves ``last_seen``."""
 
         def work(session: Session) -> None:
-            session.execute(
-                update(Snapshot).where(Snapshot.id == snapshot_id).values(last_seen=result.started_at)
-            )
+            session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(last_seen=result.started_at))
             session.add(_outcome_row(target_id, result))
 
         self._run("record_poll", work)
@@ -333,9 +331,7 @@ class Repository:
 
         def work(session: Session) -> list[SnapshotRecord]:
             rows = session.scalars(select(Snapshot).where(Snapshot.target_id == target_id).order_by(Snapshot.id))
-            return [
-                SnapshotRecord(r.id, r.document_sha256, _aware(r.first_seen), _aware(r.last_seen)) for r in rows
-            ]
+            return [SnapshotRecord(r.id, r.document_sha256, _aware(r.first_seen), _aware(r.last_seen)) for r in rows]
 
         return self._run("read", work)
 

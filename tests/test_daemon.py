@@ -1,0 +1,243 @@
+"""The real daemon (`schema-drift-monitor run` in a subprocess) against the simulator over loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from monitor.simulator import Simulator, mutate_breaking
+from tests.conftest import TOKEN, config_data
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, step: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+class Daemon:
+    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(config_path)],
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def get(self, path: str) -> httpx.Response | None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=2)
+        except httpx.HTTPError:
+            return None
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        response = self.get("/metrics")
+        if response is None:
+            return None
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in response.text.splitlines():
+            if line.startswith(name + "{"):
+                series, value = line.rsplit(" ", 1)
+                got = ",".join(sorted(series[len(name) + 1 : -1].split(",")))
+                if got == want:
+                    return float(value)
+        return None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self._log.close()
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def daemon_config(simulator: Simulator, migrated_db_url: str, tmp_path: Path) -> tuple[Path, int]:
+    port = free_port()
+    data = config_data(simulator, migrated_db_url, interval="1s", timeout="2s", jitter="0s")
+    data["http"]["listen"] = f"127.0.0.1:{port}"
+    data["polling"] = {"shutdown_grace": "3s"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path, port
+
+
+@pytest.fixture
+def daemon(daemon_config: tuple[Path, int], tmp_path: Path) -> Iterator[Daemon]:
+    path, port = daemon_config
+    running = Daemon(path, port, tmp_path / "daemon.log")
+    yield running
+    if running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+
+
+R1 = {"cloud": "sim", "region": "r1", "schema": "images"}
+
+
+def test_daemon_detects_a_change_in_history_and_metrics(
+    daemon: Daemon, daemon_config: tuple[Path, int], simulator: Simulator
+) -> None:
+    config_path, _ = daemon_config
+    wait_for(lambda: daemon.metric("schemadrift_poll_success", **R1) == 1)
+    assert daemon.get("/healthz").status_code == 200  # type: ignore[union-attr]
+    ready = wait_for(lambda: daemon.get("/readyz"))
+    assert ready.status_code == 200 and ready.json() == {"scheduler": True, "database": True}
+
+    simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
+    wait_for(lambda: daemon.metric("schemadrift_changes_total", **R1, severity="breaking") == 1)
+    assert daemon.metric("schemadrift_changes_total", **R1, severity="warning") == 1
+    assert (
+        daemon.metric("schemadrift_changes_total", cloud="sim", region="r2", schema="images", severity="breaking") == 0
+    )
+
+    history = cli("history", "--config", str(config_path), "--json")
+    assert history.returncode == 0, history.stderr
+    changes = json.loads(history.stdout)
+    assert {(c["cloud"], c["region"], c["schema"], c["path"], c["rule"], c["severity"]) for c in changes} == {
+        ("sim", "r1", "images", "/properties/images/items/properties/min_disk", "property-removed", "breaking"),
+        ("sim", "r1", "images", "/properties/images/items/properties/disk_format/enum", "enum-value-added", "warning"),
+    }
+    for change in changes:
+        assert {"detected_at", "old", "new"} <= change.keys()
+    removed = next(c for c in changes if c["rule"] == "property-removed")
+    assert removed["old"] == {"type": "integer", "description": "Amount of disk space (in GB) required to boot image."}
+
+    diff = cli("diff", "--config", str(config_path), "--cloud", "sim", "--region", "r1", "--schema", "images")
+    assert diff.returncode == 0 and "property-removed" in diff.stdout and "\033[" not in diff.stdout
+
+    assert daemon.stop() == 0
+    assert "stopped" in daemon.log()
+    assert TOKEN not in daemon.log()
+
+
+def test_a_hanging_region_delays_no_other_and_never_overlaps(daemon: Daemon, simulator: Simulator) -> None:
+    wait_for(lambda: daemon.metric("schemadrift_poll_success", **R1) == 1)
+    simulator.set_fault("r1", "hang")
+    before_r1 = simulator.requests("r1")
+    r2 = {"cloud": "sim", "region": "r2", "schema": "images"}
+    start_r2 = daemon.metric("schemadrift_polls_total", **r2) or 0
+    time.sleep(3.5)
+    # r2 keeps its 1 s rhythm while every r1 poll hangs for its 2 s deadline
+    assert (daemon.metric("schemadrift_polls_total", **r2) or 0) - start_r2 >= 2
+    # each r1 target has at most one poll in flight: 4 schemas x at most 2 sequential polls in 3.5 s
+    assert simulator.requests("r1") - before_r1 <= 4 * 2
+    wait_for(lambda: daemon.metric("schemadrift_poll_failures_total", **R1, reason="timeout") or 0 >= 1)
+    assert daemon.metric("schemadrift_poll_success", **R1) == 0
+    # /metrics answers from memory promptly even now
+    started = time.monotonic()
+    assert daemon.get("/metrics") is not None and time.monotonic() - started < 1.0
+
+
+def test_sigterm_during_a_hanging_poll_exits_0_within_the_grace(daemon: Daemon, simulator: Simulator) -> None:
+    wait_for(lambda: daemon.metric("schemadrift_poll_success", **R1) == 1)
+    simulator.set_fault("r1", "hang")
+    time.sleep(1.2)
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 6
+
+
+def test_a_second_signal_exits_at_once(daemon: Daemon, simulator: Simulator) -> None:
+    wait_for(lambda: daemon.metric("schemadrift_poll_success", **R1) == 1)
+    simulator.set_fault("r1", "hang")
+    time.sleep(1.2)
+    daemon.process.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(timeout=5) != 0
+
+
+def test_check_exit_codes_and_json(simulator: Simulator, migrated_db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config_data(simulator, migrated_db_url)))
+    first = cli("check", "--config", str(path), "--json")
+    assert first.returncode == 0, first.stderr
+    results = json.loads(first.stdout)
+    assert len(results) == 12 and all(r["ok"] and r["first_snapshot"] for r in results)
+
+    simulator.set_document("r2", "images", mutate_breaking(simulator.document("r2", "images")))
+    changed = cli("check", "--config", str(path), "--fail-on", "breaking")
+    assert changed.returncode == 3, changed.stdout + changed.stderr
+    assert "CHANGED sim/r2/images" in changed.stdout
+
+    simulator.set_fault("r3", "status", code=503)
+    failed = cli("check", "--config", str(path), "--json")
+    assert failed.returncode == 1
+    reasons = {r["region"]: r["reason"] for r in json.loads(failed.stdout)}
+    assert reasons["r3"] == "http_503" and reasons["r1"] is None
+
+
+def test_run_refuses_a_bad_config_with_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("clouds: [{name: c, endpoint: 'http://127.0.0.1:1/{region}', regions: [r], auth: {type: x}}]\n")
+    result = cli("run", "--config", str(path))
+    assert result.returncode == 2
+    assert f"{path}: clouds[0].auth" in result.stderr
+
+
+def test_every_command_has_help_and_version() -> None:
+    for command in (["run"], ["check"], ["history"], ["diff"], ["snapshots"], ["db", "upgrade"], ["config", "check"],
+                    ["demo"]):  # fmt: skip
+        result = cli(*command, "--help")
+        assert result.returncode == 0 and "usage:" in result.stdout, command
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("schema-drift-monitor ")
+
+
+def test_db_upgrade_command_migrates_an_empty_database(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"database": {"url": db_url}, "clouds": [
+        {"name": "c", "endpoint": "https://x/{region}", "regions": ["r"]}]}))  # fmt: skip
+    result = cli("db", "upgrade", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "(empty) → 0001" in result.stdout
+    assert "postgres@" not in result.stdout or "***" in result.stdout or "@127.0.0.1" in result.stdout
+
+
+def test_demo_shows_polls_a_change_and_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ}
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "demo", "--listen", f"127.0.0.1:{port}", "--interval", "1s",
+         "--change-after", "3s", "--duration", "7s", "--database", f"sqlite:///{tmp_path}/demo.db"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "first snapshot" in result.stderr
+    assert "schema changed: 2 change(s), worst breaking" in result.stderr
+    history = cli("history", "--config", str(tmp_path / "data" / "demo-config.yaml"), "--json")
+    assert history.returncode == 0, history.stderr
+    assert {c["rule"] for c in json.loads(history.stdout)} == {"property-removed", "enum-value-added"}

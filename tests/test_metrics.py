@@ -1,0 +1,106 @@
+"""The metric set: names, zero-initialised label sets, and ``promtool check metrics`` on the exposition."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey
+from monitor.metrics import Metrics
+
+KEY = TargetKey("huawei", "cn-north-4", "images")
+LABELS = {"cloud": "huawei", "region": "cn-north-4", "schema": "images"}
+EXPECTED_NAMES = {
+    "schemadrift_poll_success",
+    "schemadrift_polls_total",
+    "schemadrift_poll_failures_total",
+    "schemadrift_poll_duration_seconds_bucket",
+    "schemadrift_last_poll_timestamp_seconds",
+    "schemadrift_last_success_timestamp_seconds",
+    "schemadrift_last_change_timestamp_seconds",
+    "schemadrift_changes_total",
+    "schemadrift_schema_properties",
+    "schemadrift_response_size_bytes",
+    "schemadrift_db_up",
+    "schemadrift_db_errors_total",
+    "schemadrift_build_info",
+}
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    m = Metrics(CollectorRegistry(), "1.2.3")
+    m.register_targets([KEY])
+    return m
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        if os.environ.get("SDM_REQUIRE_PROMTOOL"):
+            pytest.fail("promtool not found and SDM_REQUIRE_PROMTOOL is set (apt-get install prometheus)")
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    return path
+
+
+def test_every_documented_metric_is_exported(metrics: Metrics) -> None:
+    names = {s.name for family in metrics.registry.collect() for s in family.samples}
+    assert names >= EXPECTED_NAMES
+    assert not any(n.endswith("_created") for n in names)
+
+
+def test_known_label_sets_start_at_zero(metrics: Metrics) -> None:
+    get = metrics.registry.get_sample_value
+    assert get("schemadrift_polls_total", LABELS) == 0
+    for reason in FailureReason:
+        assert get("schemadrift_poll_failures_total", {**LABELS, "reason": reason.value}) == 0
+    for severity in Severity:
+        assert get("schemadrift_changes_total", {**LABELS, "severity": severity.value}) == 0
+    assert get("schemadrift_db_errors_total", {"operation": "record_snapshot"}) == 0
+    assert get("schemadrift_build_info", {"version": "1.2.3"}) == 1
+
+
+def test_a_failed_poll_counts_its_reason_and_clears_success(metrics: Metrics) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=True))
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=False, reason=FailureReason.HTTP_503))
+    get = metrics.registry.get_sample_value
+    assert get("schemadrift_poll_success", LABELS) == 0
+    assert get("schemadrift_polls_total", LABELS) == 2
+    assert get("schemadrift_poll_failures_total", {**LABELS, "reason": "http_503"}) == 1
+    assert get("schemadrift_last_success_timestamp_seconds", LABELS) == at.timestamp()
+
+
+def test_changes_are_counted_by_severity(metrics: Metrics) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    changes = (
+        Change("/a", "property-removed", Severity.BREAKING, 1, ABSENT),
+        Change("/b", "description-changed", Severity.COSMETIC, "x", "y"),
+        Change("/c", "property-removed", Severity.BREAKING, 1, ABSENT),
+    )
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=True, changes=changes))
+    get = metrics.registry.get_sample_value
+    assert get("schemadrift_changes_total", {**LABELS, "severity": "breaking"}) == 2
+    assert get("schemadrift_changes_total", {**LABELS, "severity": "cosmetic"}) == 1
+    assert get("schemadrift_last_change_timestamp_seconds", LABELS) == at.timestamp()
+
+
+def test_exposition_passes_promtool_check_metrics(metrics: Metrics, tmp_path: object) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=False, reason=FailureReason.TIMEOUT))
+    metrics.observe_poll(
+        PollResult(KEY, at, 0.2, ok=True, changes=(Change("/a", "value-changed", Severity.WARNING, 1, 2),))
+    )
+    metrics.set_document(KEY, 8945, 33)
+    metrics.db_result(False, "record_poll")
+    exposition = generate_latest(metrics.registry)
+    result = subprocess.run(
+        [promtool(), "check", "metrics"], input=exposition, capture_output=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert result.stdout.decode().strip() == "" and result.stderr.decode().strip() == ""

@@ -1,0 +1,207 @@
+"""One tick end to end (simulator → fetch → store → metrics) on SQLite and PostgreSQL, with faults."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+
+from monitor.app import Components, build
+from monitor.domain import FailureReason, PollResult, Severity, TargetKey
+from monitor.simulator import Simulator, mutate_breaking
+from monitor.store.tables import ChangeRow, Document, PollOutcome, Snapshot
+from tests.conftest import TOKEN, allow_inserts, fail_inserts, make_config
+
+IMAGES = TargetKey("sim", "r1", "images")
+
+
+_LOOPS: dict[int, asyncio.AbstractEventLoop] = {}
+
+
+def start(config: Any) -> Components:
+    """Build the pipeline with its own event loop (httpx clients and locks bind to one loop)."""
+    components = build(config)
+    _LOOPS[id(components)] = asyncio.new_event_loop()
+    return components
+
+
+def stop(components: Components) -> None:
+    loop = _LOOPS.pop(id(components))
+    loop.run_until_complete(components.aclose())
+    loop.close()
+
+
+@pytest.fixture
+def parts(simulator: Simulator, migrated_db_url: str) -> Iterator[Components]:
+    components = start(make_config(simulator, migrated_db_url))
+    yield components
+    stop(components)
+
+
+def poll(parts: Components, key: TargetKey = IMAGES) -> PollResult:
+    spec = next(s for s in parts.specs if s.key == key)
+    return _LOOPS[id(parts)].run_until_complete(parts.service.poll(spec))
+
+
+def rows(parts: Components, table: type) -> int:
+    with parts.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def sample(parts: Components, name: str, key: TargetKey = IMAGES, **extra: str) -> float | None:
+    labels = {"cloud": key.cloud, "region": key.region, "schema": key.schema, **extra}
+    return parts.registry.get_sample_value(name, labels)
+
+
+def test_the_first_poll_is_a_snapshot_not_a_change(parts: Components) -> None:
+    result = poll(parts)
+    assert result.ok and result.first_snapshot and result.changes == ()
+    assert rows(parts, Snapshot) == 1 and rows(parts, ChangeRow) == 0
+    assert sample(parts, "schemadrift_poll_success") == 1
+    assert sample(parts, "schemadrift_schema_properties") == 33
+    assert sample(parts, "schemadrift_changes_total", severity="breaking") == 0
+
+
+def test_an_unchanged_poll_writes_no_document_and_no_snapshot(parts: Components) -> None:
+    poll(parts)
+    result = poll(parts)
+    assert result.ok and not result.first_snapshot and result.changes == ()
+    assert rows(parts, Snapshot) == 1 and rows(parts, Document) == 1 and rows(parts, PollOutcome) == 2
+
+
+def test_reordered_keys_and_enums_are_not_a_change(parts: Components, simulator: Simulator) -> None:
+    poll(parts)
+    simulator.set_fault("r1", "reordered")
+    result = poll(parts)
+    assert result.ok and result.changes == ()
+    assert rows(parts, Snapshot) == 1
+
+
+def test_a_schema_change_is_recorded_with_path_rule_and_severity(parts: Components, simulator: Simulator) -> None:
+    poll(parts)
+    simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
+    result = poll(parts)
+    found = {(c.path, c.rule, c.severity) for c in result.changes}
+    assert found == {
+        ("/properties/images/items/properties/min_disk", "property-removed", Severity.BREAKING),
+        ("/properties/images/items/properties/disk_format/enum", "enum-value-added", Severity.WARNING),
+    }
+    assert rows(parts, Snapshot) == 2 and rows(parts, ChangeRow) == 2
+    assert sample(parts, "schemadrift_changes_total", severity="breaking") == 1
+    assert sample(parts, "schemadrift_changes_total", severity="warning") == 1
+    assert (sample(parts, "schemadrift_last_change_timestamp_seconds") or 0) > 0
+
+
+def test_two_regions_serving_the_same_document_share_one_row(parts: Components) -> None:
+    poll(parts, IMAGES)
+    poll(parts, TargetKey("sim", "r2", "images"))
+    assert rows(parts, Document) == 1 and rows(parts, Snapshot) == 2
+
+
+FAULTS: list[tuple[str, dict[str, Any], FailureReason]] = [
+    ("status", {"code": 503}, FailureReason.HTTP_503),
+    ("status", {"code": 403}, FailureReason.HTTP_403),
+    ("hang", {}, FailureReason.TIMEOUT),
+    ("html", {}, FailureReason.INVALID_JSON),
+    ("html_as_json", {}, FailureReason.INVALID_JSON),
+    ("truncated", {}, FailureReason.INVALID_JSON),
+    ("not_object", {}, FailureReason.INVALID_SCHEMA),
+    ("not_schema", {}, FailureReason.INVALID_SCHEMA),
+    ("deep", {}, FailureReason.INVALID_JSON),
+    ("nan", {}, FailureReason.INVALID_JSON),
+    ("duplicate_keys", {}, FailureReason.INVALID_JSON),
+    ("oversized", {"size": 6 * 2**20, "mode": "chunked"}, FailureReason.TOO_LARGE),
+    ("gzip_bomb", {"size": 64 * 2**20}, FailureReason.TOO_LARGE),
+    ("redirect", {"location": "http://localhost:9/elsewhere"}, FailureReason.REDIRECT),
+    ("redirect_loop", {}, FailureReason.REDIRECT),
+]
+
+
+@pytest.mark.parametrize(("fault", "options", "reason"), FAULTS, ids=[f[0] + str(i) for i, f in enumerate(FAULTS)])
+def test_a_fault_is_counted_and_writes_no_snapshot_or_change(
+    parts: Components, simulator: Simulator, fault: str, options: dict[str, Any], reason: FailureReason
+) -> None:
+    poll(parts)
+    simulator.set_fault("r1", fault, **options)
+    result = poll(parts)
+    assert not result.ok and result.reason is reason
+    assert sample(parts, "schemadrift_poll_success") == 0
+    assert sample(parts, "schemadrift_poll_failures_total", reason=reason.value) == 1
+    assert rows(parts, Snapshot) == 1 and rows(parts, ChangeRow) == 0
+    # the fault never became the comparison base: recovery is not a change either
+    simulator.set_fault("r1", None)
+    recovered = poll(parts)
+    assert recovered.ok and recovered.changes == () and rows(parts, Snapshot) == 1
+
+
+def test_a_database_failure_is_counted_and_the_change_is_caught_up(parts: Components, simulator: Simulator) -> None:
+    poll(parts)
+    simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
+    fail_inserts(parts.engine, "snapshots")
+    failed = poll(parts)
+    assert not failed.ok and failed.reason is FailureReason.DB
+    assert parts.registry.get_sample_value("schemadrift_db_up") == 0
+    assert parts.registry.get_sample_value("schemadrift_db_errors_total", {"operation": "record_snapshot"}) == 1
+    assert rows(parts, ChangeRow) == 0
+    allow_inserts(parts.engine, "snapshots")
+    caught_up = poll(parts)
+    assert caught_up.ok and len(caught_up.changes) == 2
+    assert parts.registry.get_sample_value("schemadrift_db_up") == 1
+    assert rows(parts, ChangeRow) == 2
+
+
+def test_gauges_are_restored_from_the_database_after_a_restart(simulator: Simulator, migrated_db_url: str) -> None:
+    first = start(make_config(simulator, migrated_db_url))
+    poll(first)
+    simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
+    poll(first)
+    last_change = sample(first, "schemadrift_last_change_timestamp_seconds")
+    stop(first)
+
+    second = start(make_config(simulator, migrated_db_url))
+    try:
+        assert sample(second, "schemadrift_last_change_timestamp_seconds") == last_change
+        assert sample(second, "schemadrift_poll_success") == 1
+        assert sample(second, "schemadrift_schema_properties") == 32
+        assert sample(second, "schemadrift_poll_success", TargetKey("sim", "r3", "member")) == 0
+        again = poll(second)  # same document as before the restart: no change, no new snapshot
+        assert again.ok and again.changes == () and not again.first_snapshot
+    finally:
+        stop(second)
+
+
+def test_the_token_appears_in_no_row_metric_or_log(
+    parts: Components, simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    poll(parts)
+    simulator.set_fault("r1", "status", code=401)
+    poll(parts)
+    simulator.set_fault("r1", "redirect", location="http://localhost:9/x")
+    poll(parts)
+    from prometheus_client import generate_latest
+
+    assert TOKEN not in generate_latest(parts.registry).decode()
+    assert TOKEN not in caplog.text
+    with parts.engine.connect() as conn:
+        for table in ("targets", "documents", "snapshots", "poll_outcomes", "changes"):
+            for row in conn.execute(text(f"SELECT * FROM {table}")):
+                assert TOKEN not in repr(tuple(row)), table
+
+
+def test_label_values_come_only_from_the_config(parts: Components, simulator: Simulator) -> None:
+    simulator.set_fault("r1", "status", code=599)
+    poll(parts)
+    labels = {
+        (s.labels.get("cloud"), s.labels.get("region"), s.labels.get("schema"), s.labels.get("reason"))
+        for metric in parts.registry.collect()
+        for s in metric.samples
+    }
+    regions = {label[1] for label in labels if label[1] is not None}
+    assert regions == {"r1", "r2", "r3"}
+    reasons = {label[3] for label in labels if label[3] is not None}
+    assert reasons == {r.value for r in FailureReason}
