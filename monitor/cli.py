@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the monitor against built-in simulated regions (no credentials)")
     demo.add_argument("--listen", default="127.0.0.1:9478", help="metrics address (default 127.0.0.1:9478)")
     demo.add_argument(
-        "--database", default="sqlite:///./data/demo.db", help="database URL (default sqlite:///./data/demo.db)"
+        "--database",
+        default="sqlite:///./data/demo.db",
+        help="database URL (default sqlite:///./data/demo.db, emptied at each demo start)",
     )
     demo.add_argument("--interval", default="5s", help="poll interval (default 5s)")
     demo.add_argument("--change-after", default="20s", help="when to change one region's schema (default 20s)")
@@ -408,3 +410,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return EXIT_OK

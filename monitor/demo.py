@@ -21,6 +21,7 @@ from monitor.simulator import Simulator
 DEMO_REGIONS = ("cn-north-4", "cn-east-3", "ap-southeast-1")
 DEMO_TOKEN = "demo-token-not-a-secret"  # the simulator's own token; real tokens come from ${ENV} or files
 DEMO_CONFIG_PATH = Path("data/demo-config.yaml")
+DEMO_DATABASE = "sqlite:///./data/demo.db"
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,16 @@ async def _demo(simulator: Simulator, data: dict[str, Any], change_after: float,
             task.cancel()
 
 
+def _reset_demo_database() -> None:
+    """The demo's own SQLite file starts empty each time, so every run shows first snapshots and one change."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"data/demo.db{suffix}").unlink(missing_ok=True)
+
+
 def run_demo(*, listen: str, database: str, interval: float, change_after: float, duration: float, out: TextIO) -> int:
     """Run the demo until Ctrl-C (or ``duration`` seconds when > 0); returns the exit code."""
+    if database == DEMO_DATABASE:
+        _reset_demo_database()
     with Simulator(DEMO_REGIONS, token=DEMO_TOKEN) as simulator:
         data = demo_config(simulator.endpoint_template(), listen, database, interval)
         DEMO_CONFIG_PATH.parent.mkdir(parents=True, exist_ok=True)

@@ -135,7 +135,9 @@ async def _get_once(
     client: httpx.AsyncClient, url: httpx.URL, headers: Mapping[str, str], spec: TargetSpec
 ) -> bytes | httpx.URL:
     """One request: the body of a final response, or the URL a permitted redirect points to."""
-    response = await client.send(client.build_request("GET", url, headers=headers), stream=True)
+    # httpx's own per-operation timeouts (5 s by default) must not undercut the whole-poll deadline.
+    request = client.build_request("GET", url, headers=headers, timeout=httpx.Timeout(spec.timeout))
+    response = await client.send(request, stream=True)
     try:
         if response.is_redirect:
             return _redirect_target(url, response, spec.allow_http)

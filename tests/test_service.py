@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -205,3 +207,45 @@ def test_label_values_come_only_from_the_config(parts: Components, simulator: Si
     assert regions == {"r1", "r2", "r3"}
     reasons = {label[3] for label in labels if label[3] is not None}
     assert reasons == {r.value for r in FailureReason}
+
+
+def _sqlite_parts(simulator: Simulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Components:
+    monkeypatch.setattr("monitor.store.engine.SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("monitor.store.repository.RETRY_PAUSE", 0.05)
+    return start(make_config(simulator, f"sqlite:///{tmp_path}/locked.db"))
+
+
+def _lock_sqlite(path: str) -> sqlite3.Connection:
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    return holder
+
+
+def test_a_sqlite_lock_shorter_than_the_retries_is_waited_out(
+    simulator: Simulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = _sqlite_parts(simulator, tmp_path, monkeypatch)
+    try:
+        holder = _lock_sqlite(f"{tmp_path}/locked.db")
+        threading.Timer(0.4, holder.rollback).start()
+        result = poll(parts)
+        assert result.ok and result.first_snapshot
+        assert rows(parts, Snapshot) == 1
+    finally:
+        stop(parts)
+
+
+def test_a_sqlite_lock_past_every_retry_is_counted_as_db(
+    simulator: Simulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = _sqlite_parts(simulator, tmp_path, monkeypatch)
+    try:
+        holder = _lock_sqlite(f"{tmp_path}/locked.db")
+        result = poll(parts)
+        assert not result.ok and result.reason is FailureReason.DB
+        assert parts.registry.get_sample_value("schemadrift_db_up") == 0
+        holder.rollback()
+        assert poll(parts).first_snapshot  # the daemon lives on and catches up
+        assert rows(parts, Snapshot) == 1
+    finally:
+        stop(parts)
