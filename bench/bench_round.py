@@ -22,9 +22,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.app import build  # noqa: E402
-from monitor.config import parse_config  # noqa: E402
-from monitor.simulator import Simulator  # noqa: E402
+from monitor.app import build
+from monitor.config import parse_config
+from monitor.simulator import Simulator
 
 SCHEMAS = ["images", "image", "members", "member"]
 TOKEN = "bench-token"
