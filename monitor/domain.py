@@ -48,6 +48,7 @@ class FailureReason(enum.StrEnum):
     CONNECT = "connect"  # connection refused / reset / DNS failure
     TLS = "tls"  # certificate or TLS handshake failure
     REDIRECT = "redirect"  # redirect to another host, to plain http, or a redirect loop
+    AUTH = "auth"  # credentials could not be obtained (e.g. token_file unreadable or empty)
     HTTP_400 = "http_400"
     HTTP_401 = "http_401"
     HTTP_403 = "http_403"

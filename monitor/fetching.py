@@ -92,7 +92,11 @@ class Fetcher:
 
     async def fetch(self, spec: TargetSpec) -> bytes:
         """Fetch ``spec.url``; returns the decoded body or raises FetchError (see module docstring)."""
-        headers = {"Accept-Encoding": "gzip, deflate", **auth_headers(spec)}
+        try:
+            credentials = auth_headers(spec)
+        except ValueError as exc:
+            raise FetchError(FailureReason.AUTH, str(exc)) from None
+        headers = {"Accept-Encoding": "gzip, deflate", **credentials}
         deadline = time.monotonic() + spec.timeout
         try:
             async with asyncio.timeout(spec.timeout):

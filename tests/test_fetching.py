@@ -236,3 +236,15 @@ class _RecordingServer:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def test_an_unreadable_token_file_is_auth_and_sends_nothing(simulator: Simulator, tmp_path: Any) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    spec = spec_for(simulator, auth=TokenAuth(type="token", token_file=token_file))  # type: ignore[arg-type]
+    assert json.loads(fetch(spec))["name"] == "images"  # the file is read at each poll
+    token_file.unlink()
+    before = simulator.requests("r1")
+    error = failure(spec)
+    assert error.reason is FailureReason.AUTH and "token_file" in str(error)
+    assert simulator.requests("r1") == before
