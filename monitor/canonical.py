@@ -21,9 +21,7 @@ from monitor.domain import FailureReason
 MAX_DEPTH: Final = 64
 """Deepest nesting of arrays/objects a document may have; the top-level object is depth 1."""
 
-SCHEMA_KEYWORDS: Final = frozenset(
-    {"properties", "type", "$schema", "items", "$ref", "allOf", "anyOf", "oneOf"}
-)
+SCHEMA_KEYWORDS: Final = frozenset({"properties", "type", "$schema", "items", "$ref", "allOf", "anyOf", "oneOf"})
 """A top-level object needs at least one of these to count as a JSON schema."""
 
 SET_KEYWORDS: Final = frozenset({"enum", "required", "type"})
@@ -32,9 +30,7 @@ SET_KEYWORDS: Final = frozenset({"enum", "required", "type"})
 DATA_KEYWORDS: Final = frozenset({"enum", "const", "default", "examples"})
 """Keywords whose value is instance data, not schema: nothing inside them is a set keyword."""
 
-SCHEMA_MAP_KEYWORDS: Final = frozenset(
-    {"properties", "patternProperties", "definitions", "$defs", "dependentSchemas"}
-)
+SCHEMA_MAP_KEYWORDS: Final = frozenset({"properties", "patternProperties", "definitions", "$defs", "dependentSchemas"})
 """Keywords whose value maps arbitrary names to subschemas (a property may be named ``enum``)."""
 
 _PREVIEW_CHARS: Final = 32
@@ -165,9 +161,7 @@ def _finite_float(literal: str) -> float:
 def _check_looks_like_schema(doc: Any) -> None:
     """Raise ``DocumentError`` (invalid schema) unless ``doc`` is an object that looks like a JSON schema."""
     if not isinstance(doc, dict):
-        raise DocumentError(
-            f"top level is a JSON {_json_kind(doc)}, not an object", FailureReason.INVALID_SCHEMA
-        )
+        raise DocumentError(f"top level is a JSON {_json_kind(doc)}, not an object", FailureReason.INVALID_SCHEMA)
     if not SCHEMA_KEYWORDS & doc.keys():
         wanted = ", ".join(sorted(SCHEMA_KEYWORDS))
         raise DocumentError(f"object has none of the schema keys {wanted}", FailureReason.INVALID_SCHEMA)

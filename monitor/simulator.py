@@ -1,0 +1,827 @@
+"""A simulated Huawei IMS / OpenStack Glance region server for demos and integration tests.
+
+One loopback HTTP server plays every configured region: ``GET /<region>/v2/schemas/<schema>`` answers
+with that region's copy of the ``images``, ``image``, ``members`` or ``member`` schema (initially the
+documents in :mod:`monitor.simdata`). Each region can be switched into a *fault* (see :data:`FAULTS` and
+shared/FAULTS.md) that misbehaves the way real endpoints do: error statuses, hangs, trickling bytes,
+oversized or gzip-bomb bodies, HTML pages, malformed JSON, redirects, flakiness.
+
+Request handling, in order, for a schema route:
+
+1. an unknown region or schema answers 404 (IMS error JSON) and is not counted;
+2. the request is counted (:meth:`Simulator.requests`), whatever happens next;
+3. when a token is configured, a missing or wrong ``X-Auth-Token`` answers 401 (faults are not applied:
+   the simulated gateway authenticates first);
+4. the region's fault, if any, decides the response; otherwise the document is served, gzip-compressed
+   when the client accepts gzip.
+
+A control API on the same server (never authenticated) lets the demo and subprocess tests drive it:
+``POST /_sim/<region>/fault``, ``PUT /_sim/<region>/schemas/<schema>``, ``POST /_sim/<region>/mutate``
+and ``GET /_sim/<region>/requests``.
+
+Standard library only. Run ``python -m monitor.simulator --regions a,b --port 8000 [--token T]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import functools
+import gzip
+import hmac
+import io
+import json
+import re
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from types import TracebackType
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
+
+SCHEMAS: Final = ("images", "image", "members", "member")
+"""The schema names served under ``/<region>/v2/schemas/``."""
+
+OVERSIZED_MODES: Final = ("content_length", "chunked", "close")
+"""Framing options of the ``oversized`` fault."""
+
+JSON_TYPE: Final = "application/json; charset=UTF-8"
+HTML_TYPE: Final = "text/html; charset=UTF-8"
+HTML_PAGE: Final = b"<html><body>Service maintenance</body></html>"
+
+_MIB: Final = 1024 * 1024
+_MAX_SIZE: Final = 1024 * _MIB  # guards the size options against typos that would exhaust memory
+_MAX_CONTROL_BODY: Final = 8 * _MIB
+_STOP_GRACE_S: Final = 1.0
+_REGION_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+_FIXED_BODIES: Final[Mapping[str, bytes]] = {
+    "not_object": b"[1, 2, 3]",
+    "not_schema": b'{"hello": "world"}',
+    "deep": b"[" * 10_000 + b"]" * 10_000,
+    "nan": b'{"type": "object", "properties": {"x": {"default": NaN}}}',
+    "duplicate_keys": b'{"type": "object", "type": "array", "properties": {}}',
+}
+
+# Allowed options per fault: name -> accepted Python types (bool is always refused for numbers).
+_OPTION_TYPES: Final[Mapping[str, Mapping[str, tuple[type, ...]]]] = {
+    "status": {"code": (int,), "retry_after": (int, str)},
+    "trickle": {"interval": (int, float)},
+    "oversized": {"size": (int,), "mode": (str,)},
+    "gzip_bomb": {"size": (int,)},
+    "redirect": {"location": (str,), "code": (int,)},
+    "flaky": {"failures": (int,), "retry_after": (int, str)},
+}
+
+
+class UnknownRegionError(KeyError):
+    """The region is not one the simulator was created with."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Documents
+
+
+def default_document(schema: str) -> dict[str, Any]:
+    """A fresh copy of the packaged document for ``schema`` (one of :data:`SCHEMAS`).
+
+    Raises ValueError for an unknown schema name.
+    """
+    if schema not in SCHEMAS:
+        raise ValueError(f"unknown schema {schema!r}; expected one of {', '.join(SCHEMAS)}")
+    return copy.deepcopy(_packaged_document(schema))
+
+
+@functools.cache
+def _packaged_document(schema: str) -> dict[str, Any]:
+    text = resources.files("monitor.simdata").joinpath(f"{schema}.json").read_text(encoding="utf-8")
+    return cast(dict[str, Any], json.loads(text))
+
+
+def mutate_breaking(document: dict[str, Any]) -> dict[str, Any]:
+    """Return a changed copy of an ``images`` document: the demo's breaking change.
+
+    Removes property ``min_disk`` from ``properties.images.items.properties`` and appends ``"vhdx"`` to
+    the ``disk_format`` enum (once). The argument is not modified. Raises KeyError or TypeError when the
+    document does not have the ``images`` schema's structure.
+    """
+    changed = copy.deepcopy(document)
+    image_properties = changed["properties"]["images"]["items"]["properties"]
+    image_properties.pop("min_disk", None)
+    disk_formats = image_properties["disk_format"]["enum"]
+    if "vhdx" not in disk_formats:
+        disk_formats.append("vhdx")
+    return changed
+
+
+def _encode_document(document: Mapping[str, Any]) -> bytes:
+    """The document as IMS sends it: 4-space indented UTF-8 JSON."""
+    return json.dumps(document, indent=4, ensure_ascii=False).encode("utf-8")
+
+
+def _reverse_order(value: Any, key: str | None = None) -> Any:
+    """``value`` with every object's keys, and every ``enum`` array, in reverse order."""
+    if isinstance(value, dict):
+        return {k: _reverse_order(v, k) for k, v in reversed(value.items())}
+    if isinstance(value, list):
+        items = [_reverse_order(v) for v in value]
+        return items[::-1] if key == "enum" else items
+    return value
+
+
+def _encode_reordered(document: Mapping[str, Any]) -> bytes:
+    """Same canonical content as :func:`_encode_document`, different bytes (order and whitespace)."""
+    text = json.dumps(_reverse_order(document), indent="\t", separators=(" ,  ", " :\t"), ensure_ascii=False)
+    return f"\n  {text}\n\n".encode()
+
+
+def _padded_json_chunks(size: int, chunk_size: int = 64 * 1024, fill: bytes = b"x") -> Iterator[bytes]:
+    """``{"properties": {}, "pad": "xxx…"}`` of exactly ``size`` bytes (or the bare minimum), in chunks."""
+    head, tail = b'{"properties": {}, "pad": "', b'"}'
+    remaining = max(size - len(head) - len(tail), 0)
+    block = fill * chunk_size
+    yield head
+    while remaining > 0:
+        piece = block[: min(remaining, chunk_size)]
+        remaining -= len(piece)
+        yield piece
+    yield tail
+
+
+def _padded_json_length(size: int) -> int:
+    return max(size, len(b'{"properties": {}, "pad": ""}'))
+
+
+@functools.lru_cache(maxsize=4)
+def _gzip_bomb(size: int) -> bytes:
+    """gzip of ``{"properties": {}, "pad": "000…"}`` inflating to ``size`` bytes; built once per size."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as archive:
+        for piece in _padded_json_chunks(size, chunk_size=_MIB, fill=b"0"):
+            archive.write(piece)
+    return buffer.getvalue()
+
+
+def _ims_error(status: int, message: str, code: str = "IMG.0001") -> bytes:
+    """An error body in the IMS style: ``{"error": {"message": ..., "code": ...}}``."""
+    return json.dumps({"error": {"message": message, "code": code}}).encode("utf-8")
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Simulated error"
+
+
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` header value admits gzip with a non-zero q-value."""
+    for item in (accept_encoding or "").split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip"):
+            return _qvalue(params) > 0
+    return False
+
+
+def _qvalue(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Fault validation
+
+
+def _check_fault(fault: str | None, options: Mapping[str, Any]) -> None:
+    """Raise ValueError unless ``fault`` and ``options`` are something the handlers can serve."""
+    if fault is None:
+        if options:
+            raise ValueError("options given without a fault")
+        return
+    if fault not in FAULTS:
+        raise ValueError(f"unknown fault {fault!r}; expected one of {', '.join(sorted(FAULTS))}")
+    allowed = _OPTION_TYPES.get(fault, {})
+    for name, value in options.items():
+        if name not in allowed:
+            raise ValueError(f"fault {fault!r} takes no option {name!r}")
+        if isinstance(value, bool) or not isinstance(value, allowed[name]):
+            raise ValueError(f"option {name!r} of fault {fault!r} has the wrong type")
+    _check_ranges(fault, options)
+
+
+def _check_ranges(fault: str, options: Mapping[str, Any]) -> None:
+    code = options.get("code")
+    if code is not None and not (300 <= code <= 399 if fault == "redirect" else 100 <= code <= 599):
+        raise ValueError(f"option code={code} is out of range for fault {fault!r}")
+    if not 0 <= options.get("size", 0) <= _MAX_SIZE:
+        raise ValueError(f"option size must be between 0 and {_MAX_SIZE}")
+    if options.get("mode", "content_length") not in OVERSIZED_MODES:
+        raise ValueError(f"option mode must be one of {', '.join(OVERSIZED_MODES)}")
+    if options.get("interval", 1) <= 0:
+        raise ValueError("option interval must be positive")
+    if options.get("failures", 0) < 0:
+        raise ValueError("option failures must not be negative")
+
+
+# --------------------------------------------------------------------------------------------------
+# State
+
+
+@dataclass
+class _Region:
+    """Mutable state of one simulated region; guarded by the simulator's lock."""
+
+    documents: dict[str, dict[str, Any]]
+    fault: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    flaky_left: int = 0
+    requests: int = 0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a fault handler needs to answer one request, captured under the lock."""
+
+    path: str
+    fault: str | None
+    options: Mapping[str, Any]
+    document: Mapping[str, Any]  # shared, never mutated: set_document replaces documents wholesale
+    release: threading.Event  # set by stop(); long-running handlers give up when it is set
+
+
+class Simulator:
+    """An IMS/Glance region server on loopback; see the module docstring for the routes.
+
+    Thread-safe: tests may call :meth:`set_fault`, :meth:`set_document` etc. while requests are served.
+    The listening socket is bound in :meth:`start` (``port=0`` picks a free port); ``base_url`` is
+    available from then on. :meth:`stop` can be followed by another :meth:`start`.
+    """
+
+    def __init__(
+        self, regions: Sequence[str], token: str | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        """Raises ValueError for no regions, a duplicate, or a name unusable as a path segment."""
+        if isinstance(regions, str) or not regions:
+            raise ValueError("regions must be a non-empty sequence of names")
+        for name in regions:
+            if not _REGION_RE.match(name):
+                raise ValueError(f"invalid region name {name!r}")
+        if len(set(regions)) != len(regions):
+            raise ValueError("duplicate region names")
+        self._token = token
+        self._host = host
+        self._port = port
+        self._lock = threading.Lock()
+        self._lifecycle = threading.Lock()
+        self._regions = {name: _Region({s: default_document(s) for s in SCHEMAS}) for name in regions}
+        self._release = threading.Event()
+        self._server: _SimServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind and serve in a daemon thread. Does nothing if already started; raises OSError if the
+        port cannot be bound."""
+        with self._lifecycle:
+            if self._server is not None:
+                return
+            self._release = threading.Event()
+            server = _SimServer((self._host, self._port), self)
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ims-simulator", daemon=True
+            )
+            thread.start()
+            self._server, self._thread = server, thread
+
+    def stop(self) -> None:
+        """Stop serving and close the socket. Hanging and trickling handlers are released and open
+        connections are cut; returns within about a second. Does nothing if not started."""
+        with self._lifecycle:
+            server, thread = self._server, self._thread
+            if server is None or thread is None:
+                return
+            self._server = self._thread = None
+            self._release.set()
+            server.shutdown()
+            server.abort_connections(_STOP_GRACE_S)
+            server.server_close()
+            thread.join(_STOP_GRACE_S)
+
+    def __enter__(self) -> Simulator:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running server; raises RuntimeError before :meth:`start`."""
+        server = self._server
+        if server is None:
+            raise RuntimeError("simulator is not started")
+        host, port = server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def endpoint_template(self) -> str:
+        """The config's endpoint with a ``{region}`` placeholder: ``<base_url>/{region}``."""
+        return f"{self.base_url}/{{region}}"
+
+    # -- state -------------------------------------------------------------------------------------
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """The region names, in the order given."""
+        return tuple(self._regions)
+
+    def set_document(self, region: str, schema: str, document: dict[str, Any]) -> None:
+        """Serve a deep copy of ``document`` for ``schema`` in ``region`` from now on.
+
+        Raises UnknownRegionError, or ValueError for an unknown schema or a non-object document.
+        """
+        state = self._region(region)
+        if schema not in SCHEMAS:
+            raise ValueError(f"unknown schema {schema!r}")
+        if not isinstance(document, dict):
+            raise ValueError("a schema document must be a JSON object")
+        snapshot = copy.deepcopy(document)
+        with self._lock:
+            state.documents[schema] = snapshot
+
+    def document(self, region: str, schema: str) -> dict[str, Any]:
+        """A deep copy of the document currently served. Raises UnknownRegionError or KeyError."""
+        state = self._region(region)
+        with self._lock:
+            return copy.deepcopy(state.documents[schema])
+
+    def mutate(self, region: str) -> None:
+        """Apply :func:`mutate_breaking` to the region's ``images`` document."""
+        state = self._region(region)
+        with self._lock:
+            state.documents["images"] = mutate_breaking(state.documents["images"])
+
+    def set_fault(self, region: str, fault: str | None, **options: Any) -> None:
+        """Make every schema of ``region`` answer with ``fault`` (None restores normal service).
+
+        Options per fault: status(code=503, retry_after=None), trickle(interval=0.5),
+        oversized(size=6 MiB, mode="content_length"|"chunked"|"close"), gzip_bomb(size=50 MiB),
+        redirect(location, code=302), flaky(failures=1, retry_after=None). Setting a fault replaces
+        the previous one (and restarts a flaky count). Raises UnknownRegionError, or ValueError for an
+        unknown fault, option, option type or out-of-range value.
+        """
+        state = self._region(region)
+        _check_fault(fault, options)
+        with self._lock:
+            state.fault, state.options = fault, dict(options)
+            state.flaky_left = int(options.get("failures", 1)) if fault == "flaky" else 0
+
+    def fault(self, region: str) -> str | None:
+        """The fault currently set for ``region`` (None for normal service)."""
+        state = self._region(region)
+        with self._lock:
+            return state.fault
+
+    def requests(self, region: str | None = None) -> int:
+        """How many schema requests ``region`` (or all regions) received: every request to a known
+        region and schema counts, including ones answered 401 or by a fault."""
+        with self._lock:
+            if region is None:
+                return sum(state.requests for state in self._regions.values())
+            return self._region(region).requests
+
+    # -- used by the request handler ---------------------------------------------------------------
+
+    def _region(self, region: str) -> _Region:
+        try:
+            return self._regions[region]
+        except KeyError:
+            raise UnknownRegionError(region) from None
+
+    def _knows(self, region: str, schema: str) -> bool:
+        return region in self._regions and schema in SCHEMAS
+
+    def _authorized(self, presented: str | None) -> bool:
+        if self._token is None:
+            return True
+        return presented is not None and hmac.compare_digest(presented.encode(), self._token.encode())
+
+    def _count(self, region: str) -> None:
+        with self._lock:
+            self._regions[region].requests += 1
+
+    def _plan(self, region: str, schema: str, path: str) -> _Plan:
+        """Capture what to answer, consuming one failure of a ``flaky`` fault."""
+        with self._lock:
+            state = self._regions[region]
+            fault, options = state.fault, dict(state.options)
+            if fault == "flaky":
+                fault, options = self._resolve_flaky(state)
+            return _Plan(path, fault, options, state.documents[schema], self._release)
+
+    @staticmethod
+    def _resolve_flaky(state: _Region) -> tuple[str | None, dict[str, Any]]:
+        if state.flaky_left <= 0:
+            return None, {}
+        state.flaky_left -= 1
+        options: dict[str, Any] = {"code": 503}
+        if "retry_after" in state.options:
+            options["retry_after"] = state.options["retry_after"]
+        return "status", options
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP server
+
+
+class _SimServer(ThreadingHTTPServer):
+    """Tracks its connections so stop() can cut idle keep-alive ones and join handler threads."""
+
+    daemon_threads = True
+    request_queue_size = 256  # many pollers connect at once (bench: 100 concurrent connections)
+    block_on_close = False  # we join with a deadline ourselves in abort_connections()
+
+    def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
+        self.simulator = simulator
+        self._conn_lock = threading.Lock()
+        self._connections: dict[threading.Thread, socket.socket] = {}
+        super().__init__(address, _Handler)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        current = threading.current_thread()
+        with self._conn_lock:
+            self._connections[current] = request
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._connections.pop(current, None)
+
+    def abort_connections(self, timeout: float) -> None:
+        """Shut down every open connection and wait up to ``timeout`` s for the handlers to end."""
+        with self._conn_lock:
+            connections = dict(self._connections)
+        for conn in connections.values():
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        for worker in connections:
+            worker.join(max(deadline - time.monotonic(), 0))
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay silent: a simulator's own hiccups must not clutter the test output."""
+
+
+_FaultHandler = Callable[["_Handler", _Plan], None]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes requests; the per-fault behaviour lives in :data:`_FAULT_HANDLERS`."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive and hand-made chunked encoding
+    disable_nagle_algorithm = True  # headers and body go out in separate writes; avoid delayed-ACK stalls
+    server_version = "IMS-Simulator/1.0"
+    sys_version = ""
+
+    def version_string(self) -> str:
+        """``Server`` header value without the Python version."""
+        return self.server_version
+
+    @property
+    def simulator(self) -> Simulator:
+        return cast(_SimServer, self.server).simulator
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Never write access logs to stderr."""
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except OSError:  # client went away (BrokenPipe, ConnectionReset) or stop() cut the socket
+            self.close_connection = True
+
+    # -- routing -----------------------------------------------------------------------------------
+
+    def _segments(self) -> list[str]:
+        return [part for part in urlsplit(self.path).path.split("/") if part]
+
+    def do_GET(self) -> None:
+        match self._segments():
+            case [region, "v2", "schemas", schema]:
+                self._serve_schema(region, schema)
+            case ["_sim", region, "requests"]:
+                self._control(lambda: {"region": region, "requests": self.simulator.requests(region)})
+            case _:
+                self.send_ims_error(404, "Resource not found")
+
+    def do_POST(self) -> None:
+        match self._segments():
+            case ["_sim", region, "fault"]:
+                self._control(lambda: self._apply_fault(region, self._read_json()))
+            case ["_sim", region, "mutate"]:
+                self._control(lambda: self._apply_mutate(region))
+            case _:
+                self.send_ims_error(404, "Resource not found")
+
+    def do_PUT(self) -> None:
+        match self._segments():
+            case ["_sim", region, "schemas", schema]:
+                self._control(lambda: self._apply_document(region, schema, self._read_json()))
+            case _:
+                self.send_ims_error(404, "Resource not found")
+
+    def _serve_schema(self, region: str, schema: str) -> None:
+        simulator = self.simulator
+        if not simulator._knows(region, schema):
+            self.send_ims_error(404, f"Schema {schema!r} of region {region!r} not found")
+            return
+        simulator._count(region)
+        if not simulator._authorized(self.headers.get("X-Auth-Token")):
+            self.send_ims_error(401, "Authentication required", code="APIGW.0301")
+            return
+        plan = simulator._plan(region, schema, urlsplit(self.path).path)
+        _FAULT_HANDLERS.get(plan.fault or "", _serve_document)(self, plan)
+
+    # -- control API -------------------------------------------------------------------------------
+
+    def _control(self, action: Callable[[], dict[str, Any]]) -> None:
+        """Run a control action and answer 200 with its result, 404 or 400 with an IMS error."""
+        try:
+            result = action()
+        except UnknownRegionError as exc:
+            self.close_connection = True  # a request body may be left unread
+            self.send_ims_error(404, f"Unknown region {exc.args[0]!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            self.close_connection = True
+            self.send_ims_error(400, f"Invalid control request: {exc}")
+        else:
+            self.send_body(200, json.dumps(result).encode("utf-8"))
+
+    def _read_json(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        if not 0 < length <= _MAX_CONTROL_BODY:
+            raise ValueError(f"a JSON body of 1..{_MAX_CONTROL_BODY} bytes with Content-Length is required")
+        return json.loads(self.rfile.read(length))
+
+    def _apply_fault(self, region: str, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict) or "fault" not in payload:
+            raise ValueError('expected {"fault": <name or null>, ...options}')
+        options = {k: v for k, v in payload.items() if k != "fault"}
+        self.simulator.set_fault(region, payload["fault"], **options)
+        return {"region": region, "fault": payload["fault"], "options": options}
+
+    def _apply_document(self, region: str, schema: str, payload: Any) -> dict[str, Any]:
+        self.simulator.set_document(region, schema, payload)
+        return {"region": region, "schema": schema}
+
+    def _apply_mutate(self, region: str) -> dict[str, Any]:
+        self.simulator.mutate(region)
+        return {"region": region, "schema": "images", "mutation": "breaking"}
+
+    # -- response helpers --------------------------------------------------------------------------
+
+    def send_head(self, status: int, headers: Mapping[str, str]) -> None:
+        """Status line and headers; the caller writes the body."""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def send_body(
+        self, status: int, body: bytes, content_type: str = JSON_TYPE, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """A complete response with Content-Type and Content-Length."""
+        head = {"Content-Type": content_type, "Content-Length": str(len(body)), **(headers or {})}
+        self.send_head(status, head)
+        self.wfile.write(body)
+
+    def send_ims_error(
+        self, status: int, message: str, code: str = "IMG.0001", headers: Mapping[str, str] | None = None
+    ) -> None:
+        """An IMS-style JSON error (no body for statuses that forbid one)."""
+        if status < 200 or status in (204, 304):
+            self.send_head(status, dict(headers or {}))
+            return
+        self.send_body(status, _ims_error(status, message, code), headers=headers)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fault handlers: one small function per fault, dispatched by name
+
+
+def _serve_document(handler: _Handler, plan: _Plan) -> None:
+    """Normal service: the document, gzip-compressed when the client accepts gzip."""
+    _send_json_document(handler, _encode_document(plan.document))
+
+
+def _send_json_document(handler: _Handler, body: bytes) -> None:
+    headers = {"Vary": "Accept-Encoding"}
+    if _accepts_gzip(handler.headers.get("Accept-Encoding")):
+        body = gzip.compress(body, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    handler.send_body(200, body, headers=headers)
+
+
+def _fault_status(handler: _Handler, plan: _Plan) -> None:
+    code = int(plan.options.get("code", 503))
+    headers = {}
+    if (retry_after := plan.options.get("retry_after")) is not None:
+        headers["Retry-After"] = str(retry_after)
+    handler.send_ims_error(code, _phrase(code), headers=headers)
+
+
+def _fault_hang(handler: _Handler, plan: _Plan) -> None:
+    """Read the request, then say nothing until stop() or until the client gives up; the connection is
+    then closed unanswered. (Watching for the client keeps abandoned polls from piling up threads.)"""
+    handler.close_connection = True
+    while not plan.release.wait(0.2):
+        if _peer_closed(handler.connection):
+            return
+
+
+def _peer_closed(conn: socket.socket) -> bool:
+    """Whether the peer has closed its side (readable with nothing to read); never blocks."""
+    readable, _, _ = select.select([conn], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def _fault_trickle(handler: _Handler, plan: _Plan) -> None:
+    """Announce the full Content-Length, then send the real body one byte per ``interval``."""
+    body = _encode_document(plan.document)
+    interval = float(plan.options.get("interval", 0.5))
+    handler.send_head(200, {"Content-Type": JSON_TYPE, "Content-Length": str(len(body))})
+    for index in range(len(body)):
+        handler.wfile.write(body[index : index + 1])
+        if plan.release.wait(interval):
+            handler.close_connection = True
+            return
+
+
+def _fault_html(handler: _Handler, plan: _Plan) -> None:
+    handler.send_body(200, HTML_PAGE, content_type=HTML_TYPE)
+
+
+def _fault_html_as_json(handler: _Handler, plan: _Plan) -> None:
+    handler.send_body(200, HTML_PAGE)
+
+
+def _fault_truncated(handler: _Handler, plan: _Plan) -> None:
+    body = _encode_document(plan.document)
+    handler.send_body(200, body[: len(body) // 2])
+
+
+def _fault_fixed_body(handler: _Handler, plan: _Plan) -> None:
+    """not_object, not_schema, deep, nan, duplicate_keys: a fixed 200 JSON-typed body."""
+    handler.send_body(200, _FIXED_BODIES[cast(str, plan.fault)])
+
+
+def _fault_oversized(handler: _Handler, plan: _Plan) -> None:
+    """``size`` bytes of valid JSON, framed by Content-Length, chunked encoding, or connection close."""
+    size = int(plan.options.get("size", 6 * _MIB))
+    mode = str(plan.options.get("mode", "content_length"))
+    chunks = _padded_json_chunks(size)
+    if mode == "chunked":
+        handler.send_head(200, {"Content-Type": JSON_TYPE, "Transfer-Encoding": "chunked"})
+        _write_chunked(handler, chunks, plan.release)
+        return
+    if mode == "close":
+        handler.send_head(200, {"Content-Type": JSON_TYPE, "Connection": "close"})
+        handler.close_connection = True
+    else:
+        handler.send_head(200, {"Content-Type": JSON_TYPE, "Content-Length": str(_padded_json_length(size))})
+    _write_all(handler, chunks, plan.release)
+
+
+def _write_all(handler: _Handler, chunks: Iterator[bytes], release: threading.Event) -> None:
+    for piece in chunks:
+        if release.is_set():
+            handler.close_connection = True
+            return
+        handler.wfile.write(piece)
+
+
+def _write_chunked(handler: _Handler, chunks: Iterator[bytes], release: threading.Event) -> None:
+    """HTTP/1.1 chunked transfer coding by hand; empty pieces are skipped (they would end the body)."""
+    framed = (b"%x\r\n%b\r\n" % (len(piece), piece) for piece in chunks if piece)
+    _write_all(handler, framed, release)
+    if not release.is_set():
+        handler.wfile.write(b"0\r\n\r\n")
+
+
+def _fault_gzip_bomb(handler: _Handler, plan: _Plan) -> None:
+    """A small gzip body that inflates to ``size`` bytes, sent whatever the client accepts."""
+    body = _gzip_bomb(int(plan.options.get("size", 50 * _MIB)))
+    handler.send_body(200, body, headers={"Content-Encoding": "gzip"})
+
+
+def _fault_redirect(handler: _Handler, plan: _Plan) -> None:
+    location = str(plan.options.get("location", f"http://redirect.invalid{plan.path}"))
+    handler.send_body(int(plan.options.get("code", 302)), b"", headers={"Location": location})
+
+
+def _fault_redirect_loop(handler: _Handler, plan: _Plan) -> None:
+    handler.send_body(302, b"", headers={"Location": plan.path})
+
+
+def _fault_reordered(handler: _Handler, plan: _Plan) -> None:
+    _send_json_document(handler, _encode_reordered(plan.document))
+
+
+_FAULT_HANDLERS: Final[Mapping[str, _FaultHandler]] = {
+    "status": _fault_status,
+    "hang": _fault_hang,
+    "trickle": _fault_trickle,
+    "html": _fault_html,
+    "html_as_json": _fault_html_as_json,
+    "truncated": _fault_truncated,
+    **dict.fromkeys(_FIXED_BODIES, _fault_fixed_body),
+    "oversized": _fault_oversized,
+    "gzip_bomb": _fault_gzip_bomb,
+    "redirect": _fault_redirect,
+    "redirect_loop": _fault_redirect_loop,
+    "reordered": _fault_reordered,
+    # "flaky" never reaches dispatch: Simulator._plan resolves it to "status" 503 or normal service.
+}
+
+FAULTS: Final = frozenset({*_FAULT_HANDLERS, "flaky"})
+"""Every fault name :meth:`Simulator.set_fault` accepts (see shared/FAULTS.md)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m monitor.simulator", description="Serve simulated IMS schema endpoints."
+    )
+    parser.add_argument("--regions", required=True, help="comma-separated region names, e.g. a,b,c")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one")
+    parser.add_argument("--token", default=None, help="require this X-Auth-Token on schema requests")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGINT or SIGTERM, printing the endpoint template first.
+
+    Returns 0 after a signal, 2 when the regions are invalid or the address cannot be bound.
+    """
+    args = _parse_args(argv)
+    regions = [name.strip() for name in args.regions.split(",") if name.strip()]
+    try:
+        simulator = Simulator(regions, token=args.token, host=args.host, port=args.port)
+    except ValueError as exc:
+        print(f"simulator: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in _STOP_SIGNALS}
+    try:
+        return _serve_until(simulator, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
+def _serve_until(simulator: Simulator, stop: threading.Event) -> int:
+    try:
+        simulator.start()
+    except OSError as exc:
+        print(f"simulator: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(simulator.endpoint_template(), flush=True)
+        while not stop.wait(0.5):  # a bounded wait keeps the main thread responsive to signals
+            pass
+    finally:
+        simulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
