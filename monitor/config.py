@@ -91,10 +91,23 @@ class _Model(BaseModel):
 
 
 class DatabaseConfig(_Model):
-    """Where snapshots live. ``url`` may embed a password; it is never logged unmasked."""
+    """Where snapshots live. ``url`` (or ``url_file``) may embed a password; it is never logged unmasked."""
 
     url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    url_file: Path | None = None
     poll_retention: PositiveDuration = parse_duration("30d")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_url_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("url_file") is not None:
+            if data.get("url") is not None:
+                raise ValueError("give url or url_file, not both")
+            try:
+                data = {**data, "url": Path(data["url_file"]).read_text(encoding="utf-8").strip()}
+            except OSError as exc:
+                raise ValueError(f"cannot read url_file {str(data['url_file'])!r}: {exc.strerror}") from None
+        return data
 
     @field_validator("url")
     @classmethod

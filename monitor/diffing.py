@@ -1,6 +1,6 @@
 """Classify the differences between two schema documents into ``Change``s; pure functions.
 
-The rules and severities are those of shared/RULES.md. Both documents are canonicalised first, so key order,
+The rules and severities are those of docs/change-rules.md. Both documents are canonicalised first, so key order,
 whitespace and the order of ``enum``/``required``/``type`` arrays never produce a change. Then deepdiff decides
 *what* changed and this module decides what each change *means*:
 
@@ -81,7 +81,7 @@ from monitor.domain import ABSENT, Change, Severity
 _B, _W, _I, _C = Severity.BREAKING, Severity.WARNING, Severity.INFO, Severity.COSMETIC
 
 SEVERITIES: Final[Mapping[str, tuple[Severity, Severity]]] = {
-    # rule id: (writable property, read-only property), as in shared/RULES.md
+    # rule id: (writable property, read-only property), as in docs/change-rules.md
     "property-removed": (_B, _B),
     "property-added": (_I, _I),
     "required-property-added": (_B, _I),

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 
 class Severity(enum.StrEnum):
-    """How much a change can hurt a client, worst first (see shared/RULES.md)."""
+    """How much a change can hurt a client, worst first (see docs/change-rules.md)."""
 
     BREAKING = "breaking"
     WARNING = "warning"

@@ -143,3 +143,13 @@ def test_config_check_command_lists_targets(tmp_path: Path, capsys: pytest.Captu
     assert main(["config", "check", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "2 target(s)" in out and "x/b/images  https://b.example/v2/schemas/images" in out
+
+
+def test_database_url_can_come_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "db-url"
+    secret.write_text("postgresql+psycopg://monitor:pw-in-file@db:5432/drift\n")
+    config = parse_config({"database": {"url_file": str(secret)}, "clouds": [_cloud()]})
+    assert config.database.url.get_secret_value() == "postgresql+psycopg://monitor:pw-in-file@db:5432/drift"
+    assert "pw-in-file" not in repr(config)
+    with pytest.raises(ConfigError, match="database: cannot read url_file"):
+        parse_config({"database": {"url_file": str(tmp_path / "missing")}, "clouds": [_cloud()]})

@@ -2,7 +2,7 @@
 
 Each expected.json lists the changes in classify's order, as ``{"path", "rule", "severity", "old", "new"}``
 with ``old``/``new`` left out where that side is absent. The expectations were written from
-shared/RULES.md, not recorded from the code.
+docs/change-rules.md, not recorded from the code.
 """
 
 from __future__ import annotations
