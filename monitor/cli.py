@@ -315,7 +315,7 @@ def _parse_since(value: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"--since: expected a duration like 24h or an ISO date, got {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _short_json(value: Any, width: int = 60) -> str:

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
+import certifi
 import httpx
 
 from monitor import __version__
@@ -72,8 +73,9 @@ class Fetcher:
         client = self._clients.get(ca_bundle)
         if client is None:
             verify: ssl.SSLContext | bool = True
-            if ca_bundle is not None:
-                verify = ssl.create_default_context(cafile=str(ca_bundle))
+            if ca_bundle is not None:  # in addition to the usual trust store, not instead of it
+                verify = ssl.create_default_context(cafile=certifi.where())
+                verify.load_verify_locations(cafile=str(ca_bundle))
             client = httpx.AsyncClient(
                 verify=verify,
                 limits=self._limits,
@@ -165,6 +167,9 @@ def _translate(exc: BaseException) -> FetchError:
         return FetchError(FailureReason.TIMEOUT, type(exc).__name__, transient=True)
     if _is_tls_error(exc):
         return FetchError(FailureReason.TLS, f"TLS failure: {_tls_detail(exc)}")
+    if isinstance(exc, httpx.LocalProtocolError):
+        # our own request was refused by the HTTP library; its text may quote a header value (the token)
+        return FetchError(FailureReason.CONNECT, "invalid request (LocalProtocolError)")
     return FetchError(FailureReason.CONNECT, f"{type(exc).__name__}: {_short(exc)}", transient=True)
 
 

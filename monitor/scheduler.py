@@ -83,19 +83,23 @@ class PollScheduler:
             log.info("pruned %d poll outcome row(s) past retention", removed)
 
     async def shutdown(self, grace: float) -> None:
-        """Stop scheduling; let running polls finish within ``grace`` seconds, then cancel the rest."""
+        """Stop scheduling; let running polls finish within ``grace`` seconds, then cancel the rest.
+
+        The scheduler is paused first: its own ``shutdown`` would cancel running jobs at once.
+        """
+        if self._scheduler.running:
+            self._scheduler.pause()
+        pending = set(self._service.in_flight)
+        if pending:
+            log.info("waiting up to %.0fs for %d running poll(s)", grace, len(pending))
+            _done, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=30)
+                log.warning("cancelled %d poll(s) still running after the grace period", len(still))
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
-        pending = set(self._service.in_flight)
-        if not pending:
-            return
-        log.info("waiting up to %.0fs for %d running poll(s)", grace, len(pending))
-        _done, still = await asyncio.wait(pending, timeout=grace)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.wait(still, timeout=2)
-            log.warning("cancelled %d poll(s) still running after the grace period", len(still))
 
 
 def _first_run(now: datetime, spec: TargetSpec) -> datetime:

@@ -59,6 +59,8 @@ class PollService:
     def prepare(self, specs: Sequence[TargetSpec]) -> None:
         """Register targets in the database and restore gauges and comparison bases; raises StoreError."""
         self._metrics.register_targets(spec.key for spec in specs)
+        for spec in specs:
+            self._metrics.set_interval(spec.key, spec.interval)
         try:
             ids = self._repository.ensure_targets((spec.key, spec.url) for spec in specs)
             states = self._repository.load_states(list(ids.values()))
@@ -97,13 +99,10 @@ class PollService:
             self.in_flight.add(task)
         try:
             async with self._locks[spec.key]:
-                result = await self._poll_locked(spec)
+                return await self._poll_locked(spec)
         finally:
             if task is not None:
                 self.in_flight.discard(task)
-        self._metrics.observe_poll(result)
-        _log_result(result)
-        return result
 
     async def _poll_locked(self, spec: TargetSpec) -> PollResult:
         started, t0 = utcnow(), time.monotonic()
@@ -116,8 +115,23 @@ class PollService:
         return await self._in_thread(self._process, spec.key, body, started, t0)
 
     async def _in_thread(self, fn: Any, *args: Any) -> PollResult:
+        """Run the store step (``fn``) and count its result in a worker thread.
+
+        Cancelling the poll does not interrupt this step: it is short and atomic, so it is allowed to
+        land — and be counted and logged — before the cancellation goes on. Otherwise a change could be
+        stored without ever being counted, and would never alert.
+        """
         loop = asyncio.get_running_loop()
-        result: PollResult = await loop.run_in_executor(self._executor, fn, *args)
+        future = loop.run_in_executor(self._executor, lambda: self._finish(fn(*args)))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait([future])
+            raise
+
+    def _finish(self, result: PollResult) -> PollResult:
+        self._metrics.observe_poll(result)
+        _log_result(result)
         return result
 
     def _store_failure(self, result: PollResult) -> PollResult:

@@ -76,6 +76,7 @@ _FIXED_BODIES: Final[Mapping[str, bytes]] = {
 _OPTION_TYPES: Final[Mapping[str, Mapping[str, tuple[type, ...]]]] = {
     "status": {"code": (int,), "retry_after": (int, str)},
     "trickle": {"interval": (int, float)},
+    "slow": {"delay": (int, float)},
     "oversized": {"size": (int,), "mode": (str,)},
     "gzip_bomb": {"size": (int,)},
     "redirect": {"location": (str,), "code": (int,)},
@@ -745,6 +746,12 @@ def _fault_redirect_loop(handler: _Handler, plan: _Plan) -> None:
     handler.send_body(302, b"", headers={"Location": plan.path})
 
 
+def _fault_slow(handler: _Handler, plan: _Plan) -> None:
+    """Wait ``delay`` seconds (default 2; cut short by stop()), then serve the document normally."""
+    if not plan.release.wait(float(plan.options.get("delay", 2.0))):
+        _serve_document(handler, plan)
+
+
 def _fault_reordered(handler: _Handler, plan: _Plan) -> None:
     _send_json_document(handler, _encode_reordered(plan.document))
 
@@ -762,6 +769,7 @@ _FAULT_HANDLERS: Final[Mapping[str, _FaultHandler]] = {
     "redirect": _fault_redirect,
     "redirect_loop": _fault_redirect_loop,
     "reordered": _fault_reordered,
+    "slow": _fault_slow,
     # "flaky" never reaches dispatch: Simulator._plan resolves it to "status" 503 or normal service.
 }
 

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from monitor.simulator import Simulator, mutate_breaking
+from monitor.store.engine import head_revision
 from tests.conftest import TOKEN, config_data
 
 
@@ -149,35 +151,84 @@ def test_a_hanging_region_delays_no_other_and_never_overlaps(daemon: Daemon, sim
     before_r1 = simulator.requests("r1")
     r2 = {"cloud": "sim", "region": "r2", "schema": "images"}
     start_r2 = daemon.metric("schemadrift_polls_total", **r2) or 0
-    time.sleep(3.5)
+    time.sleep(4.5)
     # r2 keeps its 1 s rhythm while every r1 poll hangs for its 2 s deadline
     assert (daemon.metric("schemadrift_polls_total", **r2) or 0) - start_r2 >= 2
-    # each r1 target has at most one poll in flight: 4 schemas x at most 2 sequential polls in 3.5 s
-    assert simulator.requests("r1") - before_r1 <= 4 * 2
-    wait_for(lambda: daemon.metric("schemadrift_poll_failures_total", **R1, reason="timeout") or 0 >= 1)
+    # each r1 target has at most one poll in flight: 4 schemas x at most 3 sequential 2 s polls in 4.5 s
+    assert simulator.requests("r1") - before_r1 <= 4 * 3
+    wait_for(lambda: (daemon.metric("schemadrift_poll_failures_total", **R1, reason="timeout") or 0) >= 1)
     assert daemon.metric("schemadrift_poll_success", **R1) == 0
     # /metrics answers from memory promptly even now
     started = time.monotonic()
     assert daemon.get("/metrics") is not None and time.monotonic() - started < 1.0
 
 
-def test_sigterm_during_a_hanging_poll_exits_0_within_the_grace(daemon: Daemon, simulator: Simulator) -> None:
+def test_sigterm_lets_a_running_poll_finish_and_records_its_change(
+    daemon: Daemon, daemon_config: tuple[Path, int], simulator: Simulator
+) -> None:
+    config_path, _ = daemon_config
     wait_for(lambda: daemon.metric("schemadrift_poll_success", **R1) == 1)
-    simulator.set_fault("r1", "hang")
-    time.sleep(1.2)
-    started = time.monotonic()
+    simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
+    simulator.set_fault("r1", "slow", delay=1.5)  # within the 2 s timeout and the 3 s grace
+    before = simulator.requests("r1")
+    wait_for(lambda: simulator.requests("r1") > before, step=0.05)
     assert daemon.stop() == 0
-    assert time.monotonic() - started < 6
+    changes = json.loads(cli("history", "--config", str(config_path), "--json").stdout)
+    assert {c["rule"] for c in changes if c["region"] == "r1"} == {"property-removed", "enum-value-added"}
+    assert "schema changed" in daemon.log()
 
 
-def test_a_second_signal_exits_at_once(daemon: Daemon, simulator: Simulator) -> None:
-    wait_for(lambda: daemon.metric("schemadrift_poll_success", **R1) == 1)
+def test_a_second_signal_exits_at_once(simulator: Simulator, migrated_db_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    data = config_data(simulator, migrated_db_url, interval="1s", timeout="20s", jitter="0s")
+    data["http"]["listen"] = f"127.0.0.1:{port}"
+    data["polling"] = {"shutdown_grace": "20s"}
+    path = tmp_path / "slow.yaml"
+    path.write_text(yaml.safe_dump(data))
     simulator.set_fault("r1", "hang")
-    time.sleep(1.2)
-    daemon.process.send_signal(signal.SIGTERM)
-    time.sleep(0.1)
-    daemon.process.send_signal(signal.SIGTERM)
-    assert daemon.process.wait(timeout=5) != 0
+    daemon = Daemon(path, port, tmp_path / "slow.log")
+    try:
+        before = simulator.requests("r1")
+        wait_for(lambda: simulator.requests("r1") >= before + 4)  # every r1 poll is hanging now
+        daemon.process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert daemon.process.poll() is None  # waiting for the hanging polls, as it should
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.process.wait(timeout=5) != 0
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait()
+
+
+def test_metrics_answer_from_memory_while_the_database_is_locked(simulator: Simulator, tmp_path: Path) -> None:
+    port = free_port()
+    db_path = tmp_path / "locked.db"
+    data = config_data(simulator, f"sqlite:///{db_path}", interval="1s", timeout="2s", jitter="0s")
+    data["http"]["listen"] = f"127.0.0.1:{port}"
+    path = tmp_path / "locked.yaml"
+    path.write_text(yaml.safe_dump(data))
+    daemon = Daemon(path, port, tmp_path / "locked.log")
+    try:
+        wait_for(lambda: daemon.metric("schemadrift_poll_success", **R1) == 1)
+        holder = sqlite3.connect(db_path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # every write now waits on the busy timeout
+        try:
+            time.sleep(1.5)
+            for _ in range(3):
+                started = time.monotonic()
+                response = daemon.get("/metrics")
+                assert response is not None and response.status_code == 200
+                assert time.monotonic() - started < 1.0
+                time.sleep(0.5)
+        finally:
+            holder.rollback()
+            holder.close()
+        assert daemon.stop() == 0
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait()
 
 
 def test_check_exit_codes_and_json(simulator: Simulator, migrated_db_url: str, tmp_path: Path) -> None:
@@ -227,13 +278,17 @@ def test_every_command_has_help_and_version() -> None:
 
 
 def test_db_upgrade_command_migrates_an_empty_database(db_url: str, tmp_path: Path) -> None:
+    if db_url.startswith("postgresql"):  # trust auth ignores the password: it only has to stay hidden
+        db_url = db_url.replace("postgres@", "postgres:pw-never-shown-42@")
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"database": {"url": db_url}, "clouds": [
         {"name": "c", "endpoint": "https://x/{region}", "regions": ["r"]}]}))  # fmt: skip
     result = cli("db", "upgrade", "--config", str(path))
     assert result.returncode == 0, result.stderr
-    assert "(empty) → 0001" in result.stdout
-    assert "postgres@" not in result.stdout or "***" in result.stdout or "@127.0.0.1" in result.stdout
+    assert f"(empty) → {head_revision()}" in result.stdout
+    assert "pw-never-shown-42" not in result.stdout + result.stderr
+    if db_url.startswith("postgresql"):
+        assert "postgres:***@" in result.stdout
 
 
 def test_demo_shows_polls_a_change_and_metrics(tmp_path: Path) -> None:

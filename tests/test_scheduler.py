@@ -22,7 +22,7 @@ def parts(simulator: Simulator, tmp_path: object) -> Iterator[Components]:
     components.engine.dispose()
 
 
-def test_each_target_gets_one_job_that_never_overlaps_or_piles_up(parts: Components) -> None:
+def test_each_target_gets_one_job_with_max_instances_1_and_coalescing(parts: Components) -> None:
     async def go() -> None:
         scheduler = PollScheduler(parts.service, parts.specs, 3600)
         scheduler.start()

@@ -210,7 +210,7 @@ def test_label_values_come_only_from_the_config(parts: Components, simulator: Si
 
 
 def _sqlite_parts(simulator: Simulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Components:
-    monkeypatch.setattr("monitor.store.engine.SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("monitor.store.engine.SQLITE_BUSY_TIMEOUT_MS", 300)
     monkeypatch.setattr("monitor.store.repository.RETRY_PAUSE", 0.05)
     return start(make_config(simulator, f"sqlite:///{tmp_path}/locked.db"))
 
@@ -227,7 +227,7 @@ def test_a_sqlite_lock_shorter_than_the_retries_is_waited_out(
     parts = _sqlite_parts(simulator, tmp_path, monkeypatch)
     try:
         holder = _lock_sqlite(f"{tmp_path}/locked.db")
-        threading.Timer(0.4, holder.rollback).start()
+        threading.Timer(0.1, holder.rollback).start()  # well inside the first 300 ms busy wait
         result = poll(parts)
         assert result.ok and result.first_snapshot
         assert rows(parts, Snapshot) == 1

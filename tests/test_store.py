@@ -57,6 +57,9 @@ def test_ensure_targets_is_idempotent_and_updates_urls(repo: Repository) -> None
     again = repo.ensure_targets([(KEY, "https://a2")])
     assert again[KEY] == first[KEY]
     assert first[KEY] != first[OTHER]
+    with repo.engine.connect() as conn:
+        urls = dict(conn.execute(text("SELECT id, url FROM targets")).all())
+    assert urls == {first[KEY]: "https://a2", first[OTHER]: "https://b"}
 
 
 def test_a_document_shared_by_targets_is_stored_once(repo: Repository) -> None:

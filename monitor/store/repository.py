@@ -125,7 +125,7 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _opt_aware(value: datetime | None) -> datetime | None:
+def opt_aware(value: datetime | None) -> datetime | None:
     return None if value is None else _aware(value)
 
 
@@ -150,8 +150,8 @@ def _describe(exc: SQLAlchemyError) -> str:
     return f"{type(orig or exc).__name__}: {detail[0][:200] if detail else ''}"
 
 
-class Repository:
-    """All persistence for the monitor, over one SQLAlchemy engine."""
+class Transactions:
+    """Runs units of work in short transactions on one engine, with retries for transient failures."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -171,6 +171,10 @@ class Repository:
                 raise StoreError(operation, _describe(exc)) from None
         raise AssertionError("unreachable")
 
+
+class Repository(Transactions):
+    """All persistence of polls, snapshots and changes."""
+
     # --- targets and restore -----------------------------------------------------------------
 
     def ensure_targets(self, targets: Iterable[tuple[TargetKey, str]]) -> dict[TargetKey, int]:
@@ -182,7 +186,7 @@ class Repository:
             for key, url in wanted.items():
                 values = {"cloud": key.cloud, "region": key.region, "schema": key.schema, "url": url}
                 session.execute(
-                    _insert(session)(Target)
+                    dialect_insert(session)(Target)
                     .values(**values, created_at=now)
                     .on_conflict_do_nothing(index_elements=["cloud", "region", "schema"])
                 )
@@ -230,8 +234,8 @@ class Repository:
             document=_stored(document) if document else None,
             last_poll_at=_aware(last_poll.started_at) if last_poll else None,
             last_poll_ok=(last_poll.outcome == "success") if last_poll else None,
-            last_success_at=_opt_aware(last_success),
-            last_change_at=_opt_aware(last_change),
+            last_success_at=opt_aware(last_success),
+            last_change_at=opt_aware(last_change),
         )
 
     # --- recording polls ---------------------------------------------------------------------
@@ -265,6 +269,8 @@ class Repository:
         """
 
         def work(session: Session) -> int:
+            # Serialise writers of one target (PostgreSQL; SQLite has a single writer anyway).
+            session.execute(select(Target.id).where(Target.id == target_id).with_for_update())
             latest = session.scalar(select(func.max(Snapshot.id)).where(Snapshot.target_id == target_id))
             if latest != previous_snapshot_id:
                 raise SnapshotConflictError("record_snapshot", f"target {target_id} has a newer snapshot")
@@ -293,7 +299,9 @@ class Repository:
             "properties": document.properties,
             "created_at": when,
         }
-        session.execute(_insert(session)(Document).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
+        session.execute(
+            dialect_insert(session)(Document).values(**values).on_conflict_do_nothing(index_elements=["sha256"])
+        )
 
     @staticmethod
     def _snapshot_sha(session: Session, snapshot_id: int | None) -> str:
@@ -342,7 +350,7 @@ class Repository:
             query = select(ChangeRow, Target).join(Target, ChangeRow.target_id == Target.id)
             query = query.where(*_history_conditions(where))
             query = query.order_by(ChangeRow.id.desc()).limit(where.limit)
-            return [_change_record(change, target) for change, target in reversed(session.execute(query).all())]
+            return [change_record(change, target) for change, target in reversed(session.execute(query).all())]
 
         return self._run("read", work)
 
@@ -376,7 +384,7 @@ def _history_conditions(where: HistoryFilter) -> list[Any]:
     return conditions
 
 
-def _insert(session: Session) -> Callable[..., Any]:
+def dialect_insert(session: Session) -> Callable[..., Any]:
     """The dialect's INSERT, which offers ``on_conflict_do_nothing`` on both backends."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
@@ -418,7 +426,7 @@ def _change_row(
     )
 
 
-def _change_record(row: ChangeRow, target: Target) -> ChangeRecord:
+def change_record(row: ChangeRow, target: Target) -> ChangeRecord:
     return ChangeRecord(
         id=row.id,
         target=TargetKey(target.cloud, target.region, target.schema),
