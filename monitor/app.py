@@ -24,9 +24,11 @@ from monitor.domain import PollResult
 from monitor.fetching import Fetcher
 from monitor.httpserver import StatusServer
 from monitor.metrics import Metrics
+from monitor.notify.dispatcher import Dispatcher, build_channels
 from monitor.scheduler import PollScheduler
 from monitor.service import PollService
 from monitor.store.engine import SchemaOutdatedError, ensure_schema, make_engine, safe_url
+from monitor.store.outbox import OutboxStore
 from monitor.store.repository import Repository, StoreError
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,10 @@ class Components:
     service: PollService
 
     async def aclose(self) -> None:
+        """Close everything; blocking steps run in a thread so a second signal still reaches the loop."""
         await self.fetcher.aclose()
-        self.service.close()
-        self.engine.dispose()
+        await asyncio.to_thread(self.service.close)
+        await asyncio.to_thread(self.engine.dispose)
 
 
 def open_database(config: Config) -> Engine:
@@ -93,9 +96,18 @@ async def check_once(config: Config) -> list[PollResult]:
     """Poll every target once, concurrently; raises StartupError."""
     parts = build(config)
     try:
-        return list(await asyncio.gather(*(parts.service.poll(spec) for spec in parts.specs)))
+        return list(await asyncio.gather(*(_poll_guarded(parts.service, spec) for spec in parts.specs)))
     finally:
         await parts.aclose()
+
+
+async def _poll_guarded(service: PollService, spec: TargetSpec) -> PollResult:
+    """One poll with the same error boundary as the scheduler's job: a bug is an ``internal`` failure."""
+    try:
+        return await service.poll(spec)
+    except Exception:
+        log.exception("%s: poll raised", spec.key)
+        return service.count_internal_error(spec.key)
 
 
 async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
@@ -110,6 +122,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     scheduler = PollScheduler(parts.service, parts.specs, config.database.poll_retention)
     server.start()
     scheduler.start()
+    notifier = _start_notifications(parts)
     _install_signal_handlers(stop)
     log.info(
         "schema-drift-monitor %s: polling %d target(s); metrics on http://%s:%d/metrics",
@@ -120,10 +133,36 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         log.info("stopping: no new polls; finishing running ones")
         await scheduler.shutdown(config.polling.shutdown_grace)
     finally:
+        if notifier is not None:
+            await notifier.stop()
         await parts.aclose()
-        server.stop()
+        await asyncio.to_thread(server.stop)
     log.info("stopped")
     return 0
+
+
+@dataclass
+class _Notifier:
+    dispatcher: Dispatcher
+    task: asyncio.Task[None]
+    stop_event: asyncio.Event
+
+    async def stop(self) -> None:
+        """Let a delivery in progress finish (it is bounded by request_timeout), then close."""
+        self.stop_event.set()
+        await self.task
+        await self.dispatcher.aclose()
+
+
+def _start_notifications(parts: Components) -> _Notifier | None:
+    settings = parts.config.notifications
+    if not settings.channels:
+        return None
+    dispatcher = Dispatcher(settings, OutboxStore(parts.engine), parts.metrics, build_channels(settings))
+    stop_event = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop_event), name="notifications")
+    log.info("notifications: %d channel(s): %s", len(settings.channels), ", ".join(c.name for c in settings.channels))
+    return _Notifier(dispatcher, task, stop_event)
 
 
 def _readiness(scheduler: PollScheduler, parts: Components) -> dict[str, bool]:

@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
 
 from monitor.domain import TargetKey
 
@@ -34,6 +35,7 @@ DEFAULT_LISTEN = "127.0.0.1:9478"
 SCHEMA_PATH_PREFIX = "/v2/schemas/"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header value can carry unencoded
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
@@ -86,6 +88,23 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
+def _read_secret_files(data: Any, keys: tuple[str, ...]) -> Any:
+    """For each ``key`` given as ``<key>_file``, read the file (stripped) into ``key``; raises ValueError."""
+    if not isinstance(data, dict):
+        return data
+    for key in keys:
+        path = data.get(f"{key}_file")
+        if path is None:
+            continue
+        if data.get(key) is not None:
+            raise ValueError(f"give {key} or {key}_file, not both")
+        try:
+            data = {**data, key: Path(path).read_text(encoding="utf-8").strip()}
+        except OSError as exc:
+            raise ValueError(f"cannot read {key}_file {str(path)!r}: {exc.strerror}") from None
+    return data
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -100,14 +119,7 @@ class DatabaseConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _read_url_file(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("url_file") is not None:
-            if data.get("url") is not None:
-                raise ValueError("give url or url_file, not both")
-            try:
-                data = {**data, "url": Path(data["url_file"]).read_text(encoding="utf-8").strip()}
-            except OSError as exc:
-                raise ValueError(f"cannot read url_file {str(data['url_file'])!r}: {exc.strerror}") from None
-        return data
+        return _read_secret_files(data, ("url",))
 
     @field_validator("url")
     @classmethod
@@ -115,6 +127,10 @@ class DatabaseConfig(_Model):
         url = value.get_secret_value()
         if not url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        try:
+            make_url(url).port  # noqa: B018 - parsing the port is the check
+        except Exception:
+            raise ValueError("is not a valid database URL (check the host:port part)") from None
         return value
 
 
@@ -225,6 +241,9 @@ class TokenAuth(_Model):
                 raise ValueError(f"cannot read token_file {str(self.token_file)!r}: {exc.strerror}") from None
         if not secret:
             raise ValueError("token is empty")
+        if not _TOKEN_RE.match(secret):
+            # never echo the token: it may be a real secret with a stray newline or quote
+            raise ValueError("token contains whitespace, control or non-ASCII characters")
         return secret
 
 
@@ -275,6 +294,80 @@ class CloudConfig(PollSettings):
         return self.endpoint.replace("{region}", region).rstrip("/") + schema.url_path
 
 
+_SEVERITY_NAMES = Literal["breaking", "warning", "info", "cosmetic"]
+
+
+class _ChannelBase(_Model):
+    """Common settings of a notification channel; ``url`` (or ``url_file``) may carry a secret."""
+
+    name: str
+    url: SecretStr
+    url_file: Path | None = None
+    min_severity: _SEVERITY_NAMES = "info"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_url_file(cls, data: Any) -> Any:
+        return _read_secret_files(data, ("url", "secret"))
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return _check_name(value, "channel")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class WebhookChannel(_ChannelBase):
+    """Generic JSON webhook; with ``secret`` each body is signed (``X-Schemadrift-Signature``)."""
+
+    type: Literal["webhook"]
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+
+
+class SlackChannel(_ChannelBase):
+    """A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat)."""
+
+    type: Literal["slack"]
+
+
+class AlertmanagerChannel(_ChannelBase):
+    """Pushes alerts to Alertmanager's ``/api/v2/alerts``; re-sent while active, then resolved."""
+
+    type: Literal["alertmanager"]
+    active_for: PositiveDuration = 3600.0
+    resend_interval: PositiveDuration = 60.0
+
+
+ChannelConfig = Annotated[WebhookChannel | SlackChannel | AlertmanagerChannel, Field(discriminator="type")]
+
+
+class NotificationsConfig(_Model):
+    """Built-in notifications, for teams without Alertmanager (or to push into one directly)."""
+
+    grouping_window: Duration = 30.0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    retry_backoff: PositiveDuration = 5.0
+    retry_backoff_max: PositiveDuration = 600.0
+    request_timeout: PositiveDuration = 10.0
+    link_template: str | None = None
+    channels: list[ChannelConfig] = Field(default_factory=list)
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_names(cls, value: list[ChannelConfig]) -> list[ChannelConfig]:
+        names = [c.name for c in value]
+        if len(set(names)) != len(names):
+            raise ValueError("a channel name is used twice")
+        return value
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -282,6 +375,7 @@ class Config(_Model):
     http: HttpConfig = HttpConfig()
     defaults: Defaults = Defaults()
     polling: PollingConfig = PollingConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     clouds: list[CloudConfig] = Field(default_factory=list)
 
     @field_validator("clouds")

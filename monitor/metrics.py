@@ -15,7 +15,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey
 
 TARGET_LABELS = ("cloud", "region", "schema")
-DB_OPERATIONS = ("ensure_targets", "restore", "record_poll", "record_snapshot", "prune", "ping", "read", "migrate")
+DB_OPERATIONS = (
+    "ensure_targets", "restore", "record_poll", "record_snapshot", "prune", "ping", "read", "migrate", "notify",
+)  # fmt: skip
+NOTIFICATION_OUTCOMES = ("sent", "retried", "failed")
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 # The _created series double the exposition for no alerting value.
@@ -62,6 +65,18 @@ class Metrics:
             "schemadrift_response_size_bytes", "Decoded size of the last successful response body.", TARGET_LABELS,
             registry=registry,
         )  # fmt: skip
+        self.poll_interval = Gauge(
+            "schemadrift_poll_interval_seconds",
+            "Configured poll interval of the target (for staleness alerts).",
+            TARGET_LABELS,
+            registry=registry,
+        )
+        self.notifications = Counter(
+            "schemadrift_notifications",
+            "Notification delivery attempts by channel and outcome (sent, retried, failed).",
+            ("channel", "outcome"),
+            registry=registry,
+        )
         self.db_up = Gauge("schemadrift_db_up", "1 if the last database operation succeeded.", registry=registry)
         self.db_errors = Counter(
             "schemadrift_db_errors", "Failed database operations.", ("operation",), registry=registry
@@ -85,6 +100,16 @@ class Metrics:
                 self.poll_failures.labels(*labels, reason.value)
             for severity in Severity:
                 self.changes.labels(*labels, severity.value)
+
+    def set_interval(self, key: TargetKey, seconds: float) -> None:
+        """Export the target's configured poll interval."""
+        self.poll_interval.labels(key.cloud, key.region, key.schema).set(seconds)
+
+    def register_channels(self, names: Iterable[str]) -> None:
+        """Create every notification label set at zero."""
+        for name in names:
+            for outcome in NOTIFICATION_OUTCOMES:
+                self.notifications.labels(name, outcome)
 
     def observe_poll(self, result: PollResult) -> None:
         """Count one poll and set the target's last-poll gauges from its result."""

@@ -153,3 +153,52 @@ def test_database_url_can_come_from_a_file(tmp_path: Path) -> None:
     assert "pw-in-file" not in repr(config)
     with pytest.raises(ConfigError, match="database: cannot read url_file"):
         parse_config({"database": {"url_file": str(tmp_path / "missing")}, "clouds": [_cloud()]})
+
+
+def test_notification_channels_validate_and_keep_urls_secret(tmp_path: Path) -> None:
+    url_file = tmp_path / "slack"
+    url_file.write_text("https://hooks.example/T000/B000/very-secret\n")
+    config = parse_config(
+        {
+            "notifications": {
+                "channels": [
+                    {"name": "hook", "type": "webhook", "url": "https://h.example/x", "secret": "k"},
+                    {"name": "slack", "type": "slack", "url_file": str(url_file), "min_severity": "breaking"},
+                    {"name": "am", "type": "alertmanager", "url": "http://am:9093", "active_for": "30m"},
+                ]
+            },
+            "clouds": [_cloud()],
+        }
+    )
+    slack = config.notifications.channels[1]
+    assert slack.url.get_secret_value() == "https://hooks.example/T000/B000/very-secret"
+    assert "very-secret" not in repr(config)
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            {
+                "notifications": {
+                    "channels": [
+                        {"name": "x", "type": "pager", "url": "https://p"},
+                        {"name": "y", "type": "webhook", "url": "ftp://nope", "min_severity": "loud"},
+                    ]
+                },
+                "clouds": [_cloud()],
+            }
+        )
+    text = str(info.value)
+    assert "notifications.channels[0]" in text
+    assert "notifications.channels[1].webhook.url" in text or "notifications.channels[1].url" in text
+    assert "min_severity" in text
+
+
+def test_a_token_with_stray_whitespace_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDM_CRLF_TOKEN", "tok-from-crlf-file\r")
+    with pytest.raises(ConfigError) as info:
+        parse_config({"clouds": [_cloud(auth={"type": "token", "token": "${SDM_CRLF_TOKEN}"})]})
+    assert "clouds[0].auth: token contains whitespace" in str(info.value)
+    assert "tok-from-crlf-file" not in str(info.value)
+
+
+def test_a_database_url_with_a_bad_port_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"database\.url: is not a valid database URL"):
+        parse_config({"database": {"url": "postgresql+psycopg://u:pw@db:notaport/x"}, "clouds": [_cloud()]})

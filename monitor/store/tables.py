@@ -91,3 +91,30 @@ class ChangeRow(Base):
     old_value: Mapped[str | None] = mapped_column(Text)  # JSON text; NULL when the side is absent
     new_value: Mapped[str | None] = mapped_column(Text)
     detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NotificationCursor(Base):
+    """Per channel: the last change id already turned into a notification."""
+
+    __tablename__ = "notification_cursors"
+
+    channel: Mapped[str] = mapped_column(String(63), primary_key=True)
+    last_change_id: Mapped[int] = mapped_column(Id)
+
+
+class OutboxEntry(Base):
+    """A notification to deliver (or, for Alertmanager, to keep re-sending until ``ends_at``)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(63))
+    payload: Mapped[str] = mapped_column(Text)  # the grouped change report (JSON), no secrets
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,68 @@
+"""What every channel shares: the delivery error and an HTTP POST that classifies the response."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol
+
+import httpx
+
+from monitor.config import NotificationsConfig
+from monitor.domain import Severity
+from monitor.notify.report import report_json
+from monitor.store.outbox import GroupRequest, OutboxItem
+
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class DeliveryError(Exception):
+    """A delivery failed; ``permanent`` says whether retrying can help. The text holds no URL or secret."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Channel(Protocol):
+    """A notification channel: how it groups changes and how it delivers one outbox entry."""
+
+    name: str
+
+    def group_request(self) -> GroupRequest: ...
+
+    async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
+        """Deliver ``item``; returns when to send it again (None: done). Raises DeliveryError."""
+        ...
+
+
+def report_group_request(
+    name: str, min_severity: str, settings: NotificationsConfig, active_for: float | None = None
+) -> GroupRequest:
+    """Group a channel's changes at ``min_severity`` or worse into one report per grouping window."""
+    threshold = Severity(min_severity).rank
+    return GroupRequest(
+        channel=name,
+        window=settings.grouping_window,
+        keep=lambda record: record.severity.rank >= threshold,
+        build=lambda records, now: report_json(records, now, settings.link_template),
+        active_for=active_for,
+    )
+
+
+async def post_json(
+    client: httpx.AsyncClient, url: str, body: bytes, timeout: float, headers: Mapping[str, str] | None = None
+) -> None:
+    """POST ``body``; returns on 2xx, raises DeliveryError (transient for 408/425/429/5xx and network errors)."""
+    try:
+        response = await client.post(
+            url, content=body, headers={"Content-Type": "application/json", **(headers or {})}, timeout=timeout
+        )
+    except httpx.TimeoutException:
+        raise DeliveryError("timeout", permanent=False) from None
+    except httpx.TransportError as exc:
+        raise DeliveryError(f"transport error: {type(exc).__name__}", permanent=False) from None
+    if 200 <= response.status_code < 300:
+        return
+    permanent = response.status_code not in TRANSIENT_STATUSES
+    raise DeliveryError(f"HTTP {response.status_code}", permanent=permanent)

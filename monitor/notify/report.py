@@ -1,0 +1,91 @@
+"""The grouped change report every channel renders: one JSON document per notification.
+
+Schema (``schema_version`` 1)::
+
+    {"schema_version": 1, "group_id": "<first change id>-<last change id>", "created_at": ISO-8601,
+     "summary": "...", "worst_severity": "breaking", "counts": {"breaking": n, "warning": n, ...},
+     "targets": [{"cloud", "region", "schema", "detected_at", "snapshot_id", "worst_severity", "link",
+                  "changes": [{"path", "rule", "severity", "old", "new", "old_present", "new_present"}],
+                  "changes_truncated": n}]}
+
+``group_id`` is stable for the same changes, so a receiver can drop a duplicate delivery.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from monitor.domain import ABSENT, Severity
+from monitor.store.repository import ChangeRecord
+
+MAX_CHANGES_PER_TARGET = 100
+
+
+def build_report(records: Sequence[ChangeRecord], now: datetime, link_template: str | None = None) -> dict[str, Any]:
+    """The report for ``records`` (at least one), grouped by target and snapshot."""
+    groups: dict[tuple[str, str, str, int], list[ChangeRecord]] = {}
+    for record in records:
+        key = (record.target.cloud, record.target.region, record.target.schema, record.snapshot_id)
+        groups.setdefault(key, []).append(record)
+    counts = {s.value: sum(1 for r in records if r.severity is s) for s in Severity}
+    worst = Severity.worst(*(r.severity for r in records))
+    return {
+        "schema_version": 1,
+        "group_id": f"{min(r.id for r in records)}-{max(r.id for r in records)}",
+        "created_at": now.isoformat(),
+        "summary": _summary(len(groups), counts),
+        "worst_severity": worst.value,
+        "counts": counts,
+        "targets": [_target(group, link_template) for group in groups.values()],
+    }
+
+
+def _summary(targets: int, counts: dict[str, int]) -> str:
+    parts = ", ".join(f"{n} {severity}" for severity, n in counts.items() if n)
+    return f"schema changes in {targets} target(s): {parts}"
+
+
+def _target(records: list[ChangeRecord], link_template: str | None) -> dict[str, Any]:
+    first = records[0]
+    fields = {
+        "cloud": first.target.cloud,
+        "region": first.target.region,
+        "schema": first.target.schema,
+        "snapshot_id": first.snapshot_id,
+    }
+    return {
+        **fields,
+        "detected_at": first.detected_at.isoformat(),
+        "worst_severity": Severity.worst(*(r.severity for r in records)).value,
+        "link": link_template.format(**fields) if link_template else None,
+        "changes": [_change(r) for r in records[:MAX_CHANGES_PER_TARGET]],
+        "changes_truncated": max(0, len(records) - MAX_CHANGES_PER_TARGET),
+    }
+
+
+def _change(record: ChangeRecord) -> dict[str, Any]:
+    return {
+        "path": record.path,
+        "rule": record.rule,
+        "severity": record.severity.value,
+        "old": None if record.old is ABSENT else record.old,
+        "new": None if record.new is ABSENT else record.new,
+        "old_present": record.old is not ABSENT,
+        "new_present": record.new is not ABSENT,
+    }
+
+
+def report_json(records: Sequence[ChangeRecord], now: datetime, link_template: str | None = None) -> str:
+    return json.dumps(build_report(records, now, link_template), ensure_ascii=False, sort_keys=True)
+
+
+def change_lines(target: dict[str, Any], limit: int = 20) -> list[str]:
+    """Human-readable lines for a report target's changes (Slack, Alertmanager descriptions)."""
+    lines = [f"{c['severity']}: {c['rule']} {c['path']}" for c in target["changes"][:limit]]
+    hidden = len(target["changes"]) - limit + target.get("changes_truncated", 0)
+    if hidden > 0:
+        lines.append(f"… and {hidden} more")
+    return lines

@@ -1,0 +1,45 @@
+"""Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat): a text message with the report."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from monitor.config import NotificationsConfig, SlackChannel
+from monitor.notify.base import post_json, report_group_request
+from monitor.notify.report import change_lines
+from monitor.store.outbox import GroupRequest, OutboxItem
+
+MAX_TARGETS = 20
+
+
+def slack_message(report: dict[str, Any]) -> dict[str, str]:
+    """The ``{"text": ...}`` body for a report (mrkdwn; at most MAX_TARGETS targets listed)."""
+    lines = [f"*{report['summary']}* (worst: {report['worst_severity']})"]
+    for target in report["targets"][:MAX_TARGETS]:
+        title = f"{target['cloud']}/{target['region']}/{target['schema']}"
+        if target.get("link"):
+            title = f"<{target['link']}|{title}>"
+        lines.append(f"• {title} — {target['worst_severity']}")
+        lines.extend(f"    {line}" for line in change_lines(target, limit=10))
+    if len(report["targets"]) > MAX_TARGETS:
+        lines.append(f"… and {len(report['targets']) - MAX_TARGETS} more target(s)")
+    return {"text": "\n".join(lines)}
+
+
+class SlackSender:
+    def __init__(self, channel: SlackChannel, settings: NotificationsConfig) -> None:
+        self.name = channel.name
+        self._channel = channel
+        self._settings = settings
+
+    def group_request(self) -> GroupRequest:
+        return report_group_request(self.name, self._channel.min_severity, self._settings)
+
+    async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
+        body = json.dumps(slack_message(json.loads(item.payload)), ensure_ascii=False).encode()
+        await post_json(client, self._channel.url.get_secret_value(), body, self._settings.request_timeout)
+        return None

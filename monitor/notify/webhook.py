@@ -1,0 +1,41 @@
+"""Generic JSON webhook: the report as-is, optionally signed with HMAC-SHA256.
+
+With ``secret`` set, ``X-Schemadrift-Signature: sha256=<hex>`` is the HMAC-SHA256 of the exact body bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+
+import httpx
+
+from monitor.config import NotificationsConfig, WebhookChannel
+from monitor.notify.base import post_json, report_group_request
+from monitor.store.outbox import GroupRequest, OutboxItem
+
+SIGNATURE_HEADER = "X-Schemadrift-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header value for ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookSender:
+    def __init__(self, channel: WebhookChannel, settings: NotificationsConfig) -> None:
+        self.name = channel.name
+        self._channel = channel
+        self._settings = settings
+
+    def group_request(self) -> GroupRequest:
+        return report_group_request(self.name, self._channel.min_severity, self._settings)
+
+    async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
+        body = item.payload.encode()
+        headers = {}
+        if self._channel.secret is not None:
+            headers[SIGNATURE_HEADER] = sign(self._channel.secret.get_secret_value(), body)
+        await post_json(client, self._channel.url.get_secret_value(), body, self._settings.request_timeout, headers)
+        return None
