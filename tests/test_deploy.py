@@ -1,0 +1,803 @@
+"""The deploy/ artefacts, validated offline: Kubernetes manifests, compose stack, Alertmanager, Dockerfile, systemd.
+
+No container engine and no cluster are needed. Kubernetes objects are checked against the API schemas bundled in
+``kubernetes-validate``; the Prometheus Operator CRDs (ServiceMonitor, PrometheusRule), which it has no schema
+for, are checked by hand. Tools that may be missing are used when present and skipped otherwise: ``amtool``
+(fails instead under ``SDM_REQUIRE_ALERTMANAGER=1``), ``promtool`` (``SDM_REQUIRE_PROMTOOL=1``), PostgreSQL and
+``psql`` (``SDM_REQUIRE_POSTGRES=1``), ``kubectl``/``kustomize``, ``docker compose``/``docker-compose`` (only its
+offline ``config`` command) and ``systemd-analyze``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from monitor.config import parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "kubernetes"
+RULES = DEPLOY / "prometheus" / "schemadrift.rules.yml"
+COMPOSE_FILE = DEPLOY / "docker-compose.yml"
+COMPOSE_DIR = DEPLOY / "compose"
+ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+SYSTEMD_UNIT = DEPLOY / "systemd" / "schema-drift-monitor.service"
+
+JOB = "schema-drift-monitor"  # the Prometheus job label the alert rules match (up{job="schema-drift-monitor"})
+CONFIG_PATH = "/etc/schema-drift-monitor/config.yaml"
+PORT = 9478
+# The oldest Kubernetes release the pinned kubernetes-validate range (>=1.28) knows, and the newest it bundles.
+K8S_VERSIONS = sorted({"1.28.0", kubernetes_validate.latest_version()})
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# ${VAR}, ${VAR:-default}, ${VAR:?message} (compose interpolation; $$ escapes a dollar).
+COMPOSE_VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?+-][^}]*)?\}")
+# ${VAR} as the monitor's config substitutes it.
+CONFIG_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _strings(node: Any) -> Iterator[str]:
+    """Every string value in parsed YAML (comments are gone by then)."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def _config_vars(config_text: str) -> set[str]:
+    """The ${VAR}s the monitor substitutes in a config file's values."""
+    return {name for value in _strings(yaml.safe_load(config_text)) for name in CONFIG_VAR_RE.findall(value)}
+
+
+def _require(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0", "false")
+
+
+def _tool(name: str, package: str, require_env: str | None = None) -> str:
+    """The tool's path; skips when it is missing (fails instead when ``require_env`` is set)."""
+    path = shutil.which(name)
+    if path is None:
+        if require_env is not None and _require(require_env):
+            pytest.fail(f"{name} not found and {require_env} is set (apt-get install {package})")
+        pytest.skip(f"{name} not installed ({package})")
+    return path
+
+
+def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, **kwargs)
+
+
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+# --- Kubernetes ----------------------------------------------------------------------------------------------
+
+
+def _k8s_files() -> list[Path]:
+    """Every manifest in deploy/kubernetes (the kustomization itself is not a Kubernetes object)."""
+    return sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def _k8s_docs() -> list[tuple[str, dict[str, Any]]]:
+    docs = []
+    for path in _k8s_files():
+        for i, doc in enumerate(yaml.safe_load_all(path.read_text(encoding="utf-8"))):
+            if doc is not None:
+                docs.append((f"{path.name}#{i}", doc))
+    return docs
+
+
+def _k8s(kind: str) -> dict[str, Any]:
+    found = [doc for _, doc in _k8s_docs() if doc.get("kind") == kind]
+    assert len(found) == 1, f"expected exactly one {kind} in deploy/kubernetes, found {len(found)}"
+    return found[0]
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("generate_prometheusrule", K8S / "generate_prometheusrule.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def rules_text() -> str:
+    """The shipped Prometheus rules file (the one source of truth for the PrometheusRule)."""
+    if not RULES.is_file():
+        pytest.skip(f"{RULES.relative_to(ROOT)} does not exist yet")
+    return RULES.read_text(encoding="utf-8")
+
+
+def _validate(doc: dict[str, Any], version: str) -> None:
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        pytest.fail(f"{doc.get('kind')} {doc.get('metadata', {}).get('name')}: {path}: {exc.message}")
+
+
+_API_DOCS = [(name, doc) for name, doc in _k8s_docs() if doc.get("kind") not in CRD_KINDS]
+
+
+def test_the_manifests_are_all_there() -> None:
+    kinds = {doc["kind"] for _, doc in _k8s_docs()}
+    assert kinds == {"Namespace", "Deployment", "Service", "ConfigMap", "Secret", "ServiceMonitor", "PrometheusRule"}
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize(("name", "doc"), _API_DOCS, ids=[name for name, _ in _API_DOCS])
+def test_manifest_is_valid_for_kubernetes(name: str, doc: dict[str, Any], version: str) -> None:
+    """Strict schema validation: unknown fields (typos) fail too."""
+    _validate(doc, version)
+
+
+def test_kustomization_lists_every_manifest_but_the_secret_example() -> None:
+    kustomization = _yaml(K8S / "kustomization.yaml")
+    assert kustomization["kind"] == "Kustomization"
+    resources = kustomization["resources"]
+    assert len(resources) == len(set(resources))
+    expected = {p.name for p in _k8s_files()} - {"secret.example.yaml"}
+    assert set(resources) == expected
+    assert kustomization["namespace"] == _k8s("Namespace")["metadata"]["name"]
+
+
+def test_kustomize_build_renders_valid_objects() -> None:
+    """``kubectl kustomize`` (or ``kustomize build``) renders the kustomization; the result validates too."""
+    if kubectl := shutil.which("kubectl"):
+        argv = [kubectl, "kustomize", str(K8S)]
+    elif kustomize := shutil.which("kustomize"):
+        argv = [kustomize, "build", str(K8S)]
+    else:
+        pytest.skip("neither kubectl nor kustomize installed")
+    result = _run(argv)
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert sorted(d["kind"] for d in docs) == sorted(
+        ["Namespace", "ConfigMap", "Deployment", "Service", "ServiceMonitor", "PrometheusRule"]
+    )
+    for doc in docs:
+        if doc["kind"] not in CRD_KINDS:
+            _validate(doc, K8S_VERSIONS[-1])
+
+
+def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = deployment["spec"]["template"]["spec"]
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def test_deployment_runs_one_locked_down_non_root_replica() -> None:
+    deployment = _k8s("Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"]["type"] == "Recreate"  # never two pollers, not even during a rollout
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == _dockerfile_uid()
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod.get("automountServiceAccountToken") is False
+    for container in _containers(deployment):
+        security = container["securityContext"]
+        assert security["runAsNonRoot"] is True, container["name"]
+        assert security["readOnlyRootFilesystem"] is True, container["name"]
+        assert security["allowPrivilegeEscalation"] is False, container["name"]
+        assert security["capabilities"]["drop"] == ["ALL"], container["name"]
+        assert "add" not in security["capabilities"], container["name"]
+        assert container["resources"]["requests"] and container["resources"]["limits"]["memory"], container["name"]
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert mounts["/etc/schema-drift-monitor"]["readOnly"] is True, container["name"]
+        assert "/tmp" in mounts, container["name"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["tmp"]
+    assert volumes["config"]["configMap"]["name"] == _k8s("ConfigMap")["metadata"]["name"]
+
+
+def test_deployment_probes_and_port() -> None:
+    (monitor,) = _k8s("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert monitor["args"] == ["run", "--config", CONFIG_PATH]
+    assert monitor["ports"] == [{"name": "metrics", "containerPort": PORT, "protocol": "TCP"}]
+    assert monitor["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert monitor["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+
+
+def test_init_container_migrates_the_database_first() -> None:
+    pod = _k8s("Deployment")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (monitor,) = pod["containers"]
+    assert init["command"] == ["schema-drift-monitor", "db", "upgrade", "--config", CONFIG_PATH]
+    assert init["image"] == monitor["image"]
+    assert init["env"] == monitor["env"]  # it loads the same config, so it needs the same variables
+
+
+def test_secrets_reach_the_config_only_through_the_secret() -> None:
+    """Every ${VAR} of the ConfigMap's config is an env var of every container, fed from the Secret's keys."""
+    config_text = _k8s("ConfigMap")["data"]["config.yaml"]
+    referenced = _config_vars(config_text)
+    assert referenced == {"DATABASE_URL", "IMS_AUTH_TOKEN"}
+    secret = _k8s("Secret")
+    for container in _containers(_k8s("Deployment")):
+        env = {e["name"]: e for e in container["env"]}
+        assert referenced <= set(env), container["name"]
+        for name in referenced:
+            ref = env[name]["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == secret["metadata"]["name"]
+            assert ref["key"] in secret["stringData"]
+
+
+def test_secret_example_holds_placeholders_only() -> None:
+    secret = _k8s("Secret")
+    assert "data" not in secret
+    for key, value in secret["stringData"].items():
+        assert "CHANGE-ME" in value, f"{key} should be a placeholder"
+
+
+def test_configmap_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql+psycopg://schemadrift:pw@postgres.example.svc:5432/schemadrift"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("IMS_AUTH_TOKEN", "token-for-the-test")
+    config = parse_config(yaml.safe_load(_k8s("ConfigMap")["data"]["config.yaml"]), "configmap.yaml")
+    assert config.database.url.get_secret_value() == url
+    assert (config.http.host, config.http.port) == ("0.0.0.0", PORT)
+    assert config.targets()
+
+
+def test_service_exposes_the_metrics_port_of_the_pods() -> None:
+    service = _k8s("Service")
+    template = _k8s("Deployment")["spec"]["template"]
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": PORT, "targetPort": "metrics", "protocol": "TCP"}]
+    assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+
+
+def test_servicemonitor_scrapes_the_service_as_job_schema_drift_monitor() -> None:
+    monitor = _k8s("ServiceMonitor")
+    service = _k8s("Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"]
+    assert endpoint.get("path", "/metrics") == "/metrics"
+    # The job label as the Prometheus Operator derives it: the Service's jobLabel label (else the Service
+    # name), then the endpoint's relabelings.
+    job_label = monitor["spec"].get("jobLabel")
+    job = service["metadata"]["labels"][job_label] if job_label else service["metadata"]["name"]
+    assert job == JOB
+    for relabel in endpoint.get("relabelings", []):
+        if relabel.get("targetLabel") == "job":
+            assert relabel.get("action", "replace") == "replace" and not relabel.get("sourceLabels")
+            job = relabel["replacement"]
+    assert job == JOB
+
+
+def test_prometheusrule_carries_the_rules_file_groups(rules_text: str) -> None:
+    rule = _k8s("PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["namespace"] == _k8s("Namespace")["metadata"]["name"]
+    assert rule["spec"] == {"groups": yaml.safe_load(rules_text)["groups"]}
+
+
+def test_committed_prometheusrule_is_the_generator_output(rules_text: str) -> None:
+    committed = (K8S / "prometheusrule.yaml").read_text(encoding="utf-8")
+    assert committed == _generator().render(rules_text), "run: python deploy/kubernetes/generate_prometheusrule.py"
+
+
+PLACEHOLDER_RULES = """\
+groups:
+  - name: placeholder
+    rules:
+      - alert: Placeholder
+        expr: |
+          up{job="schema-drift-monitor"}
+          == 0
+        for: 5m
+        labels: {severity: critical}
+        annotations:
+          summary: A placeholder.
+          description: >-
+            {{ $labels.instance }} is down: a long folded description that goes on and on and on and on and on
+            and on and on and on past any line width a YAML emitter might pick.
+"""
+
+
+def test_generator_wraps_groups_deterministically(tmp_path: Path) -> None:
+    generator = _generator()
+    rules, output = tmp_path / "rules.yml", tmp_path / "prometheusrule.yaml"
+    rules.write_text(PLACEHOLDER_RULES, encoding="utf-8")
+    argv = ["--rules", str(rules), "--output", str(output)]
+
+    assert generator.main(argv) == 0
+    first = output.read_text(encoding="utf-8")
+    assert first.startswith("# generated — do not edit")
+    doc = yaml.safe_load(first)
+    assert (doc["apiVersion"], doc["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    assert doc["spec"] == {"groups": yaml.safe_load(PLACEHOLDER_RULES)["groups"]}
+    assert "expr: |\n" in first  # multi-line PromQL stays a readable block
+
+    assert generator.main(argv) == 0
+    assert output.read_text(encoding="utf-8") == first  # same input, same bytes
+    assert generator.render(PLACEHOLDER_RULES) == first
+    assert generator.main([*argv, "--check"]) == 0
+    output.write_text(first + "# hand edit\n", encoding="utf-8")
+    assert generator.main([*argv, "--check"]) == 1
+
+
+def test_generator_writes_nothing_without_a_rules_file(tmp_path: Path) -> None:
+    generator = _generator()
+    output = tmp_path / "prometheusrule.yaml"
+    assert generator.main(["--rules", str(tmp_path / "missing.yml"), "--output", str(output)]) == 2
+    (tmp_path / "empty.yml").write_text("groups: []\n", encoding="utf-8")
+    assert generator.main(["--rules", str(tmp_path / "empty.yml"), "--output", str(output)]) == 2
+    assert not output.exists()
+
+
+def test_generator_runs_as_a_script(rules_text: str) -> None:
+    result = _run([sys.executable, str(K8S / "generate_prometheusrule.py"), "--check"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+# --- docker compose ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = _yaml(COMPOSE_FILE)
+    return data
+
+
+def _env_example() -> dict[str, str]:
+    values = {}
+    for line in (COMPOSE_DIR / ".env.example").read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f".env.example: not KEY=VALUE: {line!r}"
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _bind_mounts(service: dict[str, Any]) -> Iterator[tuple[Path, str]]:
+    """(host path, container path) of a service's bind mounts, host paths resolved against deploy/."""
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith((".", "/")):
+            yield (DEPLOY / source).resolve(), target
+
+
+def _host_path(service: dict[str, Any], container_path: str) -> Path:
+    """The host file behind a path inside the service's container, through its bind mounts."""
+    for host, target in _bind_mounts(service):
+        if container_path == target:
+            return host
+        if container_path.startswith(target.rstrip("/") + "/"):
+            return host / container_path[len(target.rstrip("/")) + 1 :]
+    raise AssertionError(f"{container_path} is not on a bind mount")
+
+
+def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {
+        "postgres",
+        "migrate",
+        "monitor",
+        "prometheus",
+        "alertmanager",
+        "grafana-db-user",
+        "grafana",
+    }
+    assert services["postgres"]["image"] == "postgres:15"
+    assert services["prometheus"]["image"] == "prom/prometheus:v2.42.0"
+    assert services["alertmanager"]["image"] == "prom/alertmanager:v0.25.0"
+    assert re.fullmatch(r"grafana/grafana:10\.4\.\d+", services["grafana"]["image"])
+    for name in ("migrate", "monitor"):
+        build = services[name]["build"]
+        assert (DEPLOY / build["context"]).resolve() == ROOT
+        assert (ROOT / build["dockerfile"]).resolve() == DOCKERFILE
+
+
+def _compose_cli() -> list[str] | None:
+    """``docker compose`` (v2 plugin) when present, else ``docker-compose``; None when neither is installed."""
+    docker = shutil.which("docker")
+    if docker and _run([docker, "compose", "version"]).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def test_compose_file_passes_docker_compose_config(tmp_path: Path) -> None:
+    """``docker compose config`` (no engine needed) validates the file against the Compose schema and
+    interpolates it with .env.example."""
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("neither the docker compose plugin nor docker-compose is installed")
+    compose_file = COMPOSE_FILE
+    if cli[-1].endswith("docker-compose"):
+        # Compose v1 (Debian's docker-compose 1.29) predates the top-level `name`; the rest is checked as is.
+        compose_file = tmp_path / "docker-compose.yml"
+        text = COMPOSE_FILE.read_text(encoding="utf-8")
+        compose_file.write_text(re.sub(r"(?m)^name: .*\n", "", text), encoding="utf-8")
+    argv = [*cli, "--project-name", "sdm", "--project-directory", str(DEPLOY), "-f", str(compose_file)]
+    env = {k: v for k, v in os.environ.items() if k not in _env_example()}  # the shell's values would win
+    result = _run([*argv, "--env-file", str(COMPOSE_DIR / ".env.example"), "config"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(result.stdout)
+    assert rendered["services"]["monitor"]["environment"]["POSTGRES_PASSWORD"] == _env_example()["POSTGRES_PASSWORD"]
+    # Without the env file the secrets are missing, and compose says which and where to set them.
+    result = _run([*argv, "config"], cwd=tmp_path, env=env)
+    assert result.returncode != 0
+    assert "deploy/compose/.env" in result.stderr
+
+
+def test_compose_orders_postgres_migration_monitor(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    postgres_check = " ".join(services["postgres"]["healthcheck"]["test"])
+    assert "pg_isready" in postgres_check
+    migrate = services["migrate"]
+    assert migrate["command"] == ["db", "upgrade", "--config", CONFIG_PATH]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate.get("restart") == "no"
+    monitor = services["monitor"]
+    assert monitor["command"] == ["run", "--config", CONFIG_PATH]
+    assert monitor["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert monitor["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "/healthz" in " ".join(monitor["healthcheck"]["test"])
+    assert f"127.0.0.1:{PORT}:{PORT}" in monitor["ports"]
+
+
+def test_compose_mounts_exist(compose: dict[str, Any]) -> None:
+    """Every bind mount points at a file or directory in the repository; named volumes are declared."""
+    declared = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (DEPLOY / source).exists(), f"{name}: {source} does not exist"
+            else:
+                assert source in declared, f"{name}: named volume {source} is not declared"
+    monitor, grafana = compose["services"]["monitor"], compose["services"]["grafana"]
+    assert _host_path(monitor, CONFIG_PATH) == COMPOSE_DIR / "config.yaml"
+    assert _host_path(grafana, "/etc/grafana/provisioning") == DEPLOY / "grafana" / "provisioning"
+    assert _host_path(grafana, "/var/lib/grafana/dashboards") == DEPLOY / "grafana" / "dashboards"
+
+
+def test_compose_secrets_come_from_the_env_file(compose: dict[str, Any]) -> None:
+    """No secret is inline: secret-looking variables are ${...} interpolations, all defined in .env.example."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    example = _env_example()
+    referenced = set(COMPOSE_VAR_RE.findall(text))
+    assert referenced == set(example)
+    assert {"POSTGRES_PASSWORD", "IMS_AUTH_TOKEN", "GRAFANA_PG_PASSWORD"} <= referenced
+    for name, service in compose["services"].items():
+        environment = service.get("environment") or {}
+        assert isinstance(environment, dict), f"{name}: use the mapping form for environment"
+        for key, value in environment.items():
+            if re.search(r"PASSWORD|TOKEN|SECRET|_KEY$", key):
+                assert COMPOSE_VAR_RE.fullmatch(str(value)), f"{name}: {key} must come from the env file"
+    assert "GRAFANA_PG_PASSWORD" in compose["services"]["grafana"]["environment"]
+
+
+def test_compose_config_loads(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in _env_example().items():
+        monkeypatch.setenv(key, value)
+    config_text = (COMPOSE_DIR / "config.yaml").read_text(encoding="utf-8")
+    config = parse_config(yaml.safe_load(config_text), "compose/config.yaml")
+    password = _env_example()["POSTGRES_PASSWORD"]
+    assert config.database.url.get_secret_value() == (
+        f"postgresql+psycopg://schemadrift:{password}@postgres:5432/schemadrift"
+    )
+    assert (config.http.host, config.http.port) == ("0.0.0.0", PORT)
+    # Every variable the config needs is given to both containers that load it.
+    for name in ("migrate", "monitor"):
+        assert _config_vars(config_text) <= set(compose["services"][name]["environment"]), name
+    postgres_env = compose["services"]["postgres"]["environment"]
+    assert (postgres_env["POSTGRES_USER"], postgres_env["POSTGRES_DB"]) == ("schemadrift", "schemadrift")
+
+
+def test_compose_prometheus_scrapes_the_monitor_with_the_shipped_rules(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    config_path = _host_path(prometheus, "/etc/prometheus/prometheus.yml")
+    assert config_path == COMPOSE_DIR / "prometheus.yml"
+    config = _yaml(config_path)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = [t for sc in jobs[JOB]["static_configs"] for t in sc["targets"]]
+    assert targets == [f"monitor:{PORT}"]
+    assert jobs[JOB].get("metrics_path", "/metrics") == "/metrics"
+    assert config["rule_files"] == ["/etc/prometheus/rules/schemadrift.rules.yml"]
+    assert _host_path(prometheus, config["rule_files"][0]) == RULES
+    (alertmanagers,) = config["alerting"]["alertmanagers"]
+    assert [t for sc in alertmanagers["static_configs"] for t in sc["targets"]] == ["alertmanager:9093"]
+
+
+@pytest.mark.promtool
+def test_compose_prometheus_config_passes_promtool(compose: dict[str, Any], rules_text: str, tmp_path: Path) -> None:
+    """``promtool check config`` with the rule files mapped back to their paths in the repository."""
+    promtool = _tool("promtool", "prometheus", "SDM_REQUIRE_PROMTOOL")
+    prometheus = compose["services"]["prometheus"]
+    config = _yaml(COMPOSE_DIR / "prometheus.yml")
+    config["rule_files"] = [str(_host_path(prometheus, path)) for path in config["rule_files"]]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = _run([promtool, "check", "config", str(tmp_path / "prometheus.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rules_use_the_scrape_job_name(rules_text: str) -> None:
+    jobs = set(re.findall(r'job\s*=~?\s*"([^"]*)"', rules_text))
+    assert jobs <= {JOB}, f"the rules match job(s) {jobs}; the deploy files scrape as {JOB!r}"
+
+
+def test_compose_grafana_provisioning_matches_the_stack(compose: dict[str, Any]) -> None:
+    """Grafana's provisioned datasources reach compose services, and its $__env{VAR}s are set in its container."""
+    services = compose["services"]
+    grafana = services["grafana"]
+    provisioning = _host_path(grafana, "/etc/grafana/provisioning")
+    files = sorted(provisioning.glob("*/*.y*ml"))
+    assert files, "no provisioning files"
+    for path in files:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for value in _strings(data):
+            for name in re.findall(r"\$__env\{(\w+)\}|\$\{?([A-Za-z_]\w*)\}?", value):
+                variable = name[0] or name[1]
+                assert variable in grafana["environment"], f"{path.name}: ${variable} is not set for grafana"
+        for provider in data.get("providers", []):
+            assert _host_path(grafana, provider["options"]["path"]) == DEPLOY / "grafana" / "dashboards"
+        for source in data.get("datasources", []):
+            host = re.sub(r"^\w+://", "", source["url"]).split("/")[0].split(":")[0]
+            assert host in services, f"{path.name}: datasource {source['name']} points at {host}, not a service"
+            if source["type"] in ("postgres", "grafana-postgresql-datasource"):
+                database = source.get("jsonData", {}).get("database") or source.get("database")
+                assert database == services["postgres"]["environment"]["POSTGRES_DB"]
+                assert f"ROLE {source['user']} " in services["grafana-db-user"]["command"][0]
+
+
+def _grafana_role_script(compose: dict[str, Any]) -> str:
+    """The grafana-db-user shell script as the container runs it (compose's $$ unescaped)."""
+    service = compose["services"]["grafana-db-user"]
+    assert service["entrypoint"] == ["sh", "-c"]
+    return str(service["command"][0]).replace("$$", "$")
+
+
+@pytest.mark.postgres
+def test_compose_grafana_role_is_read_only_on_changes_and_targets(
+    compose: dict[str, Any], pg_server: str, tmp_path: Path
+) -> None:
+    """The grafana-db-user script, run twice on a migrated database: SELECT on changes/targets, nothing else."""
+    import psycopg
+    from conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database
+    from psycopg.conninfo import conninfo_to_dict
+
+    from monitor.store.engine import make_engine, upgrade
+
+    psql = _tool("psql", "postgresql-client", "SDM_REQUIRE_POSTGRES")
+    database = create_pg_database()
+    role = f"{database}_reader"
+    script = _grafana_role_script(compose).replace("grafana_reader", role)
+    script = script.replace("DATABASE schemadrift", f'DATABASE "{database}"').replace("psql ", f"{psql} ", 1)
+    admin = conninfo_to_dict(PG_ADMIN_DSN)
+    env = {
+        **os.environ,
+        "PGHOST": str(admin.get("host", "127.0.0.1")),
+        "PGPORT": str(admin.get("port", "5432")),
+        "PGUSER": str(admin.get("user", "postgres")),
+        "PGDATABASE": database,
+        "GRAFANA_PG_PASSWORD": "reader-pw-for-tests",
+    }
+    if admin.get("password"):
+        env["PGPASSWORD"] = str(admin["password"])
+    try:
+        engine = make_engine(pg_server + database)
+        upgrade(engine)
+        engine.dispose()
+        for _ in range(2):
+            result = _run(["sh", "-c", script], env=env, cwd=tmp_path)
+            assert result.returncode == 0, result.stdout + result.stderr
+        reader = f"host={env['PGHOST']} port={env['PGPORT']} dbname={database} user={role} password=reader-pw-for-tests"
+        with psycopg.connect(reader, autocommit=True) as conn:
+            conn.execute("SELECT count(*) FROM changes").fetchone()
+            conn.execute("SELECT count(*) FROM targets").fetchone()
+            for statement in ("SELECT count(*) FROM snapshots", "SELECT count(*) FROM outbox", "DELETE FROM changes"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    finally:
+        drop_pg_database(database)
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+# --- Alertmanager --------------------------------------------------------------------------------------------
+
+
+def _amtool() -> str:
+    return _tool("amtool", "prometheus-alertmanager", "SDM_REQUIRE_ALERTMANAGER")
+
+
+def test_alertmanager_example_passes_amtool_check_config() -> None:
+    result = _run([_amtool(), "check-config", str(ALERTMANAGER_CONFIG)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        ({"alertname": "SchemaDriftRegionDown", "severity": "critical"}, "pager-webhook"),
+        ({"alertname": "SchemaDriftTargetFailing", "severity": "warning"}, "default-webhook"),
+        ({"alertname": "SchemaDriftWarningChange", "severity": "info"}, "default-webhook"),
+        ({"alertname": "SomethingElse"}, "default-webhook"),
+    ],
+)
+def test_alertmanager_routes_by_severity(labels: dict[str, str], receiver: str) -> None:
+    argv = [_amtool(), "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}"]
+    result = _run(argv + [f"{k}={v}" for k, v in labels.items()])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == [receiver]
+
+
+def _matchers(entries: list[str]) -> dict[str, str]:
+    """``name="value"``/``name=~"re"``/``name!="value"`` matcher strings → {"name<op>": value}."""
+    out = {}
+    for entry in entries:
+        match = re.fullmatch(r'\s*(\w+)\s*(=~|!=|!~|=)\s*"(.*)"\s*', entry)
+        assert match, f"unexpected matcher syntax {entry!r}"
+        out[match[1] + match[2]] = match[3]
+    return out
+
+
+def _alert_names(rules_text: str) -> set[str]:
+    return {r["alert"] for g in yaml.safe_load(rules_text)["groups"] for r in g["rules"] if "alert" in r}
+
+
+def test_alertmanager_groups_and_inhibits(rules_text: str) -> None:
+    config = _yaml(ALERTMANAGER_CONFIG)
+    route = config["route"]
+    assert route["group_by"] == ["alertname", "cloud", "region"]
+    for key in ("group_wait", "group_interval", "repeat_interval"):
+        assert key in route
+    receivers = {r["name"]: r for r in config["receivers"]}
+    for receiver in receivers.values():
+        for webhook in receiver["webhook_configs"]:
+            assert re.match(r"https?://[^/]+\.example(:\d+)?/", webhook["url"]), "placeholder hosts only"
+
+    names = _alert_names(rules_text)
+    region_down, monitor_down = None, None
+    for rule in config["inhibit_rules"]:
+        source, target = _matchers(rule["source_matchers"]), _matchers(rule["target_matchers"])
+        if source.get("alertname=") == "SchemaDriftRegionDown":
+            region_down = (target, rule.get("equal"))
+        elif source.get("alertname=") == "SchemaDriftMonitorDown":
+            monitor_down = (target, rule.get("equal"))
+    assert region_down is not None and monitor_down is not None
+
+    target, equal = region_down
+    assert equal == ["cloud", "region"]
+    inhibited = {n for n in names if re.fullmatch(target["alertname=~"], n)}
+    assert inhibited == {"SchemaDriftTargetFailing", "SchemaDriftTargetStale"}
+
+    target, equal = monitor_down
+    assert not equal  # the monitor down: every other alert of it is blind
+    inhibited = {n for n in names if re.fullmatch(target["alertname=~"], n) and n != target.get("alertname!=")}
+    assert inhibited == names - {"SchemaDriftMonitorDown"}
+    assert {"SchemaDriftRegionDown", "SchemaDriftMonitorDown"} <= names
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------------------
+
+
+def _instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, args = line.partition(" ")
+            out.append((keyword.upper(), args.strip()))
+    return out
+
+
+def _final_stage() -> list[tuple[str, str]]:
+    instructions = _instructions()
+    starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    assert starts, "no FROM"
+    return instructions[starts[-1] :]
+
+
+def _dockerfile_uid() -> int:
+    users = [args for keyword, args in _final_stage() if keyword == "USER"]
+    assert users, "the image must set USER"
+    user = users[-1].split(":")[0]
+    assert user.isdigit(), "a numeric USER lets Kubernetes' runAsNonRoot verify it"
+    return int(user)
+
+
+def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
+    stage = _final_stage()
+    assert _dockerfile_uid() != 0
+    healthchecks = [args for keyword, args in stage if keyword == "HEALTHCHECK"]
+    assert len(healthchecks) == 1
+    assert f"127.0.0.1:{PORT}/healthz" in healthchecks[0]
+    assert ("EXPOSE", str(PORT)) in stage
+    entrypoint = [args for keyword, args in stage if keyword == "ENTRYPOINT"]
+    cmd = [args for keyword, args in stage if keyword == "CMD"]
+    assert yaml.safe_load(entrypoint[-1]) == ["schema-drift-monitor"]
+    assert yaml.safe_load(cmd[-1]) == ["run", "--config", CONFIG_PATH]
+    # Everything the build copies exists in the build context (the repository root).
+    for keyword, args in _instructions():
+        if keyword == "COPY" and not args.startswith("--from"):
+            for source in shlex.split(args)[:-1]:
+                assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+
+
+# --- systemd -------------------------------------------------------------------------------------------------
+
+
+def _unit_settings() -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in SYSTEMD_UNIT.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def test_systemd_unit_is_sandboxed() -> None:
+    settings = _unit_settings()
+    for key, value in {
+        "DynamicUser": "yes",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "CapabilityBoundingSet": "",
+        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+        "StateDirectory": "schema-drift-monitor",
+    }.items():
+        assert settings.get(key) == [value], key
+    assert "@system-service" in settings["SystemCallFilter"]
+    assert settings["ExecStart"] == [f"/usr/local/bin/schema-drift-monitor run --config {CONFIG_PATH}"]
+
+
+def _unit_copy(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointing at an executable that exists here (verify checks that it does)."""
+    unit = tmp_path / SYSTEMD_UNIT.name
+    text = SYSTEMD_UNIT.read_text(encoding="utf-8")
+    unit.write_text(text.replace("/usr/local/bin/schema-drift-monitor", sys.executable), encoding="utf-8")
+    return unit
+
+
+def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = _tool("systemd-analyze", "systemd")
+    unit = _unit_copy(tmp_path)
+    result = _run([analyze, "verify", str(unit)], cwd=tmp_path)
+    # verify exits 0 on unknown keys and bad values ("..., ignoring"); any message about the unit is a defect.
+    about_unit = [line for line in result.stderr.splitlines() if unit.name in line]
+    assert result.returncode == 0 and not about_unit, result.stderr
+
+
+def test_systemd_unit_exposure_is_low(tmp_path: Path) -> None:
+    """``systemd-analyze security --offline`` rates the sandbox at most 2.0 ("OK"; 10 is unprotected)."""
+    analyze = _tool("systemd-analyze", "systemd")
+    unit = _unit_copy(tmp_path)
+    result = _run([analyze, "security", "--offline=yes", "--threshold=20", str(unit)], cwd=tmp_path)
+    if "--offline" in result.stderr or "--threshold" in result.stderr:
+        pytest.skip("systemd-analyze too old for security --offline (needs systemd 250)")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
