@@ -23,11 +23,13 @@ from monitor.config import Config, TargetSpec
 from monitor.domain import PollResult
 from monitor.fetching import Fetcher
 from monitor.httpserver import StatusServer
+from monitor.intelligence import Intelligence
 from monitor.metrics import Metrics
 from monitor.notify.dispatcher import Dispatcher, build_channels
 from monitor.scheduler import PollScheduler
 from monitor.service import PollService
 from monitor.store.engine import SchemaOutdatedError, ensure_schema, make_engine, safe_url
+from monitor.store.intelligence import IntelligenceStore
 from monitor.store.outbox import OutboxStore
 from monitor.store.repository import Repository, StoreError
 
@@ -81,8 +83,15 @@ def build(config: Config) -> Components:
     registry = CollectorRegistry()
     metrics = Metrics(registry, __version__)
     fetcher = Fetcher(max_connections=config.polling.max_concurrency)
-    service = PollService(Repository(engine), fetcher, metrics, max_concurrency=config.polling.max_concurrency)
     specs = config.targets()
+    intelligence = Intelligence(specs, config, metrics, IntelligenceStore(engine))
+    service = PollService(
+        Repository(engine),
+        fetcher,
+        metrics,
+        max_concurrency=config.polling.max_concurrency,
+        intelligence=intelligence,
+    )
     try:
         service.prepare(specs)
     except StoreError as exc:
@@ -119,7 +128,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     except OSError as exc:
         await parts.aclose()
         raise StartupError(f"cannot listen on {config.http.listen}: {exc.strerror}") from None
-    scheduler = PollScheduler(parts.service, parts.specs, config.database.poll_retention)
+    scheduler = PollScheduler(
+        parts.service, parts.specs, config.database.poll_retention, refresh_interval=config.changes.drift_refresh
+    )
     server.start()
     scheduler.start()
     notifier = _start_notifications(parts)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,7 +29,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
-from monitor.domain import TargetKey
+from monitor.domain import IgnoreRules, Severity, TargetKey
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/schemadrift.db"
 DEFAULT_LISTEN = "127.0.0.1:9478"
@@ -165,6 +166,8 @@ class PollSettings(_Model):
     max_body_bytes: Size | None = None
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     retry_after_cap: Duration | None = None
+    confirm_reads: Annotated[int, Field(ge=1, le=10)] | None = None
+    confirm_delay: Duration | None = None
 
 
 class Defaults(PollSettings):
@@ -176,6 +179,8 @@ class Defaults(PollSettings):
     max_body_bytes: Size = 5 * 2**20
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_after_cap: Duration = 30.0
+    confirm_reads: Annotated[int, Field(ge=1, le=10)] = 2
+    confirm_delay: Duration = 2.0
 
 
 class PollingConfig(_Model):
@@ -185,11 +190,38 @@ class PollingConfig(_Model):
     shutdown_grace: Duration = 10.0
 
 
+class IgnoreConfig(_Model):
+    """Changes to ignore: JSON Pointer prefixes, path regular expressions, and a severity floor."""
+
+    paths: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+    min_severity: Literal["breaking", "warning", "info", "cosmetic"] | None = None
+
+    @field_validator("paths")
+    @classmethod
+    def _pointers(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"{path!r} is not a JSON Pointer (must start with '/')")
+        return value
+
+    @field_validator("patterns")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+        return value
+
+
 class SchemaConfig(PollSettings):
     """A schema endpoint: ``/v2/schemas/<name>`` unless ``path`` says otherwise."""
 
     name: str
     path: str | None = None
+    ignore: IgnoreConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -262,6 +294,8 @@ class CloudConfig(PollSettings):
     auth: AuthConfig = NoAuth(type="none")
     allow_http: bool = False
     ca_bundle: Path | None = None
+    ignore: IgnoreConfig | None = None
+    reference: str = "majority"  # cross-region comparison: "majority" or one of the regions
 
     @field_validator("name")
     @classmethod
@@ -286,6 +320,8 @@ class CloudConfig(PollSettings):
         names = [s.name for s in self.schemas]
         if len(set(names)) != len(names):
             raise ValueError("a schema is listed twice")
+        if self.reference != "majority" and self.reference not in self.regions:
+            raise ValueError(f"reference must be 'majority' or one of the regions, got {self.reference!r}")
         if self.ca_bundle is not None and not self.ca_bundle.is_file():
             raise ValueError(f"ca_bundle {str(self.ca_bundle)!r} is not a readable file")
         return self
@@ -368,6 +404,46 @@ class NotificationsConfig(_Model):
         return value
 
 
+class ApiConfig(_Model):
+    """The read API on the daemon's HTTP port; write endpoints (acknowledge) need ``token``."""
+
+    enabled: bool = True
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_token_file(cls, data: Any) -> Any:
+        return _read_secret_files(data, ("token",))
+
+
+class ExpectedWindowConfig(_Model):
+    """A window in which changes to a cloud (and schema) are expected: recorded, acknowledged, not paged."""
+
+    cloud: str
+    schema_name: str | None = Field(default=None, alias="schema")
+    start: datetime
+    end: datetime
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExpectedWindowConfig:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a time zone, e.g. 2026-12-01T02:00:00Z")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class ChangesConfig(_Model):
+    """How recorded changes become drift, deviations, rollouts and flapping."""
+
+    flapping_window: PositiveDuration = 3600.0
+    flapping_threshold: Annotated[int, Field(ge=2, le=100)] = 3
+    drift_refresh: PositiveDuration = 15.0
+    expected: list[ExpectedWindowConfig] = Field(default_factory=list)
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -376,6 +452,8 @@ class Config(_Model):
     defaults: Defaults = Defaults()
     polling: PollingConfig = PollingConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    changes: ChangesConfig = ChangesConfig()
+    api: ApiConfig = ApiConfig()
     clouds: list[CloudConfig] = Field(default_factory=list)
 
     @field_validator("clouds")
@@ -406,6 +484,9 @@ class TargetSpec:
     allow_http: bool
     ca_bundle: Path | None
     auth: NoAuth | TokenAuth
+    confirm_reads: int = 1
+    confirm_delay: float = 0.0
+    ignore: IgnoreRules = field(default_factory=IgnoreRules)
 
 
 def _cloud_targets(defaults: Defaults, cloud: CloudConfig) -> Iterator[TargetSpec]:
@@ -417,8 +498,20 @@ def _cloud_targets(defaults: Defaults, cloud: CloudConfig) -> Iterator[TargetSpe
                 allow_http=cloud.allow_http,
                 ca_bundle=cloud.ca_bundle,
                 auth=cloud.auth,
+                ignore=_ignore_rules(cloud.ignore, schema.ignore),
                 **_effective(defaults, cloud, schema),
             )
+
+
+def _ignore_rules(cloud: IgnoreConfig | None, schema: IgnoreConfig | None) -> IgnoreRules:
+    """Cloud and schema rules together; the schema's min_severity wins over the cloud's."""
+    parts = [part for part in (cloud, schema) if part is not None]
+    floor = next((p.min_severity for p in reversed(parts) if p.min_severity is not None), None)
+    return IgnoreRules(
+        paths=tuple(path for p in parts for path in p.paths),
+        patterns=tuple(pattern for p in parts for pattern in p.patterns),
+        min_severity=Severity(floor) if floor else None,
+    )
 
 
 def _effective(defaults: Defaults, cloud: CloudConfig, schema: SchemaConfig) -> dict[str, Any]:

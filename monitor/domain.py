@@ -6,6 +6,9 @@ Standard library only; every adapter (HTTP, database, scheduler, metrics) speaks
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -119,6 +122,37 @@ class Change:
     severity: Severity
     old: Any = ABSENT
     new: Any = ABSENT
+    ignored: bool = False  # matched an ignore rule: stored, never counted as drift or notified
+    expected: bool = False  # detected inside an expected-change window: stored, never pages
+
+
+def fingerprint(key: TargetKey, change: Change) -> str:
+    """A stable id of a change: SHA-256 over target, rule, path and the old and new values.
+
+    The same difference seen again (after a flap, or as drift against the baseline) has the same
+    fingerprint, so an acknowledgement keeps covering it; any other difference gets a new one.
+    """
+    sides = [[value is not ABSENT, None if value is ABSENT else value] for value in (change.old, change.new)]
+    material = [key.cloud, key.region, key.schema, change.rule, change.path, *sides]
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreRules:
+    """Which changes of a target are ignored: JSON Pointer prefixes, path regexes, a severity floor."""
+
+    paths: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    min_severity: Severity | None = None
+
+    def matches(self, change: Change) -> bool:
+        """True when ``change`` is to be stored as ignored."""
+        if self.min_severity is not None and change.severity.rank < self.min_severity.rank:
+            return True
+        if any(change.path == p or change.path.startswith(p.rstrip("/") + "/") for p in self.paths):
+            return True
+        return any(re.search(pattern, change.path) for pattern in self.patterns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +169,9 @@ class PollResult:
     document_sha: str | None = None
     first_snapshot: bool = False
     changes: tuple[Change, ...] = field(default_factory=tuple)
+    unconfirmed: bool = False  # a different document was read but not confirmed: nothing recorded
+
+    @property
+    def counted_changes(self) -> tuple[Change, ...]:
+        """The changes that count as drift (neither ignored nor expected)."""
+        return tuple(c for c in self.changes if not (c.ignored or c.expected))

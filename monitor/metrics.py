@@ -17,6 +17,7 @@ from monitor.domain import FailureReason, PollResult, Severity, TargetKey
 TARGET_LABELS = ("cloud", "region", "schema")
 DB_OPERATIONS = (
     "ensure_targets", "restore", "record_poll", "record_snapshot", "prune", "ping", "read", "migrate", "notify",
+    "ack", "rollout",
 )  # fmt: skip
 NOTIFICATION_OUTCOMES = ("sent", "retried", "failed")
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -77,6 +78,35 @@ class Metrics:
             ("channel", "outcome"),
             registry=registry,
         )
+        group = ("cloud", "schema")
+        self.region_variants = Gauge(
+            "schemadrift_region_variants", "Distinct documents the regions of a cloud serve now.", group,
+            registry=registry,
+        )  # fmt: skip
+        self.region_deviates = Gauge(
+            "schemadrift_region_deviates", "1 when the region serves another document than the reference.",
+            TARGET_LABELS, registry=registry,
+        )  # fmt: skip
+        self.rollout_in_progress = Gauge(
+            "schemadrift_rollout_in_progress", "1 while a change is spreading across the regions.", group,
+            registry=registry,
+        )  # fmt: skip
+        self.rollout_last_completed = Gauge(
+            "schemadrift_rollout_last_completed_timestamp_seconds", "When the last rollout completed (0: never).",
+            group, registry=registry,
+        )  # fmt: skip
+        self.rollout_last_duration = Gauge(
+            "schemadrift_rollout_last_duration_seconds", "How long the last completed rollout took.", group,
+            registry=registry,
+        )  # fmt: skip
+        self.flapping = Gauge(
+            "schemadrift_flapping", "1 while the target's document changes too often (see changes.flapping_*).",
+            TARGET_LABELS, registry=registry,
+        )  # fmt: skip
+        self.drift_unacknowledged = Gauge(
+            "schemadrift_drift_unacknowledged", "Changes between baseline and current document nobody acknowledged.",
+            (*TARGET_LABELS, "severity"), registry=registry,
+        )  # fmt: skip
         self.db_up = Gauge("schemadrift_db_up", "1 if the last database operation succeeded.", registry=registry)
         self.db_errors = Counter(
             "schemadrift_db_errors", "Failed database operations.", ("operation",), registry=registry
@@ -100,6 +130,8 @@ class Metrics:
                 self.poll_failures.labels(*labels, reason.value)
             for severity in Severity:
                 self.changes.labels(*labels, severity.value)
+                self.drift_unacknowledged.labels(*labels, severity.value)
+            self.flapping.labels(*labels)
 
     def set_interval(self, key: TargetKey, seconds: float) -> None:
         """Export the target's configured poll interval."""
@@ -123,7 +155,7 @@ class Metrics:
             self.last_success.labels(*labels).set(result.started_at.timestamp())
         elif result.reason is not None:
             self.poll_failures.labels(*labels, result.reason.value).inc()
-        for change in result.changes:
+        for change in result.counted_changes:  # ignored and expected changes are stored, not counted
             self.changes.labels(*labels, change.severity.value).inc()
         if result.changes:
             self.last_change.labels(*labels).set(result.started_at.timestamp())

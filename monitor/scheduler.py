@@ -28,10 +28,13 @@ PRUNE_INTERVAL_S = 3600.0
 class PollScheduler:
     """Schedules every target on the running event loop; ``start`` then ``shutdown``."""
 
-    def __init__(self, service: PollService, specs: Sequence[TargetSpec], poll_retention: float) -> None:
+    def __init__(
+        self, service: PollService, specs: Sequence[TargetSpec], poll_retention: float, refresh_interval: float = 15.0
+    ) -> None:
         self._service = service
         self._specs = specs
         self._retention = poll_retention
+        self._refresh_interval = refresh_interval
         self._scheduler = AsyncIOScheduler(timezone="UTC")
 
     def start(self) -> None:
@@ -58,7 +61,21 @@ class PollScheduler:
             misfire_grace_time=int(PRUNE_INTERVAL_S),
             next_run_time=now + timedelta(seconds=60),
         )
+        self._scheduler.add_job(
+            self._refresh_job,
+            IntervalTrigger(seconds=self._refresh_interval),
+            id="refresh",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(self._refresh_interval)),
+        )
         self._scheduler.start()
+
+    async def _refresh_job(self) -> None:
+        try:
+            await self._service.refresh_intelligence()
+        except Exception:
+            log.exception("refreshing drift state raised")
 
     @property
     def running(self) -> bool:

@@ -23,6 +23,7 @@ from monitor.config import TargetSpec
 from monitor.diffing import classify
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey
 from monitor.fetching import Fetcher, FetchError
+from monitor.intelligence import Intelligence
 from monitor.metrics import Metrics
 from monitor.store.repository import Repository, SnapshotConflictError, StoredDocument, StoreError, TargetState, utcnow
 
@@ -39,15 +40,41 @@ class _Base:
     document: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A fetched body that parsed and looks like a schema."""
+
+    document: dict[str, Any]  # canonical form
+    stored: StoredDocument
+
+
+def _digest(body: bytes) -> _Read | DocumentError:
+    """Parse, validate, canonicalise and hash a body (pure; runs in a worker thread)."""
+    try:
+        document = parse_document(body)
+    except DocumentError as exc:
+        return exc
+    canonical = canonical_json(document)
+    stored = StoredDocument(document_sha256(canonical), canonical, len(body), count_properties(document))
+    return _Read(json.loads(canonical), stored)
+
+
 class PollService:
     """Polls targets; safe to call concurrently for different targets, serialised per target."""
 
     def __init__(
-        self, repository: Repository, fetcher: Fetcher, metrics: Metrics, *, max_concurrency: int = 100
+        self,
+        repository: Repository,
+        fetcher: Fetcher,
+        metrics: Metrics,
+        *,
+        max_concurrency: int = 100,
+        intelligence: Intelligence | None = None,
     ) -> None:
         self._repository = repository
         self._fetcher = fetcher
         self._metrics = metrics
+        self.intelligence = intelligence
         self._slots = asyncio.Semaphore(max_concurrency)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self._bases: dict[TargetKey, _Base] = {}
@@ -64,13 +91,16 @@ class PollService:
         try:
             ids = self._repository.ensure_targets((spec.key, spec.url) for spec in specs)
             states = self._repository.load_states(list(ids.values()))
+            for key, target_id in ids.items():
+                self._restore(key, states[target_id])
+                self._locks[key] = asyncio.Lock()
+            if self.intelligence is not None:
+                bases = {key: (base.target_id, base.sha256) for key, base in self._bases.items()}
+                self.intelligence.restore(bases, utcnow())
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
             raise
         self._metrics.db_result(True)
-        for key, target_id in ids.items():
-            self._restore(key, states[target_id])
-            self._locks[key] = asyncio.Lock()
 
     def _restore(self, key: TargetKey, state: TargetState) -> None:
         base = _Base(state.target_id)
@@ -106,13 +136,47 @@ class PollService:
 
     async def _poll_locked(self, spec: TargetSpec) -> PollResult:
         started, t0 = utcnow(), time.monotonic()
+        read = await self._read(spec, started, t0)
+        if isinstance(read, PollResult):
+            return read
+        base = self._bases[spec.key]
+        if base.document is not None and read.stored.sha256 != base.sha256:
+            unconfirmed = await self._confirm(spec, read, started, t0)
+            if unconfirmed is not None:
+                return unconfirmed
+        return await self._in_thread(self._store_read, spec.key, read, started, t0)
+
+    async def _read(self, spec: TargetSpec, started: datetime, t0: float) -> _Read | PollResult:
+        """Fetch and validate one document; a failure is stored, counted and returned as a PollResult."""
         async with self._slots:
             try:
                 body = await self._fetcher.fetch(spec)
             except FetchError as exc:
                 failed = _failure(spec.key, started, t0, exc.reason, str(exc), exc.status)
-                return await self._in_thread(self._store_failure, failed)
-        return await self._in_thread(self._process, spec.key, body, started, t0)
+                return await self._in_thread(self._store_poll, failed)
+        digest = await asyncio.get_running_loop().run_in_executor(self._executor, _digest, body)
+        if isinstance(digest, DocumentError):
+            failed = _failure(spec.key, started, t0, digest.reason, str(digest), 200)
+            return await self._in_thread(self._store_poll, failed)
+        return digest
+
+    async def _confirm(self, spec: TargetSpec, read: _Read, started: datetime, t0: float) -> PollResult | None:
+        """Read a new document again ``confirm_reads - 1`` times, ``confirm_delay`` apart.
+
+        Returns None when every read agreed (the change is real); else the poll's result: the failure of
+        a confirming read, or an ``unconfirmed`` success that records nothing. Either way the comparison
+        base stays where it was, so an error page or a single odd read never becomes a change.
+        """
+        for _ in range(spec.confirm_reads - 1):
+            await asyncio.sleep(spec.confirm_delay)
+            again = await self._read(spec, started, t0)
+            if isinstance(again, PollResult):
+                return again
+            if again.stored.sha256 != read.stored.sha256:
+                result = PollResult(spec.key, started, time.monotonic() - t0, ok=True, http_status=200,
+                                    document_sha=self._bases[spec.key].sha256, unconfirmed=True)  # fmt: skip
+                return await self._in_thread(self._store_poll, result)
+        return None
 
     async def _in_thread(self, fn: Any, *args: Any) -> PollResult:
         """Run the store step (``fn``) and count its result in a worker thread.
@@ -134,32 +198,37 @@ class PollService:
         _log_result(result)
         return result
 
-    def _store_failure(self, result: PollResult) -> PollResult:
+    def _store_poll(self, result: PollResult) -> PollResult:
+        """Store a poll that records no snapshot (a failure, or an unconfirmed read)."""
         try:
-            self._repository.record_failure(self._bases[result.target].target_id, result)
+            self._repository.record_poll(self._bases[result.target].target_id, result)
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
-            log.error("%s: could not store the failed poll: %s", result.target, exc)
+            log.error("%s: could not store the poll outcome: %s", result.target, exc)
         else:
             self._metrics.db_result(True)
         return result
 
-    def _process(self, key: TargetKey, body: bytes, started: datetime, t0: float) -> PollResult:
-        """Validate, compare and store a fetched body (runs in a worker thread)."""
+    def _store_read(self, key: TargetKey, read: _Read, started: datetime, t0: float) -> PollResult:
+        """Compare a validated document with the base and store it (runs in a worker thread)."""
         try:
-            document = parse_document(body)
-        except DocumentError as exc:
-            return self._store_failure(_failure(key, started, t0, exc.reason, str(exc), 200))
-        canonical = canonical_json(document)
-        stored = StoredDocument(document_sha256(canonical), canonical, len(body), count_properties(document))
-        try:
-            result = self._record(key, json.loads(canonical), stored, started, t0)
+            result = self._record(key, read.document, read.stored, started, t0)
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
             return _failure(key, started, t0, FailureReason.DB, str(exc), 200)
         self._metrics.db_result(True)
-        self._metrics.set_document(key, stored.size, stored.properties)
+        self._metrics.set_document(key, read.stored.size, read.stored.properties)
+        self._after_success(key, read.stored.sha256, result)
         return result
+
+    def _after_success(self, key: TargetKey, sha: str, result: PollResult) -> None:
+        if self.intelligence is None:
+            return
+        try:
+            self.intelligence.after_success(key, sha, result.changes, result.started_at, result.first_snapshot)
+        except StoreError as exc:  # the snapshot is stored; derived state catches up at the next refresh
+            self._metrics.db_result(False, exc.operation)
+            log.error("%s: could not update drift/rollout state: %s", key, exc)
 
     def _record(
         self, key: TargetKey, document: dict[str, Any], stored: StoredDocument, started: datetime, t0: float
@@ -182,7 +251,10 @@ class PollService:
         if base.document is None:
             result = replace(result, first_snapshot=True)
         else:
-            result = replace(result, changes=tuple(classify(base.document, document)))
+            changes = classify(base.document, document)
+            if self.intelligence is not None:
+                changes = self.intelligence.flag(key, changes, started)
+            result = replace(result, changes=tuple(changes))
         snapshot_id = self._repository.record_snapshot(base.target_id, base.snapshot_id, stored, result.changes, result)
         self._bases[key] = _Base(base.target_id, snapshot_id, stored.sha256, document)
         return result
@@ -206,6 +278,17 @@ class PollService:
         self._metrics.db_result(True)
         return removed
 
+    async def refresh_intelligence(self) -> None:
+        """Re-read acknowledgements, baselines and windows (e.g. from ``ack`` in another process)."""
+        if self.intelligence is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self.intelligence.refresh, utcnow())
+        except StoreError as exc:
+            self._metrics.db_result(False, exc.operation)
+            log.error("refreshing drift state failed: %s", exc)
+
     def count_internal_error(self, key: TargetKey) -> PollResult:
         """Count a poll that ended in an unexpected exception (a bug) as an ``internal`` failure."""
         result = _failure(key, utcnow(), time.monotonic(), FailureReason.INTERNAL, "internal error (see log)", None)
@@ -222,12 +305,16 @@ def _failure(
 
 
 def _log_result(result: PollResult) -> None:
-    if not result.ok:
+    if result.unconfirmed:
+        log.info("%s: a different document was read but not confirmed: nothing recorded", result.target)
+    elif not result.ok:
         log.warning("%s: poll failed (%s): %s", result.target, result.reason, result.error)
     elif result.first_snapshot:
         log.info("%s: first snapshot %s", result.target, (result.document_sha or "")[:12])
+    elif result.changes and not result.counted_changes:
+        log.info("%s: schema changed: %d ignored or expected change(s)", result.target, len(result.changes))
     elif result.changes:
-        worst = Severity.worst(*(c.severity for c in result.changes))
+        worst = Severity.worst(*(c.severity for c in result.counted_changes))
         log.warning(
             "%s: schema changed: %d change(s), worst %s: %s",
             result.target,

@@ -28,7 +28,7 @@ def test_each_target_gets_one_job_with_max_instances_1_and_coalescing(parts: Com
         scheduler.start()
         try:
             jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
-            assert set(jobs) == {str(spec.key) for spec in parts.specs} | {"prune"}
+            assert set(jobs) == {str(spec.key) for spec in parts.specs} | {"prune", "refresh"}
             for spec in parts.specs:
                 job = jobs[str(spec.key)]
                 assert job.max_instances == 1 and job.coalesce is True and job.misfire_grace_time >= 1

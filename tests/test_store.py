@@ -132,7 +132,7 @@ def test_load_states_restores_the_latest_snapshot_and_times(repo: Repository) ->
     first = repo.record_snapshot(tid, None, stored(DOC_A), [], ok(KEY, T0))
     second = repo.record_snapshot(tid, first, stored(DOC_B), [CHANGE], ok(KEY, T0 + timedelta(hours=1)))
     failed = PollResult(KEY, T0 + timedelta(hours=2), 0.2, ok=False, reason=None, http_status=503)
-    repo.record_failure(tid, failed)
+    repo.record_poll(tid, failed)
     state = repo.load_states([tid])[tid]
     assert state.snapshot_id == second
     assert state.document is not None and json.loads(state.document.body) == DOC_B
@@ -170,3 +170,14 @@ def test_postgresql_behind_is_refused_until_db_upgrade(pg_server: str) -> None:
         open_database(config).dispose()
     finally:
         drop_pg_database(name)
+
+
+def test_migrations_create_exactly_the_models(repo: Repository) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from monitor.store.tables import Base
+
+    with repo.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert differences == []

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey
+from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey, fingerprint
 from monitor.store.tables import ChangeRow, Document, PollOutcome, Snapshot, Target
 
 T = TypeVar("T")
@@ -76,6 +76,9 @@ class ChangeRecord:
     new: Any
     from_sha256: str
     to_sha256: str
+    fingerprint: str = ""
+    ignored: bool = False
+    expected: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict; ``old``/``new`` are null when that side is absent (see ``*_present``)."""
@@ -95,6 +98,9 @@ class ChangeRecord:
             "snapshot_id": self.snapshot_id,
             "from_sha256": self.from_sha256,
             "to_sha256": self.to_sha256,
+            "fingerprint": self.fingerprint,
+            "ignored": self.ignored,
+            "expected": self.expected,
         }
 
 
@@ -120,13 +126,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def opt_aware(value: datetime | None) -> datetime | None:
-    return None if value is None else _aware(value)
+    return None if value is None else as_utc(value)
 
 
 def _json_or_null(value: Any) -> str | None:
@@ -232,7 +238,7 @@ class Repository(Transactions):
             target_id=target_id,
             snapshot_id=snapshot.id if snapshot else None,
             document=_stored(document) if document else None,
-            last_poll_at=_aware(last_poll.started_at) if last_poll else None,
+            last_poll_at=as_utc(last_poll.started_at) if last_poll else None,
             last_poll_ok=(last_poll.outcome == "success") if last_poll else None,
             last_success_at=opt_aware(last_success),
             last_change_at=opt_aware(last_change),
@@ -240,8 +246,8 @@ class Repository(Transactions):
 
     # --- recording polls ---------------------------------------------------------------------
 
-    def record_failure(self, target_id: int, result: PollResult) -> None:
-        """Store a failed poll's outcome row (nothing else)."""
+    def record_poll(self, target_id: int, result: PollResult) -> None:
+        """Store a poll's outcome row and nothing else (a failure, or an unconfirmed read)."""
         self._run("record_poll", lambda session: session.add(_outcome_row(target_id, result)))
 
     def record_unchanged(self, target_id: int, snapshot_id: int, result: PollResult) -> None:
@@ -339,7 +345,7 @@ class Repository(Transactions):
 
         def work(session: Session) -> list[SnapshotRecord]:
             rows = session.scalars(select(Snapshot).where(Snapshot.target_id == target_id).order_by(Snapshot.id))
-            return [SnapshotRecord(r.id, r.document_sha256, _aware(r.first_seen), _aware(r.last_seen)) for r in rows]
+            return [SnapshotRecord(r.id, r.document_sha256, as_utc(r.first_seen), as_utc(r.last_seen)) for r in rows]
 
         return self._run("read", work)
 
@@ -423,6 +429,9 @@ def _change_row(
         old_value=_json_or_null(change.old),
         new_value=_json_or_null(change.new),
         detected_at=result.started_at,
+        fingerprint=fingerprint(result.target, change),
+        ignored=change.ignored,
+        expected=change.expected,
     )
 
 
@@ -431,7 +440,7 @@ def change_record(row: ChangeRow, target: Target) -> ChangeRecord:
         id=row.id,
         target=TargetKey(target.cloud, target.region, target.schema),
         snapshot_id=row.snapshot_id,
-        detected_at=_aware(row.detected_at),
+        detected_at=as_utc(row.detected_at),
         path=row.path,
         rule=row.rule,
         severity=Severity(row.severity),
@@ -439,4 +448,7 @@ def change_record(row: ChangeRow, target: Target) -> ChangeRecord:
         new=_from_json(row.new_value),
         from_sha256=row.from_sha256,
         to_sha256=row.to_sha256,
+        fingerprint=row.fingerprint,
+        ignored=row.ignored,
+        expected=row.expected,
     )

@@ -12,7 +12,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # BIGINT on PostgreSQL, INTEGER (rowid alias, autoincrement) on SQLite.
@@ -43,6 +55,8 @@ class Target(Base):
     schema: Mapped[str] = mapped_column(String(63))
     url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the approved document; NULL means the target's first snapshot
+    baseline_snapshot_id: Mapped[int | None] = mapped_column(Id)
 
 
 class Snapshot(Base):
@@ -78,6 +92,7 @@ class ChangeRow(Base):
     __table_args__ = (
         Index("ix_changes_target_detected", "target_id", "detected_at"),
         Index("ix_changes_detected", "detected_at"),
+        Index("ix_changes_fingerprint", "fingerprint"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -91,6 +106,9 @@ class ChangeRow(Base):
     old_value: Mapped[str | None] = mapped_column(Text)  # JSON text; NULL when the side is absent
     new_value: Mapped[str | None] = mapped_column(Text)
     detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fingerprint: Mapped[str] = mapped_column(String(64), server_default="")
+    ignored: Mapped[bool] = mapped_column(Boolean, server_default=false())  # matched an ignore rule
+    expected: Mapped[bool] = mapped_column(Boolean, server_default=false())  # inside an expected-change window
 
 
 class NotificationCursor(Base):
@@ -118,3 +136,51 @@ class OutboxEntry(Base):
     status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Acknowledgement(Base):
+    """A human approval: of one change (``fingerprint``) or of a whole document (``snapshot_id``)."""
+
+    __tablename__ = "acknowledgements"
+    __table_args__ = (Index("ix_acknowledgements_target", "target_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    snapshot_id: Mapped[int | None] = mapped_column(Id)
+    comment: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Rollout(Base):
+    """A change spreading across the regions of one (cloud, schema)."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (Index("ix_rollouts_cloud_schema", "cloud", "schema", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    cloud: Mapped[str] = mapped_column(String(63))
+    schema: Mapped[str] = mapped_column(String(63))
+    from_sha256: Mapped[str | None] = mapped_column(String(64))
+    to_sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(16))  # converged | reverted | superseded
+    expected: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class ExpectedWindow(Base):
+    """An operator's announcement: changes to this cloud (and schema) in this window are expected."""
+
+    __tablename__ = "expected_windows"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    cloud: Mapped[str] = mapped_column(String(63))
+    schema: Mapped[str | None] = mapped_column(String(63))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    comment: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,289 @@
+"""Change intelligence kept in memory and exported as metrics: cross-region deviation, rollouts, flapping
+and unacknowledged drift. Fed by the service after each poll; the database holds what must survive a
+restart (baselines, acknowledgements, rollouts, expected windows).
+
+* **Deviation** — per (cloud, schema) the regions are grouped by the document they serve now; the
+  reference is the majority (or a configured region). ``schemadrift_region_variants`` counts the documents,
+  ``schemadrift_region_deviates`` is 1 for a region serving another document than the reference.
+* **Rollouts** — when all regions agreed and one moves to a new document, a rollout starts; it completes
+  when every region serves the new document (``converged``) or the old one again (``reverted``); a third
+  document supersedes it. ``schemadrift_rollout_in_progress`` and the completion time and duration.
+* **Flapping** — a target whose document changed ``flapping_threshold`` times within ``flapping_window``:
+  every flip is recorded, but ``schemadrift_flapping`` is 1 so alerts can say "flapping" instead of paging
+  for each flip.
+* **Drift** — the difference between the approved baseline and the current document, classified like any
+  change; ``schemadrift_drift_unacknowledged{severity}`` counts the drift changes whose fingerprint nobody
+  acknowledged (ignored paths excluded).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.compare import compare_regions
+from monitor.config import ChangesConfig, CloudConfig, TargetSpec
+from monitor.diffing import classify
+from monitor.domain import Change, Severity, TargetKey, fingerprint
+from monitor.metrics import Metrics
+from monitor.store.intelligence import Baseline, IntelligenceStore, RolloutRecord, Window
+
+log = logging.getLogger(__name__)
+Group = tuple[str, str]  # (cloud, schema)
+
+
+@dataclass
+class _Rollout:
+    id: int
+    from_sha: str | None
+    to_sha: str
+    started_at: datetime
+
+
+class Fleet:
+    """Current documents of every target, and what follows from them across regions."""
+
+    def __init__(self, specs: Sequence[TargetSpec], clouds: Sequence[CloudConfig], metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._references = {cloud.name: cloud.reference for cloud in clouds}
+        self._regions: dict[Group, list[str]] = {}
+        for spec in specs:
+            self._regions.setdefault((spec.key.cloud, spec.key.schema), []).append(spec.key.region)
+        self._current: dict[TargetKey, str] = {}
+        self._rollouts: dict[Group, _Rollout] = {}
+        for cloud, schema in self._regions:
+            metrics.region_variants.labels(cloud, schema)
+            metrics.rollout_in_progress.labels(cloud, schema)
+            metrics.rollout_last_completed.labels(cloud, schema)
+            metrics.rollout_last_duration.labels(cloud, schema)
+        for spec in specs:
+            metrics.region_deviates.labels(spec.key.cloud, spec.key.region, spec.key.schema)
+
+    def restore(self, current: Mapping[TargetKey, str], open_rollouts: Sequence[RolloutRecord],
+                completed: Sequence[RolloutRecord]) -> None:  # fmt: skip
+        """Load the state of the previous run, then export it."""
+        self._current.update(current)
+        for r in open_rollouts:
+            self._rollouts[(r.cloud, r.schema)] = _Rollout(r.id, r.from_sha256, r.to_sha256, r.started_at)
+        for r in completed:
+            if r.completed_at is not None and (r.cloud, r.schema) in self._regions:
+                self._export_completion(r.cloud, r.schema, r.started_at, r.completed_at)
+        for group in self._regions:
+            self._export(group)
+
+    def current(self, cloud: str, schema: str) -> dict[str, str]:
+        """Region → current document sha of one (cloud, schema); regions never polled are absent."""
+        return {
+            region: self._current[TargetKey(cloud, region, schema)]
+            for region in self._regions.get((cloud, schema), [])
+            if TargetKey(cloud, region, schema) in self._current
+        }
+
+    def observe(self, key: TargetKey, sha: str, at: datetime, store: IntelligenceStore | None, expected: bool) -> None:
+        """A successful poll of ``key`` served ``sha``: update deviation and rollout state."""
+        group = (key.cloud, key.schema)
+        before = self.current(*group)
+        self._current[key] = sha
+        if before.get(key.region) != sha and store is not None:
+            self._advance_rollout(group, before, at, store, expected)
+        self._export(group)
+
+    def _advance_rollout(self, group: Group, before: dict[str, str], at: datetime, store: IntelligenceStore,
+                         expected: bool) -> None:  # fmt: skip
+        after = self.current(*group)
+        rollout = self._rollouts.get(group)
+        if rollout is None:
+            if len(set(before.values())) == 1 and len(set(after.values())) == 2:
+                old = next(iter(before.values()))
+                new = next(s for s in after.values() if s != old)
+                rollout_id = store.start_rollout(group[0], group[1], old, new, at, expected)
+                self._rollouts[group] = _Rollout(rollout_id, old, new, at)
+                log.info("rollout started in %s/%s: %s → %s", group[0], group[1], old[:12], new[:12])
+            return
+        shas = set(after.values())
+        if shas == {rollout.to_sha} or shas == {rollout.from_sha}:
+            outcome = "converged" if shas == {rollout.to_sha} else "reverted"
+            store.finish_rollout(rollout.id, at, outcome)
+            del self._rollouts[group]
+            self._export_completion(group[0], group[1], rollout.started_at, at)
+            log.info("rollout %s in %s/%s after %s", outcome, group[0], group[1], at - rollout.started_at)
+        elif not shas <= {rollout.from_sha, rollout.to_sha}:
+            store.finish_rollout(rollout.id, at, "superseded")
+            del self._rollouts[group]
+            self._advance_rollout(group, {r: rollout.from_sha or "" for r in before}, at, store, expected)
+
+    def rollout(self, cloud: str, schema: str) -> dict[str, Any] | None:
+        """The rollout in progress: documents, start, and which regions have the new document or lag."""
+        rollout = self._rollouts.get((cloud, schema))
+        if rollout is None:
+            return None
+        current = self.current(cloud, schema)
+        return {
+            "from_sha256": rollout.from_sha,
+            "to_sha256": rollout.to_sha,
+            "started_at": rollout.started_at.isoformat(),
+            "updated": sorted(r for r, sha in current.items() if sha == rollout.to_sha),
+            "lagging": sorted(r for r, sha in current.items() if sha != rollout.to_sha),
+        }
+
+    def _export(self, group: Group) -> None:
+        cloud, schema = group
+        current = self.current(cloud, schema)
+        self._metrics.rollout_in_progress.labels(cloud, schema).set(1 if group in self._rollouts else 0)
+        if not current:
+            return
+        reference = self._references.get(cloud, "majority")
+        comparison = compare_regions(current, reference if reference in current or reference == "majority"
+                                     else "majority")  # fmt: skip
+        self._metrics.region_variants.labels(cloud, schema).set(len(comparison.variants))
+        for region in self._regions[group]:
+            deviates = 1 if region in comparison.deviating else 0
+            self._metrics.region_deviates.labels(cloud, region, schema).set(deviates)
+
+    def _export_completion(self, cloud: str, schema: str, started: datetime, completed: datetime) -> None:
+        self._metrics.rollout_last_completed.labels(cloud, schema).set(completed.timestamp())
+        self._metrics.rollout_last_duration.labels(cloud, schema).set((completed - started).total_seconds())
+
+
+class Flapping:
+    """Counts content changes per target within a sliding window."""
+
+    def __init__(self, settings: ChangesConfig, metrics: Metrics) -> None:
+        self._window = timedelta(seconds=settings.flapping_window)
+        self._threshold = settings.flapping_threshold
+        self._metrics = metrics
+        self._changes: dict[TargetKey, deque[datetime]] = {}
+
+    def observe(self, key: TargetKey, changed_at: datetime | None, now: datetime) -> bool:
+        """Record a change (when ``changed_at`` is given) and return whether the target is flapping."""
+        times = self._changes.setdefault(key, deque())
+        if changed_at is not None:
+            times.append(changed_at)
+        while times and times[0] < now - self._window:
+            times.popleft()
+        flapping = len(times) >= self._threshold
+        self._metrics.flapping.labels(key.cloud, key.region, key.schema).set(1 if flapping else 0)
+        return flapping
+
+
+class Drift:
+    """Unacknowledged drift per target: baseline vs current, minus acknowledged and ignored changes."""
+
+    def __init__(self, specs: Sequence[TargetSpec], metrics: Metrics, load_document: Callable[[str], str]) -> None:
+        self._specs = {spec.key: spec for spec in specs}
+        self._metrics = metrics
+        self._load = load_document
+        self._documents: dict[str, dict[str, Any]] = {}
+        self._cache: dict[tuple[TargetKey, str, str], list[Change]] = {}
+        self.unacknowledged: dict[TargetKey, list[tuple[str, Change]]] = {}
+
+    def _document(self, sha: str) -> dict[str, Any]:
+        if sha not in self._documents:
+            if len(self._documents) > 256:
+                self._documents.clear()
+            self._documents[sha] = json.loads(self._load(sha))
+        return self._documents[sha]
+
+    def changes(self, key: TargetKey, baseline: str, current: str) -> list[Change]:
+        """Classified drift of ``key`` (ignore rules applied); cached per (baseline, current)."""
+        cache_key = (key, baseline, current)
+        if cache_key not in self._cache:
+            found = [] if baseline == current else classify(self._document(baseline), self._document(current))
+            rules = self._specs[key].ignore
+            self._cache[cache_key] = [replace(c, ignored=rules.matches(c)) for c in found]
+        return self._cache[cache_key]
+
+    def refresh(self, key: TargetKey, baseline: Baseline | None, current: str | None, acked: set[str]) -> None:
+        """Recompute and export the target's unacknowledged drift."""
+        pending: list[tuple[str, Change]] = []
+        if baseline is not None and current is not None:
+            for change in self.changes(key, baseline.sha256, current):
+                fp = fingerprint(key, change)
+                if not change.ignored and fp not in acked:
+                    pending.append((fp, change))
+        self.unacknowledged[key] = pending
+        for severity in Severity:
+            count = sum(1 for _, c in pending if c.severity is severity)
+            self._metrics.drift_unacknowledged.labels(key.cloud, key.region, key.schema, severity.value).set(count)
+
+
+def expected_now(windows: Sequence[Window], key: TargetKey, at: datetime) -> Window | None:
+    """The expected-change window covering a change of ``key`` at ``at``, if any."""
+    return next((w for w in windows if w.covers(key, at)), None)
+
+
+class Intelligence:
+    """Everything that turns recorded changes into operator signals, behind four calls the service makes.
+
+    All methods are blocking (database) and run on the service's store thread; ``StoreError`` propagates.
+    """
+
+    def __init__(self, specs: Sequence[TargetSpec], config: Any, metrics: Metrics, store: IntelligenceStore) -> None:
+        self.store = store
+        self.fleet = Fleet(specs, config.clouds, metrics)
+        self.flapping = Flapping(config.changes, metrics)
+        self.drift = Drift(specs, metrics, store.document_body)
+        self._specs = {spec.key: spec for spec in specs}
+        self._config_windows = [
+            Window(w.cloud, w.schema_name, w.start, w.end, w.comment or "expected (config)")
+            for w in config.changes.expected
+        ]
+        self._windows: list[Window] = list(self._config_windows)
+        self._target_ids: dict[TargetKey, int] = {}
+        self._current: dict[TargetKey, str] = {}
+        self._baselines: dict[int, Baseline] = {}
+        self._acks: dict[int, set[str]] = {}
+
+    def restore(self, targets: Mapping[TargetKey, tuple[int, str | None]], now: datetime) -> None:
+        """Load rollouts, baselines, acknowledgements and windows; export every gauge."""
+        self._target_ids = {key: tid for key, (tid, _) in targets.items()}
+        self._current = {key: sha for key, (_, sha) in targets.items() if sha is not None}
+        self.fleet.restore(self._current, self.store.open_rollouts(), self.store.last_completed_rollouts())
+        self.refresh(now)
+
+    def refresh(self, now: datetime) -> None:
+        """Re-read baselines, acknowledgements (expiry included) and windows; recompute drift for all."""
+        self._baselines = self.store.baselines()
+        self._acks = self.store.active_acks(now)
+        self._windows = self._config_windows + self.store.windows(now)
+        for key in self._target_ids:
+            self._refresh_drift(key)
+        for key in self._specs:
+            self.flapping.observe(key, None, now)
+
+    def _refresh_drift(self, key: TargetKey) -> None:
+        tid = self._target_ids[key]
+        self.drift.refresh(key, self._baselines.get(tid), self._current.get(key), self._acks.get(tid, set()))
+
+    def flag(self, key: TargetKey, changes: Sequence[Change], at: datetime) -> list[Change]:
+        """Mark changes matching the target's ignore rules, and all of them when a window expects them."""
+        rules = self._specs[key].ignore
+        expected = expected_now(self._windows, key, at) is not None
+        return [replace(c, ignored=rules.matches(c), expected=expected) for c in changes]
+
+    def after_success(self, key: TargetKey, sha: str, changes: Sequence[Change], at: datetime,
+                      first: bool) -> None:  # fmt: skip
+        """A successful poll served ``sha``; ``changes`` were recorded with it (empty when unchanged)."""
+        tid = self._target_ids[key]
+        changed = first or bool(changes) or self._current.get(key) != sha
+        self._current[key] = sha
+        expected = [c for c in changes if c.expected]
+        if expected:  # an announced change is acknowledged on arrival: it must not page as drift
+            window = expected_now(self._windows, key, at)
+            comment = window.comment if window else "expected"
+            fingerprints = [fingerprint(key, c) for c in expected]
+            self.store.acknowledge(tid, fingerprints, comment=comment, actor="expected-window", now=at)
+            self._acks.setdefault(tid, set()).update(fingerprint(key, c) for c in expected)
+        if first and tid not in self._baselines:
+            self._baselines = self.store.baselines()
+        self.fleet.observe(key, sha, at, self.store if changed else None, expected=bool(expected))
+        self.flapping.observe(key, at if changes else None, at)
+        self._refresh_drift(key)
+
+    def unacknowledged(self, key: TargetKey) -> list[tuple[str, Change]]:
+        return self.drift.unacknowledged.get(key, [])

@@ -1,0 +1,184 @@
+"""Persistence of change intelligence: baselines, acknowledgements, expected windows and rollouts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from monitor.domain import TargetKey
+from monitor.store.repository import StoreError, Transactions, as_utc, opt_aware
+from monitor.store.tables import Acknowledgement, Document, ExpectedWindow, Rollout, Snapshot, Target
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    snapshot_id: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    cloud: str
+    schema: str | None
+    starts_at: datetime
+    ends_at: datetime
+    comment: str
+
+    def covers(self, key: TargetKey, at: datetime) -> bool:
+        """True when a change of ``key`` detected ``at`` falls inside this window."""
+        return self.cloud == key.cloud and self.schema in (None, key.schema) and self.starts_at <= at <= self.ends_at
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutRecord:
+    id: int
+    cloud: str
+    schema: str
+    from_sha256: str | None
+    to_sha256: str
+    started_at: datetime
+    completed_at: datetime | None
+    outcome: str | None
+    expected: bool
+
+
+def _rollout(row: Rollout) -> RolloutRecord:
+    return RolloutRecord(
+        row.id, row.cloud, row.schema, row.from_sha256, row.to_sha256, as_utc(row.started_at),
+        opt_aware(row.completed_at), row.outcome, row.expected,
+    )  # fmt: skip
+
+
+class IntelligenceStore(Transactions):
+    """Every method is one transaction; raises StoreError."""
+
+    def baselines(self) -> dict[int, Baseline]:
+        """Each target's approved document: its baseline snapshot, or its first snapshot."""
+
+        def work(session: Session) -> dict[int, Baseline]:
+            first = dict(
+                session.execute(select(Snapshot.target_id, func.min(Snapshot.id)).group_by(Snapshot.target_id)).all()
+            )
+            chosen = {tid: sid for tid, sid in session.execute(select(Target.id, Target.baseline_snapshot_id))}
+            wanted = {tid: chosen.get(tid) or first[tid] for tid in first}
+            shas = dict(
+                session.execute(
+                    select(Snapshot.id, Snapshot.document_sha256).where(Snapshot.id.in_(list(wanted.values())))
+                ).all()
+            )
+            return {tid: Baseline(sid, shas[sid]) for tid, sid in wanted.items() if sid in shas}
+
+        return self._run("read", work)
+
+    def document_body(self, sha256: str) -> str:
+        def work(session: Session) -> str:
+            body = session.scalar(select(Document.body).where(Document.sha256 == sha256))
+            if body is None:
+                raise StoreError("read", f"no document {sha256[:12]}")
+            return body
+
+        return self._run("read", work)
+
+    def active_acks(self, now: datetime) -> dict[int, set[str]]:
+        """Fingerprints acknowledged per target id, expired ones left out."""
+
+        def work(session: Session) -> dict[int, set[str]]:
+            rows = session.execute(
+                select(Acknowledgement.target_id, Acknowledgement.fingerprint).where(
+                    Acknowledgement.fingerprint.is_not(None),
+                    or_(Acknowledgement.expires_at.is_(None), Acknowledgement.expires_at > now),
+                )
+            )
+            acks: dict[int, set[str]] = {}
+            for target_id, fp in rows:
+                if fp is not None:
+                    acks.setdefault(target_id, set()).add(fp)
+            return acks
+
+        return self._run("read", work)
+
+    def acknowledge(
+        self, target_id: int, fingerprints: Iterable[str], *, comment: str, actor: str, now: datetime,
+        expires_at: datetime | None = None,
+    ) -> int:  # fmt: skip
+        """Store one acknowledgement per fingerprint; returns how many."""
+        rows = [
+            Acknowledgement(target_id=target_id, fingerprint=fp, comment=comment, actor=actor, created_at=now,
+                            expires_at=expires_at)
+            for fp in fingerprints
+        ]  # fmt: skip
+        self._run("ack", lambda session: session.add_all(rows))
+        return len(rows)
+
+    def approve_current(self, target_id: int, *, comment: str, actor: str, now: datetime) -> int:
+        """Make the target's current snapshot its baseline; returns that snapshot's id."""
+
+        def work(session: Session) -> int:
+            current = session.scalar(select(func.max(Snapshot.id)).where(Snapshot.target_id == target_id))
+            if current is None:
+                raise StoreError("ack", "the target has no snapshot yet")
+            session.execute(update(Target).where(Target.id == target_id).values(baseline_snapshot_id=current))
+            session.add(Acknowledgement(target_id=target_id, snapshot_id=current, comment=comment, actor=actor,
+                                        created_at=now))  # fmt: skip
+            return int(current)
+
+        return self._run("ack", work)
+
+    def add_window(self, window: Window, actor: str, now: datetime) -> None:
+        row = ExpectedWindow(cloud=window.cloud, schema=window.schema, starts_at=window.starts_at,
+                             ends_at=window.ends_at, comment=window.comment, actor=actor, created_at=now)  # fmt: skip
+        self._run("ack", lambda session: session.add(row))
+
+    def windows(self, now: datetime) -> list[Window]:
+        """Expected-change windows that have not ended."""
+
+        def work(session: Session) -> list[Window]:
+            rows = session.scalars(select(ExpectedWindow).where(ExpectedWindow.ends_at >= now))
+            return [Window(r.cloud, r.schema, as_utc(r.starts_at), as_utc(r.ends_at), r.comment) for r in rows]
+
+        return self._run("read", work)
+
+    # --- rollouts ----------------------------------------------------------------------------
+
+    def open_rollouts(self) -> list[RolloutRecord]:
+        def work(session: Session) -> list[RolloutRecord]:
+            return [_rollout(r) for r in session.scalars(select(Rollout).where(Rollout.completed_at.is_(None)))]
+
+        return self._run("restore", work)
+
+    def last_completed_rollouts(self) -> list[RolloutRecord]:
+        """The most recent completed rollout of each (cloud, schema)."""
+
+        def work(session: Session) -> list[RolloutRecord]:
+            rows = session.scalars(select(Rollout).where(Rollout.completed_at.is_not(None)).order_by(Rollout.id))
+            latest = {(r.cloud, r.schema): r for r in rows}
+            return [_rollout(r) for r in latest.values()]
+
+        return self._run("restore", work)
+
+    def rollouts(self, cloud: str, schema: str, limit: int = 20) -> list[RolloutRecord]:
+        def work(session: Session) -> list[RolloutRecord]:
+            query = select(Rollout).where(Rollout.cloud == cloud, Rollout.schema == schema)
+            return [_rollout(r) for r in session.scalars(query.order_by(Rollout.id.desc()).limit(limit))]
+
+        return self._run("read", work)
+
+    def start_rollout(
+        self, cloud: str, schema: str, from_sha: str | None, to_sha: str, at: datetime, expected: bool
+    ) -> int:
+        def work(session: Session) -> int:
+            row = Rollout(cloud=cloud, schema=schema, from_sha256=from_sha, to_sha256=to_sha, started_at=at,
+                          expected=expected)  # fmt: skip
+            session.add(row)
+            session.flush()
+            return row.id
+
+        return self._run("rollout", work)
+
+    def finish_rollout(self, rollout_id: int, at: datetime, outcome: str) -> None:
+        statement = update(Rollout).where(Rollout.id == rollout_id).values(completed_at=at, outcome=outcome)
+        self._run("rollout", lambda session: session.execute(statement))
