@@ -10,28 +10,24 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from monitor import __version__
+from monitor import __version__, reports, views
+from monitor.compare import comparison_json, matrix_markdown, matrix_text
 from monitor.config import Config, ConfigError, load_config, parse_duration
-from monitor.domain import ABSENT, Change, PollResult, Severity, TargetKey
+from monitor.domain import PollResult, Severity, TargetKey
+from monitor.reports import change_json, change_line, paint, short_json
+from monitor.store.intelligence import IntelligenceStore, Window
 from monitor.store.repository import ChangeRecord, HistoryFilter, Repository, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CHANGED = 0, 1, 2, 3
 DEFAULT_CONFIG = "config.yaml"
 
 log = logging.getLogger("monitor")
-
-_COLORS = {
-    Severity.BREAKING: "\033[1;31m",
-    Severity.WARNING: "\033[33m",
-    Severity.INFO: "\033[36m",
-    Severity.COSMETIC: "\033[2m",
-}
-_RESET = "\033[0m"
 
 
 class UsageError(Exception):
@@ -52,6 +48,16 @@ def _add_target_filters(parser: argparse.ArgumentParser, required: bool) -> None
     parser.add_argument("--cloud", required=required, help="cloud name from the config")
     parser.add_argument("--region", required=required, help="region name from the config")
     parser.add_argument("--schema", required=required, help="schema name, e.g. images")
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=reports.FORMATS, default="text", help="output format (default: text)")
+    parser.add_argument("--json", action="store_true", help="same as --format json")
+    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="default: auto")
+
+
+def _whoami() -> str:
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,8 +101,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_filters(diff, required=True)
     diff.add_argument("--from", dest="from_id", type=int, help="snapshot id (default: the one before --to)")
     diff.add_argument("--to", dest="to_id", type=int, help="snapshot id (default: the latest)")
-    diff.add_argument("--json", action="store_true", help="print a JSON list of changes")
-    diff.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="default: auto")
+    diff.add_argument("--baseline", action="store_true", help="compare the approved baseline with the current document")
+    diff.add_argument("--against-region", metavar="REGION", help="compare with another region's current document")
+    diff.add_argument("--against-cloud", metavar="CLOUD", help="... of another cloud (with the same schema name)")
+    _add_output(diff)
+
+    compare = sub.add_parser("compare", help="group a cloud's regions by the document they serve; show deviations")
+    _add_config(compare)
+    compare.add_argument("--cloud", required=True, help="cloud name from the config")
+    compare.add_argument("--schema", required=True, help="schema name, e.g. images")
+    compare.add_argument("--reference", help="'majority' or a region (default: the cloud's `reference` setting)")
+    compare.add_argument("--with-cloud", metavar="CLOUD", help="also compare the regions of this cloud")
+    _add_output(compare)
+
+    drift = sub.add_parser("drift", help="changes between a target's approved baseline and now, with fingerprints")
+    _add_config(drift)
+    _add_target_filters(drift, required=True)
+    drift.add_argument("--json", action="store_true", help="print JSON")
+    drift.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="default: auto")
+
+    ack = sub.add_parser("ack", help="acknowledge drift: single changes by fingerprint, or approve the whole document")
+    _add_config(ack)
+    _add_target_filters(ack, required=True)
+    what = ack.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--fingerprint", action="append", default=[], help="a fingerprint (or 8+ char prefix) from `drift`"
+    )
+    what.add_argument("--approve", action="store_true", help="make the current document the approved baseline")
+    ack.add_argument("--comment", required=True, help="why (stored with who and when)")
+    ack.add_argument("--by", default=_whoami(), help="who acknowledges (default: $USER)")
+    ack.add_argument("--expires", help="fingerprint acks only: lapse after this long (e.g. 7d)")
+
+    expect = sub.add_parser("expect", help="declare an expected-change window: changes are recorded but do not page")
+    _add_config(expect)
+    expect.add_argument("--cloud", required=True, help="cloud name from the config")
+    expect.add_argument("--schema", help="only this schema (default: all)")
+    expect.add_argument("--for", dest="duration", required=True, help="window length, e.g. 2h")
+    expect.add_argument("--start", help="ISO date/time (default: now)")
+    expect.add_argument("--comment", required=True, help="why, e.g. the change ticket")
+    expect.add_argument("--by", default=_whoami(), help="who (default: $USER)")
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -186,7 +229,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_snapshots(args: argparse.Namespace, out: TextIO) -> int:
     repository = _repository(_load(args))
     key = TargetKey(args.cloud, args.region, args.schema)
-    rows = repository.snapshots(_target_id(repository, key))
+    rows = repository.snapshots(views.target_id(repository, key))
     if args.json:
         json.dump(
             [
@@ -205,32 +248,106 @@ def cmd_snapshots(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
-    from monitor.diffing import classify
-
-    repository = _repository(_load(args))
+    config = _load(args)
+    repository = _repository(config)
     key = TargetKey(args.cloud, args.region, args.schema)
-    snapshots = {s.id: s for s in repository.snapshots(_target_id(repository, key))}
-    from_id, to_id = _pick_snapshots(sorted(snapshots), args.from_id, args.to_id)
-    old = repository.document(snapshots[from_id].document_sha256)
-    new = repository.document(snapshots[to_id].document_sha256)
-    assert old is not None and new is not None
-    changes = classify(json.loads(old.body), json.loads(new.body))
-    if args.json:
-        json.dump([_change_json(c) for c in changes], out, indent=2, ensure_ascii=False)
-        out.write("\n")
-        return EXIT_OK
-    color = args.color == "always" or (args.color == "auto" and out.isatty())
-    out.write(f"{key}: snapshot {from_id} → {to_id}: {len(changes)} change(s)\n")
-    for change in changes:
-        out.write(_change_line(change, color) + "\n")
+    if args.baseline:
+        comparison = views.baseline_diff(repository, IntelligenceStore(repository.engine), key)
+    elif args.against_region or args.against_cloud:
+        other = TargetKey(args.against_cloud or args.cloud, args.against_region or args.region, args.schema)
+        comparison = views.region_diff(repository, key, other)
+    else:
+        ids = sorted(s.id for s in repository.snapshots(views.target_id(repository, key)))
+        from_id, to_id = _pick_snapshots(ids, args.from_id, args.to_id)
+        comparison = views.snapshot_diff(repository, key, from_id, to_id)
+    out.write(reports.render(_format(args), [comparison], color=_color(args, out)))
     return EXIT_OK
 
 
-def _target_id(repository: Repository, key: TargetKey) -> int:
-    target_id = repository.target_id(key)
-    if target_id is None:
-        raise UsageError(f"no target {key} in the database (has the monitor polled it yet?)")
-    return target_id
+def _format(args: argparse.Namespace) -> str:
+    return "json" if getattr(args, "json", False) else str(args.format)
+
+
+def _color(args: argparse.Namespace, out: TextIO) -> bool:
+    return bool(args.color == "always" or (args.color == "auto" and out.isatty()))
+
+
+def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
+    config = _load(args)
+    view = views.compare_view(_repository(config), config, args.cloud, args.schema, args.reference, args.with_cloud)
+    fmt = _format(args)
+    if fmt == "json":
+        body = {**comparison_json(view.comparison, view.labels),
+                "deviations": json.loads(reports.render_json(view.deviations) or "[]")}  # fmt: skip
+        out.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "markdown":
+        out.write(matrix_markdown(view.comparison, view.labels) + "\n" + reports.render_markdown(view.deviations))
+    else:
+        out.write(matrix_text(view.comparison, view.labels) + "\n")
+        out.write(reports.render(fmt, view.deviations, color=_color(args, out)))
+    return EXIT_OK
+
+
+def cmd_drift(args: argparse.Namespace, out: TextIO) -> int:
+    config = _load(args)
+    repository = _repository(config)
+    spec = views.find_spec(config.targets(), TargetKey(args.cloud, args.region, args.schema))
+    items = views.drift_view(repository, IntelligenceStore(repository.engine), spec, datetime.now(UTC))
+    if args.json:
+        rows = [{"fingerprint": i.fingerprint, "acknowledged": i.acknowledged, **change_json(i.change)} for i in items]
+        out.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    pending = [i for i in items if not i.acknowledged]
+    out.write(f"{spec.key}: {len(items)} change(s) from the baseline, {len(pending)} unacknowledged\n")
+    for item in items:
+        mark = "acked" if item.acknowledged else "     "
+        out.write(f"  {item.fingerprint[:16]}  {mark} {change_line(item.change, _color(args, out)).strip()}\n")
+    return EXIT_OK
+
+
+def cmd_ack(args: argparse.Namespace, out: TextIO) -> int:
+    config = _load(args)
+    repository = _repository(config)
+    store = IntelligenceStore(repository.engine)
+    spec = views.find_spec(config.targets(), TargetKey(args.cloud, args.region, args.schema))
+    tid = views.target_id(repository, spec.key)
+    now = datetime.now(UTC)
+    if args.approve:
+        snapshot = store.approve_current(tid, comment=args.comment, actor=args.by, now=now)
+        out.write(f"{spec.key}: snapshot {snapshot} is now the approved baseline\n")
+        return EXIT_OK
+    known = {i.fingerprint for i in views.drift_view(repository, store, spec, now)}
+    chosen = _resolve_fingerprints(args.fingerprint, known)
+    expires = now + timedelta(seconds=parse_duration(args.expires)) if args.expires else None
+    count = store.acknowledge(tid, chosen, comment=args.comment, actor=args.by, now=now, expires_at=expires)
+    until = f" until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+    out.write(f"{spec.key}: acknowledged {count} change(s){until}\n")
+    return EXIT_OK
+
+
+def _resolve_fingerprints(given: Sequence[str], known: set[str]) -> list[str]:
+    """Full fingerprints for the given ones or their unique prefixes (at least 8 characters)."""
+    chosen = []
+    for prefix in given:
+        matches = [fp for fp in known if fp.startswith(prefix)] if len(prefix) >= 8 else []
+        if len(matches) != 1:
+            raise UsageError(f"fingerprint {prefix!r} matches {len(matches)} current drift change(s); see `drift`")
+        chosen.append(matches[0])
+    return chosen
+
+
+def cmd_expect(args: argparse.Namespace, out: TextIO) -> int:
+    config = _load(args)
+    if args.cloud not in {c.name for c in config.clouds}:
+        raise UsageError(f"unknown cloud {args.cloud!r}")
+    start = _parse_since(args.start) if args.start else datetime.now(UTC)
+    window = Window(args.cloud, args.schema, start, start + timedelta(seconds=parse_duration(args.duration)),
+                    args.comment)  # fmt: skip
+    IntelligenceStore(_repository(config).engine).add_window(window, args.by, datetime.now(UTC))
+    scope = f"{args.cloud}/{args.schema}" if args.schema else f"{args.cloud} (all schemas)"
+    out.write(f"changes to {scope} are expected from {window.starts_at:%Y-%m-%d %H:%M} to "
+              f"{window.ends_at:%Y-%m-%d %H:%M} UTC\n")  # fmt: skip
+    return EXIT_OK
 
 
 def _pick_snapshots(ids: list[int], from_id: int | None, to_id: int | None) -> tuple[int, int]:
@@ -296,6 +413,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "history": cmd_history,
     "snapshots": cmd_snapshots,
     "diff": cmd_diff,
+    "compare": cmd_compare,
+    "drift": cmd_drift,
+    "ack": cmd_ack,
+    "expect": cmd_expect,
     "db": cmd_db_upgrade,
     "config": cmd_config_check,
     "demo": cmd_demo,
@@ -318,40 +439,13 @@ def _parse_since(value: str) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _short_json(value: Any, width: int = 60) -> str:
-    if value is ABSENT:
-        return "∅"
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _paint(text: str, severity: Severity, color: bool) -> str:
-    return f"{_COLORS[severity]}{text}{_RESET}" if color else text
-
-
-def _change_line(change: Change, color: bool) -> str:
-    label = _paint(f"{change.severity.value:<9}", change.severity, color)
-    return f"  {label} {change.rule:<30} {change.path}  {_short_json(change.old)} → {_short_json(change.new)}"
-
-
 def _history_line(record: ChangeRecord, color: bool) -> str:
-    label = _paint(f"{record.severity.value:<9}", record.severity, color)
+    label = paint(f"{record.severity.value:<9}", record.severity, color)
+    flags = "".join(f" [{flag}]" for flag in ("ignored", "expected") if getattr(record, flag))
     return (
         f"{record.detected_at:%Y-%m-%d %H:%M:%S}  {record.target}  {label} {record.rule:<30} {record.path}  "
-        f"{_short_json(record.old, 40)} → {_short_json(record.new, 40)}"
+        f"{short_json(record.old, 40)} → {short_json(record.new, 40)}  {record.fingerprint[:12]}{flags}"
     )
-
-
-def _change_json(change: Change) -> dict[str, Any]:
-    return {
-        "path": change.path,
-        "rule": change.rule,
-        "severity": change.severity.value,
-        "old": None if change.old is ABSENT else change.old,
-        "new": None if change.new is ABSENT else change.new,
-        "old_present": change.old is not ABSENT,
-        "new_present": change.new is not ABSENT,
-    }
 
 
 def _result_json(result: PollResult) -> dict[str, Any]:
@@ -367,7 +461,7 @@ def _result_json(result: PollResult) -> dict[str, Any]:
         "error": result.error,
         "document_sha256": result.document_sha,
         "first_snapshot": result.first_snapshot,
-        "changes": [_change_json(c) for c in result.changes],
+        "changes": [change_json(c) for c in result.changes],
     }
 
 
@@ -402,8 +496,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except ConfigError as exc:
         print(f"schema-drift-monitor: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except UsageError as exc:
-        print(f"schema-drift-monitor: {exc}", file=sys.stderr)
+    except (UsageError, LookupError, ValueError) as exc:
+        print(f"schema-drift-monitor: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return EXIT_USAGE
     except (StartupError, StoreError) as exc:
         print(f"schema-drift-monitor: {exc}", file=sys.stderr)

@@ -246,8 +246,8 @@ def test_check_exit_codes_and_json(simulator: Simulator, migrated_db_url: str, t
     target = ("--cloud", "sim", "--region", "r2", "--schema", "images")
     colored = cli("diff", "--config", str(path), *target, "--color", "always")
     assert "\033[1;31mbreaking" in colored.stdout and "property-removed" in colored.stdout
-    as_json = json.loads(cli("diff", "--config", str(path), *target, "--json").stdout)
-    assert {c["rule"] for c in as_json} == {"property-removed", "enum-value-added"}
+    [as_json] = json.loads(cli("diff", "--config", str(path), *target, "--json").stdout)
+    assert {c["rule"] for c in as_json["changes"]} == {"property-removed", "enum-value-added"}
     snapshots = json.loads(cli("snapshots", "--config", str(path), *target, "--json").stdout)
     assert len(snapshots) == 2
     only_first = cli("diff", "--config", str(path), *target, "--to", str(snapshots[0]["id"]))
