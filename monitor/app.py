@@ -169,7 +169,8 @@ def _start_notifications(parts: Components) -> _Notifier | None:
     settings = parts.config.notifications
     if not settings.channels:
         return None
-    dispatcher = Dispatcher(settings, OutboxStore(parts.engine), parts.metrics, build_channels(settings))
+    channels = build_channels(settings, parts.config.changes)
+    dispatcher = Dispatcher(settings, OutboxStore(parts.engine), parts.metrics, channels)
     stop_event = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop_event), name="notifications")
     log.info("notifications: %d channel(s): %s", len(settings.channels), ", ".join(c.name for c in settings.channels))

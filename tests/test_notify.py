@@ -271,3 +271,34 @@ def test_alertmanager_alerts_always_carry_an_alertname() -> None:
                            "detected_at": T0.isoformat(), "changes": []}]}  # fmt: skip
     [alert] = alerts_for(report, T0)
     assert alert["labels"]["alertname"] == ALERTNAME and alert["labels"]["severity"] == "info"
+
+
+def test_ignored_and_expected_changes_are_not_notified(harness_factory: Any, receiver: Receiver) -> None:
+    h = harness_factory(settings(receiver.url))
+    h.tick(T0)
+    key = TargetKey("sim", "r9", "images")
+    tid = h.repository.ensure_targets([(key, "https://r9")])[key]
+    first = h.repository.record_snapshot(tid, None, _doc({"a": 1}), [], _ok(key, T0 - timedelta(hours=1)))
+    quiet = [
+        Change("/properties/a/default", "default-changed", Severity.WARNING, 1, 2, ignored=True),
+        Change("/properties/b", "property-removed", Severity.BREAKING, {"type": "string"}, ABSENT, expected=True),
+    ]
+    h.repository.record_snapshot(tid, first, _doc({"a": 2}), quiet, _ok(key, T0))
+    h.tick(T0 + timedelta(minutes=1))
+    assert receiver.requests == []
+
+
+def test_a_flapping_target_is_marked_in_the_report(harness_factory: Any, receiver: Receiver) -> None:
+    h = harness_factory(settings(receiver.url))
+    h.tick(T0)
+    key = TargetKey("sim", "r1", "images")
+    tid = h.repository.ensure_targets([(key, "https://r1")])[key]
+    previous = h.repository.record_snapshot(tid, None, _doc({"a": 0}), [], _ok(key, T0 - timedelta(minutes=30)))
+    for i in range(1, 4):  # three flips within the hour
+        change = Change("/properties/a/default", "default-changed", Severity.WARNING, i - 1, i)
+        at = T0 + timedelta(seconds=i)
+        previous = h.repository.record_snapshot(tid, previous, _doc({"a": i % 2}), [change], _ok(key, at))
+    h.tick(T0 + timedelta(minutes=1))
+    [report] = receiver.delivered()
+    assert len(report["targets"]) == 3  # one entry per flip, each marked
+    assert all(target["flapping"] is True for target in report["targets"])

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from monitor.config import AlertmanagerChannel, NotificationsConfig
+from monitor.config import AlertmanagerChannel, ChangesConfig, NotificationsConfig
 from monitor.notify.base import post_json, report_group_request
 from monitor.notify.report import change_lines
 from monitor.store.outbox import GroupRequest, OutboxItem
@@ -37,7 +37,7 @@ def alerts_for(report: dict[str, Any], ends_at: datetime) -> list[dict[str, Any]
                 "service": "schema-drift-monitor",
             },
             "annotations": {
-                "summary": "An API schema changed.",
+                "summary": "An API schema changed." + (" The document is flapping." if target.get("flapping") else ""),
                 "description": f"{target['cloud']}/{target['region']}/{target['schema']}: "
                 + "; ".join(change_lines(target, limit=10)),
             },
@@ -51,13 +51,18 @@ def alerts_for(report: dict[str, Any], ends_at: datetime) -> list[dict[str, Any]
 
 
 class AlertmanagerSender:
-    def __init__(self, channel: AlertmanagerChannel, settings: NotificationsConfig) -> None:
+    def __init__(
+        self, channel: AlertmanagerChannel, settings: NotificationsConfig, changes: ChangesConfig | None = None
+    ) -> None:
         self.name = channel.name
         self._channel = channel
         self._settings = settings
+        self._changes = changes
 
     def group_request(self) -> GroupRequest:
-        return report_group_request(self.name, self._channel.min_severity, self._settings, self._channel.active_for)
+        return report_group_request(
+            self.name, self._channel.min_severity, self._settings, self._channel.active_for, self._changes
+        )
 
     async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
         ends_at = item.ends_at or item.created_at + timedelta(seconds=self._channel.active_for)

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import httpx
 
-from monitor.config import NotificationsConfig
+from monitor.config import ChangesConfig, NotificationsConfig
 from monitor.domain import Severity
 from monitor.notify.report import report_json
 from monitor.store.outbox import GroupRequest, OutboxItem
@@ -37,16 +37,26 @@ class Channel(Protocol):
 
 
 def report_group_request(
-    name: str, min_severity: str, settings: NotificationsConfig, active_for: float | None = None
+    name: str,
+    min_severity: str,
+    settings: NotificationsConfig,
+    active_for: float | None = None,
+    changes: ChangesConfig | None = None,
 ) -> GroupRequest:
-    """Group a channel's changes at ``min_severity`` or worse into one report per grouping window."""
+    """Group a channel's changes at ``min_severity`` or worse into one report per grouping window.
+
+    Ignored changes and changes inside an expected-change window are never notified.
+    """
     threshold = Severity(min_severity).rank
+    changes = changes or ChangesConfig()
     return GroupRequest(
         channel=name,
         window=settings.grouping_window,
-        keep=lambda record: record.severity.rank >= threshold,
-        build=lambda records, now: report_json(records, now, settings.link_template),
+        keep=lambda r: r.severity.rank >= threshold and not r.ignored and not r.expected,
+        build=lambda records, now, flapping: report_json(records, now, settings.link_template, flapping),
         active_for=active_for,
+        flapping_window=changes.flapping_window,
+        flapping_threshold=changes.flapping_threshold,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from monitor import __version__
-from monitor.config import AlertmanagerChannel, NotificationsConfig, SlackChannel, WebhookChannel
+from monitor.config import AlertmanagerChannel, ChangesConfig, NotificationsConfig, SlackChannel, WebhookChannel
 from monitor.metrics import Metrics
 from monitor.notify.alertmanager import AlertmanagerSender
 from monitor.notify.base import Channel, DeliveryError
@@ -33,16 +33,16 @@ T = TypeVar("T")
 TICK_SECONDS = 1.0
 
 
-def build_channels(settings: NotificationsConfig) -> list[Channel]:
-    """One sender per configured channel."""
+def build_channels(settings: NotificationsConfig, changes: ChangesConfig | None = None) -> list[Channel]:
+    """One sender per configured channel (``changes`` sets the flapping window its reports use)."""
     channels: list[Channel] = []
     for channel in settings.channels:
         if isinstance(channel, WebhookChannel):
-            channels.append(WebhookSender(channel, settings))
+            channels.append(WebhookSender(channel, settings, changes))
         elif isinstance(channel, SlackChannel):
-            channels.append(SlackSender(channel, settings))
+            channels.append(SlackSender(channel, settings, changes))
         elif isinstance(channel, AlertmanagerChannel):
-            channels.append(AlertmanagerSender(channel, settings))
+            channels.append(AlertmanagerSender(channel, settings, changes))
     return channels
 
 

@@ -4,7 +4,7 @@ Schema (``schema_version`` 1)::
 
     {"schema_version": 1, "group_id": "<first change id>-<last change id>", "created_at": ISO-8601,
      "summary": "...", "worst_severity": "breaking", "counts": {"breaking": n, "warning": n, ...},
-     "targets": [{"cloud", "region", "schema", "detected_at", "snapshot_id", "worst_severity", "link",
+     "targets": [{"cloud", "region", "schema", "detected_at", "snapshot_id", "worst_severity", "flapping", "link",
                   "changes": [{"path", "rule", "severity", "old", "new", "old_present", "new_present"}],
                   "changes_truncated": n}]}
 
@@ -14,18 +14,24 @@ Schema (``schema_version`` 1)::
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from datetime import datetime
 from typing import Any
 
-from monitor.domain import ABSENT, Severity
+from monitor.domain import ABSENT, Severity, TargetKey
 from monitor.store.repository import ChangeRecord
 
 MAX_CHANGES_PER_TARGET = 100
 
 
-def build_report(records: Sequence[ChangeRecord], now: datetime, link_template: str | None = None) -> dict[str, Any]:
-    """The report for ``records`` (at least one), grouped by target and snapshot."""
+def build_report(
+    records: Sequence[ChangeRecord],
+    now: datetime,
+    link_template: str | None = None,
+    flapping: Set[TargetKey] = frozenset(),
+) -> dict[str, Any]:
+    """The report for ``records`` (at least one), grouped by target and snapshot; ``flapping`` targets are
+    marked so a receiver can tell a flapping document from a one-off change."""
     groups: dict[tuple[str, str, str, int], list[ChangeRecord]] = {}
     for record in records:
         key = (record.target.cloud, record.target.region, record.target.schema, record.snapshot_id)
@@ -39,7 +45,7 @@ def build_report(records: Sequence[ChangeRecord], now: datetime, link_template: 
         "summary": _summary(len(groups), counts),
         "worst_severity": worst.value,
         "counts": counts,
-        "targets": [_target(group, link_template) for group in groups.values()],
+        "targets": [_target(group, link_template, flapping) for group in groups.values()],
     }
 
 
@@ -48,7 +54,7 @@ def _summary(targets: int, counts: dict[str, int]) -> str:
     return f"schema changes in {targets} target(s): {parts}"
 
 
-def _target(records: list[ChangeRecord], link_template: str | None) -> dict[str, Any]:
+def _target(records: list[ChangeRecord], link_template: str | None, flapping: Set[TargetKey]) -> dict[str, Any]:
     first = records[0]
     fields = {
         "cloud": first.target.cloud,
@@ -60,6 +66,7 @@ def _target(records: list[ChangeRecord], link_template: str | None) -> dict[str,
         **fields,
         "detected_at": first.detected_at.isoformat(),
         "worst_severity": Severity.worst(*(r.severity for r in records)).value,
+        "flapping": first.target in flapping,
         "link": link_template.format(**fields) if link_template else None,
         "changes": [_change(r) for r in records[:MAX_CHANGES_PER_TARGET]],
         "changes_truncated": max(0, len(records) - MAX_CHANGES_PER_TARGET),
@@ -78,8 +85,13 @@ def _change(record: ChangeRecord) -> dict[str, Any]:
     }
 
 
-def report_json(records: Sequence[ChangeRecord], now: datetime, link_template: str | None = None) -> str:
-    return json.dumps(build_report(records, now, link_template), ensure_ascii=False, sort_keys=True)
+def report_json(
+    records: Sequence[ChangeRecord],
+    now: datetime,
+    link_template: str | None = None,
+    flapping: Set[TargetKey] = frozenset(),
+) -> str:
+    return json.dumps(build_report(records, now, link_template, flapping), ensure_ascii=False, sort_keys=True)
 
 
 def change_lines(target: dict[str, Any], limit: int = 20) -> list[str]:

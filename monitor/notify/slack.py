@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from monitor.config import NotificationsConfig, SlackChannel
+from monitor.config import ChangesConfig, NotificationsConfig, SlackChannel
 from monitor.notify.base import post_json, report_group_request
 from monitor.notify.report import change_lines
 from monitor.store.outbox import GroupRequest, OutboxItem
@@ -23,7 +23,8 @@ def slack_message(report: dict[str, Any]) -> dict[str, str]:
         title = f"{target['cloud']}/{target['region']}/{target['schema']}"
         if target.get("link"):
             title = f"<{target['link']}|{title}>"
-        lines.append(f"• {title} — {target['worst_severity']}")
+        flapping = " (flapping)" if target.get("flapping") else ""
+        lines.append(f"• {title} — {target['worst_severity']}{flapping}")
         lines.extend(f"    {line}" for line in change_lines(target, limit=10))
     if len(report["targets"]) > MAX_TARGETS:
         lines.append(f"… and {len(report['targets']) - MAX_TARGETS} more target(s)")
@@ -31,13 +32,16 @@ def slack_message(report: dict[str, Any]) -> dict[str, str]:
 
 
 class SlackSender:
-    def __init__(self, channel: SlackChannel, settings: NotificationsConfig) -> None:
+    def __init__(
+        self, channel: SlackChannel, settings: NotificationsConfig, changes: ChangesConfig | None = None
+    ) -> None:
         self.name = channel.name
         self._channel = channel
         self._settings = settings
+        self._changes = changes
 
     def group_request(self) -> GroupRequest:
-        return report_group_request(self.name, self._channel.min_severity, self._settings)
+        return report_group_request(self.name, self._channel.min_severity, self._settings, changes=self._changes)
 
     async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
         body = json.dumps(slack_message(json.loads(item.payload)), ensure_ascii=False).encode()

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import httpx
 
-from monitor.config import NotificationsConfig, WebhookChannel
+from monitor.config import ChangesConfig, NotificationsConfig, WebhookChannel
 from monitor.notify.base import post_json, report_group_request
 from monitor.store.outbox import GroupRequest, OutboxItem
 
@@ -24,13 +24,16 @@ def sign(secret: str, body: bytes) -> str:
 
 
 class WebhookSender:
-    def __init__(self, channel: WebhookChannel, settings: NotificationsConfig) -> None:
+    def __init__(
+        self, channel: WebhookChannel, settings: NotificationsConfig, changes: ChangesConfig | None = None
+    ) -> None:
         self.name = channel.name
         self._channel = channel
         self._settings = settings
+        self._changes = changes
 
     def group_request(self) -> GroupRequest:
-        return report_group_request(self.name, self._channel.min_severity, self._settings)
+        return report_group_request(self.name, self._channel.min_severity, self._settings, changes=self._changes)
 
     async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
         body = item.payload.encode()

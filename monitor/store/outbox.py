@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from monitor.domain import TargetKey
 from monitor.store.repository import ChangeRecord, Transactions, change_record, dialect_insert, opt_aware
-from monitor.store.tables import ChangeRow, NotificationCursor, OutboxEntry, Target
+from monitor.store.tables import ChangeRow, NotificationCursor, OutboxEntry, Snapshot, Target
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 
@@ -41,8 +42,25 @@ class GroupRequest:
     channel: str
     window: float
     keep: Callable[[ChangeRecord], bool]
-    build: Callable[[Sequence[ChangeRecord], datetime], str]
+    build: Callable[[Sequence[ChangeRecord], datetime, set[TargetKey]], str]  # records, now, flapping targets
     active_for: float | None = None  # Alertmanager: how long the alert stays active
+    flapping_window: float = 3600.0
+    flapping_threshold: int = 3
+
+
+def _flapping(
+    session: Session, records: Sequence[ChangeRecord], request: GroupRequest, now: datetime
+) -> set[TargetKey]:
+    """Targets among ``records`` with at least ``flapping_threshold`` snapshots inside the flapping window."""
+    since = now - timedelta(seconds=request.flapping_window)
+    ids = {r.target_id for r in records}
+    counts = session.execute(
+        select(Snapshot.target_id, func.count())
+        .where(Snapshot.target_id.in_(ids), Snapshot.first_seen >= since)
+        .group_by(Snapshot.target_id)
+    ).all()
+    flapping_ids = {tid for tid, n in counts if n >= request.flapping_threshold}
+    return {r.target for r in records if r.target_id in flapping_ids}
 
 
 class OutboxStore(Transactions):
@@ -89,7 +107,7 @@ class OutboxStore(Transactions):
                 return None
             entry = OutboxEntry(
                 channel=request.channel,
-                payload=request.build(kept, now),
+                payload=request.build(kept, now, _flapping(session, kept, request, now)),
                 created_at=now,
                 next_attempt_at=now,
                 ends_at=now + timedelta(seconds=request.active_for) if request.active_for else None,

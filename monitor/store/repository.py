@@ -79,6 +79,7 @@ class ChangeRecord:
     fingerprint: str = ""
     ignored: bool = False
     expected: bool = False
+    target_id: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict; ``old``/``new`` are null when that side is absent (see ``*_present``)."""
@@ -120,6 +121,7 @@ class HistoryFilter:
     min_severity: Severity | None = None
     since: datetime | None = None
     limit: int = 1000
+    before_id: int | None = None  # keyset pagination: only changes with a smaller id (older ones)
 
 
 def utcnow() -> datetime:
@@ -350,7 +352,10 @@ class Repository(Transactions):
         return self._run("read", work)
 
     def history(self, where: HistoryFilter) -> list[ChangeRecord]:
-        """Stored changes matching ``where``, oldest first (the newest ``limit`` of them)."""
+        """Stored changes matching ``where``, oldest first (the newest ``limit`` of them).
+
+        ``where.before_id`` pages back: the newest ``limit`` changes older than that change id.
+        """
 
         def work(session: Session) -> list[ChangeRecord]:
             query = select(ChangeRow, Target).join(Target, ChangeRow.target_id == Target.id)
@@ -387,6 +392,8 @@ def _history_conditions(where: HistoryFilter) -> list[Any]:
         conditions.append(ChangeRow.severity.in_(allowed))
     if where.since is not None:
         conditions.append(ChangeRow.detected_at >= where.since)
+    if where.before_id is not None:
+        conditions.append(ChangeRow.id < where.before_id)
     return conditions
 
 
@@ -451,4 +458,5 @@ def change_record(row: ChangeRow, target: Target) -> ChangeRecord:
         fingerprint=row.fingerprint,
         ignored=row.ignored,
         expected=row.expected,
+        target_id=row.target_id,
     )
