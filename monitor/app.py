@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
+from monitor.api import Api, ApiContext
 from monitor.config import Config, TargetSpec
 from monitor.domain import PollResult
 from monitor.fetching import Fetcher
@@ -123,8 +124,11 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     """Serve until stopped; returns the exit code. Raises StartupError before serving."""
     stop = stop or asyncio.Event()
     parts = build(config)
+    api = build_api(parts, asyncio.get_running_loop())
     try:
-        server = StatusServer(config.http.host, config.http.port, parts.registry, lambda: _readiness(scheduler, parts))
+        server = StatusServer(
+            config.http.host, config.http.port, parts.registry, lambda: _readiness(scheduler, parts), api=api
+        )
     except OSError as exc:
         await parts.aclose()
         raise StartupError(f"cannot listen on {config.http.listen}: {exc.strerror}") from None
@@ -150,6 +154,30 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         await asyncio.to_thread(server.stop)
     log.info("stopped")
     return 0
+
+
+def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> Api | None:
+    """The read API over ``parts`` (None when ``api.enabled`` is false); acks refresh drift on ``loop``."""
+    intelligence = parts.service.intelligence
+    if not parts.config.api.enabled or intelligence is None:
+        return None
+    context = ApiContext(
+        config=parts.config,
+        repository=Repository(parts.engine),
+        intelligence=intelligence,
+        metrics=parts.metrics,
+        on_change=refresh_soon(parts.service, loop),
+    )
+    return Api(context)
+
+
+def refresh_soon(service: PollService, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """A callable for any thread that schedules ``service.refresh_intelligence()`` on ``loop`` and returns."""
+
+    def schedule() -> None:
+        asyncio.run_coroutine_threadsafe(service.refresh_intelligence(), loop)
+
+    return schedule
 
 
 @dataclass

@@ -199,7 +199,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 def _check_exit_code(results: Sequence[PollResult], fail_on: str | None) -> int:
     if fail_on is not None:
         threshold = Severity.COSMETIC if fail_on == "any" else Severity(fail_on)
-        if any(c.severity.rank >= threshold.rank for r in results for c in r.changes):
+        if any(c.severity.rank >= threshold.rank for r in results for c in r.counted_changes):
             return EXIT_CHANGED
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 

@@ -1,7 +1,8 @@
-"""The daemon's HTTP listener: ``/metrics``, ``/healthz`` and ``/readyz``.
+"""The daemon's HTTP listener: ``/metrics``, ``/healthz``, ``/readyz`` and the read API under ``/api/``.
 
-It runs in its own threads (stdlib ``ThreadingHTTPServer``) and answers from memory only, so it keeps
-answering promptly during a database or network outage, and while the event loop is busy.
+It runs in its own threads (stdlib ``ThreadingHTTPServer``). The status endpoints answer from memory only, so
+they keep answering promptly during a database or network outage, and while the event loop is busy; the
+API (``monitor.api``, when given) also reads the database.
 """
 
 from __future__ import annotations
@@ -10,15 +11,26 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+if TYPE_CHECKING:
+    from monitor.api import Api
 
 
 class StatusServer:
     """Serves the registry and health endpoints on ``host:port`` (port 0 picks a free one)."""
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry, ready: Callable[[], dict[str, bool]]):
-        handler = _make_handler(registry, ready)
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        ready: Callable[[], dict[str, bool]],
+        api: Api | None = None,
+    ):
+        handler = _make_handler(registry, ready, api)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
@@ -36,13 +48,17 @@ class StatusServer:
         self._server.server_close()
 
 
-def _make_handler(registry: CollectorRegistry, ready: Callable[[], dict[str, bool]]) -> type[BaseHTTPRequestHandler]:
+def _make_handler(
+    registry: CollectorRegistry, ready: Callable[[], dict[str, bool]], api: Api | None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "schema-drift-monitor"
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path == "/metrics":
+            if api is not None and path.startswith("/api/"):
+                self._serve_api()
+            elif path == "/metrics":
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
             elif path == "/healthz":
                 self._send(200, "text/plain; charset=utf-8", b"ok\n")
@@ -53,8 +69,24 @@ def _make_handler(registry: CollectorRegistry, ready: Callable[[], dict[str, boo
             else:
                 self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics, /healthz, /readyz\n")
 
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
+        def do_POST(self) -> None:
+            if api is not None and self.path.startswith("/api/"):
+                self._serve_api()
+            else:
+                self._send(405, "text/plain; charset=utf-8", b"method not allowed\n", (("Allow", "GET"),))
+
+        do_PUT = do_PATCH = do_DELETE = do_POST
+
+        def _serve_api(self) -> None:
+            assert api is not None
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            response = api.handle(self.command, self.path, headers, self.rfile.read)
+            self._send(response.status, response.content_type, response.body, response.headers)
+
+        def _send(self, status: int, content_type: str, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:
             self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -302,3 +302,31 @@ def test_a_flapping_target_is_marked_in_the_report(harness_factory: Any, receive
     [report] = receiver.delivered()
     assert len(report["targets"]) == 3  # one entry per flip, each marked
     assert all(target["flapping"] is True for target in report["targets"])
+
+
+def test_two_monitor_processes_deliver_each_notification_once(harness_factory: Any, receiver: Receiver) -> None:
+    first = harness_factory(settings(receiver.url))
+    second = harness_factory(settings(receiver.url))  # another replica on the same database
+    first.tick(T0)
+    second.tick(T0)
+    first.change("r1", T0)
+    first.change("r2", T0 + timedelta(seconds=5))
+    for seconds in (31, 32, 40, 60):
+        first.tick(T0 + timedelta(seconds=seconds))
+        second.tick(T0 + timedelta(seconds=seconds))
+    [report] = receiver.delivered()
+    assert len(receiver.requests) == 1
+    assert {t["region"] for t in report["targets"]} == {"r1", "r2"}
+
+
+def test_a_claimed_entry_is_not_handed_out_again_until_its_lease_runs_out(
+    harness_factory: Any, receiver: Receiver
+) -> None:
+    h = harness_factory(settings(receiver.url))
+    h.tick(T0)
+    h.change("r1", T0)
+    h.store.group_pending(h.dispatcher._channels["ops"].group_request(), T0 + timedelta(seconds=31))
+    now = T0 + timedelta(seconds=32)
+    assert len(h.store.due(now, lease=60)) == 1
+    assert h.store.due(now + timedelta(seconds=1), lease=60) == []  # claimed by the first caller
+    assert len(h.store.due(now + timedelta(seconds=61), lease=60)) == 1  # the claimer died: retried

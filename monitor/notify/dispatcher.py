@@ -75,7 +75,8 @@ class Dispatcher:
                 self._prepared = True
             for channel in self._channels.values():
                 await self._db(self._store.group_pending, channel.group_request(), now)
-            due: list[OutboxItem] = await self._db(self._store.due, now)
+            lease = self._settings.request_timeout * 3
+            due: list[OutboxItem] = await self._db(self._store.due, now, lease)
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
             log.error("notifications: database error: %s", exc)

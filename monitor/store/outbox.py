@@ -120,16 +120,26 @@ class OutboxStore(Transactions):
 
         return self._run("notify", work)
 
-    def due(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        """Pending entries whose next attempt is due, oldest first."""
+    def due(self, now: datetime, lease: float = 60.0, limit: int = 100) -> list[OutboxItem]:
+        """Claim pending entries whose next attempt is due, oldest first.
+
+        Claiming pushes their next attempt ``lease`` seconds ahead in the same transaction (rows locked
+        with SKIP LOCKED on PostgreSQL), so two monitor processes never deliver the same entry at once;
+        an entry whose claimer died is retried when the lease runs out.
+        """
 
         def work(session: Session) -> list[OutboxItem]:
-            rows = session.scalars(
-                select(OutboxEntry)
-                .where(OutboxEntry.status == PENDING, OutboxEntry.next_attempt_at <= now)
-                .order_by(OutboxEntry.id)
-                .limit(limit)
+            rows = list(
+                session.scalars(
+                    select(OutboxEntry)
+                    .where(OutboxEntry.status == PENDING, OutboxEntry.next_attempt_at <= now)
+                    .order_by(OutboxEntry.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
             )
+            for row in rows:
+                row.next_attempt_at = now + timedelta(seconds=lease)
             return [
                 OutboxItem(r.id, r.channel, r.payload, opt_aware(r.created_at) or now, opt_aware(r.ends_at), r.attempts)
                 for r in rows
