@@ -271,3 +271,58 @@ def test_changes_in_an_expected_window_are_recorded_but_do_not_page(
     with p.parts.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(ChangeRow).where(ChangeRow.expected)).scalar_one() == 2
         assert conn.execute(select(Rollout.expected)).scalar_one() is True
+
+
+def test_diff_against_the_baseline_and_against_another_region(
+    pipeline_factory: Any, simulator: Simulator, tmp_path: Path
+) -> None:
+    p = pipeline_factory()
+    p.poll_all()
+    simulator.set_document("r1", "images", DOC_B)
+    p.poll_all()
+    target = ("--cloud", "sim", "--region", "r1", "--schema", "images")
+    code, out = cli(p.config, tmp_path, "diff", *target, "--baseline", "--format", "json")
+    [baseline] = json.loads(out)
+    assert code == 0 and "baseline" in baseline["title"]
+    assert {c["rule"] for c in baseline["changes"]} == {"property-removed", "enum-value-added"}
+    code, out = cli(p.config, tmp_path, "diff", *target, "--against-region", "r2", "--format", "jsonpatch")
+    patch = json.loads(out)
+    assert code == 0 and {op["op"] for op in patch} == {"remove", "add"}
+    code, out = cli(p.config, tmp_path, "diff", *target, "--against-region", "r2", "--format", "markdown")
+    assert code == 0 and "| breaking | property-removed |" in out
+
+
+def test_compare_across_clouds_when_asked(migrated_db_url: str, simulator: Simulator, tmp_path: Path) -> None:
+    data = config_data(simulator, migrated_db_url, confirm_reads=1)
+    upstream = dict(data["clouds"][0], name="glance", regions=["r3"])
+    data["clouds"] = [dict(data["clouds"][0], regions=["r1", "r2"]), upstream]
+    simulator.set_document("r3", "images", DOC_B)
+    p = Pipeline(parse_config(data, "test"))
+    try:
+        for spec in p.parts.specs:
+            if spec.key.schema == "images":
+                p.loop.run_until_complete(p.parts.service.poll(spec))
+        code, out = cli(p.config, tmp_path, "compare", "--cloud", "sim", "--schema", "images", "--with-cloud", "glance",
+                        "--json")  # fmt: skip
+    finally:
+        p.close()
+    report = json.loads(out)
+    assert code == 0
+    assert report["deviating"] == ["glance/r3"]
+    assert {r["region"] for r in report["regions"]} == {"sim/r1", "sim/r2", "glance/r3"}
+    [deviation] = report["deviations"]
+    assert "glance/r3" in deviation["title"] and deviation["changes"]
+
+
+def test_an_expected_window_from_the_config_marks_changes_expected(migrated_db_url: str, simulator: Simulator) -> None:
+    data = config_data(simulator, migrated_db_url, confirm_reads=1)
+    data["changes"] = {"expected": [{"cloud": "sim", "schema": "images", "start": "2000-01-01T00:00:00Z",
+                                     "end": "2100-01-01T00:00:00Z", "comment": "always"}]}  # fmt: skip
+    p = Pipeline(parse_config(data, "test"))
+    try:
+        p.poll_all()
+        simulator.set_document("r1", "images", DOC_B)
+        [changed, *_] = p.poll_all()
+    finally:
+        p.close()
+    assert changed.changes and all(c.expected for c in changed.changes)
