@@ -81,12 +81,18 @@ def metric_names(expr: str) -> set[str]:
 
 
 def exported_names() -> set[str]:
-    """Sample names the daemon exposes once its targets and channels are registered."""
+    """Sample names the daemon exposes once its targets, channels and change intelligence are registered."""
     metrics = Metrics(CollectorRegistry(), "t")
     key = TargetKey("c", "r", "s")
-    metrics.register_targets([key])
+    metrics.register_targets([key])  # also drift_unacknowledged and flapping
     metrics.set_interval(key, 300)
     metrics.register_channels(["x"])
+    # What monitor.intelligence.Fleet creates for every (cloud, schema) and target at start-up.
+    metrics.region_variants.labels("c", "s")
+    metrics.region_deviates.labels("c", "r", "s")
+    metrics.rollout_in_progress.labels("c", "s")
+    metrics.rollout_last_completed.labels("c", "s")
+    metrics.rollout_last_duration.labels("c", "s")
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}
 
 
@@ -158,3 +164,15 @@ def test_metric_name_extraction_ignores_labels_functions_and_keywords() -> None:
         'unless on (cloud) b == 0 or absent(up{job="j"}) and time() - c > 2 * d offset 5m'
     )
     assert metric_names(expr) == {"a_total", "b", "up", "c", "d"}
+
+
+def test_flapping_and_rollouts_hold_back_the_alerts_they_explain() -> None:
+    exprs = {rule["alert"]: rule["expr"] for rule in alert_rules()}
+    # A flapping target pages once, as SchemaDriftFlapping, not per flip.
+    for name in ("SchemaDriftBreakingChange", "SchemaDriftWarningChange", "SchemaDriftUnacknowledgedDrift"):
+        assert "unless on (cloud, region, schema)" in exprs[name], name
+        assert "schemadrift_flapping" in exprs[name], name
+    # Regions differing during a rollout is expected; a rollout that never ends is SchemaDriftRolloutStuck.
+    assert "unless on (cloud, schema)" in exprs["SchemaDriftRegionDeviation"]
+    assert "schemadrift_rollout_in_progress" in exprs["SchemaDriftRegionDeviation"]
+    assert "schemadrift_rollout_in_progress" in exprs["SchemaDriftRolloutStuck"]

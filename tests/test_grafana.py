@@ -37,13 +37,20 @@ from tests.grafana_queries import (
 
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
 TARGET_VARIABLES = ("cloud", "region", "schema")
-# Metrics another issue (change intelligence) adds; until then no query may name them.
-FUTURE_METRICS = (
+# Change-intelligence metrics per target (the change-intelligence panels must use each of them).
+INTELLIGENCE_TARGET_METRICS = {
     "schemadrift_drift_unacknowledged",
     "schemadrift_region_deviates",
+    "schemadrift_flapping",
+}
+# Metrics per (cloud, schema), without a region label: filtered by $cloud and $schema only, since a region
+# matcher would drop every series as soon as a region is selected.
+GROUP_METRICS = {
     "schemadrift_region_variants",
     "schemadrift_rollout_in_progress",
-)
+    "schemadrift_rollout_last_completed_timestamp_seconds",
+    "schemadrift_rollout_last_duration_seconds",
+}
 METRIC = re.compile(r"schemadrift_[a-z_]+")
 RANGE = re.compile(r"\[([^\]]+)\]")
 SELECTOR = re.compile(r"(schemadrift_[a-z_]+)(\{[^}]*\})?")
@@ -82,9 +89,15 @@ def dashboard() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def exported_names() -> set[str]:
     m = Metrics(CollectorRegistry(), "t")
-    m.register_targets([TargetKey("c", "r", "s")])
+    m.register_targets([TargetKey("c", "r", "s")])  # also drift_unacknowledged and flapping
     m.register_channels(["x"])
     m.set_interval(TargetKey("c", "r", "s"), 300)  # the service sets it for every target at start-up
+    # What monitor.intelligence.Fleet creates for every (cloud, schema) and target at start-up.
+    m.region_variants.labels("c", "s")
+    m.region_deviates.labels("c", "r", "s")
+    m.rollout_in_progress.labels("c", "s")
+    m.rollout_last_completed.labels("c", "s")
+    m.rollout_last_duration.labels("c", "s")
     return {s.name for family in m.registry.collect() for s in family.samples}
 
 
@@ -180,6 +193,10 @@ def test_per_target_metrics_are_filtered_by_the_target_variables(dashboard: dict
             name, matchers = selector.group(1), selector.group(2) or ""
             if name in MONITOR_METRICS:
                 continue
+            if name in GROUP_METRICS:
+                assert 'cloud=~"$cloud"' in matchers and 'schema=~"$schema"' in matchers, f"{where}: {name}"
+                assert "region" not in matchers, f"{where}: {name} has no region label to filter on"
+                continue
             for label in TARGET_VARIABLES:
                 assert f'{label}=~"${label}"' in matchers, f"{where}: {name} is not filtered by ${label}"
 
@@ -198,11 +215,17 @@ def test_status_grid_maps_up_failing_and_changed(dashboard: dict[str, Any]) -> N
     grid = by_title(dashboard, GRID)
     expr = grid["targets"][0]["expr"]
     assert "schemadrift_poll_success" in expr and "schemadrift_last_change_timestamp_seconds" in expr
+    assert "4 * max by (cloud, region, schema) (schemadrift_region_deviates{" in expr
     (mapping,) = grid["fieldConfig"]["defaults"]["mappings"]
     options = mapping["options"]
     assert (options["0"]["text"], options["0"]["color"]) == ("Failing", "red")
     assert (options["1"]["text"], options["1"]["color"]) == ("Up", "green")
     assert options["3"]["text"] == "Changed"
+    assert options["5"]["text"] == "Deviating"
+    # up (1) + changed (2) + deviating (4): every combination has a label
+    assert set(options) == {str(value) for value in range(8)}
+    assert all("Failing" in options[str(v)]["text"] for v in range(0, 8, 2))
+    assert all("Failing" not in options[str(v)]["text"] for v in range(1, 8, 2))
     (matrix,) = grid["transformations"]
     assert matrix["id"] == "groupingToMatrix" and matrix["options"]["columnField"] == "schema"
     timeline = by_title(dashboard, "Target status over time")
@@ -224,14 +247,34 @@ def test_required_panels_exist(dashboard: dict[str, Any]) -> None:
     assert "schemadrift_build_info" in exprs("Build info")
 
 
-def test_future_panels_are_placeholders(dashboard: dict[str, Any]) -> None:
-    text = json.dumps(dashboard)
-    for name in FUTURE_METRICS:
-        assert name not in text
-    for title in ("Unacknowledged drift", "Rollout progress", "Status grid: legend and what is coming"):
-        panel = by_title(dashboard, title)
-        assert panel["type"] == "text" and "change-intelligence" in panel["options"]["content"], title
-    assert "Deviating" in by_title(dashboard, "Status grid: legend and what is coming")["options"]["content"]
+def test_change_intelligence_panels(dashboard: dict[str, Any]) -> None:
+    def exprs(title: str) -> str:
+        return "\n".join(t["expr"] for t in by_title(dashboard, title)["targets"])
+
+    # No placeholder is left: every panel queries.
+    assert [p["id"] for p in panels(dashboard) if p["type"] == "text"] == []
+    assert "change-intelligence" not in json.dumps(dashboard)
+
+    drift = by_title(dashboard, "Unacknowledged drift")
+    assert drift["type"] == "table"
+    severities = [found for t in drift["targets"] for found in re.findall(r'severity="(\w+)"', t["expr"])]
+    assert severities == ["breaking", "warning", "info", "cosmetic"]
+    assert all("schemadrift_drift_unacknowledged" in t["expr"] for t in drift["targets"])
+    assert [t["id"] for t in drift["transformations"]][:2] == ["merge", "filterByValue"]
+    assert "sum by (severity)" in exprs("Unacknowledged drift by severity")
+    assert 'severity="breaking"' in exprs("Unacknowledged breaking drift")
+
+    rollout = exprs("Rollout progress")
+    for name in GROUP_METRICS | {"schemadrift_region_deviates"}:
+        assert name in rollout, name
+    assert "schemadrift_rollout_in_progress" in exprs("Rollouts in progress")
+    assert by_title(dashboard, "Rollouts over time")["type"] == "state-timeline"
+
+    assert "schemadrift_region_variants" in exprs("Documents served per cloud / schema")
+    assert "schemadrift_region_deviates" in exprs("Deviating regions")
+    assert "schemadrift_region_deviates" in exprs("Region deviation over time")
+    assert "schemadrift_flapping" in exprs("Flapping targets")
+    assert "schemadrift_flapping" in exprs("Flapping over time")
 
 
 def test_prometheus_change_annotations(dashboard: dict[str, Any]) -> None:
@@ -434,6 +477,8 @@ def test_every_query_names_only_exported_metrics(
         "schemadrift_db_errors_total",
         "schemadrift_notifications_total",
         "schemadrift_build_info",
+        *INTELLIGENCE_TARGET_METRICS,
+        *GROUP_METRICS,
     }
 
 
