@@ -333,7 +333,7 @@ class CloudConfig(PollSettings):
 _SEVERITY_NAMES = Literal["breaking", "warning", "info", "cosmetic"]
 
 
-class _ChannelBase(_Model):
+class ChannelSettings(_Model):
     """Common settings of a notification channel; ``url`` (or ``url_file``) may carry a secret."""
 
     name: str
@@ -359,7 +359,7 @@ class _ChannelBase(_Model):
         return value
 
 
-class WebhookChannel(_ChannelBase):
+class WebhookChannel(ChannelSettings):
     """Generic JSON webhook; with ``secret`` each body is signed (``X-Schemadrift-Signature``)."""
 
     type: Literal["webhook"]
@@ -367,13 +367,13 @@ class WebhookChannel(_ChannelBase):
     secret_file: Path | None = None
 
 
-class SlackChannel(_ChannelBase):
+class SlackChannel(ChannelSettings):
     """A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat)."""
 
     type: Literal["slack"]
 
 
-class AlertmanagerChannel(_ChannelBase):
+class AlertmanagerChannel(ChannelSettings):
     """Pushes alerts to Alertmanager's ``/api/v2/alerts``; re-sent while active, then resolved."""
 
     type: Literal["alertmanager"]

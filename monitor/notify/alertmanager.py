@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 
 from monitor.config import AlertmanagerChannel, ChangesConfig, NotificationsConfig
-from monitor.notify.base import post_json, report_group_request
+from monitor.notify.base import SenderBase, post_json
 from monitor.notify.report import change_lines
-from monitor.store.outbox import GroupRequest, OutboxItem
+from monitor.store.outbox import OutboxItem
 
 ALERTNAME = "SchemaDriftChangeDetected"
 ALERT_SEVERITY = {"breaking": "critical", "warning": "warning", "info": "info", "cosmetic": "info"}
@@ -50,19 +50,12 @@ def alerts_for(report: dict[str, Any], ends_at: datetime) -> list[dict[str, Any]
     return alerts
 
 
-class AlertmanagerSender:
+class AlertmanagerSender(SenderBase[AlertmanagerChannel]):
     def __init__(
         self, channel: AlertmanagerChannel, settings: NotificationsConfig, changes: ChangesConfig | None = None
-    ) -> None:
-        self.name = channel.name
-        self._channel = channel
-        self._settings = settings
-        self._changes = changes
-
-    def group_request(self) -> GroupRequest:
-        return report_group_request(
-            self.name, self._channel.min_severity, self._settings, self._channel.active_for, self._changes
-        )
+    ):
+        super().__init__(channel, settings, changes)
+        self.active_for = channel.active_for
 
     async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
         ends_at = item.ends_at or item.created_at + timedelta(seconds=self._channel.active_for)

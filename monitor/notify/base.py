@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import httpx
 
-from monitor.config import ChangesConfig, NotificationsConfig
+from monitor.config import ChangesConfig, ChannelSettings, NotificationsConfig
 from monitor.domain import Severity
 from monitor.notify.report import report_json
 from monitor.store.outbox import GroupRequest, OutboxItem
@@ -58,6 +58,26 @@ def report_group_request(
         flapping_window=changes.flapping_window,
         flapping_threshold=changes.flapping_threshold,
     )
+
+
+C = TypeVar("C", bound=ChannelSettings)
+
+
+class SenderBase(Generic[C]):
+    """What every sender shares: its channel settings and how its changes are grouped."""
+
+    active_for: float | None = None  # only Alertmanager alerts stay active for a while
+
+    def __init__(self, channel: C, settings: NotificationsConfig, changes: ChangesConfig | None = None) -> None:
+        self.name = channel.name
+        self._channel = channel
+        self._settings = settings
+        self._changes = changes
+
+    def group_request(self) -> GroupRequest:
+        return report_group_request(
+            self.name, self._channel.min_severity, self._settings, self.active_for, self._changes
+        )
 
 
 async def post_json(

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from monitor.config import ChangesConfig, NotificationsConfig, SlackChannel
-from monitor.notify.base import post_json, report_group_request
+from monitor.config import SlackChannel
+from monitor.notify.base import SenderBase, post_json
 from monitor.notify.report import change_lines
-from monitor.store.outbox import GroupRequest, OutboxItem
+from monitor.store.outbox import OutboxItem
 
 MAX_TARGETS = 20
 
@@ -31,18 +31,7 @@ def slack_message(report: dict[str, Any]) -> dict[str, str]:
     return {"text": "\n".join(lines)}
 
 
-class SlackSender:
-    def __init__(
-        self, channel: SlackChannel, settings: NotificationsConfig, changes: ChangesConfig | None = None
-    ) -> None:
-        self.name = channel.name
-        self._channel = channel
-        self._settings = settings
-        self._changes = changes
-
-    def group_request(self) -> GroupRequest:
-        return report_group_request(self.name, self._channel.min_severity, self._settings, changes=self._changes)
-
+class SlackSender(SenderBase[SlackChannel]):
     async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
         body = json.dumps(slack_message(json.loads(item.payload)), ensure_ascii=False).encode()
         await post_json(client, self._channel.url.get_secret_value(), body, self._settings.request_timeout)

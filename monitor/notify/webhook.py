@@ -11,9 +11,9 @@ from datetime import datetime
 
 import httpx
 
-from monitor.config import ChangesConfig, NotificationsConfig, WebhookChannel
-from monitor.notify.base import post_json, report_group_request
-from monitor.store.outbox import GroupRequest, OutboxItem
+from monitor.config import WebhookChannel
+from monitor.notify.base import SenderBase, post_json
+from monitor.store.outbox import OutboxItem
 
 SIGNATURE_HEADER = "X-Schemadrift-Signature"
 
@@ -23,18 +23,7 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class WebhookSender:
-    def __init__(
-        self, channel: WebhookChannel, settings: NotificationsConfig, changes: ChangesConfig | None = None
-    ) -> None:
-        self.name = channel.name
-        self._channel = channel
-        self._settings = settings
-        self._changes = changes
-
-    def group_request(self) -> GroupRequest:
-        return report_group_request(self.name, self._channel.min_severity, self._settings, changes=self._changes)
-
+class WebhookSender(SenderBase[WebhookChannel]):
     async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
         body = item.payload.encode()
         headers = {}
