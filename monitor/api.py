@@ -167,11 +167,12 @@ class Api:
 
         Never raises: errors become JSON responses (503 for a database failure, 500 for a bug, logged).
         """
-        path = urlsplit(target).path
+        url = urlsplit(target)
+        path = url.path
         try:
             route, params = self._match(method, path)
             body = _read_body(headers, read) if route.reads_body else b""
-            return _respond(200, route.handler(Request(params, urlsplit(target).query, headers, body)))
+            return _respond(200, route.handler(Request(params, url.query, headers, body)))
         except ApiError as exc:
             return _respond(exc.status, {"error": str(exc)}, exc.headers)
         except StoreError as exc:
@@ -353,8 +354,10 @@ class Api:
         With ``other_cloud`` the regions of both clouds are compared, labelled ``cloud/region``.
         """
         query = _query(request, ("cloud", "schema", "reference", "other_cloud"))
-        cloud, schema = _required(query, "cloud"), _required(query, "schema")
-        other = query.get("other_cloud")
+        clouds_known = {key.cloud for key in self._specs}
+        cloud = _required_choice(query, "cloud", clouds_known)
+        schema = _required_choice(query, "schema", {key.schema for key in self._specs})
+        other = _choice(query, "other_cloud", clouds_known)
         clouds = [cloud] if other in (None, cloud) else [cloud, str(other)]
         labels, current = self._compared(clouds, schema)
         reference = self._compare_reference(query, clouds, labels, current)
@@ -447,7 +450,7 @@ class Api:
         self._ctx.intelligence.store.acknowledge(
             target_id, ack.fingerprints, comment=ack.comment, actor=ack.actor, now=now, expires_at=expires_at
         )
-        log.info("api: %s acknowledged %d change(s) of %s: %r", ack.actor, len(ack.fingerprints), key, ack.comment)
+        log.info("api: %r acknowledged %d change(s) of %s: %r", ack.actor, len(ack.fingerprints), key, ack.comment)
         return {
             **_labels(key),
             "acknowledged": list(ack.fingerprints),
@@ -462,7 +465,7 @@ class Api:
         snapshot_id = self._ctx.intelligence.store.approve_current(
             target_id, comment=ack.comment, actor=ack.actor, now=now
         )
-        log.info("api: %s approved snapshot %d as the baseline of %s: %r", ack.actor, snapshot_id, key, ack.comment)
+        log.info("api: %r approved snapshot %d as the baseline of %s: %r", ack.actor, snapshot_id, key, ack.comment)
         return {
             **_labels(key),
             "acknowledged": [],
@@ -499,18 +502,20 @@ def _query(request: Request, allowed: Sequence[str]) -> dict[str, str]:
     return query
 
 
-def _required(query: Mapping[str, str], name: str) -> str:
-    if not query.get(name):
-        raise ApiError(400, f"query parameter {name!r} is required")
-    return query[name]
-
-
 def _choice(query: Mapping[str, str], name: str, allowed: Iterable[str]) -> str | None:
     """The parameter when given, which must be one of ``allowed``; raises ApiError 400."""
     value = query.get(name)
     known = sorted(allowed)
     if value is not None and value not in known:
         raise ApiError(400, f"{name} must be one of: {', '.join(known)}")
+    return value
+
+
+def _required_choice(query: Mapping[str, str], name: str, allowed: Iterable[str]) -> str:
+    """Like ``_choice``, and the parameter must be given; raises ApiError 400."""
+    value = _choice(query, name, allowed)
+    if value is None:
+        raise ApiError(400, f"query parameter {name!r} is required")
     return value
 
 

@@ -207,8 +207,11 @@ def _ack_request_schema() -> dict[str, Any]:
         optional=["fingerprints", "approve", "by", "expires_in_seconds"],
     )
     schema["oneOf"] = [
-        {"required": ["fingerprints"]},
-        {"required": ["approve"], "not": {"required": ["expires_in_seconds"]}},
+        {"required": ["fingerprints"], "not": {"required": ["approve"]}},
+        {
+            "required": ["approve"],
+            "not": {"anyOf": [{"required": ["fingerprints"]}, {"required": ["expires_in_seconds"]}]},
+        },
     ]
     schema["description"] = (
         'Either "fingerprints" (acknowledge those changes, optionally until "expires_in_seconds" from now) or '
@@ -320,8 +323,8 @@ def _collection_paths(keys: Sequence[TargetKey]) -> dict[str, Any]:
                 "Regions grouped by the document they serve, each deviating region's changes, rollouts in progress",
                 _json_response("the comparison", _ref("CompareResult")),
                 {
-                    "400": "a required parameter is missing or invalid",
-                    "404": "no targets for the cloud and schema, or the reference is not a compared region",
+                    "400": "a required parameter is missing, or a parameter is not a configured name",
+                    "404": "the cloud does not watch the schema, or the reference is not a compared region",
                     "409": "no compared region (or not the reference) has a document yet",
                     "503": _DB_DOWN,
                 },

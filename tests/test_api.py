@@ -1,0 +1,528 @@
+"""The read API over real HTTP, on SQLite and PostgreSQL: every route, then schemathesis against the API's
+own OpenAPI document.
+
+The pipeline is the real one (``app.build``) with its event loop running in a thread, as in the daemon, so an
+acknowledgement's refresh callback (``app.refresh_soon``) really runs on the loop. State before each test:
+every target polled, then r1's ``images`` changed (breaking) and a property added to r2's ``member`` and
+r3's ``image``, each polled again. A second cloud, ``up``, serves r2's documents for cross-cloud comparison.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import httpx
+import jsonpatch
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from openapi_spec_validator import validate
+
+from monitor.api import Api, ApiContext
+from monitor.app import Components, build, build_api, run_daemon
+from monitor.canonical import canonicalize
+from monitor.config import Config, parse_config
+from monitor.domain import TargetKey
+from monitor.httpserver import StatusServer
+from monitor.simulator import Simulator, mutate_breaking
+from monitor.store.repository import Repository, SnapshotRecord, StoreError
+from tests.conftest import config_data
+
+T = TypeVar("T")
+API_TOKEN = "api-token-for-tests-7c1d0e"
+R1_IMAGES = TargetKey("sim", "r1", "images")
+R2_IMAGES = TargetKey("sim", "r2", "images")
+PATHS = {
+    "/api/openapi.json",
+    "/api/targets",
+    "/api/targets/{cloud}/{region}/{schema}/snapshots",
+    "/api/targets/{cloud}/{region}/{schema}/diff",
+    "/api/targets/{cloud}/{region}/{schema}/ack",
+    "/api/documents/{sha256}",
+    "/api/changes",
+    "/api/compare",
+}
+
+
+def api_config(sim: Simulator, db_url: str, token: str | None = API_TOKEN) -> Config:
+    """The simulator's three regions as cloud ``sim``, plus cloud ``up`` (region r2, images only)."""
+    data = config_data(sim, db_url, confirm_reads=1)
+    upstream = {**data["clouds"][0], "name": "up", "regions": ["r2"], "schemas": ["images"]}
+    data["clouds"].append(upstream)
+    if token is not None:
+        data["api"] = {"token": token}
+    return parse_config(data, "test")
+
+
+def add_property(document: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``document`` with one more top-level property (an info change)."""
+    return {**document, "properties": {**document["properties"], "zz_added": {"type": "string"}}}
+
+
+class Live:
+    """The pipeline with its event loop in a thread, and the status server with the API on a free port."""
+
+    def __init__(self, config: Config) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop", daemon=True)
+        self._thread.start()
+        try:
+            self.parts: Components = build(config)
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            raise
+        api = build_api(self.parts, self.loop)
+        self.server = StatusServer("127.0.0.1", 0, self.parts.registry, lambda: {"scheduler": True}, api=api)
+        self.server.start()
+        self.base_url = f"http://127.0.0.1:{self.server.port}"
+        self.http = httpx.Client(base_url=self.base_url, timeout=10)
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
+
+    def poll(self, *keys: TargetKey) -> None:
+        """Poll the given targets (default: all) concurrently on the loop."""
+        specs = [s for s in self.parts.specs if not keys or s.key in keys]
+
+        async def poll_all() -> None:
+            await asyncio.gather(*(self.parts.service.poll(spec) for spec in specs))
+
+        self.run(poll_all())
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``path``; asserts a 200 JSON answer and returns the parsed body."""
+        response = self.http.get(path, params=params or None)  # an empty dict would drop the query of ``path``
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        return response.json()
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.stop()
+        self.run(self.parts.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+def start_live(sim: Simulator, db_url: str, token: str | None = API_TOKEN) -> Live:
+    """Build, poll everything, change three documents, poll those again."""
+    live = Live(api_config(sim, db_url, token))
+    try:
+        live.poll()
+        sim.set_document("r1", "images", mutate_breaking(sim.document("r1", "images")))
+        sim.set_document("r2", "member", add_property(sim.document("r2", "member")))
+        sim.set_document("r3", "image", add_property(sim.document("r3", "image")))
+        live.poll(R1_IMAGES, TargetKey("sim", "r2", "member"), TargetKey("sim", "r3", "image"))
+    except BaseException:
+        live.close()
+        raise
+    return live
+
+
+@pytest.fixture
+def live(simulator: Simulator, migrated_db_url: str) -> Iterator[Live]:
+    instance = start_live(simulator, migrated_db_url)
+    yield instance
+    instance.close()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def target_path(key: TargetKey, action: str) -> str:
+    return f"/api/targets/{key.cloud}/{key.region}/{key.schema}/{action}"
+
+
+def target_state(live: Live, key: TargetKey) -> dict[str, Any]:
+    targets = live.get("/api/targets")["targets"]
+    return next(t for t in targets if (t["cloud"], t["region"], t["schema"]) == (key.cloud, key.region, key.schema))
+
+
+def error(response: httpx.Response, status: int) -> str:
+    """Asserts a JSON error answer with ``status``; returns its message."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]
+    return str(body["error"])
+
+
+# --- the document -----------------------------------------------------------------------------------
+
+
+def test_the_openapi_document_is_valid_and_describes_every_route(live: Live) -> None:
+    document = live.get("/api/openapi.json")
+    validate(document)
+    assert document["openapi"] == "3.0.3"
+    assert set(document["paths"]) == PATHS
+    parameters = document["paths"]["/api/targets/{cloud}/{region}/{schema}/snapshots"]["parameters"]
+    assert {p["name"]: p["schema"]["enum"] for p in parameters} == {
+        "cloud": ["sim", "up"],
+        "region": ["r1", "r2", "r3"],
+        "schema": ["image", "images", "member", "members"],
+    }
+    loaded = schemathesis.openapi.from_dict(document)
+    assert len([result.ok() for result in loaded.get_all_operations()]) == len(PATHS)
+
+
+# --- targets, snapshots, documents ------------------------------------------------------------------
+
+
+def test_targets_show_database_state_deviation_and_unacknowledged_drift(live: Live) -> None:
+    targets = live.get("/api/targets")["targets"]
+    assert len(targets) == len(live.parts.specs) == 13
+    changed = target_state(live, R1_IMAGES)
+    snapshots = live.get(target_path(R1_IMAGES, "snapshots"))["snapshots"]
+    assert changed["snapshot_id"] == snapshots[-1]["id"] and changed["sha256"] == snapshots[-1]["sha256"]
+    assert changed["baseline_snapshot_id"] == snapshots[0]["id"]
+    assert changed["poll_ok"] is True and changed["last_poll_at"] and changed["last_success_at"]
+    assert changed["deviates"] is True and changed["flapping"] is False
+    assert changed["unacknowledged"] == {"breaking": 1, "warning": 1, "info": 0, "cosmetic": 0}
+    assert changed["url"].endswith("/r1/v2/schemas/images")
+    steady = target_state(live, R2_IMAGES)
+    assert steady["deviates"] is False and steady["snapshot_id"] == steady["baseline_snapshot_id"]
+    assert steady["unacknowledged"] == {"breaking": 0, "warning": 0, "info": 0, "cosmetic": 0}
+
+
+def test_snapshots_list_a_target_oldest_first(live: Live) -> None:
+    body = live.get(target_path(R1_IMAGES, "snapshots"))
+    assert (body["cloud"], body["region"], body["schema"]) == ("sim", "r1", "images")
+    first, second = body["snapshots"]
+    assert first["id"] < second["id"] and first["sha256"] != second["sha256"]
+    assert first["first_seen"] <= first["last_seen"] <= second["first_seen"]
+    assert len(live.get(target_path(R2_IMAGES, "snapshots"))["snapshots"]) == 1
+
+
+def test_a_document_is_served_byte_for_byte_as_stored(live: Live) -> None:
+    sha = live.get(target_path(R1_IMAGES, "snapshots"))["snapshots"][-1]["sha256"]
+    response = live.http.get(f"/api/documents/{sha}")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert hashlib.sha256(response.content).hexdigest() == sha
+    assert "min_disk" not in response.json()["properties"]["images"]["items"]["properties"]
+    assert live.http.get(f"/api/documents/{sha.upper()}").content == response.content
+    assert "no stored document" in error(live.http.get(f"/api/documents/{'0' * 64}"), 404)
+    assert "64 hexadecimal" in error(live.http.get("/api/documents/abc"), 400)
+
+
+def test_labels_must_name_a_configured_target(live: Live) -> None:
+    assert "no configured target" in error(live.http.get("/api/targets/sim/r9/images/snapshots"), 404)
+    assert error(live.http.get("/api/targets/up/r1/images/snapshots"), 404)  # both configured, not together
+    assert error(live.http.get("/api/targets/sim/r1/images/diff?from=abc"), 400)
+
+
+# --- changes ------------------------------------------------------------------------------------------
+
+
+def test_changes_come_newest_first_with_fingerprint_and_flags(live: Live) -> None:
+    changes = live.get("/api/changes")["changes"]
+    assert len(changes) == 4
+    assert [c["id"] for c in changes] == sorted((c["id"] for c in changes), reverse=True)
+    r1 = live.get("/api/changes", cloud="sim", region="r1", schema="images")["changes"]
+    assert {(c["rule"], c["severity"]) for c in r1} == {("property-removed", "breaking"),
+                                                        ("enum-value-added", "warning")}  # fmt: skip
+    for change in r1:
+        assert len(change["fingerprint"]) == 64 and change["ignored"] is False and change["expected"] is False
+    assert [c["rule"] for c in live.get("/api/changes", severity="breaking")["changes"]] == ["property-removed"]
+    assert live.get("/api/changes", since="2999-01-01T00:00:00Z")["changes"] == []
+    assert len(live.get("/api/changes", since="2000-01-01T00:00:00+02:00")["changes"]) == 4
+
+
+def test_change_pages_follow_next_and_are_disjoint(live: Live) -> None:
+    everything = [c["id"] for c in live.get("/api/changes")["changes"]]
+    seen: list[int] = []
+    page = live.get("/api/changes", limit=1, cloud="sim")
+    while True:
+        assert len(page["changes"]) == 1
+        seen += [c["id"] for c in page["changes"]]
+        if page["next"] is None:
+            break
+        assert "cloud=sim" in page["next"] and "limit=1" in page["next"]
+        page = live.get(page["next"])
+    assert seen == everything and len(set(seen)) == len(seen)
+    first = live.get("/api/changes", limit=3)
+    rest = live.get(first["next"])
+    assert len(first["changes"]) == 3 and len(rest["changes"]) == 1 and rest["next"] is None
+    assert not {c["id"] for c in first["changes"]} & {c["id"] for c in rest["changes"]}
+
+
+INVALID_CHANGE_QUERIES = [
+    "limit=0", "limit=1001", "limit=x", "before_id=0", "severity=loud", "since=yesterday", "cloud=nope", "region=r9",
+    "limit=1&limit=2", "colour=red",
+]  # fmt: skip
+
+
+def test_invalid_change_queries_are_400(live: Live) -> None:
+    for query in INVALID_CHANGE_QUERIES:
+        error(live.http.get(f"/api/changes?{query}"), 400)
+
+
+# --- diff ---------------------------------------------------------------------------------------------
+
+
+def test_diff_defaults_to_the_last_two_snapshots_in_json(live: Live) -> None:
+    first, second = live.get(target_path(R1_IMAGES, "snapshots"))["snapshots"]
+    (report,) = live.get(target_path(R1_IMAGES, "diff"))
+    assert report["title"] == f"sim/r1/images: snapshot {first['id']} → {second['id']}"
+    assert {(c["rule"], c["path"]) for c in report["changes"]} == {
+        ("property-removed", "/properties/images/items/properties/min_disk"),
+        ("enum-value-added", "/properties/images/items/properties/disk_format/enum"),
+    }
+    (backwards,) = live.get(target_path(R1_IMAGES, "diff"), **{"from": second["id"], "to": first["id"]})
+    assert "property-added" in {c["rule"] for c in backwards["changes"]}
+
+
+def test_diff_as_json_patch_turns_the_old_document_into_the_new(live: Live) -> None:
+    first, second = live.get(target_path(R1_IMAGES, "snapshots"))["snapshots"]
+    patch = live.get(target_path(R1_IMAGES, "diff"), format="jsonpatch")
+    assert patch and {op["op"] for op in patch} <= {"add", "remove", "replace"}
+    old = live.get(f"/api/documents/{first['sha256']}")
+    new = live.get(f"/api/documents/{second['sha256']}")
+    assert jsonpatch.apply_patch(canonicalize(old), patch) == canonicalize(new)
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "text"])
+def test_diff_as_text_or_markdown_is_wrapped_in_json(live: Live, fmt: str) -> None:
+    body = live.get(target_path(R1_IMAGES, "diff"), format=fmt)
+    assert body["format"] == fmt and "property-removed" in body["body"] and "\033[" not in body["body"]
+
+
+def test_diff_refuses_foreign_snapshots_and_a_single_snapshot(live: Live) -> None:
+    foreign = live.get(target_path(R2_IMAGES, "snapshots"))["snapshots"][0]["id"]
+    assert "does not belong" in error(live.http.get(target_path(R1_IMAGES, "diff"), params={"to": foreign}), 404)
+    assert "a diff needs two" in error(live.http.get(target_path(R2_IMAGES, "diff")), 409)
+    assert error(live.http.get(target_path(R1_IMAGES, "diff"), params={"format": "yaml"}), 400)
+
+
+# --- compare ------------------------------------------------------------------------------------------
+
+
+def test_compare_shows_the_deviating_region_its_changes_and_the_rollout(live: Live) -> None:
+    body = live.get("/api/compare", cloud="sim", schema="images")
+    comparison = body["comparison"]
+    assert comparison["deviating"] == ["r1"] and comparison["reference"]["label"] == "majority"
+    assert [r["region"] for r in comparison["regions"]] == ["r1", "r2", "r3"]
+    (deviation,) = body["deviations"]
+    assert deviation["region"] == "r1"
+    removed = next(c for c in deviation["changes"] if c["rule"] == "property-removed")
+    assert removed["severity"] == "breaking" and removed["path"] == "/properties/images/items/properties/min_disk"
+    assert removed["old_present"] is True and removed["new_present"] is False and removed["new"] is None
+    (rollout,) = body["rollouts"]
+    assert rollout["cloud"] == "sim" and rollout["updated"] == ["r1"] and rollout["lagging"] == ["r2", "r3"]
+    against_r1 = live.get("/api/compare", cloud="sim", schema="images", reference="r1")
+    assert against_r1["comparison"]["deviating"] == ["r2", "r3"]
+    assert {c["rule"] for c in against_r1["deviations"][0]["changes"]} >= {"property-added"}
+
+
+def test_compare_across_clouds_labels_regions_by_cloud(live: Live) -> None:
+    body = live.get("/api/compare", cloud="sim", schema="images", other_cloud="up")
+    assert body["other_cloud"] == "up"
+    assert [r["region"] for r in body["comparison"]["regions"]] == ["sim/r1", "sim/r2", "sim/r3", "up/r2"]
+    assert body["comparison"]["deviating"] == ["sim/r1"]
+    assert live.get("/api/compare", cloud="sim", schema="images", other_cloud="up",
+                    reference="up/r2")["comparison"]["deviating"] == ["sim/r1"]  # fmt: skip
+
+
+def test_compare_errors(live: Live) -> None:
+    assert "required" in error(live.http.get("/api/compare", params={"cloud": "sim"}), 400)
+    assert "no configured targets" in error(live.http.get("/api/compare?cloud=up&schema=member"), 404)
+    assert "must be one of" in error(live.http.get("/api/compare?cloud=nope&schema=images"), 400)
+    assert "not a compared region" in error(live.http.get("/api/compare?cloud=sim&schema=images&reference=up/r2"), 404)
+
+
+# --- acknowledgement ------------------------------------------------------------------------------------
+
+
+def ack(live: Live, key: TargetKey, body: Any, token: str | None = API_TOKEN) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return live.http.post(target_path(key, "ack"), json=body, headers=headers)
+
+
+def unacknowledged(live: Live, key: TargetKey) -> dict[str, str]:
+    assert live.parts.service.intelligence is not None
+    return {fp: c.severity.value for fp, c in live.parts.service.intelligence.unacknowledged(key)}
+
+
+def drift_gauge(live: Live, severity: str) -> float | None:
+    labels = {"cloud": "sim", "region": "r1", "schema": "images", "severity": severity}
+    return live.parts.registry.get_sample_value("schemadrift_drift_unacknowledged", labels)
+
+
+def test_acknowledging_a_fingerprint_clears_it_after_the_refresh(live: Live) -> None:
+    pending = unacknowledged(live, R1_IMAGES)
+    breaking = next(fp for fp, severity in pending.items() if severity == "breaking")
+    stored = live.get("/api/changes", region="r1", schema="images", severity="breaking")["changes"][0]
+    assert stored["fingerprint"] == breaking
+    response = ack(live, R1_IMAGES, {"fingerprints": [breaking, "0" * 64], "comment": "known", "by": "alice",
+                                     "expires_in_seconds": 3600})  # fmt: skip
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["acknowledged"] == [breaking, "0" * 64] and result["not_pending"] == ["0" * 64]
+    assert result["approved_snapshot_id"] is None and result["expires_at"]
+    wait_for(lambda: breaking not in unacknowledged(live, R1_IMAGES))
+    assert drift_gauge(live, "breaking") == 0 and drift_gauge(live, "warning") == 1
+    assert target_state(live, R1_IMAGES)["unacknowledged"]["warning"] == 1
+
+
+def test_approving_makes_the_current_document_the_baseline(live: Live) -> None:
+    response = ack(live, R1_IMAGES, {"approve": True, "comment": "rolled out on purpose"})
+    assert response.status_code == 200, response.text
+    latest = live.get(target_path(R1_IMAGES, "snapshots"))["snapshots"][-1]["id"]
+    assert response.json()["approved_snapshot_id"] == latest
+    wait_for(lambda: not unacknowledged(live, R1_IMAGES))
+    state = target_state(live, R1_IMAGES)
+    assert state["baseline_snapshot_id"] == latest and sum(state["unacknowledged"].values()) == 0
+
+
+INVALID_ACKS: list[Any] = [
+    {}, {"approve": True}, {"approve": True, "comment": "  "}, {"approve": False, "comment": "x"},
+    {"fingerprints": [], "comment": "x"}, {"fingerprints": ["abc"], "comment": "x"},
+    {"approve": True, "fingerprints": ["0" * 64], "comment": "x"},
+    {"approve": True, "comment": "x", "expires_in_seconds": 60},
+    {"fingerprints": ["0" * 64], "comment": "x", "expires_in_seconds": 0},
+    {"fingerprints": ["0" * 64], "comment": "x\u0000"}, {"approve": True, "comment": "x", "by": "b" * 129},
+    {"approve": True, "comment": "x", "extra": 1}, [1, 2],
+]  # fmt: skip
+
+
+def test_invalid_acknowledgements_are_400(live: Live) -> None:
+    for body in INVALID_ACKS:
+        error(ack(live, R1_IMAGES, body), 400)
+
+
+def test_acknowledging_needs_the_bearer_token_and_never_echoes_it(live: Live, caplog: Any) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = {"approve": True, "comment": "x"}
+    for response in (
+        ack(live, R1_IMAGES, body, token="wrong"),
+        ack(live, R1_IMAGES, body, token=None),
+        live.http.post(target_path(R1_IMAGES, "ack"), json=body, headers={"Authorization": API_TOKEN}),
+    ):
+        assert "bearer token" in error(response, 401)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert API_TOKEN not in response.text
+    assert "no configured target" in error(ack(live, TargetKey("sim", "r9", "images"), body), 404)
+    broken = live.http.post(
+        target_path(R1_IMAGES, "ack"), content=b"{", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    )
+    assert "JSON object" in error(broken, 400)
+    assert API_TOKEN not in caplog.text
+
+
+def test_write_endpoints_are_off_without_a_token(simulator: Simulator, migrated_db_url: str) -> None:
+    live = Live(api_config(simulator, migrated_db_url, token=None))
+    try:
+        live.poll(R1_IMAGES)
+        response = ack(live, R1_IMAGES, {"approve": True, "comment": "x"}, token="anything")
+        assert error(response, 403) == "write endpoints are disabled: set api.token"
+        assert live.get("/api/targets")["targets"]
+    finally:
+        live.close()
+
+
+# --- HTTP details -----------------------------------------------------------------------------------
+
+
+def test_unknown_routes_and_methods_answer_json(live: Live) -> None:
+    assert "see /api/openapi.json" in error(live.http.get("/api/nope"), 404)
+    response = live.http.delete("/api/targets")
+    assert "not allowed" in error(response, 405) and response.headers["allow"] == "GET"
+    assert live.http.get(target_path(R1_IMAGES, "ack")).headers["allow"] == "POST"
+    assert "unknown query parameter" in error(live.http.get("/api/targets?verbose=1"), 400)
+    assert live.http.get("/metrics").status_code == 200 and live.http.get("/healthz").text == "ok\n"
+
+
+class BrokenRepository(Repository):
+    """A database that fails every snapshot read."""
+
+    def snapshots(self, target_id: int) -> list[SnapshotRecord]:
+        raise StoreError("read", "OperationalError: connection refused to db.internal:5432")
+
+
+def test_a_database_failure_is_a_503_without_details(live: Live) -> None:
+    assert live.parts.service.intelligence is not None
+    broken = ApiContext(live.parts.config, BrokenRepository(live.parts.engine), live.parts.service.intelligence,
+                        live.parts.metrics)  # fmt: skip
+    response = Api(broken).handle("GET", target_path(R1_IMAGES, "snapshots"), {}, lambda n: b"")
+    assert response.status == 503 and response.content_type == "application/json"
+    assert json.loads(response.body) == {"error": "the database is not available; see the monitor's log"}
+
+
+def test_the_daemon_serves_the_api(simulator: Simulator, migrated_db_url: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    data = config_data(simulator, migrated_db_url)
+    data["http"] = {"listen": f"127.0.0.1:{port}"}
+    config = parse_config(data, "test")
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(target=loop.run_until_complete, args=(run_daemon(config, stop),), daemon=True)
+    thread.start()
+    try:
+        answer = wait_for(lambda: _get_or_none(f"http://127.0.0.1:{port}/api/targets"), timeout=20)
+        assert answer.status_code == 200 and len(answer.json()["targets"]) == 12
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()
+
+
+def _get_or_none(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return None
+
+
+# --- schemathesis -------------------------------------------------------------------------------------
+
+
+def test_the_api_conforms_to_its_openapi_document(live: Live) -> None:
+    """Generated requests (positive, ≤ 20 per operation) and known-good ones, validated against the document."""
+    schema = schemathesis.openapi.from_dict(live.get("/api/openapi.json"))  # from_url would skip that route
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    operations = {op.label: op for op in (result.ok() for result in schema.get_all_operations())}
+    assert {label.split(" ", 1)[1] for label in operations} == PATHS
+    for case in known_good_cases(live, operations):
+        response = case.call_and_validate(base_url=live.base_url, headers=headers)
+        assert response.status_code == 200, response.text
+    for label in sorted(operations, key=lambda label: label.startswith("POST")):  # acks (approve) last
+
+        @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(case=operations[label].as_strategy())
+        def check(case: schemathesis.Case) -> None:
+            case.call_and_validate(base_url=live.base_url, headers=headers)
+
+        check()
+
+
+def known_good_cases(live: Live, operations: dict[str, Any]) -> list[schemathesis.Case]:
+    """Requests that answer 200, so every success body is validated whatever the generator picks."""
+    target = {"cloud": "sim", "region": "r1", "schema": "images"}
+    sha = live.get(target_path(R1_IMAGES, "snapshots"))["snapshots"][-1]["sha256"]
+    diff = operations["GET /api/targets/{cloud}/{region}/{schema}/diff"]
+    return [
+        operations["GET /api/documents/{sha256}"].Case(path_parameters={"sha256": sha}),
+        *(
+            diff.Case(path_parameters=target, query={"format": fmt})
+            for fmt in ("json", "jsonpatch", "markdown", "text")
+        ),
+        operations["GET /api/compare"].Case(query={"cloud": "sim", "schema": "images", "other_cloud": "up"}),
+        operations["GET /api/changes"].Case(query={"limit": 2}),
+    ]
