@@ -90,7 +90,7 @@ def daemon_config(simulator: Simulator, migrated_db_url: str, tmp_path: Path) ->
     port = free_port()
     data = config_data(simulator, migrated_db_url, interval="1s", timeout="2s", jitter="0s")
     data["http"]["listen"] = f"127.0.0.1:{port}"
-    data["polling"] = {"shutdown_grace": "3s"}
+    data["polling"] = {"shutdown_grace": "8s"}  # room for a slow read plus its confirming read
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path, port
@@ -169,7 +169,7 @@ def test_sigterm_lets_a_running_poll_finish_and_records_its_change(
     config_path, _ = daemon_config
     wait_for(lambda: daemon.metric("schemadrift_poll_success", **R1) == 1)
     simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
-    simulator.set_fault("r1", "slow", delay=1.5)  # within the 2 s timeout and the 3 s grace
+    simulator.set_fault("r1", "slow", delay=1.5)  # read + 2 s pause + confirming read: within the 8 s grace
     before = simulator.requests("r1")
     wait_for(lambda: simulator.requests("r1") > before, step=0.05)
     assert daemon.stop() == 0
