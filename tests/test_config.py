@@ -29,6 +29,10 @@ def test_shipped_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tasks.url == "https://glance.regionone.example.org:9292/v2/schemas/tasks"
     image = next(s for s in config.targets() if s.key.cloud == "glance" and s.key.schema == "image")
     assert image.interval == 900
+    assert image.ignore.min_severity is not None and image.ignore.min_severity.value == "warning"
+    huawei = next(s for s in config.targets() if s.key.cloud == "huawei")
+    assert huawei.ignore.paths == ("/properties/images/items/properties/updated_at",)
+    assert huawei.confirm_reads == 2 and config.api.token is None
 
 
 def test_every_mistake_is_listed_in_one_message(tmp_path: Path) -> None:
