@@ -182,7 +182,11 @@ def stack(simulator: Simulator, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def prom_query(base: str, expr: str) -> dict[str, Any]:
-    response = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=10)
+    """Prometheus's answer to an instant query; ``{}`` while it is not listening yet."""
+    try:
+        response = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=10)
+    except httpx.TransportError:
+        return {}
     return dict(response.json())
 
 
@@ -198,8 +202,8 @@ def test_alerts_reach_a_webhook_through_prometheus_and_alertmanager(
     stack: dict[str, Any], simulator: Simulator
 ) -> None:
     prometheus, receiver = stack["prometheus"], stack["receiver"]
-    wait_for(lambda: prom_query(prometheus, 'up{job="schema-drift-monitor"} == 1')["data"]["result"], timeout=60)
-    wait_for(lambda: prom_query(prometheus, "schemadrift_poll_success == 1")["data"]["result"], timeout=30)
+    wait_for(lambda: prom_query(prometheus, 'up{job="schema-drift-monitor"} == 1').get("data", {}).get("result"), 60)
+    wait_for(lambda: prom_query(prometheus, "schemadrift_poll_success == 1").get("data", {}).get("result"), 30)
 
     # 1. a breaking change in one region
     simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
