@@ -190,14 +190,6 @@ def prom_query(base: str, expr: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-def firing_in_prometheus(base: str, alertname: str) -> list[dict[str, Any]]:
-    try:
-        alerts = httpx.get(f"{base}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
-    except (httpx.HTTPError, KeyError, ValueError):
-        return []
-    return [a for a in alerts if a["labels"]["alertname"] == alertname and a["state"] == "firing"]
-
-
 def test_alerts_reach_a_webhook_through_prometheus_and_alertmanager(
     stack: dict[str, Any], simulator: Simulator
 ) -> None:
