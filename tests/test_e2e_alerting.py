@@ -182,12 +182,12 @@ def stack(simulator: Simulator, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def prom_query(base: str, expr: str) -> dict[str, Any]:
-    """Prometheus's answer to an instant query; ``{}`` while it is not listening yet."""
+    """Prometheus's answer to an instant query; ``{}`` while it is not up yet (refused, or a plain-text 503)."""
     try:
         response = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=10)
-    except httpx.TransportError:
+        return dict(response.json())
+    except (httpx.TransportError, ValueError):
         return {}
-    return dict(response.json())
 
 
 def test_alerts_reach_a_webhook_through_prometheus_and_alertmanager(
