@@ -16,8 +16,7 @@ from monitor.domain import FailureReason, PollResult, Severity, TargetKey
 
 TARGET_LABELS = ("cloud", "region", "schema")
 DB_OPERATIONS = (
-    "ensure_targets", "restore", "record_poll", "record_snapshot", "prune", "ping", "read", "migrate", "notify",
-    "ack", "rollout",
+    "ensure_targets", "restore", "record_poll", "record_snapshot", "prune", "read", "notify", "ack", "rollout",
 )  # fmt: skip
 NOTIFICATION_OUTCOMES = ("sent", "retried", "failed")
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

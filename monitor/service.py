@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -324,9 +324,3 @@ def _log_result(result: PollResult) -> None:
         )
     else:
         log.debug("%s: unchanged", result.target)
-
-
-def worst_severity(results: Iterable[PollResult]) -> Severity | None:
-    """The worst severity among all changes in ``results``; None when there are none."""
-    severities = [c.severity for r in results for c in r.changes]
-    return Severity.worst(*severities) if severities else None

@@ -374,10 +374,6 @@ class Repository(Transactions):
             ),
         )
 
-    def ping(self) -> None:
-        """Raises StoreError when the database cannot answer a trivial query."""
-        self._run("ping", lambda session: session.execute(select(1)).scalar())
-
 
 def _history_conditions(where: HistoryFilter) -> list[Any]:
     conditions: list[Any] = []
