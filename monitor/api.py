@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from monitor.compare import MAJORITY, compare_regions, comparison_json
 from monitor.config import Config, TargetSpec
 from monitor.diffing import classify
-from monitor.domain import Severity, TargetKey
+from monitor.domain import Severity, TargetKey, change_json
 from monitor.intelligence import Intelligence
 from monitor.metrics import Metrics
 from monitor.openapi import (
@@ -56,7 +56,7 @@ from monitor.openapi import (
     TEXT_PATTERN,
     openapi_document,
 )
-from monitor.reports import FORMATS, Comparison, change_json, render
+from monitor.reports import FORMATS, Comparison, render
 from monitor.store.intelligence import Baseline
 from monitor.store.repository import HistoryFilter, Repository, SnapshotRecord, StoreError, TargetState, utcnow
 

@@ -19,8 +19,8 @@ from typing import Any, TextIO
 from monitor import __version__, reports, views
 from monitor.compare import comparison_json, matrix_markdown, matrix_text
 from monitor.config import Config, ConfigError, load_config, parse_duration
-from monitor.domain import PollResult, Severity, TargetKey
-from monitor.reports import change_json, change_line, paint, short_json
+from monitor.domain import PollResult, Severity, TargetKey, change_json
+from monitor.reports import change_line, paint, short_json
 from monitor.store.intelligence import IntelligenceStore, Window
 from monitor.store.repository import ChangeRecord, HistoryFilter, Repository, StoreError
 

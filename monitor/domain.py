@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 
 class Severity(enum.StrEnum):
@@ -124,6 +124,37 @@ class Change:
     new: Any = ABSENT
     ignored: bool = False  # matched an ignore rule: stored, never counted as drift or notified
     expected: bool = False  # detected inside an expected-change window: stored, never pages
+
+
+class ChangeLike(Protocol):
+    """Anything that describes one change: a classified ``Change`` or a stored change record."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def old(self) -> Any: ...
+    @property
+    def new(self) -> Any: ...
+
+
+def change_json(change: ChangeLike) -> dict[str, Any]:
+    """``{"path", "rule", "severity", "old", "new", "old_present", "new_present"}``; a missing side is ``null``.
+
+    ``old_present``/``new_present`` tell a missing side from a JSON ``null`` value.
+    """
+    return {
+        "path": change.path,
+        "rule": change.rule,
+        "severity": change.severity.value,
+        "old": None if change.old is ABSENT else change.old,
+        "new": None if change.new is ABSENT else change.new,
+        "old_present": change.old is not ABSENT,
+        "new_present": change.new is not ABSENT,
+    }
 
 
 def fingerprint(key: TargetKey, change: Change) -> str:

@@ -30,7 +30,7 @@ from typing import Any, Final
 import jsonpatch
 
 from monitor.canonical import canonicalize
-from monitor.domain import ABSENT, Change, Severity
+from monitor.domain import ABSENT, Change, Severity, change_json
 
 FORMATS: Final = ("text", "markdown", "json", "jsonpatch")
 """The names ``render`` accepts, in the order a ``--format`` help text should list them."""
@@ -193,22 +193,6 @@ def render_json(comparisons: Sequence[Comparison]) -> str:
     """A JSON list of ``{"title", "changes": [change_json(change)...]}``, one per comparison, indented."""
     report = [{"title": c.title, "changes": [change_json(change) for change in c.changes]} for c in comparisons]
     return _dump(report)
-
-
-def change_json(change: Change) -> dict[str, Any]:
-    """``{"path", "rule", "severity", "old", "new", "old_present", "new_present"}``; a missing side is ``null``.
-
-    ``old_present``/``new_present`` tell a missing side from a JSON ``null`` value.
-    """
-    return {
-        "path": change.path,
-        "rule": change.rule,
-        "severity": change.severity.value,
-        "old": None if change.old is ABSENT else change.old,
-        "new": None if change.new is ABSENT else change.new,
-        "old_present": change.old is not ABSENT,
-        "new_present": change.new is not ABSENT,
-    }
 
 
 def _dump(value: Any) -> str:

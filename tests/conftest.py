@@ -8,6 +8,7 @@ into a failure so CI always runs them.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,20 @@ def _pg_available() -> str | None:
             return None
     except psycopg.Error as exc:
         return f"PostgreSQL not reachable at {PG_ADMIN_DSN}: {type(exc).__name__}"
+
+
+def require_tool(name: str, env: str, package: str) -> str:
+    """The path of a command-line tool; skips when it is missing, fails instead when ``env`` is set (CI)."""
+    path = shutil.which(name)
+    if path is None:
+        if _require(env):
+            pytest.fail(f"{name} not found and {env} is set (apt-get install {package})")
+        pytest.skip(f"{name} not installed (Debian package {package})")
+    return path
+
+
+def promtool() -> str:
+    return require_tool("promtool", "SDM_REQUIRE_PROMTOOL", "prometheus")
 
 
 @pytest.fixture(scope="session")

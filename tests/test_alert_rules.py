@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.domain import TargetKey
 from monitor.metrics import Metrics
+from tests.conftest import promtool
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "schemadrift.rules.yml"
@@ -26,15 +25,6 @@ SEVERITIES = {"critical", "warning", "info"}
 SCRAPE_SERIES = {"up"}
 PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset"}
 PROMQL_KEYWORDS |= {"bool", "inf", "nan"}
-
-
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("SDM_REQUIRE_PROMTOOL"):
-            pytest.fail("promtool not found and SDM_REQUIRE_PROMTOOL is set (apt-get install prometheus)")
-        pytest.skip("promtool not installed (Debian package prometheus)")
-    return path
 
 
 def run_promtool(*args: str) -> None:

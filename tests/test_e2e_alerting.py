@@ -8,8 +8,6 @@ Needs Debian's ``prometheus`` and ``prometheus-alertmanager``. Without them the 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ import yaml
 
 from monitor.config import parse_duration
 from monitor.simulator import Simulator, mutate_breaking
-from tests.conftest import TOKEN, config_data
+from tests.conftest import TOKEN, config_data, require_tool
 from tests.grafana_queries import dashboard_expressions
 from tests.test_daemon import Daemon, free_port, wait_for
 
@@ -33,12 +31,7 @@ FOR_SCALE = 60  # every `for:` shrinks from minutes to seconds, keeping the aler
 
 
 def binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("SDM_REQUIRE_ALERTING"):
-            pytest.fail(f"{name} not found and SDM_REQUIRE_ALERTING is set (apt-get install prometheus-alertmanager)")
-        pytest.skip(f"{name} not installed (Debian packages prometheus, prometheus-alertmanager)")
-    return path
+    return require_tool(name, "SDM_REQUIRE_ALERTING", "prometheus prometheus-alertmanager")
 
 
 class Receiver:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.domain import TargetKey
 from monitor.metrics import Metrics
+from tests.conftest import promtool
 from tests.grafana_queries import (
     DASHBOARD,
     GRAFANA_DIR,
@@ -62,15 +61,6 @@ MONITOR_METRICS = {
     "schemadrift_notifications_total",
     "schemadrift_build_info",
 }
-
-
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("SDM_REQUIRE_PROMTOOL"):
-            pytest.fail("promtool not found and SDM_REQUIRE_PROMTOOL is set (apt-get install prometheus)")
-        pytest.skip("promtool not installed (Debian package prometheus)")
-    return path
 
 
 def load_make_importable() -> ModuleType:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from datetime import UTC, datetime
 
@@ -12,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey
 from monitor.metrics import Metrics
+from tests.conftest import promtool
 
 KEY = TargetKey("huawei", "cn-north-4", "images")
 LABELS = {"cloud": "huawei", "region": "cn-north-4", "schema": "images"}
@@ -37,15 +36,6 @@ def metrics() -> Metrics:
     m = Metrics(CollectorRegistry(), "1.2.3")
     m.register_targets([KEY])
     return m
-
-
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("SDM_REQUIRE_PROMTOOL"):
-            pytest.fail("promtool not found and SDM_REQUIRE_PROMTOOL is set (apt-get install prometheus)")
-        pytest.skip("promtool not installed (Debian package prometheus)")
-    return path
 
 
 def test_every_documented_metric_is_exported(metrics: Metrics) -> None:

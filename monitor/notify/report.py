@@ -18,7 +18,7 @@ from collections.abc import Sequence, Set
 from datetime import datetime
 from typing import Any
 
-from monitor.domain import ABSENT, Severity, TargetKey
+from monitor.domain import Severity, TargetKey, change_json
 from monitor.store.repository import ChangeRecord
 
 MAX_CHANGES_PER_TARGET = 100
@@ -68,20 +68,8 @@ def _target(records: list[ChangeRecord], link_template: str | None, flapping: Se
         "worst_severity": Severity.worst(*(r.severity for r in records)).value,
         "flapping": first.target in flapping,
         "link": link_template.format(**fields) if link_template else None,
-        "changes": [_change(r) for r in records[:MAX_CHANGES_PER_TARGET]],
+        "changes": [change_json(r) for r in records[:MAX_CHANGES_PER_TARGET]],
         "changes_truncated": max(0, len(records) - MAX_CHANGES_PER_TARGET),
-    }
-
-
-def _change(record: ChangeRecord) -> dict[str, Any]:
-    return {
-        "path": record.path,
-        "rule": record.rule,
-        "severity": record.severity.value,
-        "old": None if record.old is ABSENT else record.old,
-        "new": None if record.new is ABSENT else record.new,
-        "old_present": record.old is not ABSENT,
-        "new_present": record.new is not ABSENT,
     }
 
 

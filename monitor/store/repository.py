@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey, fingerprint
+from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey, change_json, fingerprint
 from monitor.store.tables import ChangeRow, Document, PollOutcome, Snapshot, Target
 
 T = TypeVar("T")
@@ -89,13 +89,7 @@ class ChangeRecord:
             "region": self.target.region,
             "schema": self.target.schema,
             "detected_at": self.detected_at.isoformat(),
-            "path": self.path,
-            "rule": self.rule,
-            "severity": self.severity.value,
-            "old": None if self.old is ABSENT else self.old,
-            "new": None if self.new is ABSENT else self.new,
-            "old_present": self.old is not ABSENT,
-            "new_present": self.new is not ABSENT,
+            **change_json(self),
             "snapshot_id": self.snapshot_id,
             "from_sha256": self.from_sha256,
             "to_sha256": self.to_sha256,
