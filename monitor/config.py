@@ -83,6 +83,15 @@ PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 
 
+def _require_unique(names: list[str], what: str) -> None:
+    """Raises ValueError naming the first ``what`` listed twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} {name!r} is listed twice")
+        seen.add(name)
+
+
 def _check_name(value: str, what: str) -> str:
     if not _NAME_RE.match(value):
         raise ValueError(f"invalid {what} name {value!r}: use lowercase letters, digits, '.', '_' or '-' (max 63)")
@@ -307,8 +316,7 @@ class CloudConfig(PollSettings):
     def _valid_regions(cls, value: list[str]) -> list[str]:
         for region in value:
             _check_name(region, "region")
-        if len(set(value)) != len(value):
-            raise ValueError("a region is listed twice")
+        _require_unique(value, "region")
         return value
 
     @model_validator(mode="after")
@@ -317,9 +325,7 @@ class CloudConfig(PollSettings):
             raise ValueError(f"endpoint must be an https:// URL, got {self.endpoint!r}")
         if self.endpoint.startswith("http://") and not self.allow_http:
             raise ValueError("endpoint uses plain http://; set allow_http: true to allow it")
-        names = [s.name for s in self.schemas]
-        if len(set(names)) != len(names):
-            raise ValueError("a schema is listed twice")
+        _require_unique([s.name for s in self.schemas], "schema")
         if self.reference != "majority" and self.reference not in self.regions:
             raise ValueError(f"reference must be 'majority' or one of the regions, got {self.reference!r}")
         if self.ca_bundle is not None and not self.ca_bundle.is_file():
@@ -398,9 +404,7 @@ class NotificationsConfig(_Model):
     @field_validator("channels")
     @classmethod
     def _unique_names(cls, value: list[ChannelConfig]) -> list[ChannelConfig]:
-        names = [c.name for c in value]
-        if len(set(names)) != len(names):
-            raise ValueError("a channel name is used twice")
+        _require_unique([c.name for c in value], "channel")
         return value
 
 
@@ -459,10 +463,18 @@ class Config(_Model):
     @field_validator("clouds")
     @classmethod
     def _unique_clouds(cls, value: list[CloudConfig]) -> list[CloudConfig]:
-        names = [c.name for c in value]
-        if len(set(names)) != len(names):
-            raise ValueError("a cloud name is used twice")
+        _require_unique([c.name for c in value], "cloud")
         return value
+
+    @model_validator(mode="after")
+    def _windows_name_known_targets(self) -> Config:
+        clouds = {c.name: {s.name for s in c.schemas} for c in self.clouds}
+        for window in self.changes.expected:
+            if window.cloud not in clouds:
+                raise ValueError(f"changes.expected: unknown cloud {window.cloud!r}")
+            if window.schema_name is not None and window.schema_name not in clouds[window.cloud]:
+                raise ValueError(f"changes.expected: cloud {window.cloud!r} has no schema {window.schema_name!r}")
+        return self
 
     def targets(self) -> list[TargetSpec]:
         """Every (cloud, region, schema) with its effective settings, in config order."""

@@ -206,3 +206,13 @@ def test_a_token_with_stray_whitespace_is_refused_without_echoing_it(monkeypatch
 def test_a_database_url_with_a_bad_port_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"database\.url: is not a valid database URL"):
         parse_config({"database": {"url": "postgresql+psycopg://u:pw@db:notaport/x"}, "clouds": [_cloud()]})
+
+
+def test_duplicates_and_unknown_expected_windows_are_named() -> None:
+    with pytest.raises(ConfigError, match="region 'r1' is listed twice"):
+        parse_config({"clouds": [_cloud(regions=["r1", "r1"])]})
+    with pytest.raises(ConfigError, match="cloud 'c' is listed twice"):
+        parse_config({"clouds": [_cloud(), _cloud()]})
+    window = {"cloud": "nope", "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}
+    with pytest.raises(ConfigError, match=r"changes\.expected: unknown cloud 'nope'"):
+        parse_config({"changes": {"expected": [window]}, "clouds": [_cloud()]})
