@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -89,33 +90,51 @@ class Fleet:
         group = (key.cloud, key.schema)
         before = self.current(*group)
         self._current[key] = sha
-        if before.get(key.region) != sha and store is not None:
+        # A region's first document is no move: a region that always differed is a deviation, not a rollout.
+        if key.region in before and before[key.region] != sha and store is not None:
             self._advance_rollout(group, before, at, store, expected)
         self._export(group)
+
+    def settle(self, store: IntelligenceStore, at: datetime) -> None:
+        """Finish open rollouts whose regions already agree (e.g. a finish lost to a database error or a
+        crash between a snapshot and its rollout update)."""
+        for group, rollout in list(self._rollouts.items()):
+            shas = set(self.current(*group).values())
+            if shas in ({rollout.to_sha}, {rollout.from_sha}):
+                self._finish(group, rollout, shas, at, store)
+            self._export(group)
 
     def _advance_rollout(self, group: Group, before: dict[str, str], at: datetime, store: IntelligenceStore,
                          expected: bool) -> None:  # fmt: skip
         after = self.current(*group)
         rollout = self._rollouts.get(group)
+        complete = len(before) == len(self._regions[group])  # every region had a document before
         if rollout is None:
-            if len(set(before.values())) == 1 and len(set(after.values())) == 2:
+            if complete and len(set(before.values())) == 1 and len(set(after.values())) == 2:
                 old = next(iter(before.values()))
-                new = next(s for s in after.values() if s != old)
-                rollout_id = store.start_rollout(group[0], group[1], old, new, at, expected)
-                self._rollouts[group] = _Rollout(rollout_id, old, new, at)
-                log.info("rollout started in %s/%s: %s → %s", group[0], group[1], old[:12], new[:12])
+                self._start(group, old, next(s for s in after.values() if s != old), at, store, expected)
             return
         shas = set(after.values())
-        if shas == {rollout.to_sha} or shas == {rollout.from_sha}:
-            outcome = "converged" if shas == {rollout.to_sha} else "reverted"
-            store.finish_rollout(rollout.id, at, outcome)
-            del self._rollouts[group]
-            self._export_completion(group[0], group[1], rollout.started_at, at)
-            log.info("rollout %s in %s/%s after %s", outcome, group[0], group[1], at - rollout.started_at)
+        if shas in ({rollout.to_sha}, {rollout.from_sha}):
+            self._finish(group, rollout, shas, at, store)
         elif not shas <= {rollout.from_sha, rollout.to_sha}:
             store.finish_rollout(rollout.id, at, "superseded")
             del self._rollouts[group]
-            self._advance_rollout(group, {r: rollout.from_sha or "" for r in before}, at, store, expected)
+            newest = next(s for s in shas if s not in (rollout.from_sha, rollout.to_sha))
+            self._start(group, rollout.to_sha, newest, at, store, expected)
+
+    def _start(self, group: Group, old: str | None, new: str, at: datetime, store: IntelligenceStore,
+               expected: bool) -> None:  # fmt: skip
+        rollout_id = store.start_rollout(group[0], group[1], old, new, at, expected)
+        self._rollouts[group] = _Rollout(rollout_id, old, new, at)
+        log.info("rollout started in %s/%s: %s → %s", group[0], group[1], (old or "")[:12], new[:12])
+
+    def _finish(self, group: Group, rollout: _Rollout, shas: set[str], at: datetime, store: IntelligenceStore) -> None:
+        outcome = "converged" if shas == {rollout.to_sha} else "reverted"
+        store.finish_rollout(rollout.id, at, outcome)
+        del self._rollouts[group]
+        self._export_completion(group[0], group[1], rollout.started_at, at)
+        log.info("rollout %s in %s/%s after %s", outcome, group[0], group[1], at - rollout.started_at)
 
     def rollout(self, cloud: str, schema: str) -> dict[str, Any] | None:
         """The rollout in progress: documents, start, and which regions have the new document or lag."""
@@ -238,23 +257,28 @@ class Intelligence:
         self._current: dict[TargetKey, str] = {}
         self._baselines: dict[int, Baseline] = {}
         self._acks: dict[int, set[str]] = {}
+        self._lock = threading.RLock()
 
     def restore(self, targets: Mapping[TargetKey, tuple[int, str | None]], now: datetime) -> None:
         """Load rollouts, baselines, acknowledgements and windows; export every gauge."""
-        self._target_ids = {key: tid for key, (tid, _) in targets.items()}
-        self._current = {key: sha for key, (_, sha) in targets.items() if sha is not None}
-        self.fleet.restore(self._current, self.store.open_rollouts(), self.store.last_completed_rollouts())
+        with self._lock:
+            self._target_ids = {key: tid for key, (tid, _) in targets.items()}
+            self._current = {key: sha for key, (_, sha) in targets.items() if sha is not None}
+            self.fleet.restore(self._current, self.store.open_rollouts(), self.store.last_completed_rollouts())
         self.refresh(now)
 
     def refresh(self, now: datetime) -> None:
-        """Re-read baselines, acknowledgements (expiry included) and windows; recompute drift for all."""
-        self._baselines = self.store.baselines()
-        self._acks = self.store.active_acks(now)
-        self._windows = self._config_windows + self.store.windows(now)
-        for key in self._target_ids:
-            self._refresh_drift(key)
-        for key in self._specs:
-            self.flapping.observe(key, None, now)
+        """Re-read baselines, acknowledgements (expiry included) and windows; recompute drift for all;
+        finish rollouts whose completion was not recorded."""
+        with self._lock:
+            self._baselines = self.store.baselines()
+            self._acks = self.store.active_acks(now)
+            self._windows = self._config_windows + self.store.windows(now)
+            self.fleet.settle(self.store, now)
+            for key in self._target_ids:
+                self._refresh_drift(key)
+            for key in self._specs:
+                self.flapping.observe(key, None, now)
 
     def _refresh_drift(self, key: TargetKey) -> None:
         tid = self._target_ids[key]
@@ -262,13 +286,25 @@ class Intelligence:
 
     def flag(self, key: TargetKey, changes: Sequence[Change], at: datetime) -> list[Change]:
         """Mark changes matching the target's ignore rules, and all of them when a window expects them."""
+        if not changes:
+            return []
         rules = self._specs[key].ignore
-        expected = expected_now(self._windows, key, at) is not None
+        with self._lock:  # changes are rare: re-read windows so one declared seconds ago already counts
+            self._windows = self._config_windows + self.store.windows(at)
+            expected = expected_now(self._windows, key, at) is not None
         return [replace(c, ignored=rules.matches(c), expected=expected) for c in changes]
 
     def after_success(self, key: TargetKey, sha: str, changes: Sequence[Change], at: datetime,
                       first: bool) -> None:  # fmt: skip
-        """A successful poll served ``sha``; ``changes`` were recorded with it (empty when unchanged)."""
+        """A successful poll served ``sha``; ``changes`` were recorded with it (empty when unchanged).
+
+        Serialised with a lock: the service's store threads call it concurrently for different targets.
+        """
+        with self._lock:
+            self._after_success(key, sha, changes, at, first)
+
+    def _after_success(self, key: TargetKey, sha: str, changes: Sequence[Change], at: datetime,
+                       first: bool) -> None:  # fmt: skip
         tid = self._target_ids[key]
         changed = first or bool(changes) or self._current.get(key) != sha
         self._current[key] = sha
@@ -280,7 +316,7 @@ class Intelligence:
             self.store.acknowledge(tid, fingerprints, comment=comment, actor="expected-window", now=at)
             self._acks.setdefault(tid, set()).update(fingerprint(key, c) for c in expected)
         if first and tid not in self._baselines:
-            self._baselines = self.store.baselines()
+            self._baselines = {**self._baselines, tid: Baseline(-1, sha)}  # the first snapshot; id from next refresh
         self.fleet.observe(key, sha, at, self.store if changed else None, expected=bool(expected))
         self.flapping.observe(key, at if changes else None, at)
         self._refresh_drift(key)

@@ -326,3 +326,33 @@ def test_an_expected_window_from_the_config_marks_changes_expected(migrated_db_u
     finally:
         p.close()
     assert changed.changes and all(c.expected for c in changed.changes)
+
+
+def test_a_region_that_always_differed_is_a_deviation_not_a_rollout(
+    pipeline_factory: Any, simulator: Simulator
+) -> None:
+    simulator.set_document("r3", "images", DOC_B)  # before the monitor ever saw it
+    p = pipeline_factory()
+    p.poll_all()
+    group = {"cloud": "sim", "schema": "images"}
+    assert p.gauge("schemadrift_rollout_in_progress", **group) == 0
+    assert p.gauge("schemadrift_region_deviates", cloud="sim", region="r3", schema="images") == 1
+    with p.parts.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Rollout)).scalar_one() == 0
+
+
+def test_a_rollout_superseded_by_a_third_document_tracks_the_new_one(
+    pipeline_factory: Any, simulator: Simulator
+) -> None:
+    p = pipeline_factory()
+    p.poll_all()
+    simulator.set_document("r1", "images", DOC_B)
+    p.poll_all()
+    third = json.loads(json.dumps(DOC_B))
+    del third["properties"]["images"]["items"]["properties"]["min_ram"]
+    simulator.set_document("r2", "images", third)
+    p.poll_all()
+    assert p.gauge("schemadrift_rollout_in_progress", cloud="sim", schema="images") == 1
+    with p.parts.engine.connect() as conn:
+        outcomes = [o for (o,) in conn.execute(select(Rollout.outcome).order_by(Rollout.id))]
+    assert outcomes == ["superseded", None]

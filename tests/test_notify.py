@@ -267,10 +267,11 @@ def test_slack_message_lists_targets_and_changes() -> None:
 
 
 def test_alertmanager_alerts_always_carry_an_alertname() -> None:
-    report = {"targets": [{"cloud": "c", "region": "r", "schema": "s", "worst_severity": "cosmetic",
+    report = {"targets": [{"cloud": "c", "region": "r", "schema": "s", "worst_severity": "cosmetic", "snapshot_id": 7,
                            "detected_at": T0.isoformat(), "changes": []}]}  # fmt: skip
     [alert] = alerts_for(report, T0)
     assert alert["labels"]["alertname"] == ALERTNAME and alert["labels"]["severity"] == "info"
+    assert alert["labels"]["snapshot_id"] == "7"  # one alert per change event
 
 
 def test_ignored_and_expected_changes_are_not_notified(harness_factory: Any, receiver: Receiver) -> None:

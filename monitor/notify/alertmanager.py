@@ -34,6 +34,8 @@ def alerts_for(report: dict[str, Any], ends_at: datetime) -> list[dict[str, Any]
                 "region": target["region"],
                 "schema": target["schema"],
                 "severity": ALERT_SEVERITY[target["worst_severity"]],
+                # one alert per change event: an older notification's resolve must not end a newer one
+                "snapshot_id": str(target["snapshot_id"]),
                 "service": "schema-drift-monitor",
             },
             "annotations": {

@@ -31,6 +31,7 @@ from monitor.store.repository import StoreError, utcnow
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 TICK_SECONDS = 1.0
+CLAIM_BATCH = 5
 
 
 def build_channels(settings: NotificationsConfig, changes: ChangesConfig | None = None) -> list[Channel]:
@@ -67,22 +68,26 @@ class Dispatcher:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def tick(self, now: datetime | None = None) -> None:
-        """Group what is ready and deliver what is due; database errors are counted and retried next tick."""
-        now = now or utcnow()
+        """Group what is ready and deliver what is due; database errors are counted and retried next tick.
+
+        ``now`` pins the clock (tests); otherwise each delivery is timed with the current time.
+        """
+        pinned, now = now, now or utcnow()
         try:
             if not self._prepared:
                 await self._db(self._store.ensure_cursors, list(self._channels))
                 self._prepared = True
             for channel in self._channels.values():
                 await self._db(self._store.group_pending, channel.group_request(), now)
-            lease = self._settings.request_timeout * 3
-            due: list[OutboxItem] = await self._db(self._store.due, now, lease)
+            # A small batch, each entry's lease covering every delivery before it in the batch.
+            lease = self._settings.request_timeout * (CLAIM_BATCH + 1)
+            due: list[OutboxItem] = await self._db(self._store.due, now, lease, CLAIM_BATCH)
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
             log.error("notifications: database error: %s", exc)
             return
         for item in due:
-            await self._deliver(item, now)
+            await self._deliver(item, pinned or utcnow())
 
     async def _deliver(self, item: OutboxItem, now: datetime) -> None:
         channel = self._channels.get(item.channel)

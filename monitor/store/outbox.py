@@ -17,7 +17,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import TargetKey
-from monitor.store.repository import ChangeRecord, Transactions, change_record, dialect_insert, opt_aware
+from monitor.store.repository import (
+    ChangeRecord,
+    Transactions,
+    change_record,
+    dialect_insert,
+    hold_changes_lock,
+    opt_aware,
+)
 from monitor.store.tables import ChangeRow, NotificationCursor, OutboxEntry, Snapshot, Target
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
@@ -87,6 +94,7 @@ class OutboxStore(Transactions):
         """
 
         def work(session: Session) -> int | None:
+            hold_changes_lock(session, shared=False)  # no change transaction is open past this point
             cursor = session.scalars(
                 select(NotificationCursor).where(NotificationCursor.channel == request.channel).with_for_update()
             ).one()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -273,6 +273,7 @@ class Repository(Transactions):
         def work(session: Session) -> int:
             # Serialise writers of one target (PostgreSQL; SQLite has a single writer anyway).
             session.execute(select(Target.id).where(Target.id == target_id).with_for_update())
+            hold_changes_lock(session, shared=True)
             latest = session.scalar(select(func.max(Snapshot.id)).where(Snapshot.target_id == target_id))
             if latest != previous_snapshot_id:
                 raise SnapshotConflictError("record_snapshot", f"target {target_id} has a newer snapshot")
@@ -385,6 +386,21 @@ def _history_conditions(where: HistoryFilter) -> list[Any]:
     if where.before_id is not None:
         conditions.append(ChangeRow.id < where.before_id)
     return conditions
+
+
+CHANGES_LOCK = 0x5D_C4A9  # PostgreSQL advisory lock between change writers and the notification cursor
+
+
+def hold_changes_lock(session: Session, *, shared: bool) -> None:
+    """Writers of changes hold this shared; ``group_pending`` holds it exclusively while reading them.
+
+    Change ids come from a sequence and can commit out of order on PostgreSQL; without the lock the
+    notification cursor could move past an id whose transaction had not committed yet, and lose it.
+    SQLite has one writer at a time, so it needs nothing.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        session.execute(text(f"SELECT {function}(:key)"), {"key": CHANGES_LOCK})
 
 
 def dialect_insert(session: Session) -> Callable[..., Any]:
