@@ -145,10 +145,9 @@ class Api:
 
     def __init__(self, context: ApiContext) -> None:
         self._ctx = context
-        self._specs: dict[TargetKey, TargetSpec] = {spec.key: spec for spec in context.config.targets()}
         self._references = {cloud.name: cloud.reference for cloud in context.config.clouds}
         self._ids: dict[TargetKey, int] = {}  # target ids never change; a race only repeats a lookup
-        self._openapi = _dump(openapi_document(list(self._specs)))
+        self.set_targets(context.config.targets())
         self._routes = (
             Route("GET", re.compile(r"/api/openapi\.json"), self._get_openapi),
             Route("GET", re.compile(r"/api/targets"), self._get_targets),
@@ -199,6 +198,11 @@ class Api:
         raise ApiError(404, f"no such API route: {path[:200]}; see /api/openapi.json")
 
     # --- GET /api/openapi.json, /api/targets -----------------------------------------------------
+
+    def set_targets(self, specs: Sequence[TargetSpec]) -> None:
+        """Answer for these targets from now on (discovery added or removed regions)."""
+        self._specs: dict[TargetKey, TargetSpec] = {spec.key: spec for spec in specs}
+        self._openapi = _dump(openapi_document(list(self._specs)))
 
     def _get_openapi(self, request: Request) -> bytes:
         return self._openapi

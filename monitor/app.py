@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
 from monitor.api import Api, ApiContext
+from monitor.auth.manager import AuthManager, warn_insecure
 from monitor.config import Config, TargetSpec
 from monitor.domain import PollResult
 from monitor.fetching import Fetcher
@@ -33,6 +34,7 @@ from monitor.store.engine import SchemaOutdatedError, ensure_schema, make_engine
 from monitor.store.intelligence import IntelligenceStore
 from monitor.store.outbox import OutboxStore
 from monitor.store.repository import Repository, StoreError
+from monitor.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +48,27 @@ class Components:
     """Everything one monitor process needs, built from a Config."""
 
     config: Config
-    specs: Sequence[TargetSpec]
+    topology: Topology
     engine: Engine
     registry: CollectorRegistry
     metrics: Metrics
     fetcher: Fetcher
     service: PollService
+
+    @property
+    def specs(self) -> list[TargetSpec]:
+        """The targets polled now (the config's, plus discovered regions)."""
+        return self.topology.specs()
+
+    async def discover(self) -> bool:
+        """Ask the identity service for regions again; re-target the service when they changed.
+
+        Returns True when the targets changed; raises StoreError when new targets cannot be registered.
+        """
+        if not await self.topology.refresh():
+            return False
+        await asyncio.to_thread(self.service.retarget, self.specs)
+        return True
 
     async def aclose(self) -> None:
         """Close everything; blocking steps run in a thread so a second signal still reaches the loop."""
@@ -84,7 +101,9 @@ def build(config: Config) -> Components:
     registry = CollectorRegistry()
     metrics = Metrics(registry, __version__)
     fetcher = Fetcher(max_connections=config.polling.max_concurrency)
-    specs = config.targets()
+    auth = AuthManager(metrics)
+    topology = Topology(config, auth)
+    specs = topology.specs()
     intelligence = Intelligence(specs, config, metrics, IntelligenceStore(engine))
     service = PollService(
         Repository(engine),
@@ -92,6 +111,7 @@ def build(config: Config) -> Components:
         metrics,
         max_concurrency=config.polling.max_concurrency,
         intelligence=intelligence,
+        auth=auth,
     )
     try:
         service.prepare(specs)
@@ -99,12 +119,24 @@ def build(config: Config) -> Components:
         service.close()
         engine.dispose()
         raise StartupError(f"cannot prepare the database: {exc}") from None
-    return Components(config, specs, engine, registry, metrics, fetcher, service)
+    warn_insecure(config.clouds)
+    return Components(config, topology, engine, registry, metrics, fetcher, service)
+
+
+async def start(config: Config) -> Components:
+    """:func:`build`, then a first region discovery for clouds that need one; raises StartupError."""
+    parts = build(config)
+    try:
+        await parts.discover()
+    except StoreError as exc:
+        await parts.aclose()
+        raise StartupError(f"cannot register discovered targets: {exc}") from None
+    return parts
 
 
 async def check_once(config: Config) -> list[PollResult]:
     """Poll every target once, concurrently; raises StartupError."""
-    parts = build(config)
+    parts = await start(config)
     try:
         return list(await asyncio.gather(*(_poll_guarded(parts.service, spec) for spec in parts.specs)))
     finally:
@@ -123,7 +155,7 @@ async def _poll_guarded(service: PollService, spec: TargetSpec) -> PollResult:
 async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     """Serve until stopped; returns the exit code. Raises StartupError before serving."""
     stop = stop or asyncio.Event()
-    parts = build(config)
+    parts = await start(config)
     api = build_api(parts, asyncio.get_running_loop())
     try:
         server = StatusServer(
@@ -133,7 +165,11 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         await parts.aclose()
         raise StartupError(f"cannot listen on {config.http.listen}: {exc.strerror}") from None
     scheduler = PollScheduler(
-        parts.service, parts.specs, config.database.poll_retention, refresh_interval=config.changes.drift_refresh
+        parts.service,
+        parts.specs,
+        config.database.poll_retention,
+        refresh_interval=config.changes.drift_refresh,
+        discovery=_discovery_job(parts, api, lambda: scheduler),
     )
     server.start()
     scheduler.start()
@@ -156,6 +192,28 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
+def _discovery_job(
+    parts: Components, api: Api | None, scheduler: Callable[[], PollScheduler]
+) -> tuple[float, Callable[[], Awaitable[None]]] | None:
+    """The periodic discovery: new regions get polled, gone ones stop (None without dynamic clouds)."""
+    interval = parts.topology.refresh_interval
+    if interval is None:
+        return None
+
+    async def rediscover() -> None:
+        try:
+            changed = await parts.discover()
+        except StoreError as exc:
+            log.error("discovered regions could not be registered: %s", exc)
+            return
+        if changed:
+            scheduler().sync(parts.specs)
+            if api is not None:
+                api.set_targets(parts.specs)
+
+    return interval, rediscover
+
+
 def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> Api | None:
     """The read API over ``parts`` (None when ``api.enabled`` is false); acks refresh drift on ``loop``."""
     intelligence = parts.service.intelligence
@@ -168,7 +226,9 @@ def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> Api | None:
         metrics=parts.metrics,
         on_change=refresh_soon(parts.service, loop),
     )
-    return Api(context)
+    api = Api(context)
+    api.set_targets(parts.specs)
+    return api
 
 
 def refresh_soon(service: PollService, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:

@@ -18,7 +18,8 @@ from typing import Any, TextIO
 
 from monitor import __version__, reports, views
 from monitor.compare import comparison_json, matrix_markdown, matrix_text
-from monitor.config import Config, ConfigError, load_config, parse_duration
+from monitor.config import Config, ConfigError, load_config
+from monitor.configtypes import parse_duration
 from monitor.domain import PollResult, Severity, TargetKey, change_json
 from monitor.reports import change_line, paint, short_json
 from monitor.store.intelligence import IntelligenceStore, Window
@@ -291,7 +292,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_drift(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
     repository = _repository(config)
-    spec = views.find_spec(config.targets(), TargetKey(args.cloud, args.region, args.schema))
+    spec = config.spec_for(TargetKey(args.cloud, args.region, args.schema))
     items = views.drift_view(repository, IntelligenceStore(repository.engine), spec, datetime.now(UTC))
     if args.json:
         rows = [{"fingerprint": i.fingerprint, "acknowledged": i.acknowledged, **change_json(i.change)} for i in items]
@@ -309,7 +310,7 @@ def cmd_ack(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
     repository = _repository(config)
     store = IntelligenceStore(repository.engine)
-    spec = views.find_spec(config.targets(), TargetKey(args.cloud, args.region, args.schema))
+    spec = config.spec_for(TargetKey(args.cloud, args.region, args.schema))
     tid = views.target_id(repository, spec.key)
     now = datetime.now(UTC)
     if args.approve:
@@ -481,7 +482,9 @@ def _result_line(result: PollResult) -> str:
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
+    if level == "DEBUG":
+        return  # every library's debug log, too: none of them is given a credential it would print
+    for noisy in ("httpx", "httpcore", "apscheduler", "alembic", "keystoneauth", "urllib3", "stevedore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

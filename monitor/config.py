@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -29,19 +28,35 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
+from monitor.auth.models import (
+    AkSkAuth,
+    ApplicationCredentialAuth,
+    CloudsYamlAuth,
+    KeystoneAuth,
+    NoAuth,
+    PasswordAuth,
+    TokenAuth,
+    default_type,
+)
+from monitor.configtypes import (
+    Duration,
+    Model,
+    PositiveDuration,
+    Size,
+    check_name,
+    parse_duration,
+    read_secret_files,
+    require_unique,
+)
+from monitor.configtypes import (
+    parse_size as parse_size,  # re-exported for callers of this module
+)
 from monitor.domain import IgnoreRules, Severity, TargetKey
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/schemadrift.db"
 DEFAULT_LISTEN = "127.0.0.1:9478"
 SCHEMA_PATH_PREFIX = "/v2/schemas/"
-
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header value can carry unencoded
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
 
 
 class ConfigError(Exception):
@@ -54,72 +69,7 @@ class ConfigError(Exception):
         super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from ``300``, ``"300s"``, ``"5m"``, ``"1.5h"``, ``"250ms"`` or ``"30d"``; raises ValueError."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 300s, 5m or 1h")
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION_RE.match(str(value))
-    if not match:
-        raise ValueError(f"expected a duration like 300s, 5m or 1h, got {value!r}")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-
-
-def parse_size(value: Any) -> int:
-    """Bytes from ``5242880``, ``"5MiB"`` or ``"512KB"``; raises ValueError."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size like 5242880 or 5MiB")
-    if isinstance(value, int):
-        return value
-    match = _SIZE_RE.match(str(value))
-    if not match:
-        raise ValueError(f"expected a size like 5242880 or 5MiB, got {value!r}")
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
-
-
-def _require_unique(names: list[str], what: str) -> None:
-    """Raises ValueError naming the first ``what`` listed twice."""
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"{what} {name!r} is listed twice")
-        seen.add(name)
-
-
-def _check_name(value: str, what: str) -> str:
-    if not _NAME_RE.match(value):
-        raise ValueError(f"invalid {what} name {value!r}: use lowercase letters, digits, '.', '_' or '-' (max 63)")
-    return value
-
-
-def _read_secret_files(data: Any, keys: tuple[str, ...]) -> Any:
-    """For each ``key`` given as ``<key>_file``, read the file (stripped) into ``key``; raises ValueError."""
-    if not isinstance(data, dict):
-        return data
-    for key in keys:
-        path = data.get(f"{key}_file")
-        if path is None:
-            continue
-        if data.get(key) is not None:
-            raise ValueError(f"give {key} or {key}_file, not both")
-        try:
-            data = {**data, key: Path(path).read_text(encoding="utf-8").strip()}
-        except OSError as exc:
-            raise ValueError(f"cannot read {key}_file {str(path)!r}: {exc.strerror}") from None
-    return data
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatabaseConfig(_Model):
+class DatabaseConfig(Model):
     """Where snapshots live. ``url`` (or ``url_file``) may embed a password; it is never logged unmasked."""
 
     url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
@@ -129,7 +79,7 @@ class DatabaseConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _read_url_file(cls, data: Any) -> Any:
-        return _read_secret_files(data, ("url",))
+        return read_secret_files(data, ("url",))
 
     @field_validator("url")
     @classmethod
@@ -144,7 +94,7 @@ class DatabaseConfig(_Model):
         return value
 
 
-class HttpConfig(_Model):
+class HttpConfig(Model):
     """The daemon's own HTTP listener (/metrics, /healthz, /readyz)."""
 
     listen: str = DEFAULT_LISTEN
@@ -166,7 +116,7 @@ class HttpConfig(_Model):
         return int(self.listen.rpartition(":")[2])
 
 
-class PollSettings(_Model):
+class PollSettings(Model):
     """Per-poll settings; each may be set in ``defaults``, per cloud and per schema."""
 
     interval: PositiveDuration | None = None
@@ -192,14 +142,14 @@ class Defaults(PollSettings):
     confirm_delay: Duration = 2.0
 
 
-class PollingConfig(_Model):
+class PollingConfig(Model):
     """Process-wide polling limits."""
 
     max_concurrency: Annotated[int, Field(ge=1, le=10000)] = 100
     shutdown_grace: Duration = 10.0
 
 
-class IgnoreConfig(_Model):
+class IgnoreConfig(Model):
     """Changes to ignore: JSON Pointer prefixes, path regular expressions, and a severity floor."""
 
     paths: list[str] = Field(default_factory=list)
@@ -235,7 +185,7 @@ class SchemaConfig(PollSettings):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        return _check_name(value, "schema")
+        return check_name(value, "schema")
 
     @field_validator("path")
     @classmethod
@@ -253,93 +203,156 @@ def _schema_from_string(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
-class NoAuth(_Model):
-    type: Literal["none"]
+AuthConfig = Annotated[
+    NoAuth | TokenAuth | PasswordAuth | ApplicationCredentialAuth | AkSkAuth | CloudsYamlAuth,
+    BeforeValidator(default_type),
+    Field(discriminator="type"),
+]
+TargetAuth = NoAuth | TokenAuth | PasswordAuth | ApplicationCredentialAuth | AkSkAuth
+"""A target's auth once clouds.yaml has been read (see :func:`monitor.auth.clouds.resolve`)."""
 
 
-class TokenAuth(_Model):
-    """A static token sent as ``X-Auth-Token``; give ``token`` (``${ENV}`` allowed) or ``token_file``."""
+class DiscoveryConfig(Model):
+    """Where ``regions: auto`` comes from, and how often it is asked again.
 
-    type: Literal["token"]
-    token: SecretStr | None = None
-    token_file: Path | None = None
+    ``catalog``: the image endpoints of the Keystone service catalog (``interface``, ``service_type``);
+    ``projects``: Huawei IAM's project list, whose project names are the region names (sub-projects,
+    ``name_subproject``, and ``MOS`` are skipped). ``include``/``exclude`` filter region names.
+    """
 
-    @model_validator(mode="after")
-    def _exactly_one_source(self) -> TokenAuth:
-        if (self.token is None) == (self.token_file is None):
-            raise ValueError("give exactly one of token or token_file")
-        return self
+    source: Literal["catalog", "projects"] = "catalog"
+    service_type: str = "image"
+    interface: Literal["public", "internal", "admin"] = "public"
+    refresh: PositiveDuration = 600.0
+    include: str | None = None
+    exclude: str | None = None
 
-    def resolve(self) -> str:
-        """The token text; raises ValueError when the file cannot be read or is empty."""
-        if self.token is not None:
-            secret = self.token.get_secret_value()
-        else:
-            assert self.token_file is not None
+    @field_validator("include", "exclude")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
             try:
-                secret = self.token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"cannot read token_file {str(self.token_file)!r}: {exc.strerror}") from None
-        if not secret:
-            raise ValueError("token is empty")
-        if not _TOKEN_RE.match(secret):
-            # never echo the token: it may be a real secret with a stray newline or quote
-            raise ValueError("token contains whitespace, control or non-ASCII characters")
-        return secret
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
+        return value
 
-
-AuthConfig = Annotated[NoAuth | TokenAuth, Field(discriminator="type")]
+    def wants(self, region: str) -> bool:
+        """Whether a discovered region passes ``include`` and ``exclude``."""
+        if self.include is not None and not re.fullmatch(self.include, region):
+            return False
+        return self.exclude is None or not re.fullmatch(self.exclude, region)
 
 
 class CloudConfig(PollSettings):
-    """One cloud: an endpoint template, its regions and the schemas to watch in each."""
+    """One cloud: where its endpoints are, its regions, its credentials and the schemas to watch.
+
+    A region's base URL is ``endpoint_override``, else ``endpoint`` with ``{region}`` replaced, else the
+    image endpoint of the Keystone catalog (password or application credential auth). ``regions: auto``
+    asks the identity service for the region list (see :class:`DiscoveryConfig`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str
-    endpoint: str
-    regions: Annotated[list[str], Field(min_length=1)]
+    endpoint: str | None = None
+    endpoint_override: str | None = None
+    regions: Annotated[list[str], Field(min_length=1)] | Literal["auto"] | None = None
+    discovery: DiscoveryConfig = DiscoveryConfig()
     schemas: list[Annotated[SchemaConfig, BeforeValidator(_schema_from_string)]] = Field(
         default_factory=lambda: [SchemaConfig(name=n) for n in ("images", "image", "members", "member")]
     )
     auth: AuthConfig = NoAuth(type="none")
     allow_http: bool = False
-    ca_bundle: Path | None = None
+    ca_bundle: Path | None = Field(default=None, alias="cacert")
+    cert: Path | None = None
+    key: Path | None = None
+    insecure: bool = False
     ignore: IgnoreConfig | None = None
     reference: str = "majority"  # cross-region comparison: "majority" or one of the regions
 
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        return _check_name(value, "cloud")
+        return check_name(value, "cloud")
 
     @field_validator("regions")
     @classmethod
-    def _valid_regions(cls, value: list[str]) -> list[str]:
-        for region in value:
-            _check_name(region, "region")
-        _require_unique(value, "region")
+    def _valid_regions(cls, value: list[str] | str | None) -> list[str] | str | None:
+        if isinstance(value, list):
+            for region in value:
+                check_name(region, "region")
+            require_unique(value, "region")
         return value
 
     @model_validator(mode="after")
-    def _endpoint_scheme(self) -> CloudConfig:
-        if not self.endpoint.startswith(("https://", "http://")):
-            raise ValueError(f"endpoint must be an https:// URL, got {self.endpoint!r}")
-        if self.endpoint.startswith("http://") and not self.allow_http:
-            raise ValueError("endpoint uses plain http://; set allow_http: true to allow it")
-        _require_unique([s.name for s in self.schemas], "schema")
-        if self.reference != "majority" and self.reference not in self.regions:
+    def _consistent(self) -> CloudConfig:
+        for label, url in self._urls():
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"{label} must be an https:// URL, got {url!r}")
+            if url.startswith("http://") and not self.allow_http:
+                raise ValueError(f"{label} uses plain http://; set allow_http: true to allow it")
+        require_unique([s.name for s in self.schemas], "schema")
+        if self.reference != "majority" and isinstance(self.regions, list) and self.reference not in self.regions:
             raise ValueError(f"reference must be 'majority' or one of the regions, got {self.reference!r}")
-        if self.ca_bundle is not None and not self.ca_bundle.is_file():
-            raise ValueError(f"ca_bundle {str(self.ca_bundle)!r} is not a readable file")
+        for label, path in (("ca_bundle", self.ca_bundle), ("cert", self.cert), ("key", self.key)):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{label} {str(path)!r} is not a readable file")
+        if self.key is not None and self.cert is None:
+            raise ValueError("key needs cert (the client certificate)")
+        if isinstance(self.auth, CloudsYamlAuth):
+            return self  # completed from clouds.yaml by resolve_clouds_yaml()
+        return self._check_sources()
+
+    def _urls(self) -> list[tuple[str, str]]:
+        urls = [("endpoint", self.endpoint), ("endpoint_override", self.endpoint_override)]
+        if isinstance(self.auth, KeystoneAuth):
+            urls.append(("auth.auth_url", self.auth.auth_url))
+        return [(label, url) for label, url in urls if url is not None]
+
+    def _check_sources(self) -> CloudConfig:
+        """Regions and endpoints must come from somewhere: the config or the identity service."""
+        keystone = isinstance(self.auth, KeystoneAuth)
+        if self.regions is None:
+            raise ValueError("regions is required (a list, or auto with password or application_credential auth)")
+        if self.regions == "auto":
+            if not keystone:
+                raise ValueError("regions: auto needs password or application_credential auth")
+            if self.discovery.source == "projects" and not self.base_url_template:
+                raise ValueError("discovery.source projects needs endpoint or endpoint_override")
+            if self.discovery.source == "catalog" and isinstance(self.auth, KeystoneAuth) and self.auth.per_region:
+                raise ValueError("discovery from the catalog needs a scope without {region}; use source: projects")
+        elif not self.base_url_template and not keystone:
+            raise ValueError("endpoint is required (or password/application_credential auth to use the catalog)")
         return self
 
-    def url_for(self, region: str, schema: SchemaConfig) -> str:
-        return self.endpoint.replace("{region}", region).rstrip("/") + schema.url_path
+    @property
+    def base_url_template(self) -> str | None:
+        """The configured base URL (``endpoint_override`` wins over ``endpoint``); None: from the catalog."""
+        return self.endpoint_override or self.endpoint
+
+    @property
+    def static(self) -> bool:
+        """True when regions and URLs are all in the config (no identity service needed to find them)."""
+        return isinstance(self.regions, list) and self.base_url_template is not None
+
+    def base_url(self, region: str) -> str | None:
+        """The region's base URL from the config (None when it must come from the catalog)."""
+        template = self.base_url_template
+        return template.replace("{region}", region).rstrip("/") if template else None
+
+    def url_for(self, region: str, schema: SchemaConfig, base_url: str | None = None) -> str:
+        """The schema's URL in ``region``; ``base_url`` is the discovered one, used when none is configured."""
+        base = self.base_url(region) or base_url
+        if base is None:
+            raise LookupError(f"cloud {self.name!r}: no endpoint known for region {region!r}")
+        return base.rstrip("/") + schema.url_path
 
 
 _SEVERITY_NAMES = Literal["breaking", "warning", "info", "cosmetic"]
 
 
-class ChannelSettings(_Model):
+class ChannelSettings(Model):
     """Common settings of a notification channel; ``url`` (or ``url_file``) may carry a secret."""
 
     name: str
@@ -350,12 +363,12 @@ class ChannelSettings(_Model):
     @model_validator(mode="before")
     @classmethod
     def _read_url_file(cls, data: Any) -> Any:
-        return _read_secret_files(data, ("url", "secret"))
+        return read_secret_files(data, ("url", "secret"))
 
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        return _check_name(value, "channel")
+        return check_name(value, "channel")
 
     @field_validator("url")
     @classmethod
@@ -390,7 +403,7 @@ class AlertmanagerChannel(ChannelSettings):
 ChannelConfig = Annotated[WebhookChannel | SlackChannel | AlertmanagerChannel, Field(discriminator="type")]
 
 
-class NotificationsConfig(_Model):
+class NotificationsConfig(Model):
     """Built-in notifications, for teams without Alertmanager (or to push into one directly)."""
 
     grouping_window: Duration = 30.0
@@ -404,11 +417,11 @@ class NotificationsConfig(_Model):
     @field_validator("channels")
     @classmethod
     def _unique_names(cls, value: list[ChannelConfig]) -> list[ChannelConfig]:
-        _require_unique([c.name for c in value], "channel")
+        require_unique([c.name for c in value], "channel")
         return value
 
 
-class ApiConfig(_Model):
+class ApiConfig(Model):
     """The read API on the daemon's HTTP port; write endpoints (acknowledge) need ``token``."""
 
     enabled: bool = True
@@ -418,10 +431,10 @@ class ApiConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _read_token_file(cls, data: Any) -> Any:
-        return _read_secret_files(data, ("token",))
+        return read_secret_files(data, ("token",))
 
 
-class ExpectedWindowConfig(_Model):
+class ExpectedWindowConfig(Model):
     """A window in which changes to a cloud (and schema) are expected: recorded, acknowledged, not paged."""
 
     cloud: str
@@ -439,7 +452,7 @@ class ExpectedWindowConfig(_Model):
         return self
 
 
-class ChangesConfig(_Model):
+class ChangesConfig(Model):
     """How recorded changes become drift, deviations, rollouts and flapping."""
 
     flapping_window: PositiveDuration = 3600.0
@@ -448,7 +461,7 @@ class ChangesConfig(_Model):
     expected: list[ExpectedWindowConfig] = Field(default_factory=list)
 
 
-class Config(_Model):
+class Config(Model):
     """The whole configuration file."""
 
     database: DatabaseConfig = DatabaseConfig()
@@ -463,7 +476,7 @@ class Config(_Model):
     @field_validator("clouds")
     @classmethod
     def _unique_clouds(cls, value: list[CloudConfig]) -> list[CloudConfig]:
-        _require_unique([c.name for c in value], "cloud")
+        require_unique([c.name for c in value], "cloud")
         return value
 
     @model_validator(mode="after")
@@ -476,9 +489,40 @@ class Config(_Model):
                 raise ValueError(f"changes.expected: cloud {window.cloud!r} has no schema {window.schema_name!r}")
         return self
 
-    def targets(self) -> list[TargetSpec]:
-        """Every (cloud, region, schema) with its effective settings, in config order."""
-        return [spec for cloud in self.clouds for spec in _cloud_targets(self.defaults, cloud)]
+    def targets(self, discovered: Mapping[str, Mapping[str, str]] | None = None) -> list[TargetSpec]:
+        """Every (cloud, region, schema) with its effective settings, in config order.
+
+        ``discovered`` maps a cloud name to its regions' base URLs as found in the identity service
+        (:mod:`monitor.auth.discovery`); a cloud whose regions or URLs come from there has no targets
+        until it is given.
+        """
+        discovered = discovered or {}
+        specs: list[TargetSpec] = []
+        for cloud in self.clouds:
+            bases = discovered.get(cloud.name)
+            if bases is None and not cloud.static:
+                continue
+            regions = list(bases) if bases is not None else cloud.regions
+            assert isinstance(regions, list)
+            specs += [
+                _spec(self.defaults, cloud, region, schema, (bases or {}).get(region))
+                for region in regions
+                for schema in cloud.schemas
+            ]
+        return specs
+
+    def spec_for(self, key: TargetKey) -> TargetSpec:
+        """The settings of ``key`` for read-only commands, even for a discovered region (URL may be empty).
+
+        Raises LookupError when the cloud or schema is not configured, or the region is not one of a
+        cloud's listed regions.
+        """
+        cloud = next((c for c in self.clouds if c.name == key.cloud), None)
+        schema = next((s for s in cloud.schemas if s.name == key.schema), None) if cloud else None
+        listed = cloud is not None and (not isinstance(cloud.regions, list) or key.region in cloud.regions)
+        if cloud is None or schema is None or not listed:
+            raise LookupError(f"{key} is not a target in the configuration")
+        return _spec(self.defaults, cloud, key.region, schema, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,24 +539,53 @@ class TargetSpec:
     retry_after_cap: float
     allow_http: bool
     ca_bundle: Path | None
-    auth: NoAuth | TokenAuth
+    auth: TargetAuth
     confirm_reads: int = 1
     confirm_delay: float = 0.0
     ignore: IgnoreRules = field(default_factory=IgnoreRules)
+    cert: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+
+    @property
+    def tls(self) -> TlsSettings:
+        """The TLS settings the poll's HTTP client needs."""
+        return TlsSettings(self.ca_bundle, self.cert, self.key_file, self.insecure)
 
 
-def _cloud_targets(defaults: Defaults, cloud: CloudConfig) -> Iterator[TargetSpec]:
-    for region in cloud.regions:
-        for schema in cloud.schemas:
-            yield TargetSpec(
-                key=TargetKey(cloud.name, region, schema.name),
-                url=cloud.url_for(region, schema),
-                allow_http=cloud.allow_http,
-                ca_bundle=cloud.ca_bundle,
-                auth=cloud.auth,
-                ignore=_ignore_rules(cloud.ignore, schema.ignore),
-                **_effective(defaults, cloud, schema),
-            )
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """Trust and client certificate of one cloud; ``insecure`` only when the config says so."""
+
+    ca_bundle: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    insecure: bool = False
+
+
+def _spec(defaults: Defaults, cloud: CloudConfig, region: str, schema: SchemaConfig, base: str | None) -> TargetSpec:
+    assert not isinstance(cloud.auth, CloudsYamlAuth), "resolve_clouds_yaml() runs first"
+    return TargetSpec(
+        key=TargetKey(cloud.name, region, schema.name),
+        url=_url(cloud, region, schema, base),
+        allow_http=cloud.allow_http,
+        ca_bundle=cloud.ca_bundle,
+        cert=cloud.cert,
+        key_file=cloud.key,
+        insecure=cloud.insecure,
+        auth=cloud.auth,
+        ignore=_ignore_rules(cloud.ignore, schema.ignore),
+        **_effective(defaults, cloud, schema),
+    )
+
+
+def _url(cloud: CloudConfig, region: str, schema: SchemaConfig, base: str | None) -> str:
+    try:
+        return cloud.url_for(region, schema, base or None)
+    except LookupError:
+        if base == "":  # spec_for(): read-only commands need the settings, not the URL
+            return ""
+        raise
 
 
 def _ignore_rules(cloud: IgnoreConfig | None, schema: IgnoreConfig | None) -> IgnoreRules:
@@ -556,12 +629,15 @@ def _substitute_env(node: Any, path: str, problems: list[str]) -> Any:
     return node
 
 
+_UNION_TAGS = frozenset({"none", "token", "password", "application_credential", "aksk", "cloud"})
+
+
 def _format_location(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("none", "token", "function-before[_schema_from_string(), SchemaConfig]"):
+        elif part in _UNION_TAGS or str(part).startswith("function-before["):
             continue  # pydantic's names for union branches and wrappers: not fields the user wrote
         else:
             out += f".{part}" if out else str(part)
@@ -586,6 +662,27 @@ def _secret_problems(config: Config) -> list[str]:
     return problems
 
 
+def resolve_clouds_yaml(config: Config) -> tuple[Config, list[str]]:
+    """Replace every ``auth: {type: cloud}`` by what clouds.yaml / ``OS_*`` say; returns problems found."""
+    problems: list[str] = []
+    clouds = list(config.clouds)
+    for i, cloud in enumerate(clouds):
+        if not isinstance(cloud.auth, CloudsYamlAuth):
+            continue
+        try:
+            from monitor.auth import clouds as clouds_yaml  # needs openstacksdk (the [openstack] extra)
+        except ImportError:
+            problems.append(
+                f"clouds[{i}].auth: type cloud needs openstacksdk: pip install 'schema-drift-monitor[openstack]'"
+            )
+            continue
+        try:
+            clouds[i] = clouds_yaml.resolve(cloud)
+        except ValueError as exc:
+            problems.append(f"clouds[{i}].auth: {exc}")
+    return config.model_copy(update={"clouds": clouds}), problems
+
+
 def parse_config(data: Any, source: str = "<config>") -> Config:
     """Validate already-parsed YAML data; raises ConfigError listing every problem."""
     if data is None:
@@ -598,7 +695,8 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         config = Config.model_validate(substituted)
     except ValidationError as exc:
         raise ConfigError(source, problems + [_format_error(e) for e in exc.errors()]) from None
-    problems += _secret_problems(config)
+    config, found = resolve_clouds_yaml(config)
+    problems += found + _secret_problems(config)
     if not config.clouds:
         problems.append("clouds: at least one cloud is needed")
     if problems:

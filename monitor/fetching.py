@@ -10,7 +10,11 @@ Guarantees:
   so the auth token never leaves the configured origin;
 * only transient failures (connect errors, timeouts, 429/502/503/504) are retried, with exponential
   backoff or the server's ``Retry-After`` capped at ``spec.retry_after_cap``, never past the deadline;
-* TLS verification is never switched off; ``ca_bundle`` adds a custom CA.
+* TLS verification is on unless the cloud's config says ``insecure: true``; ``ca_bundle`` adds a custom
+  CA to the usual trust store and ``cert``/``key`` present a client certificate;
+* credentials come from a :class:`~monitor.auth.credentials.Credentials` object, are added to every
+  hop, and a 401 answered to a renewable token makes one new authentication and one more attempt; a
+  second 401, or no credentials to be had, fails with reason ``auth``.
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ import ssl
 import time
 import zlib
 from collections.abc import Mapping
-from pathlib import Path
 
 import certifi
 import httpx
 
 from monitor import __version__
-from monitor.config import TargetSpec, TokenAuth
+from monitor.auth.credentials import AuthError, Credentials, RequestSigner
+from monitor.config import TargetSpec, TlsSettings
 from monitor.domain import FailureReason
 
 MAX_REDIRECTS = 5
@@ -55,35 +59,24 @@ class FetchError(Exception):
         self.retry_after = retry_after
 
 
-def auth_headers(spec: TargetSpec) -> dict[str, str]:
-    """The request headers that carry the target's credentials (empty for ``auth: none``)."""
-    if isinstance(spec.auth, TokenAuth):
-        return {"X-Auth-Token": spec.auth.resolve()}
-    return {}
-
-
 class Fetcher:
-    """Shares pooled httpx clients (one per CA bundle) across every target; close with ``aclose``."""
+    """Shares pooled httpx clients (one per TLS setting) across every target; close with ``aclose``."""
 
     def __init__(self, max_connections: int = 100) -> None:
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._clients: dict[Path | None, httpx.AsyncClient] = {}
+        self._clients: dict[TlsSettings, httpx.AsyncClient] = {}
 
-    def _client(self, ca_bundle: Path | None) -> httpx.AsyncClient:
-        client = self._clients.get(ca_bundle)
+    def _client(self, tls: TlsSettings) -> httpx.AsyncClient:
+        client = self._clients.get(tls)
         if client is None:
-            verify: ssl.SSLContext | bool = True
-            if ca_bundle is not None:  # in addition to the usual trust store, not instead of it
-                verify = ssl.create_default_context(cafile=certifi.where())
-                verify.load_verify_locations(cafile=str(ca_bundle))
             client = httpx.AsyncClient(
-                verify=verify,
+                verify=_ssl_context(tls),
                 limits=self._limits,
                 follow_redirects=False,
                 trust_env=False,
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             )
-            self._clients[ca_bundle] = client
+            self._clients[tls] = client
         return client
 
     async def aclose(self) -> None:
@@ -92,27 +85,38 @@ class Fetcher:
             await client.aclose()
         self._clients.clear()
 
-    async def fetch(self, spec: TargetSpec) -> bytes:
+    async def fetch(self, spec: TargetSpec, credentials: Credentials | None = None) -> bytes:
         """Fetch ``spec.url``; returns the decoded body or raises FetchError (see module docstring)."""
+        signer = await _acquire(credentials)
         try:
-            credentials = auth_headers(spec)
-        except ValueError as exc:
-            raise FetchError(FailureReason.AUTH, str(exc)) from None
-        headers = {"Accept-Encoding": "gzip, deflate", **credentials}
+            return await self._fetch_timed(spec, signer)
+        except FetchError as exc:
+            if exc.status != 401 or credentials is None or signer is None or not credentials.renewable:
+                raise
+            credentials.invalidate(signer)
+        signer = await _acquire(credentials)
+        try:
+            return await self._fetch_timed(spec, signer)
+        except FetchError as exc:
+            if exc.status == 401:
+                raise FetchError(FailureReason.AUTH, "HTTP 401 again with a new token", status=401) from None
+            raise
+
+    async def _fetch_timed(self, spec: TargetSpec, signer: RequestSigner | None) -> bytes:
         deadline = time.monotonic() + spec.timeout
         try:
             async with asyncio.timeout(spec.timeout):
-                return await self._with_retries(spec, headers, deadline)
+                return await self._with_retries(spec, signer, deadline)
         except TimeoutError:
             raise FetchError(
                 FailureReason.TIMEOUT, f"no complete response within {spec.timeout:g}s", transient=True
             ) from None
 
-    async def _with_retries(self, spec: TargetSpec, headers: Mapping[str, str], deadline: float) -> bytes:
+    async def _with_retries(self, spec: TargetSpec, signer: RequestSigner | None, deadline: float) -> bytes:
         attempt = 0
         while True:
             try:
-                return await self._follow(spec, headers)
+                return await self._follow(spec, signer)
             except FetchError as exc:
                 delay = _retry_delay(exc, attempt, spec)
                 if delay is None or time.monotonic() + delay >= deadline:
@@ -120,11 +124,12 @@ class Fetcher:
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _follow(self, spec: TargetSpec, headers: Mapping[str, str]) -> bytes:
-        client = self._client(spec.ca_bundle)
+    async def _follow(self, spec: TargetSpec, signer: RequestSigner | None) -> bytes:
+        client = self._client(spec.tls)
         url = httpx.URL(spec.url)
         seen = {url}
         for _ in range(MAX_REDIRECTS + 1):
+            headers = {"Accept-Encoding": "gzip, deflate", **(signer.headers("GET", url) if signer else {})}
             try:
                 outcome = await _get_once(client, url, headers, spec)
             except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
@@ -150,6 +155,28 @@ async def _get_once(
         return await _read_response(response, spec.max_body_bytes)
     finally:
         await response.aclose()
+
+
+async def _acquire(credentials: Credentials | None) -> RequestSigner | None:
+    if credentials is None:
+        return None
+    try:
+        return await credentials.acquire()
+    except AuthError as exc:
+        raise FetchError(FailureReason.AUTH, str(exc)) from None
+
+
+def _ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The usual trust store plus ``ca_bundle``; a client certificate; no verification only if insecure."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if tls.ca_bundle is not None:  # in addition to the usual trust store, not instead of it
+        context.load_verify_locations(cafile=str(tls.ca_bundle))
+    if tls.cert is not None:
+        context.load_cert_chain(str(tls.cert), str(tls.key) if tls.key else None)
+    if tls.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _retry_delay(exc: FetchError, attempt: int, spec: TargetSpec) -> float | None:

@@ -30,7 +30,7 @@ from typing import Any
 from monitor.compare import compare_regions
 from monitor.config import ChangesConfig, CloudConfig, TargetSpec
 from monitor.diffing import classify
-from monitor.domain import Change, Severity, TargetKey, fingerprint
+from monitor.domain import Change, IgnoreRules, Severity, TargetKey, fingerprint
 from monitor.metrics import Metrics
 from monitor.store.intelligence import Baseline, IntelligenceStore, RolloutRecord, Window
 
@@ -244,6 +244,8 @@ class Intelligence:
 
     def __init__(self, specs: Sequence[TargetSpec], config: Any, metrics: Metrics, store: IntelligenceStore) -> None:
         self.store = store
+        self._config = config
+        self._metrics = metrics
         self.fleet = Fleet(specs, config.clouds, metrics)
         self.flapping = Flapping(config.changes, metrics)
         self.drift = Drift(specs, metrics, store.document_body)
@@ -258,6 +260,16 @@ class Intelligence:
         self._baselines: dict[int, Baseline] = {}
         self._acks: dict[int, set[str]] = {}
         self._lock = threading.RLock()
+
+    def retarget(
+        self, specs: Sequence[TargetSpec], targets: Mapping[TargetKey, tuple[int, str | None]], now: datetime
+    ) -> None:
+        """Follow a new set of targets (regions discovered or gone), then restore as at start."""
+        with self._lock:
+            self.fleet = Fleet(specs, self._config.clouds, self._metrics)
+            self.drift = Drift(specs, self._metrics, self.store.document_body)
+            self._specs = {spec.key: spec for spec in specs}
+        self.restore(targets, now)
 
     def restore(self, targets: Mapping[TargetKey, tuple[int, str | None]], now: datetime) -> None:
         """Load rollouts, baselines, acknowledgements and windows; export every gauge."""
@@ -288,7 +300,8 @@ class Intelligence:
         """Mark changes matching the target's ignore rules, and all of them when a window expects them."""
         if not changes:
             return []
-        rules = self._specs[key].ignore
+        spec = self._specs.get(key)  # None: a poll that outlived its target's removal
+        rules = spec.ignore if spec is not None else IgnoreRules()
         with self._lock:  # changes are rare: re-read windows so one declared seconds ago already counts
             self._windows = self._config_windows + self.store.windows(at)
             expected = expected_now(self._windows, key, at) is not None
@@ -301,7 +314,8 @@ class Intelligence:
         Serialised with a lock: the service's store threads call it concurrently for different targets.
         """
         with self._lock:
-            self._after_success(key, sha, changes, at, first)
+            if key in self._specs:  # not a poll that outlived its target's removal
+                self._after_success(key, sha, changes, at, first)
 
     def _after_success(self, key: TargetKey, sha: str, changes: Sequence[Change], at: datetime,
                        first: bool) -> None:  # fmt: skip

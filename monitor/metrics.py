@@ -7,6 +7,7 @@ label set is created at zero when the targets are registered.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -106,6 +107,19 @@ class Metrics:
             "schemadrift_drift_unacknowledged", "Changes between baseline and current document nobody acknowledged.",
             (*TARGET_LABELS, "severity"), registry=registry,
         )  # fmt: skip
+        identity = ("cloud", "region")
+        self.auth_requests = Counter(
+            "schemadrift_auth_requests", "Token requests to the identity service (Keystone v3 / IAM).", identity,
+            registry=registry,
+        )  # fmt: skip
+        self.auth_failures = Counter(
+            "schemadrift_auth_failures", "Token requests that failed (refused, unreachable, timed out).", identity,
+            registry=registry,
+        )  # fmt: skip
+        self.auth_token_expiry = Gauge(
+            "schemadrift_auth_token_expiry_timestamp_seconds", "When the cached token expires (Unix time; 0: none).",
+            identity, registry=registry,
+        )  # fmt: skip
         self.db_up = Gauge("schemadrift_db_up", "1 if the last database operation succeeded.", registry=registry)
         self.db_errors = Counter(
             "schemadrift_db_errors", "Failed database operations.", ("operation",), registry=registry
@@ -131,6 +145,40 @@ class Metrics:
                 self.changes.labels(*labels, severity.value)
                 self.drift_unacknowledged.labels(*labels, severity.value)
             self.flapping.labels(*labels)
+
+    def remove_targets(self, keys: Iterable[TargetKey]) -> None:
+        """Drop every series of targets no longer polled (a region that left the catalog)."""
+        for key in keys:
+            labels = (key.cloud, key.region, key.schema)
+            for metric in (self.poll_success, self.polls, self.poll_duration, self.last_poll, self.last_success):
+                _remove(metric, labels)
+            for metric in (self.last_change, self.schema_properties, self.response_size, self.poll_interval):
+                _remove(metric, labels)
+            for metric in (self.flapping, self.region_deviates):
+                _remove(metric, labels)
+            for reason in FailureReason:
+                _remove(self.poll_failures, (*labels, reason.value))
+            for severity in Severity:
+                _remove(self.changes, (*labels, severity.value))
+                _remove(self.drift_unacknowledged, (*labels, severity.value))
+
+    def register_identity(self, cloud: str, region: str) -> None:
+        """Create the auth series of a (cloud, region) that authenticates, at zero."""
+        for metric in (self.auth_requests, self.auth_failures, self.auth_token_expiry):
+            metric.labels(cloud, region)
+
+    def remove_identity(self, cloud: str, region: str) -> None:
+        """Drop the auth series of a region no longer polled."""
+        for metric in (self.auth_requests, self.auth_failures, self.auth_token_expiry):
+            _remove(metric, (cloud, region))
+
+    def auth_attempt(self, cloud: str, region: str, ok: bool, expires_at: float | None) -> None:
+        """Count one token request and export the cached token's expiry."""
+        self.auth_requests.labels(cloud, region).inc()
+        if not ok:
+            self.auth_failures.labels(cloud, region).inc()
+        if expires_at is not None:
+            self.auth_token_expiry.labels(cloud, region).set(expires_at)
 
     def set_interval(self, key: TargetKey, seconds: float) -> None:
         """Export the target's configured poll interval."""
@@ -190,3 +238,8 @@ class Metrics:
         self.db_up.set(1 if ok else 0)
         if not ok and operation is not None:
             self.db_errors.labels(operation if operation in DB_OPERATIONS else "read").inc()
+
+
+def _remove(metric: Counter | Gauge | Histogram, labels: tuple[str, ...]) -> None:
+    with contextlib.suppress(KeyError):  # never created
+        metric.remove(*labels)

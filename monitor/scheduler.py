@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -29,29 +29,25 @@ class PollScheduler:
     """Schedules every target on the running event loop; ``start`` then ``shutdown``."""
 
     def __init__(
-        self, service: PollService, specs: Sequence[TargetSpec], poll_retention: float, refresh_interval: float = 15.0
+        self,
+        service: PollService,
+        specs: Sequence[TargetSpec],
+        poll_retention: float,
+        refresh_interval: float = 15.0,
+        discovery: tuple[float, Callable[[], Awaitable[None]]] | None = None,
     ) -> None:
         self._service = service
-        self._specs = specs
+        self._specs = {spec.key: spec for spec in specs}
         self._retention = poll_retention
         self._refresh_interval = refresh_interval
+        self._discovery = discovery
         self._scheduler = AsyncIOScheduler(timezone="UTC")
 
     def start(self) -> None:
         """Add the jobs and start; the first poll of each target is spread over its jitter."""
         now = utcnow()
-        for spec in self._specs:
-            self._scheduler.add_job(
-                self._poll_job,
-                IntervalTrigger(seconds=spec.interval, jitter=spec.jitter or None),
-                args=[spec],
-                id=str(spec.key),
-                name=f"poll {spec.key}",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(spec.interval / 2)),
-                next_run_time=_first_run(now, spec),
-            )
+        for spec in self._specs.values():
+            self._add_poll(spec, now)
         self._scheduler.add_job(
             self._prune_job,
             IntervalTrigger(seconds=PRUNE_INTERVAL_S),
@@ -69,7 +65,50 @@ class PollScheduler:
             coalesce=True,
             misfire_grace_time=max(1, int(self._refresh_interval)),
         )
+        if self._discovery is not None:
+            interval, discover = self._discovery
+            self._scheduler.add_job(
+                self._discovery_job,
+                IntervalTrigger(seconds=interval),
+                args=[discover],
+                id="discovery",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(interval)),
+            )
         self._scheduler.start()
+
+    def sync(self, specs: Sequence[TargetSpec]) -> None:
+        """Poll exactly ``specs``: add jobs for new targets, remove gone ones, replace changed ones."""
+        wanted = {spec.key: spec for spec in specs}
+        for key, spec in list(self._specs.items()):
+            if wanted.get(key) != spec:
+                self._scheduler.remove_job(str(key))
+                del self._specs[key]
+        now = utcnow()
+        for key, spec in wanted.items():
+            if key not in self._specs:
+                self._specs[key] = spec
+                self._add_poll(spec, now)
+
+    def _add_poll(self, spec: TargetSpec, now: datetime) -> None:
+        self._scheduler.add_job(
+            self._poll_job,
+            IntervalTrigger(seconds=spec.interval, jitter=spec.jitter or None),
+            args=[spec],
+            id=str(spec.key),
+            name=f"poll {spec.key}",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(spec.interval / 2)),
+            next_run_time=_first_run(now, spec),
+        )
+
+    async def _discovery_job(self, discover: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await discover()
+        except Exception:
+            log.exception("region discovery raised")
 
     async def _refresh_job(self) -> None:
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from monitor.auth.manager import AuthManager
 from monitor.canonical import DocumentError, canonical_json, count_properties, document_sha256, parse_document
 from monitor.config import TargetSpec
 from monitor.diffing import classify
@@ -70,14 +71,17 @@ class PollService:
         *,
         max_concurrency: int = 100,
         intelligence: Intelligence | None = None,
+        auth: AuthManager | None = None,
     ) -> None:
         self._repository = repository
         self._fetcher = fetcher
         self._metrics = metrics
+        self.auth = auth or AuthManager(metrics)
         self.intelligence = intelligence
         self._slots = asyncio.Semaphore(max_concurrency)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self._bases: dict[TargetKey, _Base] = {}
+        self._active: set[TargetKey] = set()  # the targets polled now; metrics exist for these only
         self._locks: dict[TargetKey, asyncio.Lock] = {}
         self.in_flight: set[asyncio.Task[Any]] = set()
 
@@ -85,22 +89,43 @@ class PollService:
 
     def prepare(self, specs: Sequence[TargetSpec]) -> None:
         """Register targets in the database and restore gauges and comparison bases; raises StoreError."""
+        self.retarget(specs)
+
+    def retarget(self, specs: Sequence[TargetSpec]) -> None:
+        """Poll exactly ``specs`` from now on; raises StoreError.
+
+        New targets are registered and restored from the database; targets no longer listed (a region
+        that left the catalog) lose their metric series and credentials. Their stored history stays.
+        """
+        wanted = {spec.key for spec in specs}
+        removed = self._active - wanted
+        added = [spec for spec in specs if spec.key not in self._bases]
         self._metrics.register_targets(spec.key for spec in specs)
         for spec in specs:
             self._metrics.set_interval(spec.key, spec.interval)
         try:
-            ids = self._repository.ensure_targets((spec.key, spec.url) for spec in specs)
-            states = self._repository.load_states(list(ids.values()))
-            for key, target_id in ids.items():
-                self._restore(key, states[target_id])
-                self._locks[key] = asyncio.Lock()
+            self._register(added)
+            self._active = wanted
             if self.intelligence is not None:
-                bases = {key: (base.target_id, base.sha256) for key, base in self._bases.items()}
-                self.intelligence.restore(bases, utcnow())
+                bases = {key: (self._bases[key].target_id, self._bases[key].sha256) for key in wanted}
+                self.intelligence.retarget(specs, bases, utcnow())
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
             raise
         self._metrics.db_result(True)
+        self._metrics.remove_targets(removed)
+        still_polled = {(key.cloud, key.region) for key in wanted}
+        for cloud, region in {(key.cloud, key.region) for key in removed} - still_polled:
+            self.auth.forget(cloud, region)
+
+    def _register(self, specs: Sequence[TargetSpec]) -> None:
+        if not specs:
+            return
+        ids = self._repository.ensure_targets((spec.key, spec.url) for spec in specs)
+        states = self._repository.load_states(list(ids.values()))
+        for key, target_id in ids.items():
+            self._restore(key, states[target_id])
+            self._locks[key] = asyncio.Lock()
 
     def _restore(self, key: TargetKey, state: TargetState) -> None:
         base = _Base(state.target_id)
@@ -118,6 +143,7 @@ class PollService:
 
     def close(self) -> None:
         """Wait for running store work, then release the worker threads."""
+        self.auth.close()
         self._executor.shutdown(wait=True)
 
     # --- the tick ----------------------------------------------------------------------------
@@ -150,7 +176,7 @@ class PollService:
         """Fetch and validate one document; a failure is stored, counted and returned as a PollResult."""
         async with self._slots:
             try:
-                body = await self._fetcher.fetch(spec)
+                body = await self._fetcher.fetch(spec, self.auth.for_target(spec))
             except FetchError as exc:
                 failed = _failure(spec.key, started, t0, exc.reason, str(exc), exc.status)
                 return await self._in_thread(self._store_poll, failed)
@@ -194,7 +220,8 @@ class PollService:
             raise
 
     def _finish(self, result: PollResult) -> PollResult:
-        self._metrics.observe_poll(result)
+        if result.target in self._active:  # a poll that outlived its target's removal is stored, not exported
+            self._metrics.observe_poll(result)
         _log_result(result)
         return result
 

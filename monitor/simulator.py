@@ -10,8 +10,11 @@ Request handling, in order, for a schema route:
 
 1. an unknown region or schema answers 404 (IMS error JSON) and is not counted;
 2. the request is counted (:meth:`Simulator.requests`), whatever happens next;
-3. when a token is configured, a missing or wrong ``X-Auth-Token`` answers 401 (faults are not applied:
-   the simulated gateway authenticates first);
+3. when an *authorizer* is configured (see :data:`Authorizer`), it decides: a False answer, or an
+   exception, answers 401; otherwise, when a token is configured, a missing or wrong ``X-Auth-Token``
+   answers 401. Either way faults are not applied to a 401: the simulated gateway authenticates first.
+   (:func:`monitor.simulator_identity.region_authorizer` builds an authorizer that accepts Keystone
+   tokens and AK/SK signatures issued by the fake identity service.)
 4. the region's fault, if any, decides the response; otherwise the document is served, gzip-compressed
    when the client accepts gzip.
 
@@ -39,8 +42,9 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -84,8 +88,36 @@ _OPTION_TYPES: Final[Mapping[str, Mapping[str, tuple[type, ...]]]] = {
 }
 
 
+Authorizer = Callable[[str, str, str, Mapping[str, str]], bool]
+"""Decides whether a schema request may be served: ``authorizer(region, method, target, headers)``.
+
+``region`` is the region path segment, ``method`` the HTTP method (``"GET"``), ``target`` the request
+target exactly as received (path and query string, still percent-encoded) and ``headers`` a read-only,
+case-insensitive mapping of the request headers (iteration yields lower-cased names; of a repeated header
+only the first value is seen). Called from the server's handler threads, so it must be thread-safe.
+"""
+
+
 class UnknownRegionError(KeyError):
     """The region is not one the simulator was created with."""
+
+
+class _RequestHeaders(Mapping[str, str]):
+    """Read-only, case-insensitive request headers: lower-cased names, first value of a repeated header."""
+
+    def __init__(self, items: Iterable[tuple[str, object]]) -> None:
+        self._headers: dict[str, str] = {}
+        for name, value in items:
+            self._headers.setdefault(name.lower(), str(value))
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,9 +306,19 @@ class Simulator:
     """
 
     def __init__(
-        self, regions: Sequence[str], token: str | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        regions: Sequence[str],
+        token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        authorizer: Authorizer | None = None,
     ) -> None:
-        """Raises ValueError for no regions, a duplicate, or a name unusable as a path segment."""
+        """Raises ValueError for no regions, a duplicate, or a name unusable as a path segment.
+
+        ``authorizer``, when given, replaces the ``token`` check (``token`` is then not consulted); see
+        step 3 of the module docstring.
+        """
         if isinstance(regions, str) or not regions:
             raise ValueError("regions must be a non-empty sequence of names")
         for name in regions:
@@ -285,6 +327,7 @@ class Simulator:
         if len(set(regions)) != len(regions):
             raise ValueError("duplicate region names")
         self._token = token
+        self._authorizer = authorizer
         self._host = host
         self._port = port
         self._lock = threading.Lock()
@@ -419,9 +462,15 @@ class Simulator:
     def _knows(self, region: str, schema: str) -> bool:
         return region in self._regions and schema in SCHEMAS
 
-    def _authorized(self, presented: str | None) -> bool:
+    def _authorized(self, region: str, method: str, target: str, headers: Message) -> bool:
+        if self._authorizer is not None:
+            try:
+                return bool(self._authorizer(region, method, target, _RequestHeaders(headers.items())))
+            except Exception:  # fail closed: a broken authorizer must not open the gateway
+                return False
         if self._token is None:
             return True
+        presented = headers.get("X-Auth-Token")
         return presented is not None and hmac.compare_digest(presented.encode(), self._token.encode())
 
     def _count(self, region: str) -> None:
@@ -554,7 +603,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_ims_error(404, f"Schema {schema!r} of region {region!r} not found")
             return
         simulator._count(region)
-        if not simulator._authorized(self.headers.get("X-Auth-Token")):
+        if not simulator._authorized(region, self.command, self.path, self.headers):
             self.send_ims_error(401, "Authentication required", code="APIGW.0301")
             return
         plan = simulator._plan(region, schema, urlsplit(self.path).path)

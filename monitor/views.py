@@ -8,7 +8,6 @@ when a target or snapshot does not exist.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,7 +90,9 @@ def compare_view(
     if not any(c.name == cloud for c in clouds) or (other_cloud and len(clouds) < 2):
         raise LookupError(f"unknown cloud {cloud if not clouds else other_cloud!r}")
     labelled = {
-        (f"{c.name}/{r}" if other_cloud else r): TargetKey(c.name, r, schema) for c in clouds for r in c.regions
+        (f"{c.name}/{r}" if other_cloud else r): TargetKey(c.name, r, schema)
+        for c in clouds
+        for r in (c.regions if isinstance(c.regions, list) else repository.regions(c.name))
     }
     shas = {label: current_sha(repository, key) for label, key in labelled.items()}
     current = {label: sha for label, sha in shas.items() if sha is not None}
@@ -129,10 +130,3 @@ def drift_view(repository: Repository, store: IntelligenceStore, spec: TargetSpe
         fp = fingerprint(spec.key, change)
         items.append(DriftItem(fp, change, fp in acked))
     return items
-
-
-def find_spec(specs: Sequence[TargetSpec], key: TargetKey) -> TargetSpec:
-    for spec in specs:
-        if spec.key == key:
-            return spec
-    raise LookupError(f"{key} is not a target in the configuration")

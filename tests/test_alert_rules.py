@@ -77,6 +77,7 @@ def exported_names() -> set[str]:
     metrics.register_targets([key])  # also drift_unacknowledged and flapping
     metrics.set_interval(key, 300)
     metrics.register_channels(["x"])
+    metrics.register_identity("c", "r")  # clouds with password / application_credential auth
     # What monitor.intelligence.Fleet creates for every (cloud, schema) and target at start-up.
     metrics.region_variants.labels("c", "s")
     metrics.region_deviates.labels("c", "r", "s")

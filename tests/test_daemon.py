@@ -35,23 +35,26 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, step: float = 0.2) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, step: float = 0.2, fail: bool = True) -> Any:
+    """The first truthy value of ``predicate``; after ``timeout`` an AssertionError (or None, with ``fail=False``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(step)
+    if not fail:
+        return None
     raise AssertionError(f"condition not met within {timeout}s")
 
 
 class Daemon:
-    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+    def __init__(self, config_path: Path, port: int, log_path: Path, log_level: str = "INFO") -> None:
         self.port = port
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "--config", str(config_path)],
+            [sys.executable, "-m", "monitor", "--log-level", log_level, "run", "--config", str(config_path)],
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.config import TargetSpec, TokenAuth
+from monitor.auth.credentials import StaticToken
+from monitor.config import TargetSpec, TlsSettings, TokenAuth
 from monitor.domain import FailureReason, TargetKey
 from monitor.fetching import Fetcher, FetchError, _parse_retry_after
 from monitor.simulator import Simulator
@@ -38,11 +39,15 @@ def spec_for(sim: Simulator, region: str = "r1", schema: str = "images", **overr
     return TargetSpec(**values)
 
 
+def credentials_for(spec: TargetSpec) -> StaticToken | None:
+    return StaticToken(spec.auth) if isinstance(spec.auth, TokenAuth) else None
+
+
 def fetch(spec: TargetSpec) -> bytes:
     async def go() -> bytes:
         fetcher = Fetcher()
         try:
-            return await fetcher.fetch(spec)
+            return await fetcher.fetch(spec, credentials_for(spec))
         finally:
             await fetcher.aclose()
 
@@ -201,7 +206,7 @@ def test_a_non_json_content_type_is_refused_without_reading_the_body() -> None:
 
     async def go() -> None:
         fetcher = Fetcher()
-        fetcher._clients[None] = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        fetcher._clients[TlsSettings()] = httpx.AsyncClient(transport=httpx.MockTransport(handler))
         spec = TargetSpec(
             key=TargetKey("c", "r", "s"), url="https://example.invalid/x", interval=1, timeout=1, jitter=0,
             max_body_bytes=100, retries=0, retry_after_cap=1, allow_http=False, ca_bundle=None,

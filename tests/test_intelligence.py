@@ -50,7 +50,7 @@ class ScriptedFetcher:
     def __init__(self) -> None:
         self.script: list[bytes | FetchError] = []
 
-    async def fetch(self, spec: Any) -> bytes:
+    async def fetch(self, spec: Any, credentials: Any = None) -> bytes:
         item = self.script.pop(0)
         if isinstance(item, FetchError):
             raise item

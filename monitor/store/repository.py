@@ -337,6 +337,15 @@ class Repository(Transactions):
             ),
         )
 
+    def regions(self, cloud: str) -> list[str]:
+        """The regions of ``cloud`` the database has targets for (discovered regions included), sorted."""
+
+        def work(session: Session) -> list[str]:
+            query = select(Target.region).where(Target.cloud == cloud).distinct().order_by(Target.region)
+            return list(session.scalars(query))
+
+        return self._run("read", work)
+
     def snapshots(self, target_id: int) -> list[SnapshotRecord]:
         """A target's snapshots, oldest first."""
 

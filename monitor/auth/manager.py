@@ -1,0 +1,106 @@
+"""One :class:`~monitor.auth.credentials.Credentials` per (cloud, region), built on first use.
+
+Each region gets its own Keystone token, scoped to the region's project when the auth config says
+``{region}`` (Huawei IMS is project-scoped per region), so token requests, failures and expiries are
+exported per (cloud, region). Identity requests run on the manager's own threads, so a hanging identity
+service holds neither the event loop nor the database workers. Warns once per cloud when TLS
+verification is switched off.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from monitor.auth.credentials import AkSk, Credentials, KeystoneAuthConfig, KeystoneToken, StaticToken
+from monitor.auth.models import AkSkAuth, ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
+from monitor.config import CloudConfig, TargetAuth, TargetSpec, TlsSettings
+from monitor.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_REGION = "_discovery"
+"""The ``region`` label of the token used to discover a cloud's regions."""
+
+
+class AuthManager:
+    """Builds and caches credentials; ``close`` releases the identity threads."""
+
+    def __init__(self, metrics: Metrics, max_workers: int = 8) -> None:
+        self._metrics = metrics
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="identity")
+        self._cache: dict[tuple[str, str], Credentials | None] = {}
+
+    def for_target(self, spec: TargetSpec) -> Credentials | None:
+        """The credentials of the target's (cloud, region); None for ``auth: none``."""
+        return self._get(spec.key.cloud, spec.key.region, spec.auth, spec.tls)
+
+    def for_region(self, cloud: CloudConfig, region: str) -> Credentials | None:
+        """The credentials polls of ``region`` use (the same object as :meth:`for_target`)."""
+        assert not isinstance(cloud.auth, CloudsYamlAuth), "clouds.yaml is resolved when the config loads"
+        return self._get(cloud.name, region, cloud.auth, _tls(cloud))
+
+    def for_discovery(self, cloud: CloudConfig, *, domain_scope: bool = False) -> KeystoneToken:
+        """The token used to find a cloud's regions: its configured scope, or the user's domain."""
+        key = (cloud.name, DISCOVERY_REGION)
+        credentials = self._cache.get(key)
+        if credentials is None:
+            auth = cloud.auth
+            if not isinstance(auth, PasswordAuth | ApplicationCredentialAuth):
+                raise TypeError(f"cloud {cloud.name}: discovery needs password or application_credential auth")
+            if domain_scope:
+                domain = {"domain_name": auth.user_domain_name, "domain_id": auth.user_domain_id}
+                auth = auth.model_copy(update={"project_name": None, "project_id": None, **domain})
+            credentials = self._keystone(cloud.name, DISCOVERY_REGION, auth, _tls(cloud))
+            self._cache[key] = credentials
+        assert isinstance(credentials, KeystoneToken)
+        return credentials
+
+    def _get(self, cloud: str, region: str, auth: TargetAuth, tls: TlsSettings) -> Credentials | None:
+        key = (cloud, region)
+        if key not in self._cache:
+            self._cache[key] = self._build(cloud, region, auth, tls)
+        return self._cache[key]
+
+    def forget(self, cloud: str, region: str) -> None:
+        """Drop a region's credentials and auth series (it is no longer polled)."""
+        if self._cache.pop((cloud, region), None) is not None:
+            self._metrics.remove_identity(cloud, region)
+
+    def close(self) -> None:
+        """Stop the identity threads (a hanging request is abandoned, not awaited)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _build(self, cloud: str, region: str, auth: TargetAuth, tls: TlsSettings) -> Credentials | None:
+        if isinstance(auth, TokenAuth):
+            return StaticToken(auth)
+        if isinstance(auth, AkSkAuth):
+            return AkSk(auth, region)
+        if isinstance(auth, PasswordAuth | ApplicationCredentialAuth):
+            return self._keystone(cloud, region, auth.for_region(region) if auth.per_region else auth, tls)
+        return None
+
+    def _keystone(self, cloud: str, region: str, auth: KeystoneAuthConfig, tls: TlsSettings) -> KeystoneToken:
+        self._metrics.register_identity(cloud, region)
+
+        def on_attempt(ok: bool, expires_at: float | None) -> None:
+            self._metrics.auth_attempt(cloud, region, ok, expires_at)
+
+        return KeystoneToken(
+            auth,
+            verify=False if tls.insecure else (str(tls.ca_bundle) if tls.ca_bundle else True),
+            cert=(str(tls.cert), str(tls.key)) if tls.cert and tls.key else (str(tls.cert) if tls.cert else None),
+            executor=self._executor,
+            on_attempt=on_attempt,
+        )
+
+
+def _tls(cloud: CloudConfig) -> TlsSettings:
+    return TlsSettings(cloud.ca_bundle, cloud.cert, cloud.key, cloud.insecure)
+
+
+def warn_insecure(clouds: list[CloudConfig]) -> None:
+    """Log a warning for every cloud whose TLS verification the config switches off."""
+    for cloud in clouds:
+        if cloud.insecure:
+            log.warning("cloud %s: insecure: true — TLS certificates are NOT verified (polls and identity)", cloud.name)

@@ -1,0 +1,84 @@
+"""Building blocks of the configuration models: durations, sizes, names, secret files, the base model.
+
+Shared by :mod:`monitor.config` and :mod:`monitor.auth.models`; nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header value can carry unencoded
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``300``, ``"300s"``, ``"5m"``, ``"1.5h"``, ``"250ms"`` or ``"30d"``; raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 300s, 5m or 1h")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION_RE.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration like 300s, 5m or 1h, got {value!r}")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``5242880``, ``"5MiB"`` or ``"512KB"``; raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like 5242880 or 5MiB")
+    if isinstance(value, int):
+        return value
+    match = _SIZE_RE.match(str(value))
+    if not match:
+        raise ValueError(f"expected a size like 5242880 or 5MiB, got {value!r}")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+
+
+def require_unique(names: list[str], what: str) -> None:
+    """Raises ValueError naming the first ``what`` listed twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} {name!r} is listed twice")
+        seen.add(name)
+
+
+def check_name(value: str, what: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(f"invalid {what} name {value!r}: use lowercase letters, digits, '.', '_' or '-' (max 63)")
+    return value
+
+
+def read_secret_files(data: Any, keys: tuple[str, ...]) -> Any:
+    """For each ``key`` given as ``<key>_file``, read the file (stripped) into ``key``; raises ValueError."""
+    if not isinstance(data, dict):
+        return data
+    for key in keys:
+        path = data.get(f"{key}_file")
+        if path is None:
+            continue
+        if data.get(key) is not None:
+            raise ValueError(f"give {key} or {key}_file, not both")
+        try:
+            data = {**data, key: Path(path).read_text(encoding="utf-8").strip()}
+        except OSError as exc:
+            raise ValueError(f"cannot read {key}_file {str(path)!r}: {exc.strerror}") from None
+    return data
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)

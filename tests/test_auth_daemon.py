@@ -1,0 +1,217 @@
+"""The real daemon (a subprocess) with Keystone/IAM credentials against the fake identity service.
+
+* a soak: password auth with tokens living a few seconds, several regions, two minutes of polling —
+  no auth failure, and about one token request per region per token lifetime;
+* discovery: a region that appears in the catalog is polled, one that leaves it loses its series;
+* the secret grep: at DEBUG log level (every library's debug log included), through token renewals,
+  a revoked token, an identity outage and a notified change, no credential appears in the log,
+  /metrics, the database or a notification.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.auth.credentials import renew_margin
+from monitor.simulator import Simulator
+from monitor.simulator_identity import IdentitySimulator, RegionAuthorizer, region_authorizer
+from tests.test_daemon import Daemon, free_port, wait_for
+from tests.test_notify import Receiver
+
+REGIONS = ("r1", "r2", "r3")
+DOMAIN = "acme"
+USER = "monitor"
+PASSWORD = "soak-Pa55w0rd-4e5f6a"
+APP_SECRET = "app-secret-9a8b7c6d5e"
+AK = "AKDAEMONTEST0001"
+SK = "sk-daemon-secret-3c2b1a0f"
+SOAK_SECONDS = 120.0
+LIFETIME = 5.0
+
+
+@pytest.fixture
+def identity() -> Iterator[IdentitySimulator]:
+    with IdentitySimulator(token_lifetime=LIFETIME) as service:
+        service.add_user(USER, PASSWORD, domain=DOMAIN)
+        for region in REGIONS:
+            service.add_project(region, domain=DOMAIN)
+        service.add_aksk(AK, SK)
+        yield service
+
+
+@pytest.fixture
+def authorizer(identity: IdentitySimulator) -> RegionAuthorizer:
+    return region_authorizer(identity)
+
+
+@pytest.fixture
+def regions(authorizer: RegionAuthorizer) -> Iterator[Simulator]:
+    with Simulator(REGIONS, authorizer=authorizer) as sim:
+        yield sim
+
+
+def password_auth(identity: IdentitySimulator, **overrides: Any) -> dict[str, Any]:
+    return {"type": "password", "auth_url": identity.auth_url, "username": USER, "password": PASSWORD,
+            "user_domain_name": DOMAIN, "project_name": "{region}", "timeout": "2s", **overrides}  # fmt: skip
+
+
+def start_daemon(tmp_path: Path, clouds: list[dict[str, Any]], log_level: str = "INFO", **extra: Any) -> Daemon:
+    port = free_port()
+    data = {
+        "database": {"url": f"sqlite:///{tmp_path / 'monitor.db'}"},
+        "http": {"listen": f"127.0.0.1:{port}"},
+        "defaults": {"interval": "1s", "timeout": "2s", "jitter": "0s", "retries": 0, "confirm_reads": 1},
+        "clouds": clouds,
+        **extra,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return Daemon(path, port, tmp_path / "daemon.log", log_level)
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait()
+
+
+def labels(region: str, cloud: str = "hw", schema: str = "images") -> dict[str, str]:
+    return {"cloud": cloud, "region": region, "schema": schema}
+
+
+@pytest.mark.timeout(SOAK_SECONDS + 90)
+def test_password_auth_with_short_tokens_polls_for_minutes_without_an_auth_failure(
+    identity: IdentitySimulator, regions: Simulator, authorizer: RegionAuthorizer, tmp_path: Path,
+    daemons: list[Daemon],
+) -> None:  # fmt: skip
+    cloud = {"name": "hw", "endpoint": regions.endpoint_template(), "regions": list(REGIONS), "schemas": ["images"],
+             "auth": password_auth(identity), "allow_http": True}  # fmt: skip
+    daemon = start_daemon(tmp_path, [cloud])
+    daemons.append(daemon)
+    for region in REGIONS:
+        wait_for(lambda r=region: daemon.metric("schemadrift_poll_success", **labels(r)) == 1)  # type: ignore[misc]
+    before = {region: identity.token_requests(region) for region in REGIONS}
+    polls_before = {r: daemon.metric("schemadrift_polls_total", **labels(r)) or 0 for r in REGIONS}
+    time.sleep(SOAK_SECONDS)
+    renewal_period = LIFETIME - renew_margin(LIFETIME)
+    for region in REGIONS:
+        requests = identity.token_requests(region) - before[region]
+        assert SOAK_SECONDS / LIFETIME - 1 <= requests <= SOAK_SECONDS / renewal_period + 2, (region, requests)
+        assert daemon.metric("schemadrift_auth_failures_total", cloud="hw", region=region) == 0
+        polls = (daemon.metric("schemadrift_polls_total", **labels(region)) or 0) - polls_before[region]
+        assert polls >= SOAK_SECONDS * 0.8
+        for reason in ("auth", "http_401", "timeout", "connect"):
+            assert daemon.metric("schemadrift_poll_failures_total", **labels(region), reason=reason) == 0
+        expiry = daemon.metric("schemadrift_auth_token_expiry_timestamp_seconds", cloud="hw", region=region)
+        assert expiry is not None and time.time() < expiry <= time.time() + LIFETIME
+    assert authorizer.rejected() == 0  # no request ever carried an expired or foreign token
+    assert daemon.stop() == 0
+
+
+def test_discovered_regions_are_polled_and_departed_ones_lose_their_series(
+    identity: IdentitySimulator, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    identity.token_lifetime = 3600
+    cloud = {"name": "hw", "regions": "auto", "discovery": {"refresh": "1s"}, "schemas": ["images"],
+             "auth": password_auth(identity, project_name="r1"), "allow_http": True}  # fmt: skip
+    with Simulator(REGIONS, authorizer=region_authorizer(identity, per_region_projects=False)) as shared:
+        identity.set_catalog({r: f"{shared.base_url}/{r}" for r in ("r1", "r2")})
+        daemon = start_daemon(tmp_path, [cloud])
+        daemons.append(daemon)
+        for region in ("r1", "r2"):
+            wait_for(lambda r=region: daemon.metric("schemadrift_poll_success", **labels(r)) == 1)  # type: ignore[misc]
+        assert daemon.metric("schemadrift_poll_success", **labels("r3")) is None
+        identity.set_catalog({r: f"{shared.base_url}/{r}" for r in ("r1", "r3")})
+        wait_for(lambda: daemon.metric("schemadrift_poll_success", **labels("r3")) == 1)
+        wait_for(lambda: daemon.metric("schemadrift_poll_success", **labels("r2")) is None)
+        assert daemon.metric("schemadrift_poll_interval_seconds", **labels("r2")) is None
+        targets = daemon.get("/api/targets")
+        assert targets is not None and targets.status_code == 200
+        assert sorted(t["region"] for t in targets.json()["targets"]) == ["r1", "r3"]
+        assert "r2" in daemon.log() and "gone: r2" in daemon.log()
+        assert daemon.stop() == 0
+
+
+def test_no_credential_appears_anywhere_at_debug_log_level(
+    identity: IdentitySimulator, regions: Simulator, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    identity.token_lifetime = 3.0
+    app_user = identity.add_user("svc", "svc-unused-password-77", domain=DOMAIN)
+    cred = identity.add_application_credential(app_user, APP_SECRET, project_id=identity.add_project("shared"))
+    receiver = Receiver()
+    try:
+        with Simulator(REGIONS, authorizer=region_authorizer(identity, per_region_projects=False)) as open_regions:
+            clouds = [
+                {"name": "hw", "endpoint": regions.endpoint_template(), "regions": list(REGIONS),
+                 "schemas": ["images"], "auth": password_auth(identity), "allow_http": True},
+                {"name": "app", "endpoint": open_regions.endpoint_template(), "regions": ["r1"], "schemas": ["images"],
+                 "auth": {"type": "application_credential", "auth_url": identity.auth_url,
+                          "application_credential_id": cred, "application_credential_secret": APP_SECRET},
+                 "allow_http": True},
+                {"name": "ak", "endpoint": open_regions.endpoint_template(), "regions": ["r2"], "schemas": ["images"],
+                 "auth": {"type": "aksk", "access_key": AK, "secret_key": SK}, "allow_http": True},
+            ]  # fmt: skip
+            notifications = {"grouping_window": "0s", "channels": [{"name": "hook", "type": "webhook",
+                                                                    "url": receiver.url + "/hook"}]}  # fmt: skip
+            daemon = start_daemon(tmp_path, clouds, "DEBUG", notifications=notifications)
+            daemons.append(daemon)
+            _provoke_everything(daemon, identity, regions, receiver)
+            metrics = daemon.get("/metrics")
+            assert metrics is not None
+            api = daemon.get("/api/changes")
+            assert daemon.stop() == 0
+    finally:
+        receiver.close()
+    log = daemon.log()
+    assert " DEBUG " in log and "keystoneauth" in log and "httpcore" in log  # library debug logs were on
+    assert "refused (HTTP 401)" in log and "identity service answered HTTP 503" in log
+    outputs = {
+        "log": log,
+        "metrics": metrics.text,
+        "api": api.text if api is not None else "",
+        "database": _dump_sqlite(tmp_path / "monitor.db"),
+        "notifications": "\n".join(body.decode() for _, _, body, _ in receiver.requests),
+    }
+    assert receiver.requests, "the change was notified"
+    secrets = {"password": PASSWORD, "app secret": APP_SECRET, "access key": AK, "secret key": SK}
+    secrets |= {f"token {i}": token for i, token in enumerate(identity.issued_tokens())}
+    assert len(secrets) > 8
+    leaks = [(what, where) for what, secret in secrets.items() for where, text in outputs.items() if secret in text]
+    assert leaks == []
+
+
+def _provoke_everything(daemon: Daemon, identity: IdentitySimulator, regions: Simulator, receiver: Receiver) -> None:
+    """Polls, renewals, a revoked token (401 → new token), an identity outage, and a notified change."""
+    for cloud, region in (("hw", "r1"), ("hw", "r2"), ("app", "r1"), ("ak", "r2")):
+        wait_for(lambda c=cloud, r=region: daemon.metric("schemadrift_poll_success", **labels(r, c)) == 1)  # type: ignore[misc]
+    time.sleep(3.5)  # at least one renewal per region
+    for _ in range(10):  # a token renewed just before its poll never meets the 401: revoke again
+        identity.revoke_all()
+        if wait_for(lambda: "refused (HTTP 401)" in daemon.log(), timeout=3.0, fail=False):
+            break
+    assert "refused (HTTP 401)" in daemon.log()
+    identity.set_fault("down")
+    identity.revoke_all()
+    wait_for(lambda: (daemon.metric("schemadrift_auth_failures_total", cloud="hw", region="r1") or 0) >= 1)
+    identity.set_fault(None)
+    regions.mutate("r3")
+    wait_for(lambda: receiver.requests, timeout=30)
+    wait_for(lambda: daemon.metric("schemadrift_poll_success", **labels("r1")) == 1, timeout=30)
+
+
+def _dump_sqlite(path: Path) -> str:
+    """Every row of every table, as text."""
+    with sqlite3.connect(path) as conn:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return "\n".join(repr(row) for table in tables for row in conn.execute(f'SELECT * FROM "{table}"'))
