@@ -392,6 +392,13 @@ def cmd_config_check(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"{args.config}: OK — {len(config.clouds)} cloud(s), {len(specs)} target(s)\n")
     for spec in specs:
         out.write(f"  {spec.key}  {spec.url}  every {spec.interval:g}s\n")
+    for cloud in config.clouds:
+        if not cloud.static:
+            regions = "regions: auto" if cloud.regions == "auto" else "endpoints from the catalog"
+            out.write(f"  {cloud.name}: {regions} ({cloud.discovery.source}), found at start and every "
+                      f"{cloud.discovery.refresh:g}s\n")  # fmt: skip
+        if cloud.auth.type not in ("none", "token"):
+            out.write(f"  {cloud.name}: auth {cloud.auth.type}\n")
     return EXIT_OK
 
 

@@ -18,13 +18,25 @@ def _cloud(**overrides: object) -> dict[str, object]:
     return cloud
 
 
+EXAMPLE_ENV = (
+    "IMS_AUTH_TOKEN", "HWC_ACCOUNT", "HWC_IAM_USER", "HWC_IAM_PASSWORD", "HWC_AK", "HWC_SK",
+    "HWC_PROJECT_AP_SOUTHEAST_1", "OS_APPLICATION_CREDENTIAL_ID", "OS_APPLICATION_CREDENTIAL_SECRET",
+)  # fmt: skip
+
+
 def test_shipped_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IMS_AUTH_TOKEN", "example-token")
+    for name in EXAMPLE_ENV:
+        monkeypatch.setenv(name, f"example-{name.lower().replace('_', '-')}")
     config = load_config(ROOT / "config.example.yaml")
     keys = {str(spec.key) for spec in config.targets()}
     assert "huawei/cn-north-4/images" in keys
     assert "glance/regionone/tasks" in keys
-    assert len(keys) == 3 * 4 + 3
+    assert len(keys) == 3 * 4 + 2 + 1 + 3  # the discovered cloud has no targets before discovery
+    auth_types = {cloud.name: cloud.auth.type for cloud in config.clouds}
+    assert auth_types == {"huawei": "token", "huawei-iam": "password", "huawei-aksk": "aksk",
+                          "openstack": "application_credential", "glance": "none"}  # fmt: skip
+    iam = next(s for s in config.targets() if s.key.cloud == "huawei-iam" and s.key.region == "cn-east-3")
+    assert iam.auth.for_region("cn-east-3").project_name == "cn-east-3"  # type: ignore[union-attr]
     tasks = next(s for s in config.targets() if s.key.schema == "tasks")
     assert tasks.url == "https://glance.regionone.example.org:9292/v2/schemas/tasks"
     image = next(s for s in config.targets() if s.key.cloud == "glance" and s.key.schema == "image")
