@@ -60,14 +60,28 @@ class Components:
         """The targets polled now (the config's, plus discovered regions)."""
         return self.topology.specs()
 
-    async def discover(self) -> bool:
-        """Ask the identity service for regions again; re-target the service when they changed.
+    async def discover(self, scheduler: PollScheduler | None = None, *, force: bool = False) -> bool:
+        """Ask the identity service for regions; when they changed, poll exactly the new targets.
 
-        Returns True when the targets changed; raises StoreError when new targets cannot be registered.
+        Departed regions stop being scheduled first, then the service is re-targeted, then new regions
+        are scheduled. Returns True when the targets changed; raises StoreError when the new targets
+        cannot be registered (the change is then found again at the next discovery).
         """
-        if not await self.topology.refresh():
+        found = await self.topology.discover(force=force)
+        if found is None:
             return False
-        await asyncio.to_thread(self.service.retarget, self.specs)
+        specs = self.topology.specs(found)
+        if scheduler is not None:
+            wanted = {spec.key for spec in specs}
+            scheduler.sync([spec for spec in scheduler.specs if spec.key in wanted])
+        try:
+            await asyncio.to_thread(self.service.retarget, specs)
+        except StoreError:
+            self.topology.retry_soon()
+            raise
+        self.topology.commit(found)
+        if scheduler is not None:
+            scheduler.sync(specs)
         return True
 
     async def aclose(self) -> None:
@@ -127,7 +141,7 @@ async def start(config: Config) -> Components:
     """:func:`build`, then a first region discovery for clouds that need one; raises StartupError."""
     parts = build(config)
     try:
-        await parts.discover()
+        await parts.discover(force=True)
     except StoreError as exc:
         await parts.aclose()
         raise StartupError(f"cannot register discovered targets: {exc}") from None
@@ -196,22 +210,20 @@ def _discovery_job(
     parts: Components, api: Api | None, scheduler: Callable[[], PollScheduler]
 ) -> tuple[float, Callable[[], Awaitable[None]]] | None:
     """The periodic discovery: new regions get polled, gone ones stop (None without dynamic clouds)."""
-    interval = parts.topology.refresh_interval
-    if interval is None:
+    tick = parts.topology.tick
+    if tick is None:
         return None
 
     async def rediscover() -> None:
         try:
-            changed = await parts.discover()
+            changed = await parts.discover(scheduler())
         except StoreError as exc:
-            log.error("discovered regions could not be registered: %s", exc)
+            log.error("discovered regions could not be registered (tried again shortly): %s", exc)
             return
-        if changed:
-            scheduler().sync(parts.specs)
-            if api is not None:
-                api.set_targets(parts.specs)
+        if changed and api is not None:
+            api.set_targets(parts.specs)
 
-    return interval, rediscover
+    return tick, rediscover
 
 
 def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> Api | None:

@@ -29,6 +29,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 
 from monitor.auth.models import (
+    REGION_PLACEHOLDER,
     AkSkAuth,
     ApplicationCredentialAuth,
     CloudsYamlAuth,
@@ -44,6 +45,7 @@ from monitor.configtypes import (
     PositiveDuration,
     Size,
     check_name,
+    check_region,
     parse_duration,
     read_secret_files,
     require_unique,
@@ -281,7 +283,7 @@ class CloudConfig(PollSettings):
     def _valid_regions(cls, value: list[str] | str | None) -> list[str] | str | None:
         if isinstance(value, list):
             for region in value:
-                check_name(region, "region")
+                check_region(region)
             require_unique(value, "region")
         return value
 
@@ -320,10 +322,16 @@ class CloudConfig(PollSettings):
                 raise ValueError("regions: auto needs password or application_credential auth")
             if self.discovery.source == "projects" and not self.base_url_template:
                 raise ValueError("discovery.source projects needs endpoint or endpoint_override")
+            if isinstance(self.auth, KeystoneAuth) and REGION_PLACEHOLDER in self.auth.auth_url:
+                raise ValueError("regions: auto needs an auth_url without {region} (the regions are not known yet)")
             if self.discovery.source == "catalog" and isinstance(self.auth, KeystoneAuth) and self.auth.per_region:
                 raise ValueError("discovery from the catalog needs a scope without {region}; use source: projects")
         elif not self.base_url_template and not keystone:
             raise ValueError("endpoint is required (or password/application_credential auth to use the catalog)")
+        if isinstance(self.auth, AkSkAuth) and self.auth.project_ids and isinstance(self.regions, list):
+            missing = [region for region in self.regions if region not in self.auth.project_ids]
+            if missing:
+                raise ValueError(f"auth.project_ids has no project for region(s) {', '.join(missing)}")
         return self
 
     @property
@@ -704,6 +712,13 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     return config
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without PyYAML's excerpt of the line (it may hold a secret)."""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(problem)
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate the YAML file at ``path``; raises ConfigError (never a bare exception)."""
     source = str(path)
@@ -714,5 +729,5 @@ def load_config(path: str | Path) -> Config:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [f"not valid YAML: {exc}"]) from None
+        raise ConfigError(source, [f"not valid YAML: {_yaml_problem(exc)}"]) from None
     return parse_config(data, source)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # OpenStack's default region is RegionOne
 TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header value can carry unencoded
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
@@ -60,6 +61,13 @@ def require_unique(names: list[str], what: str) -> None:
 def check_name(value: str, what: str) -> str:
     if not _NAME_RE.match(value):
         raise ValueError(f"invalid {what} name {value!r}: use lowercase letters, digits, '.', '_' or '-' (max 63)")
+    return value
+
+
+def check_region(value: str) -> str:
+    """A region name as clouds use them (``cn-north-4``, ``RegionOne``); raises ValueError."""
+    if not REGION_RE.match(value):
+        raise ValueError(f"invalid region name {value!r}: use letters, digits, '.', '_' or '-' (max 63)")
     return value
 
 

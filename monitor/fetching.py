@@ -67,10 +67,15 @@ class Fetcher:
         self._clients: dict[TlsSettings, httpx.AsyncClient] = {}
 
     def _client(self, tls: TlsSettings) -> httpx.AsyncClient:
+        """The pooled client for ``tls``; raises FetchError(tls) when its CA or client certificate is unusable."""
         client = self._clients.get(tls)
         if client is None:
+            try:
+                context = _ssl_context(tls)
+            except (ssl.SSLError, OSError) as exc:
+                raise FetchError(FailureReason.TLS, f"cannot load the CA bundle or client certificate: {exc}") from None
             client = httpx.AsyncClient(
-                verify=_ssl_context(tls),
+                verify=context,
                 limits=self._limits,
                 follow_redirects=False,
                 trust_env=False,

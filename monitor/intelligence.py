@@ -265,11 +265,11 @@ class Intelligence:
         self, specs: Sequence[TargetSpec], targets: Mapping[TargetKey, tuple[int, str | None]], now: datetime
     ) -> None:
         """Follow a new set of targets (regions discovered or gone), then restore as at start."""
-        with self._lock:
+        with self._lock:  # restore too: a store thread must not see the new fleet empty
             self.fleet = Fleet(specs, self._config.clouds, self._metrics)
             self.drift = Drift(specs, self._metrics, self.store.document_body)
             self._specs = {spec.key: spec for spec in specs}
-        self.restore(targets, now)
+            self.restore(targets, now)
 
     def restore(self, targets: Mapping[TargetKey, tuple[int, str | None]], now: datetime) -> None:
         """Load rollouts, baselines, acknowledgements and windows; export every gauge."""

@@ -172,13 +172,12 @@ class Metrics:
         for metric in (self.auth_requests, self.auth_failures, self.auth_token_expiry):
             _remove(metric, (cloud, region))
 
-    def auth_attempt(self, cloud: str, region: str, ok: bool, expires_at: float | None) -> None:
-        """Count one token request and export the cached token's expiry."""
+    def auth_attempt(self, cloud: str, region: str, ok: bool, expires_at: float) -> None:
+        """Count one token request and export the cached token's expiry (0: no token)."""
         self.auth_requests.labels(cloud, region).inc()
         if not ok:
             self.auth_failures.labels(cloud, region).inc()
-        if expires_at is not None:
-            self.auth_token_expiry.labels(cloud, region).set(expires_at)
+        self.auth_token_expiry.labels(cloud, region).set(expires_at)
 
     def set_interval(self, key: TargetKey, seconds: float) -> None:
         """Export the target's configured poll interval."""

@@ -78,6 +78,11 @@ class PollScheduler:
             )
         self._scheduler.start()
 
+    @property
+    def specs(self) -> list[TargetSpec]:
+        """The targets scheduled now."""
+        return list(self._specs.values())
+
     def sync(self, specs: Sequence[TargetSpec]) -> None:
         """Poll exactly ``specs``: add jobs for new targets, remove gone ones, replace changed ones."""
         wanted = {spec.key: spec for spec in specs}

@@ -9,6 +9,7 @@ loses a change: the next successful write compares against the last stored docum
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from monitor.auth.credentials import AuthError
 from monitor.auth.manager import AuthManager
 from monitor.canonical import DocumentError, canonical_json, count_properties, document_sha256, parse_document
 from monitor.config import TargetSpec
@@ -82,6 +84,7 @@ class PollService:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self._bases: dict[TargetKey, _Base] = {}
         self._active: set[TargetKey] = set()  # the targets polled now; metrics exist for these only
+        self._urls: dict[TargetKey, str] = {}
         self._locks: dict[TargetKey, asyncio.Lock] = {}
         self.in_flight: set[asyncio.Task[Any]] = set()
 
@@ -99,7 +102,8 @@ class PollService:
         """
         wanted = {spec.key for spec in specs}
         removed = self._active - wanted
-        added = [spec for spec in specs if spec.key not in self._bases]
+        # new or returning targets are restored from the database; a moved endpoint only updates its URL
+        added = [spec for spec in specs if spec.key not in self._active or self._urls.get(spec.key) != spec.url]
         self._metrics.register_targets(spec.key for spec in specs)
         for spec in specs:
             self._metrics.set_interval(spec.key, spec.interval)
@@ -119,13 +123,16 @@ class PollService:
             self.auth.forget(cloud, region)
 
     def _register(self, specs: Sequence[TargetSpec]) -> None:
+        """Insert or update the targets' rows; restore those not polled until now."""
         if not specs:
             return
         ids = self._repository.ensure_targets((spec.key, spec.url) for spec in specs)
-        states = self._repository.load_states(list(ids.values()))
-        for key, target_id in ids.items():
-            self._restore(key, states[target_id])
-            self._locks[key] = asyncio.Lock()
+        returning = [key for key in ids if key not in self._active]
+        states = self._repository.load_states([ids[key] for key in returning])
+        for key in returning:
+            self._restore(key, states[ids[key]])
+            self._locks.setdefault(key, asyncio.Lock())
+        self._urls.update((spec.key, spec.url) for spec in specs)
 
     def _restore(self, key: TargetKey, state: TargetState) -> None:
         base = _Base(state.target_id)
@@ -174,9 +181,13 @@ class PollService:
 
     async def _read(self, spec: TargetSpec, started: datetime, t0: float) -> _Read | PollResult:
         """Fetch and validate one document; a failure is stored, counted and returned as a PollResult."""
+        credentials = self.auth.for_target(spec)
+        if credentials is not None:  # a token first: waiting for the identity service takes no poll slot
+            with contextlib.suppress(AuthError):  # the fetch below reports it (at once: backoff)
+                await credentials.acquire()
         async with self._slots:
             try:
-                body = await self._fetcher.fetch(spec, self.auth.for_target(spec))
+                body = await self._fetcher.fetch(spec, credentials)
             except FetchError as exc:
                 failed = _failure(spec.key, started, t0, exc.reason, str(exc), exc.status)
                 return await self._in_thread(self._store_poll, failed)
@@ -244,7 +255,8 @@ class PollService:
             self._metrics.db_result(False, exc.operation)
             return _failure(key, started, t0, FailureReason.DB, str(exc), 200)
         self._metrics.db_result(True)
-        self._metrics.set_document(key, read.stored.size, read.stored.properties)
+        if key in self._active:
+            self._metrics.set_document(key, read.stored.size, read.stored.properties)
         self._after_success(key, read.stored.sha256, result)
         return result
 

@@ -178,7 +178,9 @@ def authorizer_rejections(sim: Simulator) -> int:
 
 def test_renew_margin_is_keystoneauths_for_long_tokens_and_a_fraction_for_short_ones() -> None:
     assert renew_margin(24 * 3600) == 120.0
-    assert renew_margin(600) == 60.0
+    assert renew_margin(600) == 120.0
+    assert renew_margin(240) == 120.0
+    assert renew_margin(200) == 20.0  # keystoneauth would authenticate on every use
     assert renew_margin(5) == 1.0
     assert renew_margin(1) == 0.5
 
@@ -295,6 +297,43 @@ def test_a_hanging_identity_service_does_not_hold_other_clouds(
         identity.set_fault(None)
 
 
+def test_a_hanging_identity_service_does_not_hold_another_clouds_logins(
+    identity: IdentitySimulator, harness: Harness
+) -> None:
+    many = tuple(f"h{i}" for i in range(8))  # more regions than a cloud's identity threads
+    for region in many:
+        identity.add_project(region, domain=DOMAIN)
+    with IdentitySimulator() as other_identity, Simulator([*many, "b1"], authorizer=lambda *args: True) as sim:
+        other_identity.add_user(USER, PASSWORD, domain=DOMAIN)
+        other_identity.add_project("b1", domain=DOMAIN)
+        hanging = config_for(sim, password_auth(identity, timeout="2s"), regions=list(many))
+        healthy = config_for(sim, password_auth(other_identity), regions=["b1"], name="other")
+        identity.set_fault("hang")
+
+        async def polls() -> tuple[list[Any], float]:
+            stuck = [asyncio.ensure_future(harness.fetcher.fetch(s, harness.auth.for_target(s)))
+                     for s in hanging.targets()]  # fmt: skip
+            await asyncio.sleep(0.3)  # every identity thread of the hanging cloud is taken
+            t0 = time.monotonic()
+            spec = healthy.targets()[0]
+            assert await harness.fetcher.fetch(spec, harness.auth.for_target(spec))
+            elapsed = time.monotonic() - t0
+            return await asyncio.gather(*stuck, return_exceptions=True), elapsed
+
+        outcomes, elapsed = harness.run(polls())
+        identity.set_fault(None)
+    assert elapsed < 1.5
+    assert all(isinstance(o, FetchError) and o.reason is FailureReason.AUTH for o in outcomes)
+
+
+def test_region_names_as_openstack_writes_them_are_accepted() -> None:
+    config = parse_config(
+        {"clouds": [{"name": "os", "endpoint": "https://glance.example.org", "regions": ["RegionOne", "cn-north-4"]}]},
+        "test",
+    )
+    assert [spec.key.region for spec in config.targets()][:1] == ["RegionOne"]
+
+
 # --- other auth types ------------------------------------------------------------------------------
 
 
@@ -350,14 +389,22 @@ def test_catalog_discovery_finds_the_regions_and_follows_changes(
 ) -> None:
     topology = Topology(discovery_config(identity), harness.auth)
     assert topology.specs() == []
-    assert harness.run(topology.refresh()) is True
+    assert refresh(harness, topology) is True
     urls = {spec.key.region: spec.url for spec in topology.specs()}
     assert urls == {r: f"{regions.base_url}/{r}/v2/schemas/images" for r in REGIONS}
-    assert harness.run(topology.refresh()) is False
+    assert refresh(harness, topology) is False
     identity.set_catalog({"r1": f"{regions.base_url}/r1/v2", "r3": f"{regions.base_url}/r3"})
-    assert harness.run(topology.refresh()) is True
+    assert refresh(harness, topology) is True
     assert sorted(spec.key.region for spec in topology.specs()) == ["r1", "r3"]
     assert spec_of_topology(topology, "r1").url == f"{regions.base_url}/r1/v2/schemas/images"  # /v2 dropped
+
+
+def refresh(harness: Harness, topology: Topology) -> bool:
+    """Discover every dynamic cloud now and keep the result, as the daemon does; True when it changed."""
+    found = harness.run(topology.discover(force=True))
+    if found is not None:
+        topology.commit(found)
+    return found is not None
 
 
 def spec_of_topology(topology: Topology, region: str) -> TargetSpec:
@@ -368,9 +415,9 @@ def test_failed_discovery_keeps_the_known_regions(
     identity: IdentitySimulator, regions: Simulator, harness: Harness
 ) -> None:
     topology = Topology(discovery_config(identity), harness.auth)
-    harness.run(topology.refresh())
+    refresh(harness, topology)
     identity.set_fault("down")
-    assert harness.run(topology.refresh()) is False
+    assert refresh(harness, topology) is False
     assert len(topology.specs()) == 3
     assert harness.sample("schemadrift_auth_failures_total", cloud="hw", region="_discovery") == 1
 
@@ -379,11 +426,13 @@ def test_discovery_uses_the_configured_interface_and_endpoint_override(
     identity: IdentitySimulator, regions: Simulator, harness: Harness
 ) -> None:
     internal = Topology(discovery_config(identity, discovery={"interface": "internal"}), harness.auth)
-    harness.run(internal.refresh())
-    assert all(spec.url.endswith("/internal-not-used/v2/schemas/images") for spec in internal.specs())
+    refresh(harness, internal)
+    assert {spec.url for spec in internal.specs()} == {
+        f"{regions.base_url}/{r}/internal-not-used/v2/schemas/images" for r in REGIONS
+    }
     override = f"{regions.base_url}/r2"
     pinned = Topology(discovery_config(identity, endpoint_override=override), AuthManager(harness.metrics))
-    harness.run(pinned.refresh())
+    refresh(harness, pinned)
     assert {spec.url for spec in pinned.specs()} == {override + "/v2/schemas/images"}
 
 
@@ -395,7 +444,7 @@ def test_projects_discovery_lists_region_projects_only(
         discovery={"source": "projects", "exclude": "r3"},
     )  # fmt: skip
     topology = Topology(config, harness.auth)
-    harness.run(topology.refresh())
+    refresh(harness, topology)
     assert sorted(spec.key.region for spec in topology.specs()) == ["r1", "r2"]  # not MOS, r1_dev or r3
     assert identity.project_list_requests() == 1
     assert all(harness.fetch(spec) for spec in topology.specs())
@@ -407,7 +456,7 @@ def test_endpoint_taken_from_the_catalog_for_listed_regions(
     config = config_for(None, password_auth(identity), regions=["r1", "r2"])
     assert config.targets() == []  # known only after asking the catalog
     topology = Topology(config, harness.auth)
-    harness.run(topology.refresh())
+    refresh(harness, topology)
     assert [spec.url for spec in topology.specs()] == [
         f"{regions.base_url}/{r}/v2/schemas/images" for r in ("r1", "r2")
     ]
@@ -424,9 +473,16 @@ def test_endpoint_taken_from_the_catalog_for_listed_regions(
         ({"regions": "auto"}, "use source: projects"),
         ({"regions": "auto", "discovery": {"source": "projects"}}, "needs endpoint or endpoint_override"),
         ({"regions": ["r1"], "auth": {"type": "none"}}, "endpoint is required"),
+        ({"regions": "auto", "endpoint": "https://ims.{region}.example.com", "discovery": {"source": "projects"},
+          "auth_url_per_region": True}, "needs an auth_url without {region}"),
+        ({"endpoint": "https://ims.{region}.example.com", "regions": ["r1", "r2"],
+          "auth": {"type": "aksk", "access_key": "a", "secret_key": "s", "project_ids": {"r1": "p1"}}},
+         "no project for region(s) r2"),
+        ({"auth": {"type": "application_credential", "auth_url": "https://k.example.com/v3", "project_name": "x",
+                   "application_credential_id": "i", "application_credential_secret": "s"}}, "remove project_name"),
         ({"auth_url_http": True, "allow_http": False}, "auth.auth_url uses plain http://"),
-        ({"auth": {"type": "password", "auth_url": "https://iam.example.com/v3", "username": "u", "password": "p"}},
-         "user_domain_name"),
+        ({"auth": {"type": "password", "auth_url": "https://iam.example.com/v3", "username": "u",
+                   "password": PASSWORD}}, "user_domain_name"),
         ({"auth": {"type": "aksk", "access_key": "a b", "secret_key": "s"}}, "access_key is empty or contains"),
         ({"auth": {"type": "application_credential", "auth_url": "https://k.example.com/v3",
                    "application_credential_secret": "s"}}, "application_credential_id"),
@@ -436,9 +492,11 @@ def test_auth_config_mistakes_are_explained(cloud: dict[str, Any], message: str)
     entry: dict[str, Any] = {
         "name": "c",
         "regions": ["r1"],
-        "auth": {"type": "password", "auth_url": "https://iam.{region}.example.com/v3", "username": "u",
-                 "password": "p", "user_domain_name": "d", "project_name": "{region}"},
+        "auth": {"type": "password", "auth_url": "https://iam.example.com/v3", "username": "u",
+                 "password": PASSWORD, "user_domain_name": "d", "project_name": "{region}"},
     }  # fmt: skip
+    if cloud.pop("auth_url_per_region", False):
+        entry["auth"] = {**entry["auth"], "auth_url": "https://iam.{region}.example.com/v3"}
     if cloud.pop("auth_url_http", False):
         entry["auth"] = {**entry["auth"], "auth_url": "http://keystone.example.com/v3"}
         entry["endpoint"] = "https://ims.{region}.example.com"
@@ -446,7 +504,7 @@ def test_auth_config_mistakes_are_explained(cloud: dict[str, Any], message: str)
     with pytest.raises(ConfigError) as info:
         parse_config({"clouds": [entry]}, "test.yaml")
     assert message in str(info.value)
-    assert "'p'" not in str(info.value)
+    assert PASSWORD not in str(info.value)
 
 
 def test_secrets_can_come_from_files(tmp_path: Any) -> None:
@@ -487,3 +545,96 @@ def test_keystone_token_never_shows_its_secrets_in_repr(identity: IdentitySimula
     token = KeystoneToken(config.clouds[0].auth.for_region("r1"))  # type: ignore[union-attr]
     signer = asyncio.run(token.acquire())
     assert PASSWORD not in repr(config.clouds[0]) and "<token>" in repr(signer)
+
+
+def test_a_yaml_syntax_error_is_located_without_quoting_the_line(tmp_path: Any) -> None:
+    from monitor.config import load_config
+
+    path = tmp_path / "broken.yaml"
+    path.write_text(f'clouds:\n  - name: a\n    auth: {{type: password, password: "{PASSWORD}"x"}}\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "not valid YAML" in str(info.value) and "line 3" in str(info.value)
+    assert PASSWORD not in str(info.value)
+
+
+# --- review cases: hardening ------------------------------------------------------------------------
+
+
+def test_plain_http_catalog_endpoints_are_not_polled_without_allow_http(
+    identity: IdentitySimulator, regions: Simulator, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The config itself may use http:// only with allow_http, so the identity URL needs it; the catalog's
+    # URLs are checked again: an internal http:// endpoint must not receive the token.
+    allowed = discovery_config(identity)
+    strict = allowed.clouds[0].model_copy(update={"allow_http": False})
+    topology = Topology(allowed.model_copy(update={"clouds": [strict]}), harness.auth)
+    with caplog.at_level(logging.WARNING):
+        refresh(harness, topology)
+    assert topology.specs() == []
+    assert "plain http://; not polled" in caplog.text
+
+
+def test_a_project_list_refused_with_a_token_gets_one_new_token(
+    identity: IdentitySimulator, regions: Simulator, harness: Harness
+) -> None:
+    config = config_for(
+        None, password_auth(identity), regions="auto", endpoint=regions.endpoint_template(),
+        discovery={"source": "projects"},
+    )  # fmt: skip
+    topology = Topology(config, harness.auth)
+    assert refresh(harness, topology)
+    before = identity.token_requests()
+    identity.revoke_all()
+    refresh(harness, topology)
+    assert identity.token_requests() == before + 1
+    assert identity.project_list_requests() == 3  # first list, the refused one, the retry
+
+
+def test_a_failed_renewal_keeps_using_the_current_token_until_it_expires(
+    identity: IdentitySimulator, regions: Simulator, harness: Harness
+) -> None:
+    identity.token_lifetime = 4.0  # renewed 1 s before expiry
+    config = config_for(regions, password_auth(identity))
+    spec = spec_of(config, "r1")
+    harness.fetch(spec)
+    time.sleep(3.2)
+    identity.set_fault("down")
+    assert harness.fetch(spec)  # renewing failed; the token has most of a second left
+    assert harness.sample("schemadrift_auth_failures_total", cloud="hw", region="r1") == 1
+    time.sleep(1.0)
+    assert harness.failure(spec).reason is FailureReason.AUTH  # expired now, and in backoff
+
+
+def test_a_fresh_token_refused_again_is_not_replaced_on_every_poll(
+    identity: IdentitySimulator, harness: Harness
+) -> None:
+    with Simulator(REGIONS, authorizer=lambda *args: False) as refusing:
+        config = config_for(refusing, password_auth(identity))
+        spec = spec_of(config, "r1")
+        for _ in range(5):
+            assert harness.failure(spec).reason is FailureReason.AUTH
+        assert identity.token_requests("r1") == 2  # the first token and one replacement, then a hold
+
+
+def test_an_unusable_client_certificate_is_a_tls_failure(tmp_path: Any, harness: Harness) -> None:
+    cert = tmp_path / "client.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    config = parse_config(
+        {"clouds": [{"name": "c", "endpoint": "https://127.0.0.1:9/{region}", "regions": ["r1"], "cert": str(cert)}]},
+        "test",
+    )
+    assert harness.failure(config.targets()[0]).reason is FailureReason.TLS
+
+
+def test_a_failed_discovery_is_tried_again_sooner_than_the_refresh(
+    identity: IdentitySimulator, regions: Simulator, harness: Harness
+) -> None:
+    topology = Topology(discovery_config(identity, discovery={"refresh": "1h"}), harness.auth)
+    identity.set_fault("down")
+    assert harness.run(topology.discover()) is None
+    identity.set_fault(None)
+    assert harness.run(topology.discover()) is None  # not due yet: 30 s after a failure
+    topology._next["hw"] = 0.0
+    time.sleep(BACKOFF_BASE + 0.1)  # and the token's own backoff
+    assert harness.run(topology.discover()) is not None

@@ -6,12 +6,11 @@ each request, redirects included. ``invalidate(signer)`` reports that the endpoi
 a renewable token is dropped so the next ``acquire`` authenticates again.
 
 Keystone tokens (:class:`KeystoneToken`) are obtained with keystoneauth1 in a worker thread and cached
-until :func:`renew_margin` before they expire: 120 s (keystoneauth's own margin), or for tokens living
-less than 20 minutes a tenth of the lifetime (at least 1 s, at most half of it). The expiry is measured
-on this machine's clock from the token's own lifetime (``expires_at - issued_at``), so a skewed
-identity-service clock cannot make a token look valid when it is not. After a failed authentication
-no new attempt is made for a backoff that doubles from ``BACKOFF_BASE`` to ``BACKOFF_MAX``; polls
-meanwhile fail at once with reason ``auth``.
+until :func:`renew_margin` before they expire (keystoneauth's 120 s). The expiry is measured on this
+machine's monotonic clock from the token's own lifetime (``expires_at - issued_at``), so a skewed or
+jumping clock cannot make a token look valid when it is not. After a failed authentication no new
+attempt is made for a backoff that doubles from ``BACKOFF_BASE`` to ``BACKOFF_MAX``; polls meanwhile
+fail at once with reason ``auth`` — unless the current token is still valid, which is then used.
 
 No message of an :class:`AuthError` contains a credential: they are built from fixed texts, HTTP status
 codes and exception class names only.
@@ -25,9 +24,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -39,8 +38,9 @@ RENEW_MARGIN_MAX = 120.0  # keystoneauth's MIN_TOKEN_LIFE_SECONDS
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 300.0
 
-AttemptHook = Callable[[bool, float | None], None]
-"""Called after every identity request: (succeeded, token expiry as Unix time or None)."""
+AttemptHook = Callable[[bool, float], None]
+"""Called after every token request: (succeeded, the cached token's expiry as Unix time, 0 for none)."""
+_T = TypeVar("_T")
 
 
 class AuthError(Exception):
@@ -116,7 +116,7 @@ class _AkSkSigner(RequestSigner):
     def headers(self, method: str, url: httpx.URL) -> dict[str, str]:
         from huaweicloudsdkcore.sdk_request import SdkRequest
 
-        host = url.host if url.port is None else f"{url.host}:{url.port}"
+        host = url.netloc.decode("ascii")  # as httpx sends it: IDNA-encoded, IPv6 in brackets, port if not default
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         request = SdkRequest(
             method=method,
@@ -139,14 +139,24 @@ KeystoneAuthConfig = PasswordAuth | ApplicationCredentialAuth
 
 @dataclass(frozen=True, slots=True)
 class _Token:
-    value: str
-    renew_at: float  # time.time() from which the token is renewed before use
-    expires_at: float  # local estimate of the expiry, as Unix time
-    access: Any  # keystoneauth1.access.AccessInfoV3: the catalog, project, expiry
+    value: str = field(repr=False)
+    renew_at: float  # time.monotonic() from which the token is renewed before use
+    expires_at: float  # time.monotonic() of its expiry (measured from its lifetime, on this machine)
+    expires_wall: float  # the same as Unix time, for the metric
+    access: Any = field(repr=False)  # keystoneauth1.access.AccessInfoV3: the catalog, project, expiry
+    after_refusal: bool = False  # obtained because the endpoint refused the previous token
+
+
+class _Refused(AuthError):
+    """The identity service answered 401 to a request made with a token (not to the credentials)."""
 
 
 class KeystoneToken(Credentials):
-    """``auth: password`` / ``application_credential``: a cached, renewed Keystone v3 / IAM token."""
+    """``auth: password`` / ``application_credential``: a cached, renewed Keystone v3 / IAM token.
+
+    ``gate`` limits concurrent identity requests (shared by one cloud's regions); a request's timeout
+    starts once it passes the gate, so waiting for a busy identity service is not counted as a failure.
+    """
 
     renewable = True
 
@@ -157,20 +167,23 @@ class KeystoneToken(Credentials):
         verify: bool | str = True,
         cert: str | tuple[str, str] | None = None,
         executor: Executor | None = None,
+        gate: asyncio.Semaphore | None = None,
         on_attempt: AttemptHook | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._auth = auth
         self._verify = verify
         self._cert = cert
         self._executor = executor
+        self._gate = gate
         self._on_attempt = on_attempt or (lambda ok, expiry: None)
-        self._clock = clock
         self._token: _Token | None = None
         self._lock: asyncio.Lock | None = None
         self._failures = 0
         self._retry_at = 0.0
         self._last_error = ""
+        self._refused = False  # the last token was refused: the next one is obtained "after refusal"
+        self._refusals = 0  # fresh tokens refused in a row
+        self._hold_until = 0.0  # until then a refused fresh token is kept, not replaced
         self._session: Any = None
 
     async def acquire(self) -> RequestSigner:
@@ -184,25 +197,37 @@ class KeystoneToken(Credentials):
         return (await self.token(fresh=fresh)).access
 
     async def token(self, *, fresh: bool = False) -> _Token:
-        """A token valid for at least the renewal margin; authenticates at most once for all waiters."""
+        """A token valid for at least the renewal margin; authenticates at most once for all waiters.
+
+        When renewing fails while the current token has not expired yet, the current one is used.
+        """
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             token = self._token
-            if not fresh and token is not None and self._clock() < token.renew_at:
+            if not fresh and token is not None and time.monotonic() < token.renew_at:
                 return token
-            return await self._authenticate()
+            try:
+                return await self._authenticate()
+            except AuthError:
+                if fresh or token is None or time.monotonic() >= token.expires_at:
+                    raise
+                return token
 
     async def list_projects(self) -> list[str]:
-        """Names of the projects the user can access (``GET /v3/auth/projects``); raises AuthError."""
-        token = await self.token()
-        loop = asyncio.get_running_loop()
-        try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._executor, self._get_projects, token.value), timeout=self._auth.timeout + 1.0
-            )
-        except TimeoutError:
-            raise AuthError(f"project list: no answer within {self._auth.timeout:g}s") from None
+        """Names of the projects the user can access (``GET /v3/auth/projects``); raises AuthError.
+
+        A token refused here is replaced once, as for a poll.
+        """
+        for attempt in range(2):
+            token = await self.token()
+            try:
+                return await self._in_thread(self._get_projects, token.value)
+            except _Refused:
+                if attempt == 1:
+                    raise
+                self.invalidate(_TokenHeader(token.value))
+        raise AssertionError("unreachable")
 
     def _get_projects(self, token: str) -> list[str]:
         from keystoneauth1 import exceptions as ksa_exc
@@ -213,21 +238,36 @@ class KeystoneToken(Credentials):
             response = self._session.get(url, headers={"X-Auth-Token": token}, authenticated=False, log=False)
             projects = response.json().get("projects", [])
         except ksa_exc.HttpError as exc:
-            raise AuthError(f"project list: {_http_message(exc.http_status)}") from None
-        except (ksa_exc.ClientException, ValueError, AttributeError) as exc:
+            error = _Refused if exc.http_status == 401 else AuthError
+            raise error(f"project list: {_http_message(exc.http_status)}") from None
+        except Exception as exc:
             raise AuthError(f"project list: {type(exc).__name__}") from None
         return [str(p["name"]) for p in projects if isinstance(p, dict) and "name" in p]
 
     def invalidate(self, signer: RequestSigner) -> None:
-        token = self._token
-        if token is not None and isinstance(signer, _TokenHeader) and signer.token == token.value:
-            log.info("token for %s was refused (HTTP 401): authenticating again", self._auth.scope_label())
-            self._token = None
+        """Drop the token the endpoint refused — unless it was itself new after a refusal.
 
-    @property
-    def expires_at(self) -> float | None:
-        """The cached token's expiry (local estimate, Unix time), or None."""
-        return self._token.expires_at if self._token else None
+        A fresh token refused again means the credentials lack access (a role in the region's project),
+        not an expired token: it is then kept for a backoff (30 s doubling to 5 min), so polls fail with
+        ``auth`` without asking the identity service for a token each time.
+        """
+        token = self._token
+        if token is None or not isinstance(signer, _TokenHeader) or signer.token != token.value:
+            return  # already replaced (polls refused together share one new token)
+        now = time.monotonic()
+        if now < self._hold_until:
+            return
+        if token.after_refusal:
+            self._refusals += 1
+            hold = min(BACKOFF_MAX, 30.0 * 2 ** (self._refusals - 1))
+            self._hold_until = now + hold
+            log.warning(
+                "a new token for %s was refused too (HTTP 401): the credentials may lack access there; "
+                "no new token for %.0fs", self._auth.scope_label(), hold,
+            )  # fmt: skip
+            return
+        log.info("token for %s was refused (HTTP 401): authenticating again", self._auth.scope_label())
+        self._token, self._refused = None, True
 
     async def _authenticate(self) -> _Token:
         now = time.monotonic()
@@ -236,46 +276,59 @@ class KeystoneToken(Credentials):
                 f"identity service not asked again for {self._retry_at - now:.0f}s after "
                 f"{self._failures} failure(s); last: {self._last_error}"
             )
-        started = self._clock()
-        loop = asyncio.get_running_loop()
+        after_refusal, self._refused = self._refused, False
         try:
-            access = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, self._request), timeout=self._auth.timeout + 1.0
-            )
-            token = _token_from(access, started, self._clock())
-        except (AuthError, TimeoutError) as exc:
-            message = str(exc) if isinstance(exc, AuthError) else f"no answer within {self._auth.timeout:g}s"
-            self._fail(message)
-            raise AuthError(message) from None
+            token = await self._in_thread(self._new_token, after_refusal)
+        except AuthError as exc:
+            self._fail(str(exc))
+            raise
+        if not after_refusal:
+            self._refusals = 0
         self._failures, self._retry_at, self._token = 0, 0.0, token
-        self._on_attempt(True, token.expires_at)
-        log.debug("new token for %s, expires in %.0fs", self._auth.scope_label(), token.expires_at - self._clock())
+        self._on_attempt(True, token.expires_wall)
+        log.debug("new token for %s, expires in %.0fs", self._auth.scope_label(), token.expires_at - time.monotonic())
         return token
+
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run one identity request in the executor, after the gate; raises AuthError (also on timeout)."""
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(1)
+        async with self._gate:
+            loop = asyncio.get_running_loop()
+            # requests' timeout bounds connecting and each read; this bounds the whole request
+            try:
+                return await asyncio.wait_for(
+                    loop.run_in_executor(self._executor, fn, *args), timeout=2 * self._auth.timeout + 1.0
+                )
+            except TimeoutError:
+                raise AuthError(f"identity service: no answer within {self._auth.timeout:g}s") from None
 
     def _fail(self, message: str) -> None:
         self._failures += 1
         self._last_error = message
         self._retry_at = time.monotonic() + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (self._failures - 1))
-        self._on_attempt(False, None)
+        self._on_attempt(False, self._token.expires_wall if self._token else 0.0)
         log.warning("authentication for %s failed: %s", self._auth.scope_label(), message)
 
-    def _request(self) -> Any:
+    def _new_token(self, after_refusal: bool) -> _Token:
         """POST /v3/auth/tokens through keystoneauth1 (runs in a worker thread); raises AuthError."""
         from keystoneauth1 import exceptions as ksa_exc
         from keystoneauth1 import session as ksa_session
 
         if self._session is None:
             self._session = ksa_session.Session(verify=self._verify, cert=self._cert, timeout=self._auth.timeout)
+        started, started_wall = time.monotonic(), time.time()
         try:
-            return _plugin(self._auth).get_auth_ref(self._session)
+            access = _plugin(self._auth).get_auth_ref(self._session)
         except ksa_exc.HttpError as exc:
             raise AuthError(_http_message(exc.http_status)) from None
         except ksa_exc.SSLError:
             raise AuthError("identity service: TLS verification failed") from None
         except (ksa_exc.ConnectTimeout, ksa_exc.ConnectFailure) as exc:
             raise AuthError(f"identity service unreachable ({type(exc).__name__})") from None
-        except ksa_exc.ClientException as exc:
+        except Exception as exc:
             raise AuthError(f"identity service: {type(exc).__name__}") from None
+        return _token_from(access, started, started_wall, after_refusal)
 
 
 def _http_message(status: int | None) -> str:
@@ -284,21 +337,40 @@ def _http_message(status: int | None) -> str:
     return f"identity service answered HTTP {status}"
 
 
-def _token_from(access: Any, started: float, now: float) -> _Token:
+def _token_from(access: Any, started: float, started_wall: float, after_refusal: bool) -> _Token:
     """Cache entry for ``access``; its lifetime is taken from the identity service's own clock."""
-    value, expires, issued = access.auth_token, access.expires, access.issued
+    try:
+        value, expires = access.auth_token, access.expires
+    except (KeyError, ValueError, TypeError, AttributeError):
+        raise AuthError("identity service answered without a usable token") from None
+    try:
+        issued = access.issued
+    except (KeyError, ValueError, TypeError):  # issued_at is optional: then the local clock is trusted
+        issued = None
     if not value or expires is None:
         raise AuthError("identity service answered without a token or expiry")
-    lifetime = (expires - issued).total_seconds() if issued is not None else expires.timestamp() - now
+    lifetime = (expires - issued).total_seconds() if issued is not None else expires.timestamp() - time.time()
     if lifetime <= 0:
         raise AuthError("identity service issued an already expired token")
-    expires_at = started + lifetime
-    return _Token(value, expires_at - renew_margin(lifetime), expires_at, access)
+    return _Token(
+        value,
+        renew_at=started + lifetime - renew_margin(lifetime),
+        expires_at=started + lifetime,
+        expires_wall=started_wall + lifetime,
+        access=access,
+        after_refusal=after_refusal,
+    )
 
 
 def renew_margin(lifetime: float) -> float:
-    """Seconds before expiry a token is renewed: 120 s, or a tenth of a short lifetime (1 s to half of it)."""
-    return min(RENEW_MARGIN_MAX, max(lifetime / 10, min(1.0, lifetime / 2)))
+    """Seconds before expiry a token is renewed: keystoneauth's 120 s for tokens living 4 minutes or more.
+
+    Shorter tokens (test setups) would be renewed on every use with 120 s; they get a tenth of their
+    lifetime (at least 1 s, at most half of it).
+    """
+    if lifetime >= 2 * RENEW_MARGIN_MAX:
+        return RENEW_MARGIN_MAX
+    return max(lifetime / 10, min(1.0, lifetime / 2))
 
 
 def _plugin(auth: KeystoneAuthConfig) -> Any:

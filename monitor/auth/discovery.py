@@ -24,6 +24,7 @@ from monitor.auth.credentials import KeystoneToken
 from monitor.auth.manager import AuthManager
 from monitor.auth.models import KeystoneAuth
 from monitor.config import CloudConfig
+from monitor.configtypes import REGION_RE
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ async def discover(cloud: CloudConfig, auth: AuthManager) -> dict[str, str]:
     """
     settings = cloud.discovery
     regions = await _regions(cloud, auth)
-    wanted = [region for region in regions if settings.wants(region)]
+    wanted = [region for region in regions if _usable(cloud, region) and settings.wants(region)]
     bases: dict[str, str] = {}
     catalog: dict[str, str] | None = None
     for region in wanted:
@@ -56,6 +57,10 @@ async def discover(cloud: CloudConfig, auth: AuthManager) -> dict[str, str]:
                 "cloud %s: no %s endpoint (%s) for region %s in the catalog; not polled",
                 cloud.name, settings.service_type, settings.interface, region,
             )  # fmt: skip
+            continue
+        if base.startswith("http://") and not cloud.allow_http:
+            log.warning("cloud %s: the catalog's endpoint for region %s is plain http://; not polled "
+                        "(allow_http: true allows it)", cloud.name, region)  # fmt: skip
             continue
         bases[region] = base
     return bases
@@ -97,6 +102,15 @@ async def _catalog(cloud: CloudConfig, token: KeystoneToken, *, fresh: bool = Fa
     if not urls and not isinstance(cloud.regions, list):
         raise DiscoveryError(f"the catalog has no {settings.service_type} endpoint ({settings.interface})")
     return urls
+
+
+def _usable(cloud: CloudConfig, region: str) -> bool:
+    """Region names become metric labels and URL path segments: odd ones are skipped, with a warning."""
+    if REGION_RE.match(region):
+        return True
+    log.warning("cloud %s: discovered region name %r is not usable (letters, digits, . _ -); skipped", cloud.name,
+                region[:80])  # fmt: skip
+    return False
 
 
 def _per_region(cloud: CloudConfig) -> bool:

@@ -2,13 +2,14 @@
 
 Each region gets its own Keystone token, scoped to the region's project when the auth config says
 ``{region}`` (Huawei IMS is project-scoped per region), so token requests, failures and expiries are
-exported per (cloud, region). Identity requests run on the manager's own threads, so a hanging identity
-service holds neither the event loop nor the database workers. Warns once per cloud when TLS
-verification is switched off.
+exported per (cloud, region). Identity requests run on threads of their own, a few per cloud, so a
+hanging identity service holds neither the event loop, nor the database workers, nor another cloud's
+logins. :func:`warn_insecure` warns once per cloud whose TLS verification is switched off.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,9 +27,11 @@ DISCOVERY_REGION = "_discovery"
 class AuthManager:
     """Builds and caches credentials; ``close`` releases the identity threads."""
 
-    def __init__(self, metrics: Metrics, max_workers: int = 8) -> None:
+    def __init__(self, metrics: Metrics, workers_per_cloud: int = 4) -> None:
         self._metrics = metrics
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="identity")
+        self._workers = workers_per_cloud
+        self._executors: dict[str, ThreadPoolExecutor] = {}  # per cloud: a hanging identity service holds its own
+        self._gates: dict[str, asyncio.Semaphore] = {}  # as many requests in flight as the cloud has threads
         self._cache: dict[tuple[str, str], Credentials | None] = {}
 
     def for_target(self, spec: TargetSpec) -> Credentials | None:
@@ -48,7 +51,7 @@ class AuthManager:
             auth = cloud.auth
             if not isinstance(auth, PasswordAuth | ApplicationCredentialAuth):
                 raise TypeError(f"cloud {cloud.name}: discovery needs password or application_credential auth")
-            if domain_scope:
+            if domain_scope and isinstance(auth, PasswordAuth):  # an application credential has its own scope
                 domain = {"domain_name": auth.user_domain_name, "domain_id": auth.user_domain_id}
                 auth = auth.model_copy(update={"project_name": None, "project_id": None, **domain})
             credentials = self._keystone(cloud.name, DISCOVERY_REGION, auth, _tls(cloud))
@@ -69,7 +72,8 @@ class AuthManager:
 
     def close(self) -> None:
         """Stop the identity threads (a hanging request is abandoned, not awaited)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        for executor in self._executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def _build(self, cloud: str, region: str, auth: TargetAuth, tls: TlsSettings) -> Credentials | None:
         if isinstance(auth, TokenAuth):
@@ -80,17 +84,29 @@ class AuthManager:
             return self._keystone(cloud, region, auth.for_region(region) if auth.per_region else auth, tls)
         return None
 
+    def _executor(self, cloud: str) -> ThreadPoolExecutor:
+        executor = self._executors.get(cloud)
+        if executor is None:
+            executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix=f"identity-{cloud}")
+            self._executors[cloud] = executor
+        return executor
+
+    def _gate(self, cloud: str) -> asyncio.Semaphore:
+        return self._gates.setdefault(cloud, asyncio.Semaphore(self._workers))
+
     def _keystone(self, cloud: str, region: str, auth: KeystoneAuthConfig, tls: TlsSettings) -> KeystoneToken:
         self._metrics.register_identity(cloud, region)
 
-        def on_attempt(ok: bool, expires_at: float | None) -> None:
-            self._metrics.auth_attempt(cloud, region, ok, expires_at)
+        def on_attempt(ok: bool, expires_at: float) -> None:
+            if (cloud, region) in self._cache:  # not a request that outlived its region's removal
+                self._metrics.auth_attempt(cloud, region, ok, expires_at)
 
         return KeystoneToken(
             auth,
             verify=False if tls.insecure else (str(tls.ca_bundle) if tls.ca_bundle else True),
             cert=(str(tls.cert), str(tls.key)) if tls.cert and tls.key else (str(tls.cert) if tls.cert else None),
-            executor=self._executor,
+            executor=self._executor(cloud),
+            gate=self._gate(cloud),
             on_attempt=on_attempt,
         )
 

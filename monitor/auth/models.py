@@ -152,6 +152,10 @@ class ApplicationCredentialAuth(KeystoneAuth):
 
     @model_validator(mode="after")
     def _identified(self) -> ApplicationCredentialAuth:
+        scope = ("project_name", "project_id", "project_domain_name", "project_domain_id", "domain_name", "domain_id")
+        given = [name for name in scope if getattr(self, name) is not None]
+        if given:
+            raise ValueError(f"an application credential carries its own scope; remove {', '.join(given)}")
         if self.application_credential_id is None:
             if self.application_credential_name is None:
                 raise ValueError("give application_credential_id, or application_credential_name with the user")
@@ -186,9 +190,9 @@ class AkSkAuth(Model):
 
     @model_validator(mode="after")
     def _usable(self) -> AkSkAuth:
-        for name in ("access_key", "secret_key"):
-            value = getattr(self, name).get_secret_value()
-            if not value or not TOKEN_RE.match(value):
+        for name in ("access_key", "secret_key", "security_token"):
+            secret = getattr(self, name)
+            if secret is not None and not TOKEN_RE.match(secret.get_secret_value()):
                 raise ValueError(f"{name} is empty or contains whitespace or non-ASCII characters")
         if self.project_id is not None and self.project_ids:
             raise ValueError("give project_id or project_ids, not both")
