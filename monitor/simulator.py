@@ -28,7 +28,6 @@ Standard library only. Run ``python -m monitor.simulator --regions a,b --port 80
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import functools
 import gzip
@@ -39,18 +38,19 @@ import re
 import select
 import signal
 import socket
+import ssl
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
-from types import TracebackType
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
+
+from monitor.simserver import LoopbackServer, TrackingServer
 
 SCHEMAS: Final = ("images", "image", "members", "member")
 """The schema names served under ``/<region>/v2/schemas/``."""
@@ -65,7 +65,6 @@ HTML_PAGE: Final = b"<html><body>Service maintenance</body></html>"
 _MIB: Final = 1024 * 1024
 _MAX_SIZE: Final = 1024 * _MIB  # guards the size options against typos that would exhaust memory
 _MAX_CONTROL_BODY: Final = 8 * _MIB
-_STOP_GRACE_S: Final = 1.0
 _REGION_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 _FIXED_BODIES: Final[Mapping[str, bytes]] = {
@@ -297,13 +296,19 @@ class _Plan:
     release: threading.Event  # set by stop(); long-running handlers give up when it is set
 
 
-class Simulator:
+class Simulator(LoopbackServer):
     """An IMS/Glance region server on loopback; see the module docstring for the routes.
 
     Thread-safe: tests may call :meth:`set_fault`, :meth:`set_document` etc. while requests are served.
     The listening socket is bound in :meth:`start` (``port=0`` picks a free port); ``base_url`` is
-    available from then on. :meth:`stop` can be followed by another :meth:`start`.
+    available from then on. :meth:`stop` releases hanging, trickling and slow handlers; it can be
+    followed by another :meth:`start`. The lifecycle (:meth:`start`, :meth:`stop`, use as a context
+    manager, :attr:`base_url`) is :class:`monitor.simserver.LoopbackServer`'s.
     """
+
+    thread_name = "ims-simulator"
+    queue_size = 256  # many pollers connect at once (bench: 100 concurrent connections)
+    server_label = "simulator"
 
     def __init__(
         self,
@@ -313,11 +318,13 @@ class Simulator:
         port: int = 0,
         *,
         authorizer: Authorizer | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """Raises ValueError for no regions, a duplicate, or a name unusable as a path segment.
 
         ``authorizer``, when given, replaces the ``token`` check (``token`` is then not consulted); see
-        step 3 of the module docstring.
+        step 3 of the module docstring. ``tls`` (a server-side context) serves HTTPS instead of HTTP;
+        the handshake happens in the request's thread, so a client that never completes it holds no one.
         """
         if isinstance(regions, str) or not regions:
             raise ValueError("regions must be a non-empty sequence of names")
@@ -326,64 +333,13 @@ class Simulator:
                 raise ValueError(f"invalid region name {name!r}")
         if len(set(regions)) != len(regions):
             raise ValueError("duplicate region names")
+        super().__init__(host, port, tls=tls)
         self._token = token
         self._authorizer = authorizer
-        self._host = host
-        self._port = port
         self._lock = threading.Lock()
-        self._lifecycle = threading.Lock()
         self._regions = {name: _Region({s: default_document(s) for s in SCHEMAS}) for name in regions}
-        self._release = threading.Event()
-        self._server: _SimServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Bind and serve in a daemon thread. Does nothing if already started; raises OSError if the
-        port cannot be bound."""
-        with self._lifecycle:
-            if self._server is not None:
-                return
-            self._release = threading.Event()
-            server = _SimServer((self._host, self._port), self)
-            thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ims-simulator", daemon=True
-            )
-            thread.start()
-            self._server, self._thread = server, thread
-
-    def stop(self) -> None:
-        """Stop serving and close the socket. Hanging and trickling handlers are released and open
-        connections are cut; returns within about a second. Does nothing if not started."""
-        with self._lifecycle:
-            server, thread = self._server, self._thread
-            if server is None or thread is None:
-                return
-            self._server = self._thread = None
-            self._release.set()
-            server.shutdown()
-            server.abort_connections(_STOP_GRACE_S)
-            server.server_close()
-            thread.join(_STOP_GRACE_S)
-
-    def __enter__(self) -> Simulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://host:port`` of the running server; raises RuntimeError before :meth:`start`."""
-        server = self._server
-        if server is None:
-            raise RuntimeError("simulator is not started")
-        host, port = server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    # -- lifecycle: start, stop and base_url are LoopbackServer's ----------------------------------
 
     def endpoint_template(self) -> str:
         """The config's endpoint with a ``{region}`` placeholder: ``<base_url>/{region}``."""
@@ -498,45 +454,7 @@ class Simulator:
 
 
 # --------------------------------------------------------------------------------------------------
-# HTTP server
-
-
-class _SimServer(ThreadingHTTPServer):
-    """Tracks its connections so stop() can cut idle keep-alive ones and join handler threads."""
-
-    daemon_threads = True
-    request_queue_size = 256  # many pollers connect at once (bench: 100 concurrent connections)
-    block_on_close = False  # we join with a deadline ourselves in abort_connections()
-
-    def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
-        self.simulator = simulator
-        self._conn_lock = threading.Lock()
-        self._connections: dict[threading.Thread, socket.socket] = {}
-        super().__init__(address, _Handler)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        current = threading.current_thread()
-        with self._conn_lock:
-            self._connections[current] = request
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._conn_lock:
-                self._connections.pop(current, None)
-
-    def abort_connections(self, timeout: float) -> None:
-        """Shut down every open connection and wait up to ``timeout`` s for the handlers to end."""
-        with self._conn_lock:
-            connections = dict(self._connections)
-        for conn in connections.values():
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + timeout
-        for worker in connections:
-            worker.join(max(deadline - time.monotonic(), 0))
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay silent: a simulator's own hiccups must not clutter the test output."""
+# HTTP request handler
 
 
 _FaultHandler = Callable[["_Handler", _Plan], None]
@@ -556,7 +474,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def simulator(self) -> Simulator:
-        return cast(_SimServer, self.server).simulator
+        return cast(TrackingServer[Simulator], self.server).owner
 
     def log_message(self, format: str, *args: Any) -> None:
         """Never write access logs to stderr."""
@@ -671,6 +589,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_body(status, _ims_error(status, message, code), headers=headers)
 
+
+Simulator.handler_class = _Handler  # assigned here because _Handler is defined after Simulator
 
 # --------------------------------------------------------------------------------------------------
 # Fault handlers: one small function per fault, dispatched by name

@@ -38,7 +38,6 @@ Standard library only. Nothing submitted (passwords, secrets, tokens) is logged 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -54,10 +53,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final, TypedDict, cast
 from urllib.parse import unquote
+
+from monitor.simserver import LoopbackServer, TrackingServer
 
 FAULTS: Final = frozenset({"down", "hang", "status"})
 """Every fault name :meth:`IdentitySimulator.set_fault` accepts."""
@@ -76,7 +76,6 @@ _DATE_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 _UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 _EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
 _MAX_BODY: Final = 1024 * 1024
-_STOP_GRACE_S: Final = 1.0
 _HANG_POLL_S: Final = 0.05
 _ROLE: Final = {"id": "9fe2ff9ee4384b1894a90878d3e92bab", "name": "member"}
 
@@ -165,23 +164,27 @@ def _same(presented: str, expected: str) -> bool:
     return hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
 
 
-class IdentitySimulator:
+class IdentitySimulator(LoopbackServer):
     """A Keystone v3 / Huawei IAM identity server on loopback; see the module docstring for the routes.
 
     Thread-safe: tests may add users, change the catalog, set faults etc. while requests are served.
     The socket is bound in :meth:`start` (``port=0`` picks a free port); :attr:`base_url` is available
     from then on, and keystoneauth's ``auth_url`` is :attr:`auth_url` (``base_url + "/v3"``).
-    :meth:`stop` can be followed by another :meth:`start`; users, projects and tokens survive it.
+    :meth:`stop` releases hanging requests (they are closed unanswered); it can be followed by another
+    :meth:`start`, and users, projects and tokens survive it. The lifecycle (:meth:`start`, :meth:`stop`,
+    use as a context manager, :attr:`base_url`) is :class:`monitor.simserver.LoopbackServer`'s.
 
     Every user may scope to every project (there are no role assignments); tokens carry the role
     ``member``.
     """
 
+    thread_name = "identity-simulator"
+    queue_size = 128
+    server_label = "identity simulator"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token_lifetime: float = 3600.0) -> None:
-        self._host = host
-        self._port = port
+        super().__init__(host, port)
         self._lock = threading.Lock()
-        self._lifecycle = threading.Lock()
         self._token_lifetime = 0.0
         self.token_lifetime = token_lifetime
         self._domains: dict[str, str] = {DEFAULT_DOMAIN: "default"}  # name -> id
@@ -196,57 +199,8 @@ class IdentitySimulator:
         self._fault_options: dict[str, Any] = {}
         self._token_requests: Counter[str | None] = Counter()  # requested project name -> count
         self._project_list_requests = 0
-        self._release = threading.Event()
-        self._server: _IdentityServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Bind and serve in a daemon thread. Does nothing if already started; raises OSError if the
-        port cannot be bound."""
-        with self._lifecycle:
-            if self._server is not None:
-                return
-            self._release = threading.Event()
-            server = _IdentityServer((self._host, self._port), self)
-            thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="identity-simulator", daemon=True
-            )
-            thread.start()
-            self._server, self._thread = server, thread
-
-    def stop(self) -> None:
-        """Stop serving and close the socket. Hanging requests are released (closed unanswered) and open
-        connections are cut; returns within about a second. Does nothing if not started."""
-        with self._lifecycle:
-            server, thread = self._server, self._thread
-            if server is None or thread is None:
-                return
-            self._server = self._thread = None
-            self._release.set()
-            server.shutdown()
-            server.abort_connections(_STOP_GRACE_S)
-            server.server_close()
-            thread.join(_STOP_GRACE_S)
-
-    def __enter__(self) -> IdentitySimulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://host:port`` of the running server; raises RuntimeError before :meth:`start`."""
-        server = self._server
-        if server is None:
-            raise RuntimeError("identity simulator is not started")
-        host, port = server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    # -- lifecycle: start, stop and base_url are LoopbackServer's ----------------------------------
 
     @property
     def auth_url(self) -> str:
@@ -847,45 +801,7 @@ def region_authorizer(
 
 
 # --------------------------------------------------------------------------------------------------
-# HTTP server
-
-
-class _IdentityServer(ThreadingHTTPServer):
-    """Tracks its connections so stop() can cut idle keep-alive ones and join handler threads."""
-
-    daemon_threads = True
-    request_queue_size = 128
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], identity: IdentitySimulator) -> None:
-        self.identity = identity
-        self._conn_lock = threading.Lock()
-        self._connections: dict[threading.Thread, socket.socket] = {}
-        super().__init__(address, _Handler)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        current = threading.current_thread()
-        with self._conn_lock:
-            self._connections[current] = request
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._conn_lock:
-                self._connections.pop(current, None)
-
-    def abort_connections(self, timeout: float) -> None:
-        """Shut down every open connection and wait up to ``timeout`` s for the handlers to end."""
-        with self._conn_lock:
-            connections = dict(self._connections)
-        for conn in connections.values():
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + timeout
-        for worker in connections:
-            worker.join(max(deadline - time.monotonic(), 0))
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay silent: the fake's own hiccups must not clutter test output (nor show request data)."""
+# HTTP request handler
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -901,7 +817,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def identity(self) -> IdentitySimulator:
-        return cast(_IdentityServer, self.server).identity
+        return cast(TrackingServer[IdentitySimulator], self.server).owner
 
     def log_message(self, format: str, *args: Any) -> None:
         """Never write access logs to stderr."""
@@ -1065,3 +981,6 @@ def _peer_closed(conn: socket.socket) -> bool:
         return conn.recv(1, socket.MSG_PEEK) == b""
     except OSError:
         return True
+
+
+IdentitySimulator.handler_class = _Handler  # assigned here because _Handler is defined after IdentitySimulator
