@@ -45,6 +45,7 @@ import math
 import secrets
 import select
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -182,8 +183,16 @@ class IdentitySimulator(LoopbackServer):
     queue_size = 128
     server_label = "identity simulator"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, token_lifetime: float = 3600.0) -> None:
-        super().__init__(host, port)
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token_lifetime: float = 3600.0,
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``tls`` (a server-side context) serves HTTPS, like a real identity service."""
+        super().__init__(host, port, tls=tls)
         self._lock = threading.Lock()
         self._token_lifetime = 0.0
         self.token_lifetime = token_lifetime

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from monitor.auth.credentials import StaticToken
-from monitor.config import TargetSpec, TlsSettings, TokenAuth
+from monitor.auth.models import TokenAuth
+from monitor.config import TargetSpec, TlsSettings
 from monitor.domain import FailureReason, TargetKey
 from monitor.fetching import Fetcher, FetchError, _parse_retry_after
 from monitor.simulator import Simulator
@@ -254,7 +255,7 @@ class _RecordingServer:
 def test_an_unreadable_token_file_is_auth_and_sends_nothing(simulator: Simulator, tmp_path: Any) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
-    spec = spec_for(simulator, auth=TokenAuth(type="token", token_file=token_file))  # type: ignore[arg-type]
+    spec = spec_for(simulator, auth=TokenAuth(type="token", token_file=token_file))
     assert json.loads(fetch(spec))["name"] == "images"  # the file is read at each poll
     token_file.unlink()
     before = simulator.requests("r1")
@@ -293,7 +294,7 @@ def test_a_connect_that_hangs_times_out(tmp_path: Any) -> None:
 def test_a_token_file_with_inner_whitespace_is_auth_and_not_echoed(simulator: Simulator, tmp_path: Any) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("secret part two")
-    spec = spec_for(simulator, auth=TokenAuth(type="token", token_file=token_file))  # type: ignore[arg-type]
+    spec = spec_for(simulator, auth=TokenAuth(type="token", token_file=token_file))
     error = failure(spec)
     assert error.reason is FailureReason.AUTH
     assert "secret part" not in str(error)

@@ -6,6 +6,7 @@ client certificate for the mutual-TLS cases. Verification is on unless the cloud
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import logging
@@ -20,12 +21,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from prometheus_client import CollectorRegistry
 
-from monitor.auth.manager import warn_insecure
+from monitor.auth.manager import AuthManager, warn_insecure
 from monitor.config import Config, parse_config
 from monitor.domain import FailureReason
-from monitor.fetching import FetchError
+from monitor.fetching import Fetcher, FetchError
+from monitor.metrics import Metrics
 from monitor.simulator import Simulator
+from monitor.simulator_identity import IdentitySimulator, region_authorizer
 from tests.test_fetching import fetch as fetch_spec
 
 NOW = datetime.datetime.now(datetime.UTC)
@@ -194,3 +198,46 @@ def test_no_or_a_wrong_client_certificate_fails_as_tls_or_connect(mutual: Simula
     for settings in ({}, {"cert": str(pki.stranger[0]), "key": str(pki.stranger[1])}):
         error = failure(cloud(mutual, cacert=str(pki.ca), **settings))
         assert error.reason in (FailureReason.TLS, FailureReason.CONNECT), (settings, error.reason, str(error))
+
+
+# --- the identity service over HTTPS ------------------------------------------------------------------
+
+
+@pytest.fixture
+def https_identity(pki: Pki) -> Iterator[IdentitySimulator]:
+    with IdentitySimulator(tls=server_context(pki)) as identity:
+        identity.add_user("monitor", "tls-test-password", domain="acme")
+        identity.add_project("r1", domain="acme")
+        yield identity
+
+
+def keystone_cloud(sim: Simulator, identity: IdentitySimulator, **settings: Any) -> Config:
+    auth = {"type": "password", "auth_url": identity.auth_url, "username": "monitor", "password": "tls-test-password",
+            "user_domain_name": "acme", "project_name": "{region}"}  # fmt: skip
+    return cloud(sim, auth=auth, **settings)
+
+
+def poll_with_auth(config: Config) -> bytes:
+    async def go() -> bytes:
+        metrics = Metrics(CollectorRegistry(), "t")
+        auth, fetcher = AuthManager(metrics), Fetcher()
+        try:
+            spec = config.targets()[0]
+            return await fetcher.fetch(spec, auth.for_target(spec))
+        finally:
+            await fetcher.aclose()
+            auth.close()
+
+    return asyncio.run(go())
+
+
+def test_an_identity_service_with_an_unknown_ca_is_an_auth_failure_naming_tls(
+    https_identity: IdentitySimulator, pki: Pki
+) -> None:
+    with Simulator(["r1"], tls=server_context(pki), authorizer=region_authorizer(https_identity)) as sim:
+        with pytest.raises(FetchError) as info:
+            poll_with_auth(keystone_cloud(sim, https_identity))  # no cacert: neither is trusted
+        assert info.value.reason is FailureReason.AUTH and "TLS verification failed" in str(info.value)
+        assert https_identity.token_requests() == 0  # the handshake failed before any request
+        assert b'"images"' in poll_with_auth(keystone_cloud(sim, https_identity, cacert=str(pki.ca)))
+        assert https_identity.token_requests("r1") == 1

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import certifi
 
 from monitor.auth.credentials import AkSk, Credentials, KeystoneAuthConfig, KeystoneToken, StaticToken
 from monitor.auth.models import AkSkAuth, ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
@@ -32,6 +37,7 @@ class AuthManager:
         self._workers = workers_per_cloud
         self._executors: dict[str, ThreadPoolExecutor] = {}  # per cloud: a hanging identity service holds its own
         self._gates: dict[str, asyncio.Semaphore] = {}  # as many requests in flight as the cloud has threads
+        self._bundles: dict[Path, Path] = {}  # a cloud's cacert → the usual CAs plus it, in a temporary file
         self._cache: dict[tuple[str, str], Credentials | None] = {}
 
     def for_target(self, spec: TargetSpec) -> Credentials | None:
@@ -74,6 +80,8 @@ class AuthManager:
         """Stop the identity threads (a hanging request is abandoned, not awaited)."""
         for executor in self._executors.values():
             executor.shutdown(wait=False, cancel_futures=True)
+        for bundle in self._bundles.values():
+            bundle.unlink(missing_ok=True)
 
     def _build(self, cloud: str, region: str, auth: TargetAuth, tls: TlsSettings) -> Credentials | None:
         if isinstance(auth, TokenAuth):
@@ -91,6 +99,23 @@ class AuthManager:
             self._executors[cloud] = executor
         return executor
 
+    def _verify(self, ca_bundle: Path | None) -> str | bool:
+        """What requests verifies the identity service with: the usual CAs, plus ``ca_bundle`` if given.
+
+        requests takes one bundle file, which would replace the usual CAs; a merged copy keeps ``cacert``
+        meaning "trust this CA too" for the identity service as for the polls.
+        """
+        if ca_bundle is None:
+            return True
+        merged = self._bundles.get(ca_bundle)
+        if merged is None:
+            text = Path(certifi.where()).read_text(encoding="ascii") + "\n" + ca_bundle.read_text(encoding="ascii")
+            handle, name = tempfile.mkstemp(prefix="schemadrift-ca-", suffix=".pem")
+            with os.fdopen(handle, "w", encoding="ascii") as out:
+                out.write(text)
+            merged = self._bundles[ca_bundle] = Path(name)
+        return str(merged)
+
     def _gate(self, cloud: str) -> asyncio.Semaphore:
         return self._gates.setdefault(cloud, asyncio.Semaphore(self._workers))
 
@@ -103,7 +128,7 @@ class AuthManager:
 
         return KeystoneToken(
             auth,
-            verify=False if tls.insecure else (str(tls.ca_bundle) if tls.ca_bundle else True),
+            verify=False if tls.insecure else self._verify(tls.ca_bundle),
             cert=(str(tls.cert), str(tls.key)) if tls.cert and tls.key else (str(tls.cert) if tls.cert else None),
             executor=self._executor(cloud),
             gate=self._gate(cloud),
