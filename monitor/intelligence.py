@@ -65,6 +65,11 @@ class Fleet:
         for spec in specs:
             metrics.region_deviates.labels(spec.key.cloud, spec.key.region, spec.key.schema)
 
+    @property
+    def groups(self) -> set[Group]:
+        """The (cloud, schema) pairs with at least one region."""
+        return set(self._regions)
+
     def restore(self, current: Mapping[TargetKey, str], open_rollouts: Sequence[RolloutRecord],
                 completed: Sequence[RolloutRecord]) -> None:  # fmt: skip
         """Load the state of the previous run, then export it."""
@@ -266,7 +271,9 @@ class Intelligence:
     ) -> None:
         """Follow a new set of targets (regions discovered or gone), then restore as at start."""
         with self._lock:  # restore too: a store thread must not see the new fleet empty
+            before = self.fleet.groups
             self.fleet = Fleet(specs, self._config.clouds, self._metrics)
+            self._metrics.remove_groups(before - self.fleet.groups)  # a cloud whose last region left
             self.drift = Drift(specs, self._metrics, self.store.document_body)
             self._specs = {spec.key: spec for spec in specs}
             self.restore(targets, now)

@@ -162,6 +162,13 @@ class Metrics:
                 _remove(self.changes, (*labels, severity.value))
                 _remove(self.drift_unacknowledged, (*labels, severity.value))
 
+    def remove_groups(self, groups: Iterable[tuple[str, str]]) -> None:
+        """Drop the (cloud, schema) series of groups no region is left in."""
+        for group in groups:
+            for metric in (self.region_variants, self.rollout_in_progress, self.rollout_last_completed):
+                _remove(metric, group)
+            _remove(self.rollout_last_duration, group)
+
     def register_identity(self, cloud: str, region: str) -> None:
         """Create the auth series of a (cloud, region) that authenticates, at zero."""
         for metric in (self.auth_requests, self.auth_failures, self.auth_token_expiry):

@@ -75,6 +75,11 @@ class Topology:
                     name, len(regions), ", ".join(added) or "-", ", ".join(gone) or "-",
                 )  # fmt: skip
         self._found = found
+        for cloud in self.dynamic:
+            regions = found.get(cloud.name, {})
+            if cloud.reference != "majority" and regions and cloud.reference not in regions:
+                log.warning("cloud %s: reference region %s was not discovered; comparing with the majority",
+                            cloud.name, cloud.reference)  # fmt: skip
 
     def retry_soon(self) -> None:
         """Discover every dynamic cloud again at the next tick (the last result could not be kept)."""

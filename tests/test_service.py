@@ -249,3 +249,27 @@ def test_a_sqlite_lock_past_every_retry_is_counted_as_db(
         assert rows(parts, Snapshot) == 1
     finally:
         stop(parts)
+
+
+def test_retargeting_drops_a_departed_regions_series_and_restores_a_returning_one(parts: Components) -> None:
+    everything = list(parts.specs)
+    poll(parts, TargetKey("sim", "r2", "images"))
+    without_r2 = [spec for spec in everything if spec.key.region != "r2"]
+    parts.service.retarget(without_r2)
+    r2 = TargetKey("sim", "r2", "images")
+    assert sample(parts, "schemadrift_poll_success", r2) is None
+    assert sample(parts, "schemadrift_poll_interval_seconds", r2) is None
+    assert sample(parts, "schemadrift_poll_success") is not None  # r1 stays
+    parts.service.retarget(everything)
+    assert sample(parts, "schemadrift_poll_success", r2) == 1  # restored from the database
+    assert (sample(parts, "schemadrift_last_success_timestamp_seconds", r2) or 0) > 0
+    assert poll(parts, r2).first_snapshot is False  # the comparison base came back too
+
+
+def test_a_cloud_losing_every_region_loses_its_group_series(parts: Components) -> None:
+    group = {"cloud": "sim", "schema": "images"}
+    registry = parts.metrics.registry
+    assert registry.get_sample_value("schemadrift_region_variants", group) is not None
+    parts.service.retarget([])
+    assert registry.get_sample_value("schemadrift_region_variants", group) is None
+    assert registry.get_sample_value("schemadrift_rollout_in_progress", group) is None
