@@ -50,6 +50,13 @@ GROUP_METRICS = {
     "schemadrift_rollout_last_completed_timestamp_seconds",
     "schemadrift_rollout_last_duration_seconds",
 }
+# Metrics per (cloud, region) of the identity service, without a schema label; region "_discovery" is the
+# token that finds a cloud's regions, so the region matcher keeps it.
+IDENTITY_METRICS = {
+    "schemadrift_auth_requests_total",
+    "schemadrift_auth_failures_total",
+    "schemadrift_auth_token_expiry_timestamp_seconds",
+}
 METRIC = re.compile(r"schemadrift_[a-z_]+")
 RANGE = re.compile(r"\[([^\]]+)\]")
 SELECTOR = re.compile(r"(schemadrift_[a-z_]+)(\{[^}]*\})?")
@@ -81,6 +88,7 @@ def exported_names() -> set[str]:
     m = Metrics(CollectorRegistry(), "t")
     m.register_targets([TargetKey("c", "r", "s")])  # also drift_unacknowledged and flapping
     m.register_channels(["x"])
+    m.register_identity("c", "r")
     m.set_interval(TargetKey("c", "r", "s"), 300)  # the service sets it for every target at start-up
     # What monitor.intelligence.Fleet creates for every (cloud, schema) and target at start-up.
     m.region_variants.labels("c", "s")
@@ -183,6 +191,10 @@ def test_per_target_metrics_are_filtered_by_the_target_variables(dashboard: dict
             name, matchers = selector.group(1), selector.group(2) or ""
             if name in MONITOR_METRICS:
                 continue
+            if name in IDENTITY_METRICS:
+                assert 'cloud=~"$cloud"' in matchers and 'region=~"$region|_discovery"' in matchers, f"{where}: {name}"
+                assert "schema" not in matchers, f"{where}: {name} has no schema label to filter on"
+                continue
             if name in GROUP_METRICS:
                 assert 'cloud=~"$cloud"' in matchers and 'schema=~"$schema"' in matchers, f"{where}: {name}"
                 assert "region" not in matchers, f"{where}: {name} has no region label to filter on"
@@ -235,6 +247,8 @@ def test_required_panels_exist(dashboard: dict[str, Any]) -> None:
     assert "schemadrift_db_errors_total" in exprs("Database errors by operation")
     assert "outcome" in exprs("Notifications by outcome")
     assert "schemadrift_build_info" in exprs("Build info")
+    assert "schemadrift_auth_failures_total" in exprs("Token requests and failures")
+    assert "schemadrift_auth_token_expiry_timestamp_seconds" in exprs("Token time left")
 
 
 def test_change_intelligence_panels(dashboard: dict[str, Any]) -> None:
@@ -468,6 +482,7 @@ def test_every_query_names_only_exported_metrics(
         "schemadrift_notifications_total",
         "schemadrift_build_info",
         *INTELLIGENCE_TARGET_METRICS,
+        *IDENTITY_METRICS,
         *GROUP_METRICS,
     }
 
