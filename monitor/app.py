@@ -149,8 +149,12 @@ async def start(config: Config) -> Components:
 
 
 async def check_once(config: Config) -> list[PollResult]:
-    """Poll every target once, concurrently; raises StartupError."""
+    """Poll every target once, concurrently; raises StartupError (also when a cloud's regions are unknown)."""
     parts = await start(config)
+    missing = parts.topology.undiscovered()
+    if missing:
+        await parts.aclose()
+        raise StartupError(f"region discovery failed for cloud(s) {', '.join(missing)} (see the log above)")
     try:
         return list(await asyncio.gather(*(_poll_guarded(parts.service, spec) for spec in parts.specs)))
     finally:

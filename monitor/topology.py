@@ -81,6 +81,10 @@ class Topology:
                 log.warning("cloud %s: reference region %s was not discovered; comparing with the majority",
                             cloud.name, cloud.reference)  # fmt: skip
 
+    def undiscovered(self) -> list[str]:
+        """The dynamic clouds no discovery has answered for yet."""
+        return [cloud.name for cloud in self.dynamic if cloud.name not in self._found]
+
     def retry_soon(self) -> None:
         """Discover every dynamic cloud again at the next tick (the last result could not be kept)."""
         self._next.clear()

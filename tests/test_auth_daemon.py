@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import yaml
 from monitor.auth.credentials import renew_margin
 from monitor.simulator import Simulator
 from monitor.simulator_identity import IdentitySimulator, RegionAuthorizer, region_authorizer
-from tests.test_daemon import Daemon, free_port, wait_for
+from tests.test_daemon import Daemon, cli, free_port, wait_for
 from tests.test_notify import Receiver
 
 REGIONS = ("r1", "r2", "r3")
@@ -215,3 +216,23 @@ def _dump_sqlite(path: Path) -> str:
     with sqlite3.connect(path) as conn:
         tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return "\n".join(repr(row) for table in tables for row in conn.execute(f'SELECT * FROM "{table}"'))
+
+
+def test_check_polls_the_discovered_regions_and_fails_when_discovery_does(
+    identity: IdentitySimulator, tmp_path: Path
+) -> None:
+    identity.token_lifetime = 3600
+    with Simulator(REGIONS, authorizer=region_authorizer(identity, per_region_projects=False)) as shared:
+        identity.set_catalog({r: f"{shared.base_url}/{r}" for r in ("r1", "r2")})
+        cloud = {"name": "hw", "regions": "auto", "schemas": ["images"], "allow_http": True,
+                 "auth": password_auth(identity, project_name="r1")}  # fmt: skip
+        path = tmp_path / "check.yaml"
+        path.write_text(yaml.safe_dump({"database": {"url": f"sqlite:///{tmp_path / 'c.db'}"}, "clouds": [cloud]}))
+        done = cli("check", "--config", str(path), "--json")
+        assert done.returncode == 0, done.stderr
+        assert sorted(r["region"] for r in json.loads(done.stdout)) == ["r1", "r2"]
+        identity.set_fault("down")
+        failed = cli("check", "--config", str(path))
+        assert failed.returncode == 1
+        assert "region discovery failed for cloud(s) hw" in failed.stderr
+        assert PASSWORD not in failed.stderr + failed.stdout
