@@ -109,10 +109,10 @@ class AuthManager:
             return True
         merged = self._bundles.get(ca_bundle)
         if merged is None:
-            text = Path(certifi.where()).read_text(encoding="ascii") + "\n" + ca_bundle.read_text(encoding="ascii")
+            content = Path(certifi.where()).read_bytes() + b"\n" + ca_bundle.read_bytes()
             handle, name = tempfile.mkstemp(prefix="schemadrift-ca-", suffix=".pem")
-            with os.fdopen(handle, "w", encoding="ascii") as out:
-                out.write(text)
+            with os.fdopen(handle, "wb") as out:
+                out.write(content)
             merged = self._bundles[ca_bundle] = Path(name)
         return str(merged)
 
