@@ -109,6 +109,7 @@ class PollService:
             self._metrics.set_interval(spec.key, spec.interval)
         try:
             self._register(added)
+            self._repository.retire_targets(removed)  # read views leave departed regions out
             self._active = wanted
             if self.intelligence is not None:
                 bases = {key: (self._bases[key].target_id, self._bases[key].sha256) for key in wanted}

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from monitor.app import Components, build
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey
 from monitor.simulator import Simulator, mutate_breaking
+from monitor.store.repository import Repository
 from monitor.store.tables import ChangeRow, Document, PollOutcome, Snapshot
 from tests.conftest import TOKEN, allow_inserts, fail_inserts, make_config
 
@@ -260,7 +261,11 @@ def test_retargeting_drops_a_departed_regions_series_and_restores_a_returning_on
     assert sample(parts, "schemadrift_poll_success", r2) is None
     assert sample(parts, "schemadrift_poll_interval_seconds", r2) is None
     assert sample(parts, "schemadrift_poll_success") is not None  # r1 stays
+    repository = Repository(parts.engine)
+    assert repository.regions("sim") == ["r1", "r3"]  # read views (CLI compare) leave r2 out now
+    assert repository.target_id(r2) is not None  # its history stays
     parts.service.retarget(everything)
+    assert repository.regions("sim") == ["r1", "r2", "r3"]
     assert sample(parts, "schemadrift_poll_success", r2) == 1  # restored from the database
     assert (sample(parts, "schemadrift_last_success_timestamp_seconds", r2) or 0) > 0
     assert poll(parts, r2).first_snapshot is False  # the comparison base came back too

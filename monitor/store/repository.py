@@ -199,9 +199,23 @@ class Repository(Transactions):
                     ids[key] = row.id
                     if row.url != wanted[key]:
                         row.url = wanted[key]
+                    row.retired_at = None  # polled (again)
             return ids
 
         return self._run("ensure_targets", work)
+
+    def retire_targets(self, keys: Iterable[TargetKey]) -> None:
+        """Mark targets that discovery dropped (read views leave them out; their history stays)."""
+        wanted = set(keys)
+
+        def work(session: Session) -> None:
+            now = utcnow()
+            for row in session.scalars(select(Target).where(Target.retired_at.is_(None))):
+                if TargetKey(row.cloud, row.region, row.schema) in wanted:
+                    row.retired_at = now
+
+        if wanted:
+            self._run("ensure_targets", work)
 
     def load_states(self, target_ids: Sequence[int]) -> dict[int, TargetState]:
         """The restorable state of each target id (targets never polled get an empty state)."""
@@ -338,10 +352,15 @@ class Repository(Transactions):
         )
 
     def regions(self, cloud: str) -> list[str]:
-        """The regions of ``cloud`` the database has targets for (discovered regions included), sorted."""
+        """The regions of ``cloud`` with targets polled now (discovered regions included, retired ones not)."""
 
         def work(session: Session) -> list[str]:
-            query = select(Target.region).where(Target.cloud == cloud).distinct().order_by(Target.region)
+            query = (
+                select(Target.region)
+                .where(Target.cloud == cloud, Target.retired_at.is_(None))
+                .distinct()
+                .order_by(Target.region)
+            )
             return list(session.scalars(query))
 
         return self._run("read", work)

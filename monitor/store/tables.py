@@ -57,6 +57,8 @@ class Target(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # the approved document; NULL means the target's first snapshot
     baseline_snapshot_id: Mapped[int | None] = mapped_column(Id)
+    # when region discovery dropped the target (its history stays); NULL while it is polled
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Snapshot(Base):
