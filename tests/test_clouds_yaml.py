@@ -142,6 +142,17 @@ def test_application_credential_cloud(home: Path) -> None:
     assert cloud.regions == ["r1"]
 
 
+def test_an_application_credential_drops_the_project_scope_it_cannot_use(home: Path) -> None:
+    auth = {"auth_url": AUTH_URL, "application_credential_id": "ac", "application_credential_secret": SECRET,
+            "project_name": "demo", "project_domain_name": "Default"}  # fmt: skip
+    _write(Path.cwd() / "clouds.yaml", {"c": {"auth_type": "v3applicationcredential", "auth": auth, "regions": ["r1"]}})
+
+    cloud = clouds.resolve(_cloud("c"))
+
+    assert isinstance(cloud.auth, ApplicationCredentialAuth)
+    assert cloud.auth.project_name is None and cloud.auth.project_domain_name is None
+
+
 def test_applicationcredential_alias_is_accepted(home: Path) -> None:
     auth = {"auth_url": AUTH_URL, "application_credential_id": "ac", "application_credential_secret": SECRET}
     _write(Path.cwd() / "clouds.yaml", {"c": {"auth_type": "applicationcredential", "auth": auth, "regions": ["r1"]}})

@@ -396,6 +396,9 @@ def _auth_model(settings: dict[str, Any]) -> BaseModel:
         data.update({f: auth[f] for f in ("username", "user_id", "password") if f in auth})
         return _validate(PasswordAuth, {"type": "password", **data})
     fields = ("application_credential_id", "application_credential_name", "application_credential_secret")
+    # an application credential carries its own scope: project/domain settings (often inherited from
+    # OS_PROJECT_* or default_domain) would only make Keystone refuse it
+    data = {f: value for f, value in data.items() if not f.startswith(("project_", "domain_"))}
     data.update({f: auth[f] for f in (*fields, "username", "user_id") if f in auth})
     return _validate(ApplicationCredentialAuth, {"type": "application_credential", **data})
 
