@@ -8,7 +8,7 @@ label set is created at zero when the targets are registered.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
@@ -134,33 +134,31 @@ class Metrics:
     def register_targets(self, keys: Iterable[TargetKey]) -> None:
         """Create every label set of the given targets at zero."""
         for key in keys:
-            labels = (key.cloud, key.region, key.schema)
-            for metric in (self.poll_success, self.polls, self.poll_duration, self.last_poll, self.last_success):
+            for metric, labels in self._target_series(key):
                 metric.labels(*labels)
-            for metric in (self.last_change, self.schema_properties, self.response_size):
-                metric.labels(*labels)
-            for reason in FailureReason:
-                self.poll_failures.labels(*labels, reason.value)
-            for severity in Severity:
-                self.changes.labels(*labels, severity.value)
-                self.drift_unacknowledged.labels(*labels, severity.value)
-            self.flapping.labels(*labels)
 
     def remove_targets(self, keys: Iterable[TargetKey]) -> None:
         """Drop every series of targets no longer polled (a region that left the catalog)."""
         for key in keys:
             labels = (key.cloud, key.region, key.schema)
-            for metric in (self.poll_success, self.polls, self.poll_duration, self.last_poll, self.last_success):
-                _remove(metric, labels)
-            for metric in (self.last_change, self.schema_properties, self.response_size, self.poll_interval):
-                _remove(metric, labels)
-            for metric in (self.flapping, self.region_deviates):
-                _remove(metric, labels)
-            for reason in FailureReason:
-                _remove(self.poll_failures, (*labels, reason.value))
-            for severity in Severity:
-                _remove(self.changes, (*labels, severity.value))
-                _remove(self.drift_unacknowledged, (*labels, severity.value))
+            set_later = [(self.poll_interval, labels), (self.region_deviates, labels)]  # not created at registration
+            for metric, series in [*self._target_series(key), *set_later]:
+                _remove(metric, series)
+
+    def _target_series(self, key: TargetKey) -> Iterator[tuple[Counter | Gauge | Histogram, tuple[str, ...]]]:
+        """Every (metric, label values) of a target that :meth:`register_targets` creates."""
+        labels = (key.cloud, key.region, key.schema)
+        per_target = (
+            self.poll_success, self.polls, self.poll_duration, self.last_poll, self.last_success,
+            self.last_change, self.schema_properties, self.response_size, self.flapping,
+        )  # fmt: skip
+        for metric in per_target:
+            yield metric, labels
+        for reason in FailureReason:
+            yield self.poll_failures, (*labels, reason.value)
+        for severity in Severity:
+            yield self.changes, (*labels, severity.value)
+            yield self.drift_unacknowledged, (*labels, severity.value)
 
     def remove_groups(self, groups: Iterable[tuple[str, str]]) -> None:
         """Drop the (cloud, schema) series of groups no region is left in."""

@@ -183,8 +183,10 @@ class PollService:
     async def _read(self, spec: TargetSpec, started: datetime, t0: float) -> _Read | PollResult:
         """Fetch and validate one document; a failure is stored, counted and returned as a PollResult."""
         credentials = self.auth.for_target(spec)
-        if credentials is not None:  # a token first: waiting for the identity service takes no poll slot
-            with contextlib.suppress(AuthError):  # the fetch below reports it (at once: backoff)
+        if credentials is not None and credentials.renewable:
+            # a token first: waiting for the identity service takes no poll slot; the fetch below takes
+            # the cached token, or reports the failure (at once: backoff)
+            with contextlib.suppress(AuthError):
                 await credentials.acquire()
         async with self._slots:
             try:
