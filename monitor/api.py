@@ -36,9 +36,9 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from monitor.compare import MAJORITY, compare_regions, comparison_json
-from monitor.config import Config, TargetSpec
+from monitor.config import Config
 from monitor.diffing import classify
-from monitor.domain import Severity, TargetKey, change_json
+from monitor.domain import Severity, TargetKey, TargetSpec, change_json, utcnow
 from monitor.intelligence import Intelligence
 from monitor.metrics import Metrics
 from monitor.openapi import (
@@ -58,7 +58,7 @@ from monitor.openapi import (
 )
 from monitor.reports import FORMATS, Comparison, render
 from monitor.store.intelligence import Baseline
-from monitor.store.repository import HistoryFilter, Repository, SnapshotRecord, StoreError, TargetState, utcnow
+from monitor.store.repository import HistoryFilter, Repository, SnapshotRecord, StoreError, TargetState
 
 log = logging.getLogger(__name__)
 
@@ -254,11 +254,8 @@ class Api:
         return frozenset(found)
 
     def _flapping(self) -> frozenset[TargetKey]:
-        """Targets whose ``schemadrift_flapping`` gauge is 1 (the flapping tracker keeps no other public state)."""
-        samples = [s for family in self._ctx.metrics.flapping.collect() for s in family.samples]
-        return frozenset(
-            TargetKey(s.labels["cloud"], s.labels["region"], s.labels["schema"]) for s in samples if s.value >= 1
-        )
+        """Targets flapping now, as the flapping tracker last judged them."""
+        return self._ctx.intelligence.flapping.active()
 
     def _default_reference(self, cloud: str, current: Mapping[str, str]) -> str:
         """The cloud's configured reference while it has a document, else the majority (as the gauges do)."""

@@ -11,29 +11,25 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
 from monitor.api import Api, ApiContext
 from monitor.auth.manager import AuthManager, warn_insecure
-from monitor.config import Config, TargetSpec
-from monitor.domain import PollResult
+from monitor.config import Config
+from monitor.domain import PollResult, TargetSpec
 from monitor.fetching import Fetcher
 from monitor.httpserver import StatusServer
 from monitor.intelligence import Intelligence
 from monitor.metrics import Metrics
 from monitor.notify.dispatcher import Dispatcher, build_channels
+from monitor.retarget import Retargeter
 from monitor.scheduler import PollScheduler
 from monitor.service import PollService
-from monitor.store.engine import SchemaOutdatedError, ensure_schema, make_engine, safe_url
-from monitor.store.intelligence import IntelligenceStore
-from monitor.store.outbox import OutboxStore
-from monitor.store.repository import Repository, StoreError
+from monitor.store.database import Database, DatabaseUnavailableError
+from monitor.store.engine import SchemaOutdatedError
+from monitor.store.repository import StoreError
 from monitor.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -49,78 +45,43 @@ class Components:
 
     config: Config
     topology: Topology
-    engine: Engine
-    registry: CollectorRegistry
+    database: Database
     metrics: Metrics
     fetcher: Fetcher
     service: PollService
+    retargeter: Retargeter
 
     @property
     def specs(self) -> list[TargetSpec]:
         """The targets polled now (the config's, plus discovered regions)."""
         return self.topology.specs()
 
-    async def discover(self, scheduler: PollScheduler | None = None, *, force: bool = False) -> bool:
-        """Ask the identity service for regions; when they changed, poll exactly the new targets.
-
-        Departed regions stop being scheduled first, then the service is re-targeted, then new regions
-        are scheduled. Returns True when the targets changed; raises StoreError when the new targets
-        cannot be registered (the change is then found again at the next discovery).
-        """
-        found = await self.topology.discover(force=force)
-        if found is None:
-            return False
-        specs = self.topology.specs(found)
-        if scheduler is not None:
-            wanted = {spec.key for spec in specs}
-            scheduler.sync([spec for spec in scheduler.specs if spec.key in wanted])
-        try:
-            await asyncio.to_thread(self.service.retarget, specs)
-        except StoreError:
-            self.topology.retry_soon()
-            raise
-        self.topology.commit(found)
-        if scheduler is not None:
-            scheduler.sync(specs)
-        return True
-
     async def aclose(self) -> None:
         """Close everything; blocking steps run in a thread so a second signal still reaches the loop."""
         await self.fetcher.aclose()
         await asyncio.to_thread(self.service.close)
-        await asyncio.to_thread(self.engine.dispose)
+        await asyncio.to_thread(self.database.dispose)
 
 
-def open_database(config: Config) -> Engine:
-    """An engine whose schema is current; raises StartupError with a clear message otherwise."""
-    url = config.database.url.get_secret_value()
-    engine = make_engine(url)
+def open_database(config: Config) -> Database:
+    """The configured database with its schema current; raises StartupError with a clear message otherwise."""
     try:
-        ensure_schema(engine, url)
-    except SchemaOutdatedError as exc:
-        engine.dispose()
+        return Database.open(config.database.url.get_secret_value())
+    except (SchemaOutdatedError, DatabaseUnavailableError) as exc:
         raise StartupError(str(exc)) from None
-    except (SQLAlchemyError, OSError) as exc:
-        engine.dispose()
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise StartupError(
-            f"cannot open database {safe_url(url)}: {type(exc).__name__}: {detail[0] if detail else ''}"
-        ) from None
-    return engine
 
 
 def build(config: Config) -> Components:
     """Open the database and build the pipeline; raises StartupError."""
-    engine = open_database(config)
-    registry = CollectorRegistry()
-    metrics = Metrics(registry, __version__)
+    database = open_database(config)
+    metrics = Metrics(version=__version__)
     fetcher = Fetcher(max_connections=config.polling.max_concurrency)
     auth = AuthManager(metrics)
     topology = Topology(config, auth)
     specs = topology.specs()
-    intelligence = Intelligence(specs, config, metrics, IntelligenceStore(engine))
+    intelligence = Intelligence(specs, config, metrics, database.intelligence)
     service = PollService(
-        Repository(engine),
+        database.repository,
         fetcher,
         metrics,
         max_concurrency=config.polling.max_concurrency,
@@ -131,17 +92,17 @@ def build(config: Config) -> Components:
         service.prepare(specs)
     except StoreError as exc:
         service.close()
-        engine.dispose()
+        database.dispose()
         raise StartupError(f"cannot prepare the database: {exc}") from None
     warn_insecure(config.clouds)
-    return Components(config, topology, engine, registry, metrics, fetcher, service)
+    return Components(config, topology, database, metrics, fetcher, service, Retargeter(topology, service))
 
 
 async def start(config: Config) -> Components:
     """:func:`build`, then a first region discovery for clouds that need one; raises StartupError."""
     parts = build(config)
     try:
-        await parts.discover(force=True)
+        await parts.retargeter.discover(force=True)
     except StoreError as exc:
         await parts.aclose()
         raise StartupError(f"cannot register discovered targets: {exc}") from None
@@ -177,18 +138,20 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     api = build_api(parts, asyncio.get_running_loop())
     try:
         server = StatusServer(
-            config.http.host, config.http.port, parts.registry, lambda: _readiness(scheduler, parts), api=api
+            config.http.host, config.http.port, parts.metrics, lambda: _readiness(scheduler, parts), api=api
         )
     except OSError as exc:
         await parts.aclose()
         raise StartupError(f"cannot listen on {config.http.listen}: {exc.strerror}") from None
+    tick = parts.topology.tick
     scheduler = PollScheduler(
         parts.service,
         parts.specs,
         config.database.poll_retention,
         refresh_interval=config.changes.drift_refresh,
-        discovery=_discovery_job(parts, api, lambda: scheduler),
+        discovery=(tick, parts.retargeter.rediscover) if tick is not None else None,
     )
+    parts.retargeter.attach(scheduler, api)
     server.start()
     scheduler.start()
     notifier = _start_notifications(parts)
@@ -210,26 +173,6 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
-def _discovery_job(
-    parts: Components, api: Api | None, scheduler: Callable[[], PollScheduler]
-) -> tuple[float, Callable[[], Awaitable[None]]] | None:
-    """The periodic discovery: new regions get polled, gone ones stop (None without dynamic clouds)."""
-    tick = parts.topology.tick
-    if tick is None:
-        return None
-
-    async def rediscover() -> None:
-        try:
-            changed = await parts.discover(scheduler())
-        except StoreError as exc:
-            log.error("discovered regions could not be registered (tried again shortly): %s", exc)
-            return
-        if changed and api is not None:
-            api.set_targets(parts.specs)
-
-    return tick, rediscover
-
-
 def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> Api | None:
     """The read API over ``parts`` (None when ``api.enabled`` is false); acks refresh drift on ``loop``."""
     intelligence = parts.service.intelligence
@@ -237,7 +180,7 @@ def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> Api | None:
         return None
     context = ApiContext(
         config=parts.config,
-        repository=Repository(parts.engine),
+        repository=parts.database.repository,
         intelligence=intelligence,
         metrics=parts.metrics,
         on_change=refresh_soon(parts.service, loop),
@@ -274,7 +217,7 @@ def _start_notifications(parts: Components) -> _Notifier | None:
     if not settings.channels:
         return None
     channels = build_channels(settings, parts.config.changes)
-    dispatcher = Dispatcher(settings, OutboxStore(parts.engine), parts.metrics, channels)
+    dispatcher = Dispatcher(settings, parts.database.outbox, parts.metrics, channels)
     stop_event = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop_event), name="notifications")
     log.info("notifications: %d channel(s): %s", len(settings.channels), ", ".join(c.name for c in settings.channels))

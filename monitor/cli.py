@@ -18,12 +18,13 @@ from typing import Any, TextIO
 
 from monitor import __version__, reports, views
 from monitor.compare import comparison_json, matrix_markdown, matrix_text
-from monitor.config import Config, ConfigError, load_config
+from monitor.config import NO_CLOUDS_YAML, CloudsYamlCloud, Config, ConfigError, load_config
 from monitor.configtypes import parse_duration
 from monitor.domain import PollResult, Severity, TargetKey, change_json
 from monitor.reports import change_line, paint, short_json
-from monitor.store.intelligence import IntelligenceStore, Window
-from monitor.store.repository import ChangeRecord, HistoryFilter, Repository, StoreError
+from monitor.store.database import Database
+from monitor.store.intelligence import Window
+from monitor.store.repository import ChangeRecord, HistoryFilter, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CHANGED = 0, 1, 2, 3
 DEFAULT_CONFIG = "config.yaml"
@@ -169,13 +170,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
+    return load_config(args.config, clouds_yaml=_read_clouds_yaml)
 
 
-def _repository(config: Config) -> Repository:
+def _read_clouds_yaml(name: str | None) -> CloudsYamlCloud:
+    """clouds.yaml through openstacksdk, imported only for a config that needs it (it is an optional extra)."""
+    try:
+        from monitor.auth.clouds import resolve
+    except ImportError:
+        raise ValueError(NO_CLOUDS_YAML) from None
+    return resolve(name)
+
+
+def _database(config: Config) -> Database:
     from monitor.app import open_database
 
-    return Repository(open_database(config))
+    return open_database(config)
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
@@ -214,7 +224,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         since=_parse_since(args.since) if args.since else None,
         limit=args.limit,
     )
-    records = _repository(_load(args)).history(where)
+    records = _database(_load(args)).repository.history(where)
     if args.json:
         json.dump([r.as_json() for r in records], out, indent=2, ensure_ascii=False)
         out.write("\n")
@@ -228,7 +238,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_snapshots(args: argparse.Namespace, out: TextIO) -> int:
-    repository = _repository(_load(args))
+    repository = _database(_load(args)).repository
     key = TargetKey(args.cloud, args.region, args.schema)
     rows = repository.snapshots(views.target_id(repository, key))
     if args.json:
@@ -249,11 +259,11 @@ def cmd_snapshots(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
-    config = _load(args)
-    repository = _repository(config)
+    database = _database(_load(args))
+    repository = database.repository
     key = TargetKey(args.cloud, args.region, args.schema)
     if args.baseline:
-        comparison = views.baseline_diff(repository, IntelligenceStore(repository.engine), key)
+        comparison = views.baseline_diff(repository, database.intelligence, key)
     elif args.against_region or args.against_cloud:
         other = TargetKey(args.against_cloud or args.cloud, args.against_region or args.region, args.schema)
         comparison = views.region_diff(repository, key, other)
@@ -275,7 +285,8 @@ def _color(args: argparse.Namespace, out: TextIO) -> bool:
 
 def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
-    view = views.compare_view(_repository(config), config, args.cloud, args.schema, args.reference, args.with_cloud)
+    repository = _database(config).repository
+    view = views.compare_view(repository, config, args.cloud, args.schema, args.reference, args.with_cloud)
     fmt = _format(args)
     if fmt == "json":
         body = {**comparison_json(view.comparison, view.labels),
@@ -291,9 +302,9 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_drift(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
-    repository = _repository(config)
+    database = _database(config)
     spec = config.spec_for(TargetKey(args.cloud, args.region, args.schema))
-    items = views.drift_view(repository, IntelligenceStore(repository.engine), spec, datetime.now(UTC))
+    items = views.drift_view(database.repository, database.intelligence, spec, datetime.now(UTC))
     if args.json:
         rows = [{"fingerprint": i.fingerprint, "acknowledged": i.acknowledged, **change_json(i.change)} for i in items]
         out.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
@@ -308,8 +319,8 @@ def cmd_drift(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_ack(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
-    repository = _repository(config)
-    store = IntelligenceStore(repository.engine)
+    database = _database(config)
+    repository, store = database.repository, database.intelligence
     spec = config.spec_for(TargetKey(args.cloud, args.region, args.schema))
     tid = views.target_id(repository, spec.key)
     now = datetime.now(UTC)
@@ -344,7 +355,7 @@ def cmd_expect(args: argparse.Namespace, out: TextIO) -> int:
     start = _parse_since(args.start) if args.start else datetime.now(UTC)
     window = Window(args.cloud, args.schema, start, start + timedelta(seconds=parse_duration(args.duration)),
                     args.comment)  # fmt: skip
-    IntelligenceStore(_repository(config).engine).add_window(window, args.by, datetime.now(UTC))
+    _database(config).intelligence.add_window(window, args.by, datetime.now(UTC))
     scope = f"{args.cloud}/{args.schema}" if args.schema else f"{args.cloud} (all schemas)"
     out.write(f"changes to {scope} are expected from {window.starts_at:%Y-%m-%d %H:%M} to "
               f"{window.ends_at:%Y-%m-%d %H:%M} UTC\n")  # fmt: skip
@@ -370,19 +381,15 @@ def _pick_snapshots(ids: list[int], from_id: int | None, to_id: int | None) -> t
 
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.app import StartupError
-    from monitor.store.engine import current_revision, head_revision, make_engine, safe_url, upgrade
+    from monitor.store.database import DatabaseUnavailableError, upgrade_database
+    from monitor.store.engine import safe_url
 
-    config = _load(args)
-    url = config.database.url.get_secret_value()
-    engine = make_engine(url)
+    url = _load(args).database.url.get_secret_value()
     try:
-        before = current_revision(engine)
-        upgrade(engine)
-    except Exception as exc:
-        raise StartupError(f"cannot upgrade {safe_url(url)}: {type(exc).__name__}") from None
-    finally:
-        engine.dispose()
-    out.write(f"{safe_url(url)}: schema revision {before or '(empty)'} → {head_revision()}\n")
+        before, after = upgrade_database(url)
+    except DatabaseUnavailableError as exc:
+        raise StartupError(str(exc)) from None
+    out.write(f"{safe_url(url)}: schema revision {before or '(empty)'} → {after}\n")
     return EXIT_OK
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -26,7 +27,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy.engine import make_url
 
 from monitor.auth.models import (
     REGION_PLACEHOLDER,
@@ -40,20 +40,21 @@ from monitor.auth.models import (
     default_type,
 )
 from monitor.configtypes import (
+    ChannelName,
+    CloudName,
     Duration,
     Model,
     PositiveDuration,
+    SchemaName,
     Size,
-    check_name,
     check_region,
     parse_duration,
-    read_secret_files,
     require_unique,
 )
 from monitor.configtypes import (
     parse_size as parse_size,  # re-exported for callers of this module
 )
-from monitor.domain import IgnoreRules, Severity, TargetKey
+from monitor.domain import IgnoreRules, Severity, TargetKey, TargetSpec, TlsSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/schemadrift.db"
 DEFAULT_LISTEN = "127.0.0.1:9478"
@@ -77,11 +78,7 @@ class DatabaseConfig(Model):
     url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
     url_file: Path | None = None
     poll_retention: PositiveDuration = parse_duration("30d")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_url_file(cls, data: Any) -> Any:
-        return read_secret_files(data, ("url",))
+    secret_files = ("url",)
 
     @field_validator("url")
     @classmethod
@@ -90,8 +87,8 @@ class DatabaseConfig(Model):
         if not url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("must start with sqlite:// or postgresql+psycopg://")
         try:
-            make_url(url).port  # noqa: B018 - parsing the port is the check
-        except Exception:
+            urlsplit(url).port  # noqa: B018 - parsing the port is the check
+        except ValueError:
             raise ValueError("is not a valid database URL (check the host:port part)") from None
         return value
 
@@ -180,14 +177,9 @@ class IgnoreConfig(Model):
 class SchemaConfig(PollSettings):
     """A schema endpoint: ``/v2/schemas/<name>`` unless ``path`` says otherwise."""
 
-    name: str
+    name: SchemaName
     path: str | None = None
     ignore: IgnoreConfig | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        return check_name(value, "schema")
 
     @field_validator("path")
     @classmethod
@@ -256,7 +248,7 @@ class CloudConfig(PollSettings):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    name: str
+    name: CloudName
     endpoint: str | None = None
     endpoint_override: str | None = None
     regions: Annotated[list[str], Field(min_length=1)] | Literal["auto"] | None = None
@@ -273,16 +265,11 @@ class CloudConfig(PollSettings):
     ignore: IgnoreConfig | None = None
     reference: str = "majority"  # cross-region comparison: "majority" or one of the regions
 
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        return check_name(value, "cloud")
-
     @field_validator("regions")
     @classmethod
     def _valid_regions(cls, value: list[str] | str | None) -> list[str] | str | None:
         if isinstance(value, list):
-            for region in value:
+            for region in value:  # here, not as an item type: the message then names the field, not a union branch
                 check_region(region)
             require_unique(value, "region")
         return value
@@ -335,6 +322,11 @@ class CloudConfig(PollSettings):
         return self
 
     @property
+    def tls(self) -> TlsSettings:
+        """The cloud's TLS settings, for its polls and its identity service."""
+        return TlsSettings(self.ca_bundle, self.cert, self.key, self.insecure)
+
+    @property
     def base_url_template(self) -> str | None:
         """The configured base URL (``endpoint_override`` wins over ``endpoint``); None: from the catalog."""
         return self.endpoint_override or self.endpoint
@@ -363,20 +355,11 @@ _SEVERITY_NAMES = Literal["breaking", "warning", "info", "cosmetic"]
 class ChannelSettings(Model):
     """Common settings of a notification channel; ``url`` (or ``url_file``) may carry a secret."""
 
-    name: str
+    name: ChannelName
     url: SecretStr
     url_file: Path | None = None
     min_severity: _SEVERITY_NAMES = "info"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_url_file(cls, data: Any) -> Any:
-        return read_secret_files(data, ("url", "secret"))
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        return check_name(value, "channel")
+    secret_files = ("url", "secret")
 
     @field_validator("url")
     @classmethod
@@ -435,11 +418,7 @@ class ApiConfig(Model):
     enabled: bool = True
     token: SecretStr | None = None
     token_file: Path | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_token_file(cls, data: Any) -> Any:
-        return read_secret_files(data, ("token",))
+    secret_files = ("token",)
 
 
 class ExpectedWindowConfig(Model):
@@ -533,54 +512,13 @@ class Config(Model):
         return _spec(self.defaults, cloud, key.region, schema, "")
 
 
-@dataclass(frozen=True, slots=True)
-class TargetSpec:
-    """A target with every setting resolved (schema over cloud over defaults)."""
-
-    key: TargetKey
-    url: str
-    interval: float
-    timeout: float
-    jitter: float
-    max_body_bytes: int
-    retries: int
-    retry_after_cap: float
-    allow_http: bool
-    ca_bundle: Path | None
-    auth: TargetAuth
-    confirm_reads: int = 1
-    confirm_delay: float = 0.0
-    ignore: IgnoreRules = field(default_factory=IgnoreRules)
-    cert: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = False
-
-    @property
-    def tls(self) -> TlsSettings:
-        """The TLS settings the poll's HTTP client needs."""
-        return TlsSettings(self.ca_bundle, self.cert, self.key_file, self.insecure)
-
-
-@dataclass(frozen=True, slots=True)
-class TlsSettings:
-    """Trust and client certificate of one cloud; ``insecure`` only when the config says so."""
-
-    ca_bundle: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    insecure: bool = False
-
-
 def _spec(defaults: Defaults, cloud: CloudConfig, region: str, schema: SchemaConfig, base: str | None) -> TargetSpec:
     assert not isinstance(cloud.auth, CloudsYamlAuth), "resolve_clouds_yaml() runs first"
     return TargetSpec(
         key=TargetKey(cloud.name, region, schema.name),
         url=_url(cloud, region, schema, base),
         allow_http=cloud.allow_http,
-        ca_bundle=cloud.ca_bundle,
-        cert=cloud.cert,
-        key_file=cloud.key,
-        insecure=cloud.insecure,
+        tls=cloud.tls,
         auth=cloud.auth,
         ignore=_ignore_rules(cloud.ignore, schema.ignore),
         **_effective(defaults, cloud, schema),
@@ -670,29 +608,86 @@ def _secret_problems(config: Config) -> list[str]:
     return problems
 
 
-def resolve_clouds_yaml(config: Config) -> tuple[Config, list[str]]:
-    """Replace every ``auth: {type: cloud}`` by what clouds.yaml / ``OS_*`` say; returns problems found."""
+@dataclass(frozen=True, slots=True)
+class CloudsYamlCloud:
+    """What clouds.yaml (+ secure.yaml, or ``OS_*``) says about one cloud; built by :mod:`monitor.auth.clouds`.
+
+    ``where`` names the cloud and the file it came from, for messages.
+    """
+
+    where: str
+    auth: PasswordAuth | ApplicationCredentialAuth | TokenAuth
+    regions: list[str]
+    endpoint_override: str | None = None
+    cacert: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    insecure: bool = False
+    interface: str | None = None
+
+
+CloudsYamlReader = Callable[[str | None], CloudsYamlCloud]
+"""Reads one cloud of clouds.yaml by name (None: ``OS_CLOUD`` / ``OS_*``); raises ValueError without secrets.
+
+:func:`monitor.auth.clouds.resolve` is the one implementation; it needs openstacksdk, so the caller passes it in.
+"""
+
+NO_CLOUDS_YAML = "type cloud needs openstacksdk: pip install 'schema-drift-monitor[openstack]'"
+
+
+def resolve_clouds_yaml(config: Config, reader: CloudsYamlReader | None) -> tuple[Config, list[str]]:
+    """Replace every ``auth: {type: cloud}`` by what ``reader`` finds in clouds.yaml; returns problems found."""
     problems: list[str] = []
     clouds = list(config.clouds)
     for i, cloud in enumerate(clouds):
         if not isinstance(cloud.auth, CloudsYamlAuth):
             continue
         try:
-            from monitor.auth import clouds as clouds_yaml  # needs openstacksdk (the [openstack] extra)
-        except ImportError:
-            problems.append(
-                f"clouds[{i}].auth: type cloud needs openstacksdk: pip install 'schema-drift-monitor[openstack]'"
-            )
-            continue
-        try:
-            clouds[i] = clouds_yaml.resolve(cloud)
+            if reader is None:
+                raise ValueError(NO_CLOUDS_YAML)
+            clouds[i] = apply_clouds_yaml(cloud, reader(cloud.auth.cloud))
         except ValueError as exc:
             problems.append(f"clouds[{i}].auth: {exc}")
     return config.model_copy(update={"clouds": clouds}), problems
 
 
-def parse_config(data: Any, source: str = "<config>") -> Config:
-    """Validate already-parsed YAML data; raises ConfigError listing every problem."""
+def apply_clouds_yaml(cloud: CloudConfig, found: CloudsYamlCloud) -> CloudConfig:
+    """``cloud`` with its ``auth: {type: cloud}`` replaced by ``found``, validated like any other cloud.
+
+    Regions, endpoint, TLS settings and the discovery interface are taken from clouds.yaml only where the
+    config leaves them unset. Raises ValueError (without a secret) when the completed cloud is invalid.
+    """
+    completed = cloud.model_copy(update=_clouds_yaml_update(cloud, found))
+    try:
+        # model_copy() does not validate: every check of CloudConfig runs on the completed copy
+        return CloudConfig.model_validate(dict(completed))
+    except ValidationError as exc:
+        raise ValueError(f"{found.where}: {'; '.join(_format_error(e) for e in exc.errors())}") from None
+
+
+def _clouds_yaml_update(cloud: CloudConfig, found: CloudsYamlCloud) -> dict[str, Any]:
+    """The CloudConfig fields to change: the auth, and whatever the config leaves unset."""
+    update: dict[str, Any] = {"auth": found.auth}
+    if cloud.regions is None and found.regions:
+        update["regions"] = found.regions
+    if found.endpoint_override and cloud.endpoint is None and cloud.endpoint_override is None:
+        update["endpoint_override"] = found.endpoint_override
+    if found.cacert and cloud.ca_bundle is None:
+        update["ca_bundle"] = found.cacert
+    if (found.cert or found.key) and cloud.cert is None and cloud.key is None:
+        update["cert"], update["key"] = found.cert, found.key
+    if found.insecure and "insecure" not in cloud.model_fields_set:
+        update["insecure"] = True
+    if found.interface is not None and "interface" not in cloud.discovery.model_fields_set:
+        update["discovery"] = cloud.discovery.model_copy(update={"interface": found.interface})
+    return update
+
+
+def parse_config(data: Any, source: str = "<config>", clouds_yaml: CloudsYamlReader | None = None) -> Config:
+    """Validate already-parsed YAML data; raises ConfigError listing every problem.
+
+    ``clouds_yaml`` reads clouds for ``auth: {type: cloud}`` (without it, such a cloud is a problem).
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -703,7 +698,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         config = Config.model_validate(substituted)
     except ValidationError as exc:
         raise ConfigError(source, problems + [_format_error(e) for e in exc.errors()]) from None
-    config, found = resolve_clouds_yaml(config)
+    config, found = resolve_clouds_yaml(config, clouds_yaml)
     problems += found + _secret_problems(config)
     if not config.clouds:
         problems.append("clouds: at least one cloud is needed")
@@ -719,8 +714,11 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(problem)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate the YAML file at ``path``; raises ConfigError (never a bare exception)."""
+def load_config(path: str | Path, clouds_yaml: CloudsYamlReader | None = None) -> Config:
+    """Read and validate the YAML file at ``path``; raises ConfigError (never a bare exception).
+
+    ``clouds_yaml`` as for :func:`parse_config`.
+    """
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -730,4 +728,4 @@ def load_config(path: str | Path) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"not valid YAML: {_yaml_problem(exc)}"]) from None
-    return parse_config(data, source)
+    return parse_config(data, source, clouds_yaml)

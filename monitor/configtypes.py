@@ -6,10 +6,11 @@ Shared by :mod:`monitor.config` and :mod:`monitor.auth.models`; nothing here rea
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # OpenStack's default region is RegionOne
@@ -59,6 +60,7 @@ def require_unique(names: list[str], what: str) -> None:
 
 
 def check_name(value: str, what: str) -> str:
+    """A cloud, schema or channel name: lowercase letters, digits, ``.``, ``_``, ``-``; raises ValueError."""
     if not _NAME_RE.match(value):
         raise ValueError(f"invalid {what} name {value!r}: use lowercase letters, digits, '.', '_' or '-' (max 63)")
     return value
@@ -88,5 +90,22 @@ def read_secret_files(data: Any, keys: tuple[str, ...]) -> Any:
     return data
 
 
+CloudName = Annotated[str, AfterValidator(partial(check_name, what="cloud"))]
+SchemaName = Annotated[str, AfterValidator(partial(check_name, what="schema"))]
+ChannelName = Annotated[str, AfterValidator(partial(check_name, what="channel"))]
+
+
 class Model(BaseModel):
+    """Every configuration model: unknown keys refused, frozen once built.
+
+    A model listing ``secret_files`` accepts each of those secrets as ``<key>_file`` too: the file is read
+    (stripped) into ``<key>`` before validation; giving both, or an unreadable file, is a config error.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    secret_files: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        return read_secret_files(data, cls.secret_files) if cls.secret_files else data

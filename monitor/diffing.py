@@ -76,7 +76,7 @@ from deepdiff import DeepDiff
 from deepdiff.operator import BaseOperator
 
 from monitor.canonical import canonicalize, set_key
-from monitor.domain import ABSENT, Change, Severity
+from monitor.domain import ABSENT, Change, Severity, pointer_join
 
 _B, _W, _I, _C = Severity.BREAKING, Severity.WARNING, Severity.INFO, Severity.COSMETIC
 
@@ -275,7 +275,7 @@ def _diff_schema(old: Any, new: Any, path: str, scope: _Scope, reported: _Report
         return
     for name in reported.keys(old, new):
         keyword = _Keyword(
-            name, old.get(name, ABSENT), new.get(name, ABSENT), _join(path, name), old, new, reported.child(name)
+            name, old.get(name, ABSENT), new.get(name, ABSENT), pointer_join(path, name), old, new, reported.child(name)
         )
         yield from _HANDLERS.get(name, _diff_plain)(keyword, scope)
 
@@ -288,7 +288,7 @@ def _diff_properties(kw: _Keyword, scope: _Scope) -> Iterator[Change]:
         return
     required = _names(kw.new_parent.get("required", ABSENT)) or set()
     for name in kw.reported.keys(old, new):
-        path = _join(kw.path, name)
+        path = pointer_join(kw.path, name)
         old_schema, new_schema = old.get(name, ABSENT), new.get(name, ABSENT)
         if old_schema is ABSENT:
             rule = "required-property-added" if name in required else "property-added"
@@ -443,7 +443,7 @@ def _diff_schema_map(kw: _Keyword, scope: _Scope) -> Iterator[Change]:
         yield from _diff_plain(kw, scope)
         return
     for name in kw.reported.keys(kw.old, kw.new):
-        old, new, path = kw.old.get(name, ABSENT), kw.new.get(name, ABSENT), _join(kw.path, name)
+        old, new, path = kw.old.get(name, ABSENT), kw.new.get(name, ABSENT), pointer_join(kw.path, name)
         if old is ABSENT or new is ABSENT:
             yield _change("value-changed", path, scope, old, new)
         else:
@@ -507,7 +507,7 @@ def _diff_value(old: Any, new: Any, path: str, reported: _Reported, make: _MakeC
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         for key in reported.keys(old, new):
             yield from _diff_value(
-                old.get(key, ABSENT), new.get(key, ABSENT), _join(path, key), reported.child(key), make
+                old.get(key, ABSENT), new.get(key, ABSENT), pointer_join(path, key), reported.child(key), make
             )
     elif isinstance(old, list) and isinstance(new, list):
         yield from _diff_sequence(old, new, path, reported, lambda o, n, p, r: _diff_value(o, n, p, r, make), make)
@@ -529,12 +529,12 @@ def _diff_sequence(
         if tag == "replace" and i2 - i1 == j2 - j1:
             for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
                 inside = reported.child(i) if i == j else _detect(old[i], new[j])
-                yield from pair(old[i], new[j], _join(path, j), inside)
+                yield from pair(old[i], new[j], pointer_join(path, j), inside)
             continue
         for i in range(i1, i2):
-            yield make(_join(path, i), old[i], ABSENT)
+            yield make(pointer_join(path, i), old[i], ABSENT)
         for j in range(j1, j2):
-            yield make(_join(path, j), ABSENT, new[j])
+            yield make(pointer_join(path, j), ABSENT, new[j])
 
 
 # --- building blocks -----------------------------------------------------------------------------------
@@ -562,11 +562,6 @@ def _info_change(path: str, old: Any, new: Any) -> Change:
 def _keys(value: Any) -> set[str]:
     """The keys of an object; none for ``ABSENT`` or any other value."""
     return set(value) if isinstance(value, Mapping) else set()
-
-
-def _join(path: str, token: str | int) -> str:
-    """``path`` extended by one RFC 6901 reference token (``~`` → ``~0``, ``/`` → ``~1``)."""
-    return f"{path}/{str(token).replace('~', '~0').replace('/', '~1')}"
 
 
 def _object_or_empty(value: Any) -> Mapping[str, Any] | None:

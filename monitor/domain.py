@@ -10,7 +10,8 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 
@@ -75,6 +76,21 @@ class FailureReason(enum.StrEnum):
             return cls(f"http_{status}")
         except ValueError:
             return cls.HTTP_OTHER
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (everything stored and compared is UTC)."""
+    return datetime.now(UTC)
+
+
+def exponential_backoff(failures: int, base: float, cap: float) -> float:
+    """Seconds to wait after ``failures`` consecutive failures (1 or more): ``base`` doubling up to ``cap``."""
+    return float(min(cap, base * 2 ** max(0, failures - 1)))
+
+
+def pointer_join(path: str, token: str | int) -> str:
+    """``path`` (an RFC 6901 JSON Pointer) extended by one reference token, escaped (``~`` → ``~0``, ``/`` → ``~1``)."""
+    return f"{path}/{str(token).replace('~', '~0').replace('/', '~1')}"
 
 
 class _Absent:
@@ -184,6 +200,43 @@ class IgnoreRules:
         if any(change.path == p or change.path.startswith(p.rstrip("/") + "/") for p in self.paths):
             return True
         return any(re.search(pattern, change.path) for pattern in self.patterns)
+
+
+class AuthSettings(Protocol):
+    """A target's credentials settings, as the configuration built them; ``type`` names the kind."""
+
+    @property
+    def type(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """Trust and client certificate of one cloud; ``insecure`` only when the config says so."""
+
+    ca_bundle: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """A target with every setting resolved (schema over cloud over defaults); built by the configuration."""
+
+    key: TargetKey
+    url: str
+    interval: float
+    timeout: float
+    jitter: float
+    max_body_bytes: int
+    retries: int
+    retry_after_cap: float
+    allow_http: bool
+    auth: AuthSettings
+    confirm_reads: int = 1
+    confirm_delay: float = 0.0
+    ignore: IgnoreRules = field(default_factory=IgnoreRules)
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
 
 @dataclass(frozen=True, slots=True)

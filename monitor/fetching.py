@@ -31,8 +31,7 @@ import httpx
 
 from monitor import __version__
 from monitor.auth.credentials import AuthError, Credentials, RequestSigner
-from monitor.config import TargetSpec, TlsSettings
-from monitor.domain import FailureReason
+from monitor.domain import FailureReason, TargetSpec, TlsSettings, exponential_backoff
 
 MAX_REDIRECTS = 5
 BACKOFF_BASE = 0.5
@@ -190,7 +189,7 @@ def _retry_delay(exc: FetchError, attempt: int, spec: TargetSpec) -> float | Non
         return None
     if exc.retry_after is not None:
         return min(exc.retry_after, spec.retry_after_cap)
-    return float(BACKOFF_BASE * 2**attempt)
+    return exponential_backoff(attempt + 1, BACKOFF_BASE, spec.timeout)
 
 
 def _translate(exc: BaseException) -> FetchError:

@@ -11,26 +11,23 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-
-if TYPE_CHECKING:
-    from monitor.api import Api
+from monitor.api import Api
+from monitor.metrics import CONTENT_TYPE, Metrics
 
 
 class StatusServer:
-    """Serves the registry and health endpoints on ``host:port`` (port 0 picks a free one)."""
+    """Serves the metrics and health endpoints on ``host:port`` (port 0 picks a free one)."""
 
     def __init__(
         self,
         host: str,
         port: int,
-        registry: CollectorRegistry,
+        metrics: Metrics,
         ready: Callable[[], dict[str, bool]],
         api: Api | None = None,
     ):
-        handler = _make_handler(registry, ready, api)
+        handler = _make_handler(metrics, ready, api)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
@@ -49,7 +46,7 @@ class StatusServer:
 
 
 def _make_handler(
-    registry: CollectorRegistry, ready: Callable[[], dict[str, bool]], api: Api | None
+    metrics: Metrics, ready: Callable[[], dict[str, bool]], api: Api | None
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "schema-drift-monitor"
@@ -59,7 +56,7 @@ def _make_handler(
             if api is not None and path.startswith("/api/"):
                 self._serve_api()
             elif path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+                self._send(200, CONTENT_TYPE, metrics.exposition())
             elif path == "/healthz":
                 self._send(200, "text/plain; charset=utf-8", b"ok\n")
             elif path == "/readyz":

@@ -21,16 +21,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.compare import compare_regions
-from monitor.config import ChangesConfig, CloudConfig, TargetSpec
+from monitor.config import ChangesConfig, CloudConfig
 from monitor.diffing import classify
-from monitor.domain import Change, IgnoreRules, Severity, TargetKey, fingerprint
+from monitor.domain import Change, IgnoreRules, TargetKey, TargetSpec, fingerprint
 from monitor.metrics import Metrics
 from monitor.store.intelligence import Baseline, IntelligenceStore, RolloutRecord, Window
 
@@ -57,13 +57,7 @@ class Fleet:
             self._regions.setdefault((spec.key.cloud, spec.key.schema), []).append(spec.key.region)
         self._current: dict[TargetKey, str] = {}
         self._rollouts: dict[Group, _Rollout] = {}
-        for cloud, schema in self._regions:
-            metrics.region_variants.labels(cloud, schema)
-            metrics.rollout_in_progress.labels(cloud, schema)
-            metrics.rollout_last_completed.labels(cloud, schema)
-            metrics.rollout_last_duration.labels(cloud, schema)
-        for spec in specs:
-            metrics.region_deviates.labels(spec.key.cloud, spec.key.region, spec.key.schema)
+        metrics.register_groups(self._regions)
 
     @property
     def groups(self) -> set[Group]:
@@ -158,20 +152,19 @@ class Fleet:
     def _export(self, group: Group) -> None:
         cloud, schema = group
         current = self.current(cloud, schema)
-        self._metrics.rollout_in_progress.labels(cloud, schema).set(1 if group in self._rollouts else 0)
+        rollout = group in self._rollouts
         if not current:
+            self._metrics.set_group(cloud, schema, rollout=rollout)
             return
         reference = self._references.get(cloud, "majority")
         comparison = compare_regions(current, reference if reference in current or reference == "majority"
                                      else "majority")  # fmt: skip
-        self._metrics.region_variants.labels(cloud, schema).set(len(comparison.variants))
+        self._metrics.set_group(cloud, schema, rollout=rollout, variants=len(comparison.variants))
         for region in self._regions[group]:
-            deviates = 1 if region in comparison.deviating else 0
-            self._metrics.region_deviates.labels(cloud, region, schema).set(deviates)
+            self._metrics.set_deviates(TargetKey(cloud, region, schema), region in comparison.deviating)
 
     def _export_completion(self, cloud: str, schema: str, started: datetime, completed: datetime) -> None:
-        self._metrics.rollout_last_completed.labels(cloud, schema).set(completed.timestamp())
-        self._metrics.rollout_last_duration.labels(cloud, schema).set((completed - started).total_seconds())
+        self._metrics.set_rollout_completed(cloud, schema, started, completed)
 
 
 class Flapping:
@@ -182,6 +175,7 @@ class Flapping:
         self._threshold = settings.flapping_threshold
         self._metrics = metrics
         self._changes: dict[TargetKey, deque[datetime]] = {}
+        self._flapping: set[TargetKey] = set()
 
     def observe(self, key: TargetKey, changed_at: datetime | None, now: datetime) -> bool:
         """Record a change (when ``changed_at`` is given) and return whether the target is flapping."""
@@ -191,8 +185,16 @@ class Flapping:
         while times and times[0] < now - self._window:
             times.popleft()
         flapping = len(times) >= self._threshold
-        self._metrics.flapping.labels(key.cloud, key.region, key.schema).set(1 if flapping else 0)
+        if flapping:
+            self._flapping.add(key)
+        else:
+            self._flapping.discard(key)
+        self._metrics.set_flapping(key, flapping)
         return flapping
+
+    def active(self) -> frozenset[TargetKey]:
+        """The targets flapping as of their last observation."""
+        return frozenset(self._flapping)
 
 
 class Drift:
@@ -231,9 +233,7 @@ class Drift:
                 if not change.ignored and fp not in acked:
                     pending.append((fp, change))
         self.unacknowledged[key] = pending
-        for severity in Severity:
-            count = sum(1 for _, c in pending if c.severity is severity)
-            self._metrics.drift_unacknowledged.labels(key.cloud, key.region, key.schema, severity.value).set(count)
+        self._metrics.set_drift(key, Counter(c.severity for _, c in pending))
 
 
 def expected_now(windows: Sequence[Window], key: TargetKey, at: datetime) -> Window | None:

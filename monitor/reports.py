@@ -30,7 +30,7 @@ from typing import Any, Final
 import jsonpatch
 
 from monitor.canonical import canonicalize
-from monitor.domain import ABSENT, Change, Severity, change_json
+from monitor.domain import ABSENT, Change, Severity, change_json, pointer_join
 
 FORMATS: Final = ("text", "markdown", "json", "jsonpatch")
 """The names ``render`` accepts, in the order a ``--format`` help text should list them."""
@@ -267,27 +267,24 @@ def _plain_patch(source: Any, target: Any, path: str = "") -> list[_Op]:
 
 
 def _plain_object_patch(source: dict[str, Any], target: dict[str, Any], path: str) -> list[_Op]:
-    ops: list[_Op] = [{"op": "remove", "path": _join(path, key)} for key in sorted(source.keys() - target.keys())]
+    ops: list[_Op] = [
+        {"op": "remove", "path": pointer_join(path, key)} for key in sorted(source.keys() - target.keys())
+    ]
     for key in sorted(target.keys() - source.keys()):
-        ops.append({"op": "add", "path": _join(path, key), "value": copy.deepcopy(target[key])})
+        ops.append({"op": "add", "path": pointer_join(path, key), "value": copy.deepcopy(target[key])})
     for key in sorted(source.keys() & target.keys()):
-        ops += _plain_patch(source[key], target[key], _join(path, key))
+        ops += _plain_patch(source[key], target[key], pointer_join(path, key))
     return ops
 
 
 def _plain_array_patch(source: list[Any], target: list[Any], path: str) -> list[_Op]:
     ops: list[_Op] = []
     for index in range(min(len(source), len(target))):
-        ops += _plain_patch(source[index], target[index], _join(path, str(index)))
-    ops += [{"op": "remove", "path": _join(path, str(i))} for i in reversed(range(len(target), len(source)))]
+        ops += _plain_patch(source[index], target[index], pointer_join(path, str(index)))
+    ops += [{"op": "remove", "path": pointer_join(path, str(i))} for i in reversed(range(len(target), len(source)))]
     for index in range(len(source), len(target)):
-        ops.append({"op": "add", "path": _join(path, str(index)), "value": copy.deepcopy(target[index])})
+        ops.append({"op": "add", "path": pointer_join(path, str(index)), "value": copy.deepcopy(target[index])})
     return ops
-
-
-def _join(path: str, token: str) -> str:
-    """``path`` extended by one RFC 6901 reference token (``~`` and ``/`` escaped)."""
-    return f"{path}/{token.replace('~', '~0').replace('/', '~1')}"
 
 
 def _same_json(a: Any, b: Any) -> bool:

@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.config import TargetSpec
+from monitor.domain import TargetSpec, utcnow
 from monitor.service import PollService
-from monitor.store.repository import utcnow
 
 log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL_S = 3600.0
+FLUSH_INTERVAL_S = 5.0  # how often the batched times of unchanged polls are written
 
 
 class PollScheduler:
@@ -56,6 +56,14 @@ class PollScheduler:
             coalesce=True,
             misfire_grace_time=int(PRUNE_INTERVAL_S),
             next_run_time=now + timedelta(seconds=60),
+        )
+        self._scheduler.add_job(
+            self._flush_job,
+            IntervalTrigger(seconds=FLUSH_INTERVAL_S),
+            id="flush",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(FLUSH_INTERVAL_S),
         )
         self._scheduler.add_job(
             self._refresh_job,
@@ -115,6 +123,12 @@ class PollScheduler:
         except Exception:
             log.exception("region discovery raised")
 
+    async def _flush_job(self) -> None:
+        try:
+            await self._service.flush()
+        except Exception:
+            log.exception("writing the times of the last polls raised")
+
     async def _refresh_job(self) -> None:
         try:
             await self._service.refresh_intelligence()
@@ -138,10 +152,10 @@ class PollScheduler:
         try:
             removed = await self._service.prune(self._retention)
         except Exception:
-            log.exception("pruning poll outcomes raised")
+            log.exception("pruning poll transitions raised")
             return
         if removed:
-            log.info("pruned %d poll outcome row(s) past retention", removed)
+            log.info("pruned %d poll transition row(s) past retention", removed)
 
     async def shutdown(self, grace: float) -> None:
         """Stop scheduling; let running polls finish within ``grace`` seconds, then cancel the rest.

@@ -4,62 +4,101 @@ The scheduler only calls :meth:`PollService.poll`; ``check`` calls it once per t
 each target's comparison base (its current snapshot) in memory, restored from the database at start,
 and advances it only after the database has accepted the new snapshot — so a database outage never
 loses a change: the next successful write compares against the last stored document.
+
+What a poll costs depends on what it finds:
+
+* **the same bytes as last time** (the usual case): a SHA-256 of the body, compared in memory; no parse,
+  no thread, no row — only its time is marked for the next batch (:mod:`monitor.lastseen`);
+* **different bytes, same canonical document** (reordered keys, whitespace): parsed in a worker thread;
+  no row either;
+* **a different document**: confirmed by reading again, then the snapshot and its changes are written in
+  one transaction;
+* **a failure**: written only when the target's outcome changes (ok → failing, failing → ok, another reason),
+  so "when did it start failing, and why" stays in the database while a long outage writes one row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from monitor.auth.credentials import AuthError
 from monitor.auth.manager import AuthManager
 from monitor.canonical import DocumentError, canonical_json, count_properties, document_sha256, parse_document
-from monitor.config import TargetSpec
+from monitor.concurrency import in_thread
 from monitor.diffing import classify
-from monitor.domain import FailureReason, PollResult, Severity, TargetKey
+from monitor.domain import FailureReason, PollResult, Severity, TargetKey, TargetSpec, utcnow
 from monitor.fetching import Fetcher, FetchError
 from monitor.intelligence import Intelligence
+from monitor.lastseen import LastSeen
 from monitor.metrics import Metrics
-from monitor.store.repository import Repository, SnapshotConflictError, StoredDocument, StoreError, TargetState, utcnow
+from monitor.store.repository import Repository, SnapshotConflictError, StoredDocument, StoreError, TargetState
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Outcome = tuple[bool, FailureReason | None]
+"""A poll's outcome as transitions are recorded: (succeeded, failure reason)."""
 
 
 @dataclass(slots=True)
 class _Base:
-    """A target's comparison base: its latest stored snapshot (None before the first success)."""
+    """A target's comparison base and poll state (restored from the database, advanced after each write).
+
+    ``raw`` is the SHA-256 of the last body read whose canonical document is ``sha256``: the same bytes
+    again need no parsing. ``outcome`` is the last recorded transition (None: never polled).
+    """
 
     target_id: int
     snapshot_id: int | None = None
     sha256: str | None = None
     document: dict[str, Any] | None = None
+    raw: bytes | None = None
+    outcome: Outcome | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Read:
-    """A fetched body that parsed and looks like a schema."""
+    """A fetched body that parsed and looks like a schema (``document`` None: the same bytes as the base's)."""
 
-    document: dict[str, Any]  # canonical form
-    stored: StoredDocument
+    raw: bytes
+    sha256: str
+    document: dict[str, Any] | None = None  # canonical form
+    stored: StoredDocument | None = None
 
 
-def _digest(body: bytes) -> _Read | DocumentError:
-    """Parse, validate, canonicalise and hash a body (pure; runs in a worker thread)."""
+class ReadFailed(Exception):
+    """A read of the target failed: nothing was fetched that could be compared. Carries the result's fields."""
+
+    def __init__(self, reason: FailureReason, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+class _Unconfirmed(Exception):
+    """A different document was read, but a confirming read disagreed: nothing is recorded."""
+
+
+def _digest(raw: bytes, body: bytes) -> _Read:
+    """Parse, validate, canonicalise and hash a body (pure; runs in a worker thread); raises ReadFailed."""
     try:
         document = parse_document(body)
     except DocumentError as exc:
-        return exc
+        raise ReadFailed(exc.reason, str(exc), 200) from None
     canonical = canonical_json(document)
     stored = StoredDocument(document_sha256(canonical), canonical, len(body), count_properties(document))
-    return _Read(json.loads(canonical), stored)
+    return _Read(raw, stored.sha256, json.loads(canonical), stored)
 
 
 class PollService:
@@ -86,6 +125,7 @@ class PollService:
         self._active: set[TargetKey] = set()  # the targets polled now; metrics exist for these only
         self._urls: dict[TargetKey, str] = {}
         self._locks: dict[TargetKey, asyncio.Lock] = {}
+        self._seen = LastSeen()
         self.in_flight: set[asyncio.Task[Any]] = set()
 
     # --- start-up ----------------------------------------------------------------------------
@@ -130,15 +170,21 @@ class PollService:
         ids = self._repository.ensure_targets((spec.key, spec.url) for spec in specs)
         returning = [key for key in ids if key not in self._active]
         states = self._repository.load_states([ids[key] for key in returning])
+        parsed: dict[str, dict[str, Any]] = {}  # targets serving one document share its parsed form
         for key in returning:
-            self._restore(key, states[ids[key]])
+            self._restore(key, states[ids[key]], parsed)
             self._locks.setdefault(key, asyncio.Lock())
         self._urls.update((spec.key, spec.url) for spec in specs)
 
-    def _restore(self, key: TargetKey, state: TargetState) -> None:
+    def _restore(self, key: TargetKey, state: TargetState, parsed: dict[str, dict[str, Any]]) -> None:
         base = _Base(state.target_id)
+        if state.last_poll_ok is not None:
+            base.outcome = (state.last_poll_ok, state.last_reason)
         if state.document is not None:
-            base = _Base(state.target_id, state.snapshot_id, state.document.sha256, json.loads(state.document.body))
+            sha = state.document.sha256
+            if sha not in parsed:
+                parsed[sha] = json.loads(state.document.body)
+            base.snapshot_id, base.sha256, base.document = state.snapshot_id, sha, parsed[sha]
             self._metrics.set_document(key, state.document.size, state.document.properties)
         self._bases[key] = base
         self._metrics.restore(
@@ -150,8 +196,9 @@ class PollService:
         )
 
     def close(self) -> None:
-        """Wait for running store work, then release the worker threads."""
+        """Write the batched poll times, wait for running store work, then release the worker threads."""
         self.auth.close()
+        self._flush()
         self._executor.shutdown(wait=True)
 
     # --- the tick ----------------------------------------------------------------------------
@@ -163,25 +210,35 @@ class PollService:
             self.in_flight.add(task)
         try:
             async with self._locks[spec.key]:
-                return await self._poll_locked(spec)
+                return await self._poll(spec, utcnow(), time.monotonic())
         finally:
             if task is not None:
                 self.in_flight.discard(task)
 
-    async def _poll_locked(self, spec: TargetSpec) -> PollResult:
-        started, t0 = utcnow(), time.monotonic()
-        read = await self._read(spec, started, t0)
-        if isinstance(read, PollResult):
-            return read
+    async def _poll(self, spec: TargetSpec, started: datetime, t0: float) -> PollResult:
         base = self._bases[spec.key]
-        if base.document is not None and read.stored.sha256 != base.sha256:
-            unconfirmed = await self._confirm(spec, read, started, t0)
-            if unconfirmed is not None:
-                return unconfirmed
-        return await self._in_thread(self._store_read, spec.key, read, started, t0)
+        try:
+            read = await self._read(spec, base)
+            if base.document is not None and read.sha256 != base.sha256:
+                await self._confirm(spec, read)
+        except ReadFailed as failure:
+            failed = _result(spec.key, started, t0, ok=False, reason=failure.reason, status=failure.status,
+                             error=str(failure))  # fmt: skip
+            return await self._shielded(self._store_outcome, failed)
+        except _Unconfirmed:
+            unconfirmed = _result(spec.key, started, t0, ok=True, sha=base.sha256, unconfirmed=True)
+            return await self._shielded(self._store_outcome, unconfirmed)
+        if read.sha256 != base.sha256 or base.snapshot_id is None:
+            return await self._shielded(self._store_read, spec.key, read, started, t0)
+        base.raw = read.raw
+        unchanged = _result(spec.key, started, t0, ok=True, sha=read.sha256)
+        if base.outcome != (True, None):  # recovering from a failure: a transition to write
+            return await self._shielded(self._store_outcome, unchanged)
+        self._seen.mark(base.target_id, started, ok=True, snapshot_id=base.snapshot_id)  # no row, no thread
+        return self._finish(unchanged)
 
-    async def _read(self, spec: TargetSpec, started: datetime, t0: float) -> _Read | PollResult:
-        """Fetch and validate one document; a failure is stored, counted and returned as a PollResult."""
+    async def _read(self, spec: TargetSpec, base: _Base) -> _Read:
+        """Fetch and validate one document; the same bytes as the base's are not parsed again. Raises ReadFailed."""
         credentials = self.auth.for_target(spec)
         if credentials is not None and credentials.renewable:
             # a token first: waiting for the identity service takes no poll slot; the fetch below takes
@@ -192,46 +249,41 @@ class PollService:
             try:
                 body = await self._fetcher.fetch(spec, credentials)
             except FetchError as exc:
-                failed = _failure(spec.key, started, t0, exc.reason, str(exc), exc.status)
-                return await self._in_thread(self._store_poll, failed)
-        digest = await asyncio.get_running_loop().run_in_executor(self._executor, _digest, body)
-        if isinstance(digest, DocumentError):
-            failed = _failure(spec.key, started, t0, digest.reason, str(digest), 200)
-            return await self._in_thread(self._store_poll, failed)
-        return digest
+                raise ReadFailed(exc.reason, str(exc), exc.status) from None
+        raw = hashlib.sha256(body).digest()
+        if raw == base.raw and base.sha256 is not None:
+            return _Read(raw, base.sha256)
+        return await in_thread(self._executor, _digest, raw, body)
 
-    async def _confirm(self, spec: TargetSpec, read: _Read, started: datetime, t0: float) -> PollResult | None:
+    async def _confirm(self, spec: TargetSpec, read: _Read) -> None:
         """Read a new document again ``confirm_reads - 1`` times, ``confirm_delay`` apart.
 
-        Returns None when every read agreed (the change is real); else the poll's result: the failure of
-        a confirming read, or an ``unconfirmed`` success that records nothing. Either way the comparison
-        base stays where it was, so an error page or a single odd read never becomes a change.
+        Returns when every read agreed (the change is real); raises ReadFailed when a confirming read fails
+        and _Unconfirmed when one read another document. Either way the comparison base stays where it was,
+        so an error page or a single odd read never becomes a change.
         """
         for _ in range(spec.confirm_reads - 1):
             await asyncio.sleep(spec.confirm_delay)
-            again = await self._read(spec, started, t0)
-            if isinstance(again, PollResult):
-                return again
-            if again.stored.sha256 != read.stored.sha256:
-                result = PollResult(spec.key, started, time.monotonic() - t0, ok=True, http_status=200,
-                                    document_sha=self._bases[spec.key].sha256, unconfirmed=True)  # fmt: skip
-                return await self._in_thread(self._store_poll, result)
-        return None
+            again = await self._read(spec, self._bases[spec.key])
+            if again.sha256 != read.sha256:
+                raise _Unconfirmed
 
-    async def _in_thread(self, fn: Any, *args: Any) -> PollResult:
-        """Run the store step (``fn``) and count its result in a worker thread.
+    async def _shielded(self, fn: Callable[P, PollResult], *args: P.args, **kwargs: P.kwargs) -> PollResult:
+        """Run a store step (``fn``) in a worker thread, then count and log its result.
 
         Cancelling the poll does not interrupt this step: it is short and atomic, so it is allowed to
         land — and be counted and logged — before the cancellation goes on. Otherwise a change could be
         stored without ever being counted, and would never alert.
         """
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, lambda: self._finish(fn(*args)))
+        future = asyncio.ensure_future(in_thread(self._executor, fn, *args, **kwargs))
         try:
-            return await asyncio.shield(future)
+            result = await asyncio.shield(future)
         except asyncio.CancelledError:
             await asyncio.wait([future])
+            if not future.cancelled() and future.exception() is None:
+                self._finish(future.result())
             raise
+        return self._finish(result)
 
     def _finish(self, result: PollResult) -> PollResult:
         if result.target in self._active:  # a poll that outlived its target's removal is stored, not exported
@@ -239,28 +291,35 @@ class PollService:
         _log_result(result)
         return result
 
-    def _store_poll(self, result: PollResult) -> PollResult:
-        """Store a poll that records no snapshot (a failure, or an unconfirmed read)."""
-        try:
-            self._repository.record_poll(self._bases[result.target].target_id, result)
-        except StoreError as exc:
-            self._metrics.db_result(False, exc.operation)
-            log.error("%s: could not store the poll outcome: %s", result.target, exc)
-        else:
+    def _store_outcome(self, result: PollResult) -> PollResult:
+        """A poll that records no snapshot: a transition when its outcome differs from the last one recorded."""
+        base = self._bases[result.target]
+        outcome: Outcome = (result.ok, result.reason)
+        if base.outcome != outcome:
+            try:
+                self._repository.record_transition(base.target_id, result)
+            except StoreError as exc:
+                self._metrics.db_result(False, exc.operation)
+                log.error("%s: could not store the poll outcome: %s", result.target, exc)
+                return result
             self._metrics.db_result(True)
+            base.outcome = outcome
+        seen = None if result.unconfirmed else base.snapshot_id  # an unconfirmed read did not see the snapshot
+        self._seen.mark(base.target_id, result.started_at, ok=result.ok, snapshot_id=seen)
         return result
 
     def _store_read(self, key: TargetKey, read: _Read, started: datetime, t0: float) -> PollResult:
         """Compare a validated document with the base and store it (runs in a worker thread)."""
         try:
-            result = self._record(key, read.document, read.stored, started, t0)
+            result = self._record(key, read, started, t0)
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
-            return _failure(key, started, t0, FailureReason.DB, str(exc), 200)
+            return _result(key, started, t0, ok=False, reason=FailureReason.DB, status=200, error=str(exc))
         self._metrics.db_result(True)
+        assert read.stored is not None
         if key in self._active:
             self._metrics.set_document(key, read.stored.size, read.stored.properties)
-        self._after_success(key, read.stored.sha256, result)
+        self._after_success(key, read.sha256, result)
         return result
 
     def _after_success(self, key: TargetKey, sha: str, result: PollResult) -> None:
@@ -272,50 +331,66 @@ class PollService:
             self._metrics.db_result(False, exc.operation)
             log.error("%s: could not update drift/rollout state: %s", key, exc)
 
-    def _record(
-        self, key: TargetKey, document: dict[str, Any], stored: StoredDocument, started: datetime, t0: float
-    ) -> PollResult:
+    def _record(self, key: TargetKey, read: _Read, started: datetime, t0: float) -> PollResult:
         """Store the poll against the comparison base; reload the base once if another writer moved it."""
         try:
-            return self._record_against_base(key, document, stored, started, t0)
+            return self._record_against_base(key, read, started, t0)
         except SnapshotConflictError:
             self._reload_base(key)
-            return self._record_against_base(key, document, stored, started, t0)
+            return self._record_against_base(key, read, started, t0)
 
-    def _record_against_base(
-        self, key: TargetKey, document: dict[str, Any], stored: StoredDocument, started: datetime, t0: float
-    ) -> PollResult:
+    def _record_against_base(self, key: TargetKey, read: _Read, started: datetime, t0: float) -> PollResult:
         base = self._bases[key]
-        result = PollResult(key, started, time.monotonic() - t0, ok=True, http_status=200, document_sha=stored.sha256)
-        if base.sha256 == stored.sha256 and base.snapshot_id is not None:
-            self._repository.record_unchanged(base.target_id, base.snapshot_id, result)
-            return result
+        assert read.document is not None and read.stored is not None
+        result = _result(key, started, t0, ok=True, sha=read.sha256)
+        if base.sha256 == read.sha256 and base.snapshot_id is not None:  # new bytes, same document
+            base.raw = read.raw
+            return self._store_outcome(result)
         if base.document is None:
             result = replace(result, first_snapshot=True)
         else:
-            changes = classify(base.document, document)
+            changes = classify(base.document, read.document)
             if self.intelligence is not None:
                 changes = self.intelligence.flag(key, changes, started)
             result = replace(result, changes=tuple(changes))
-        snapshot_id = self._repository.record_snapshot(base.target_id, base.snapshot_id, stored, result.changes, result)
-        self._bases[key] = _Base(base.target_id, snapshot_id, stored.sha256, document)
+        transition = base.outcome != (True, None)
+        snapshot_id = self._repository.record_snapshot(
+            base.target_id, base.snapshot_id, read.stored, result.changes, result, transition=transition
+        )
+        self._bases[key] = _Base(base.target_id, snapshot_id, read.sha256, read.document, read.raw, (True, None))
         return result
 
     def _reload_base(self, key: TargetKey) -> None:
         target_id = self._bases[key].target_id
-        self._restore(key, self._repository.load_states([target_id])[target_id])
+        self._restore(key, self._repository.load_states([target_id])[target_id], {})
 
     # --- housekeeping ------------------------------------------------------------------------
 
-    async def prune(self, retention_seconds: float) -> int:
-        """Delete poll outcome rows older than the retention; returns how many (0 on a db error)."""
-        cutoff = utcnow() - timedelta(seconds=retention_seconds)
-        loop = asyncio.get_running_loop()
+    async def flush(self) -> None:
+        """Write the poll times batched since the last flush (one transaction); kept for later on failure."""
+        await in_thread(self._executor, self._flush)
+
+    def _flush(self) -> None:
+        seen = self._seen.take()
+        if not seen:
+            return
         try:
-            removed: int = await loop.run_in_executor(self._executor, self._repository.prune_polls, cutoff)
+            self._repository.flush_seen(seen)
+        except StoreError as exc:
+            self._seen.give_back(seen)
+            self._metrics.db_result(False, exc.operation)
+            log.error("could not store the times of %d poll(s) (kept for the next try): %s", len(seen), exc)
+            return
+        self._metrics.db_result(True)
+
+    async def prune(self, retention_seconds: float) -> int:
+        """Delete outcome transitions older than the retention (each target keeps its latest); returns how many."""
+        cutoff = utcnow() - timedelta(seconds=retention_seconds)
+        try:
+            removed = await in_thread(self._executor, self._repository.prune_transitions, cutoff)
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
-            log.error("pruning poll outcomes failed: %s", exc)
+            log.error("pruning poll transitions failed: %s", exc)
             return 0
         self._metrics.db_result(True)
         return removed
@@ -324,45 +399,54 @@ class PollService:
         """Re-read acknowledgements, baselines and windows (e.g. from ``ack`` in another process)."""
         if self.intelligence is None:
             return
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self.intelligence.refresh, utcnow())
+            await in_thread(self._executor, self.intelligence.refresh, utcnow())
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
             log.error("refreshing drift state failed: %s", exc)
 
     def count_internal_error(self, key: TargetKey) -> PollResult:
         """Count a poll that ended in an unexpected exception (a bug) as an ``internal`` failure."""
-        result = _failure(key, utcnow(), time.monotonic(), FailureReason.INTERNAL, "internal error (see log)", None)
+        result = _result(key, utcnow(), time.monotonic(), ok=False, reason=FailureReason.INTERNAL, status=None,
+                         error="internal error (see log)")  # fmt: skip
         self._metrics.observe_poll(result)
         return result
 
 
-def _failure(
-    key: TargetKey, started: datetime, t0: float, reason: FailureReason, message: str, status: int | None
+def _result(
+    key: TargetKey,
+    started: datetime,
+    t0: float,
+    *,
+    ok: bool,
+    reason: FailureReason | None = None,
+    status: int | None = 200,
+    error: str | None = None,
+    sha: str | None = None,
+    unconfirmed: bool = False,
 ) -> PollResult:
+    """The one way a poll's result is made: its duration is taken now."""
     return PollResult(
-        key, started, time.monotonic() - t0, ok=False, reason=reason, http_status=status, error=message[:500]
-    )
+        key, started, time.monotonic() - t0, ok=ok, reason=reason, http_status=status,
+        error=error[:500] if error else None, document_sha=sha, unconfirmed=unconfirmed,
+    )  # fmt: skip
 
 
 def _log_result(result: PollResult) -> None:
+    labels = {"cloud": result.target.cloud, "region": result.target.region, "schema": result.target.schema}
     if result.unconfirmed:
-        log.info("%s: a different document was read but not confirmed: nothing recorded", result.target)
+        log.info("%s: a different document was read but not confirmed: nothing recorded", result.target, extra=labels)
     elif not result.ok:
-        log.warning("%s: poll failed (%s): %s", result.target, result.reason, result.error)
+        log.warning("%s: poll failed (%s): %s", result.target, result.reason, result.error, extra=labels)
     elif result.first_snapshot:
-        log.info("%s: first snapshot %s", result.target, (result.document_sha or "")[:12])
+        log.info("%s: first snapshot %s", result.target, (result.document_sha or "")[:12], extra=labels)
     elif result.changes and not result.counted_changes:
-        log.info("%s: schema changed: %d ignored or expected change(s)", result.target, len(result.changes))
+        log.info("%s: schema changed: %d ignored or expected change(s)", result.target, len(result.changes),
+                 extra=labels)  # fmt: skip
     elif result.changes:
         worst = Severity.worst(*(c.severity for c in result.counted_changes))
-        log.warning(
-            "%s: schema changed: %d change(s), worst %s: %s",
-            result.target,
-            len(result.changes),
-            worst.value,
-            "; ".join(f"{c.rule} {c.path}" for c in result.changes[:10]),
-        )
+        changed = "; ".join(f"{c.rule} {c.path}" for c in result.changes[:10])
+        log.warning("%s: schema changed: %d change(s), worst %s: %s", result.target, len(result.changes),
+                    worst.value, changed, extra=labels)  # fmt: skip
     else:
-        log.debug("%s: unchanged", result.target)
+        log.debug("%s: unchanged", result.target, extra=labels)

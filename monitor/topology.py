@@ -19,7 +19,8 @@ import time
 from monitor.auth.credentials import AuthError
 from monitor.auth.discovery import DiscoveryError, discover
 from monitor.auth.manager import AuthManager
-from monitor.config import CloudConfig, Config, TargetSpec
+from monitor.config import CloudConfig, Config
+from monitor.domain import TargetSpec, exponential_backoff
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class Topology:
     def _failed(self, cloud: CloudConfig, why: str) -> None:
         failures = self._failures.get(cloud.name, 0) + 1
         self._failures[cloud.name] = failures
-        delay = min(cloud.discovery.refresh, RETRY_BASE * 2 ** (failures - 1))
+        delay = exponential_backoff(failures, RETRY_BASE, cloud.discovery.refresh)
         self._next[cloud.name] = time.monotonic() + delay
         known = len(self._found.get(cloud.name, {}))
         log.warning(

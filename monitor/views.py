@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from monitor.compare import RegionComparison, compare_regions
-from monitor.config import Config, TargetSpec
+from monitor.config import Config
 from monitor.diffing import classify
-from monitor.domain import Change, TargetKey, fingerprint
+from monitor.domain import Change, TargetKey, TargetSpec, fingerprint
 from monitor.reports import Comparison
 from monitor.store.intelligence import IntelligenceStore
 from monitor.store.repository import Repository

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from monitor.domain import TargetKey
+from monitor.domain import FailureReason, PollResult, TargetKey
 from monitor.metrics import Metrics
 from tests.conftest import promtool
 
@@ -78,12 +79,9 @@ def exported_names() -> set[str]:
     metrics.set_interval(key, 300)
     metrics.register_channels(["x"])
     metrics.register_identity("c", "r")  # clouds with password / application_credential auth
-    # What monitor.intelligence.Fleet creates for every (cloud, schema) and target at start-up.
-    metrics.region_variants.labels("c", "s")
-    metrics.region_deviates.labels("c", "r", "s")
-    metrics.rollout_in_progress.labels("c", "s")
-    metrics.rollout_last_completed.labels("c", "s")
-    metrics.rollout_last_duration.labels("c", "s")
+    metrics.register_groups([("c", "s")])  # what monitor.intelligence.Fleet creates for every (cloud, schema)
+    # a failure reason's series appears with the first failure of that reason
+    metrics.observe_poll(PollResult(key, datetime(2026, 1, 1, tzinfo=UTC), 1.0, ok=False, reason=FailureReason.TLS))
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}
 
 

@@ -80,7 +80,7 @@ class Live:
             self.loop.call_soon_threadsafe(self.loop.stop)
             raise
         api = build_api(self.parts, self.loop)
-        self.server = StatusServer("127.0.0.1", 0, self.parts.registry, lambda: {"scheduler": True}, api=api)
+        self.server = StatusServer("127.0.0.1", 0, self.parts.metrics, lambda: {"scheduler": True}, api=api)
         self.server.start()
         self.base_url = f"http://127.0.0.1:{self.server.port}"
         self.http = httpx.Client(base_url=self.base_url, timeout=10)
@@ -360,7 +360,7 @@ def unacknowledged(live: Live, key: TargetKey) -> dict[str, str]:
 
 def drift_gauge(live: Live, severity: str) -> float | None:
     labels = {"cloud": "sim", "region": "r1", "schema": "images", "severity": severity}
-    return live.parts.registry.get_sample_value("schemadrift_drift_unacknowledged", labels)
+    return live.parts.metrics.registry.get_sample_value("schemadrift_drift_unacknowledged", labels)
 
 
 def test_acknowledging_a_fingerprint_clears_it_after_the_refresh(live: Live) -> None:
@@ -456,8 +456,9 @@ class BrokenRepository(Repository):
 
 def test_a_database_failure_is_a_503_without_details(live: Live) -> None:
     assert live.parts.service.intelligence is not None
-    broken = ApiContext(live.parts.config, BrokenRepository(live.parts.engine), live.parts.service.intelligence,
-                        live.parts.metrics)  # fmt: skip
+    parts = live.parts
+    broken = ApiContext(parts.config, BrokenRepository(parts.database.engine), parts.service.intelligence,
+                        parts.metrics)  # fmt: skip
     response = Api(broken).handle("GET", target_path(R1_IMAGES, "snapshots"), {}, lambda n: b"")
     assert response.status == 503 and response.content_type == "application/json"
     assert json.loads(response.body) == {"error": "the database is not available; see the monitor's log"}

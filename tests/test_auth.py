@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from monitor.auth.credentials import BACKOFF_BASE, KeystoneToken, renew_margin
 from monitor.auth.manager import AuthManager
-from monitor.config import Config, ConfigError, TargetSpec, parse_config
-from monitor.domain import FailureReason
+from monitor.config import Config, ConfigError, parse_config
+from monitor.domain import FailureReason, TargetSpec
 from monitor.fetching import Fetcher, FetchError
 from monitor.metrics import Metrics
 from monitor.simulator import Simulator

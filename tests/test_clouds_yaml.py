@@ -12,7 +12,7 @@ import yaml
 
 from monitor.auth import clouds
 from monitor.auth.models import ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
-from monitor.config import CloudConfig, ConfigError, parse_config
+from monitor.config import CloudConfig, ConfigError, apply_clouds_yaml, parse_config
 
 PASSWORD = "s3cret-Passw0rd-{not-a-placeholder}"
 SECRET = "app-cred-secret-7f3e9d"
@@ -62,9 +62,15 @@ def _cloud(name: str | None = "mycloud", **fields: Any) -> CloudConfig:
     return CloudConfig.model_validate(data)
 
 
+def resolve(cloud: CloudConfig) -> CloudConfig:
+    """The cloud completed from clouds.yaml, as loading a config does."""
+    assert isinstance(cloud.auth, CloudsYamlAuth)
+    return apply_clouds_yaml(cloud, clouds.resolve(cloud.auth.cloud))
+
+
 def _error(cloud: CloudConfig) -> str:
     with pytest.raises(ValueError) as info:
-        clouds.resolve(cloud)
+        resolve(cloud)
     message = str(info.value)
     for secret in (PASSWORD, SECRET, TOKEN):
         assert secret not in message
@@ -76,7 +82,7 @@ def test_password_cloud_in_the_current_directory_gives_auth_regions_and_ca_bundl
     ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
     _write(Path.cwd() / "clouds.yaml", {"mycloud": _password_cloud(regions=["r1", "r2"], cacert=str(ca))})
 
-    cloud = clouds.resolve(_cloud())
+    cloud = resolve(_cloud())
 
     assert isinstance(cloud.auth, PasswordAuth)
     assert cloud.auth.auth_url == AUTH_URL
@@ -94,7 +100,7 @@ def test_secure_yaml_supplies_the_password(home: Path) -> None:
     _write(Path.cwd() / "clouds.yaml", {"mycloud": public})
     _write(Path.cwd() / "secure.yaml", {"mycloud": {"auth": {"password": PASSWORD}}})
 
-    cloud = clouds.resolve(_cloud())
+    cloud = resolve(_cloud())
 
     assert isinstance(cloud.auth, PasswordAuth)
     assert cloud.auth.password.get_secret_value() == PASSWORD
@@ -106,13 +112,13 @@ def test_os_client_config_file_is_used_before_the_search_path(home: Path, monkey
     elsewhere = _write(home / "elsewhere" / "my-clouds.yaml", {"mycloud": _password_cloud(regions=["from-env"])})
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(elsewhere))
 
-    assert clouds.resolve(_cloud()).regions == ["from-env"]
+    assert resolve(_cloud()).regions == ["from-env"]
 
 
 def test_clouds_yaml_in_the_user_config_directory_is_found(home: Path) -> None:
     _write(home / ".config" / "openstack" / "clouds.yaml", {"mycloud": _password_cloud(regions=["r1"])})
 
-    cloud = clouds.resolve(_cloud())
+    cloud = resolve(_cloud())
 
     assert isinstance(cloud.auth, PasswordAuth) and cloud.regions == ["r1"]
 
@@ -133,7 +139,7 @@ def test_application_credential_cloud(home: Path) -> None:
         },
     )
 
-    cloud = clouds.resolve(_cloud("appcred"))
+    cloud = resolve(_cloud("appcred"))
 
     assert isinstance(cloud.auth, ApplicationCredentialAuth)
     assert cloud.auth.application_credential_id == "ac-id-1"
@@ -147,7 +153,7 @@ def test_an_application_credential_drops_the_project_scope_it_cannot_use(home: P
             "project_name": "demo", "project_domain_name": "Default"}  # fmt: skip
     _write(Path.cwd() / "clouds.yaml", {"c": {"auth_type": "v3applicationcredential", "auth": auth, "regions": ["r1"]}})
 
-    cloud = clouds.resolve(_cloud("c"))
+    cloud = resolve(_cloud("c"))
 
     assert isinstance(cloud.auth, ApplicationCredentialAuth)
     assert cloud.auth.project_name is None and cloud.auth.project_domain_name is None
@@ -157,7 +163,7 @@ def test_applicationcredential_alias_is_accepted(home: Path) -> None:
     auth = {"auth_url": AUTH_URL, "application_credential_id": "ac", "application_credential_secret": SECRET}
     _write(Path.cwd() / "clouds.yaml", {"c": {"auth_type": "applicationcredential", "auth": auth, "regions": ["r1"]}})
 
-    assert isinstance(clouds.resolve(_cloud("c")).auth, ApplicationCredentialAuth)
+    assert isinstance(resolve(_cloud("c")).auth, ApplicationCredentialAuth)
 
 
 def test_token_cloud_becomes_a_static_token(home: Path) -> None:
@@ -166,7 +172,7 @@ def test_token_cloud_becomes_a_static_token(home: Path) -> None:
         {"tok": {"auth_type": "v3token", "auth": {"auth_url": AUTH_URL, "token": TOKEN}, "regions": ["r1"]}},
     )
 
-    cloud = clouds.resolve(_cloud("tok"))
+    cloud = resolve(_cloud("tok"))
 
     assert isinstance(cloud.auth, TokenAuth)
     assert cloud.auth.resolve() == TOKEN
@@ -175,7 +181,7 @@ def test_token_cloud_becomes_a_static_token(home: Path) -> None:
 def test_cloud_without_auth_type_with_only_a_token_is_a_token_cloud(home: Path) -> None:
     _write(Path.cwd() / "clouds.yaml", {"tok": {"auth": {"auth_url": AUTH_URL, "token": TOKEN}, "regions": ["r1"]}})
 
-    cloud = clouds.resolve(_cloud("tok"))
+    cloud = resolve(_cloud("tok"))
 
     assert isinstance(cloud.auth, TokenAuth) and cloud.auth.resolve() == TOKEN
 
@@ -187,7 +193,7 @@ def test_os_cloud_names_the_cloud_when_the_config_does_not(home: Path, monkeypat
     )
     monkeypatch.setenv("OS_CLOUD", "two")
 
-    assert clouds.resolve(_cloud(None)).regions == ["r2", "r3"]
+    assert resolve(_cloud(None)).regions == ["r2", "r3"]
 
 
 def test_os_variables_make_a_password_cloud_when_no_cloud_is_named(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,7 +209,7 @@ def test_os_variables_make_a_password_cloud_when_no_cloud_is_named(home: Path, m
     for name, value in env.items():
         monkeypatch.setenv(name, value)
 
-    cloud = clouds.resolve(_cloud(None))
+    cloud = resolve(_cloud(None))
 
     assert isinstance(cloud.auth, PasswordAuth)
     assert (cloud.auth.auth_url, cloud.auth.username, cloud.auth.project_name) == (AUTH_URL, "bob", "proj")
@@ -215,7 +221,7 @@ def test_os_token_without_auth_type_makes_a_token_cloud(home: Path, monkeypatch:
     monkeypatch.setenv("OS_AUTH_URL", AUTH_URL)
     monkeypatch.setenv("OS_TOKEN", TOKEN)
 
-    cloud = clouds.resolve(_cloud(None, regions=["r1"]))
+    cloud = resolve(_cloud(None, regions=["r1"]))
 
     assert isinstance(cloud.auth, TokenAuth) and cloud.auth.resolve() == TOKEN
 
@@ -305,9 +311,7 @@ def test_the_config_wins_over_clouds_yaml(home: Path) -> None:
     own_ca = Path.cwd() / "own-ca.pem"
     own_ca.write_text("x", encoding="utf-8")
 
-    cloud = clouds.resolve(
-        _cloud(regions=["mine"], insecure=False, discovery={"interface": "admin"}, cacert=str(own_ca))
-    )
+    cloud = resolve(_cloud(regions=["mine"], insecure=False, discovery={"interface": "admin"}, cacert=str(own_ca)))
 
     assert cloud.regions == ["mine"]
     assert cloud.endpoint == "https://ims.{region}.example.com" and cloud.endpoint_override is None
@@ -334,7 +338,7 @@ def test_clouds_yaml_fills_endpoint_tls_and_interface_left_unset(home: Path) -> 
         },
     )
 
-    cloud = clouds.resolve(CloudConfig.model_validate({"name": "x", "auth": {"cloud": "mycloud"}}))
+    cloud = resolve(CloudConfig.model_validate({"name": "x", "auth": {"cloud": "mycloud"}}))
 
     assert cloud.endpoint_override == "https://ims.example.com"
     assert (cloud.cert, cloud.key) == (cert, key)
@@ -350,7 +354,7 @@ def test_values_that_differ_only_by_region_become_region_templates(home: Path) -
     cloud["auth"]["auth_url"] = "https://iam.{region_name}.myhuaweicloud.com/v3"
     _write(Path.cwd() / "clouds.yaml", {"mycloud": cloud})
 
-    resolved = clouds.resolve(CloudConfig.model_validate({"name": "x", "auth": {"cloud": "mycloud"}}))
+    resolved = resolve(CloudConfig.model_validate({"name": "x", "auth": {"cloud": "mycloud"}}))
 
     assert isinstance(resolved.auth, PasswordAuth)
     assert resolved.auth.auth_url == "https://iam.{region}.myhuaweicloud.com/v3"
@@ -381,7 +385,7 @@ def test_tenant_name_is_taken_as_project_name(home: Path) -> None:
     cloud["auth"]["tenant_name"] = cloud["auth"].pop("project_name")
     _write(Path.cwd() / "clouds.yaml", {"mycloud": cloud})
 
-    resolved = clouds.resolve(_cloud())
+    resolved = resolve(_cloud())
 
     assert isinstance(resolved.auth, PasswordAuth) and resolved.auth.project_name == "demo"
 
@@ -390,7 +394,7 @@ def test_cloud_without_any_region_is_reported_as_missing_regions(home: Path) -> 
     _write(Path.cwd() / "clouds.yaml", {"mycloud": _password_cloud()})
 
     assert "regions is required" in _error(_cloud())
-    assert clouds.resolve(_cloud(regions="auto")).regions == "auto"
+    assert resolve(_cloud(regions="auto")).regions == "auto"
 
 
 def test_remote_vendor_profile_is_not_fetched(home: Path) -> None:
@@ -399,18 +403,21 @@ def test_remote_vendor_profile_is_not_fetched(home: Path) -> None:
     assert "remote vendor profiles are not fetched" in _error(_cloud())
 
 
-def test_non_cloud_auth_is_returned_unchanged() -> None:
-    cloud = CloudConfig.model_validate({"name": "x", "endpoint": "https://e.example", "regions": ["r1"]})
+def test_a_config_with_a_clouds_yaml_cloud_needs_the_reader() -> None:
+    data = {"clouds": [{"name": "x", "endpoint": "https://e.example", "auth": {"cloud": "mycloud"}}]}
 
-    assert clouds.resolve(cloud) is cloud
-    assert not isinstance(cloud.auth, CloudsYamlAuth)
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)  # no clouds.yaml reader: openstacksdk is not installed
+
+    assert "type cloud needs openstacksdk" in str(info.value)
 
 
 def test_parse_config_resolves_clouds_yaml_into_targets(home: Path) -> None:
     _write(Path.cwd() / "clouds.yaml", {"mycloud": _password_cloud(regions=["r1", "r2"])})
 
     config = parse_config(
-        {"clouds": [{"name": "x", "endpoint": "https://ims.{region}.example.com", "auth": {"cloud": "mycloud"}}]}
+        {"clouds": [{"name": "x", "endpoint": "https://ims.{region}.example.com", "auth": {"cloud": "mycloud"}}]},
+        clouds_yaml=clouds.resolve,
     )
 
     assert isinstance(config.clouds[0].auth, PasswordAuth)
@@ -423,7 +430,8 @@ def test_parse_config_reports_a_clouds_yaml_problem_as_config_error(home: Path) 
 
     with pytest.raises(ConfigError) as info:
         parse_config(
-            {"clouds": [{"name": "x", "endpoint": "https://ims.{region}.example.com", "auth": {"cloud": "other"}}]}
+            {"clouds": [{"name": "x", "endpoint": "https://ims.{region}.example.com", "auth": {"cloud": "other"}}]},
+            clouds_yaml=clouds.resolve,
         )
 
     assert "clouds[0].auth: cloud 'other' not found" in str(info.value)

@@ -15,8 +15,7 @@ import pytest
 
 from monitor.auth.credentials import StaticToken
 from monitor.auth.models import TokenAuth
-from monitor.config import TargetSpec, TlsSettings
-from monitor.domain import FailureReason, TargetKey
+from monitor.domain import FailureReason, TargetKey, TargetSpec, TlsSettings
 from monitor.fetching import Fetcher, FetchError, _parse_retry_after
 from monitor.simulator import Simulator
 from tests.conftest import TOKEN
@@ -33,7 +32,6 @@ def spec_for(sim: Simulator, region: str = "r1", schema: str = "images", **overr
         "retries": 0,
         "retry_after_cap": 5.0,
         "allow_http": True,
-        "ca_bundle": None,
         "auth": TokenAuth(type="token", token=TOKEN),  # type: ignore[arg-type]
     }
     values.update(overrides)
@@ -104,7 +102,7 @@ def test_a_trickling_server_is_ended_by_the_whole_poll_deadline(simulator: Simul
 def test_a_refused_connection_is_connect() -> None:
     spec = TargetSpec(
         key=TargetKey("sim", "r1", "images"), url="http://127.0.0.1:9/v2/schemas/images", interval=60,
-        timeout=2, jitter=0, max_body_bytes=1000, retries=0, retry_after_cap=1, allow_http=True, ca_bundle=None,
+        timeout=2, jitter=0, max_body_bytes=1000, retries=0, retry_after_cap=1, allow_http=True,
         auth=TokenAuth(type="token", token=TOKEN),  # type: ignore[arg-type]
     )  # fmt: skip
     assert failure(spec).reason is FailureReason.CONNECT
@@ -210,7 +208,7 @@ def test_a_non_json_content_type_is_refused_without_reading_the_body() -> None:
         fetcher._clients[TlsSettings()] = httpx.AsyncClient(transport=httpx.MockTransport(handler))
         spec = TargetSpec(
             key=TargetKey("c", "r", "s"), url="https://example.invalid/x", interval=1, timeout=1, jitter=0,
-            max_body_bytes=100, retries=0, retry_after_cap=1, allow_http=False, ca_bundle=None,
+            max_body_bytes=100, retries=0, retry_after_cap=1, allow_http=False,
             auth=TokenAuth(type="token", token="t"),  # type: ignore[arg-type]
         )  # fmt: skip
         with pytest.raises(FetchError) as info:
@@ -280,7 +278,7 @@ def test_a_connect_that_hangs_times_out(tmp_path: Any) -> None:
         spec = TargetSpec(
             key=TargetKey("sim", "r1", "images"), url=f"http://127.0.0.1:{port}/v2/schemas/images", interval=60,
             timeout=1.5, jitter=0, max_body_bytes=1000, retries=0, retry_after_cap=1, allow_http=True,
-            ca_bundle=None, auth=TokenAuth(type="token", token=TOKEN),  # type: ignore[arg-type]
+            auth=TokenAuth(type="token", token=TOKEN),  # type: ignore[arg-type]
         )  # fmt: skip
         started = time.monotonic()
         error = failure(spec)

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from monitor.domain import TargetKey
+from monitor.domain import FailureReason, PollResult, TargetKey
 from monitor.metrics import Metrics
 from tests.conftest import promtool
 from tests.grafana_queries import (
@@ -90,12 +90,10 @@ def exported_names() -> set[str]:
     m.register_channels(["x"])
     m.register_identity("c", "r")
     m.set_interval(TargetKey("c", "r", "s"), 300)  # the service sets it for every target at start-up
-    # What monitor.intelligence.Fleet creates for every (cloud, schema) and target at start-up.
-    m.region_variants.labels("c", "s")
-    m.region_deviates.labels("c", "r", "s")
-    m.rollout_in_progress.labels("c", "s")
-    m.rollout_last_completed.labels("c", "s")
-    m.rollout_last_duration.labels("c", "s")
+    m.register_groups([("c", "s")])  # what monitor.intelligence.Fleet creates for every (cloud, schema)
+    # a failure reason's series appears with the first failure of that reason
+    m.observe_poll(PollResult(TargetKey("c", "r", "s"), datetime(2026, 1, 1, tzinfo=UTC), 1.0, ok=False,
+                              reason=FailureReason.TLS))  # fmt: skip
     return {s.name for family in m.registry.collect() for s in family.samples}
 
 

@@ -131,7 +131,7 @@ class Pipeline:
         self.loop.run_until_complete(self.parts.service.refresh_intelligence())
 
     def gauge(self, name: str, **labels: str) -> float | None:
-        return self.parts.registry.get_sample_value(name, labels)
+        return self.parts.metrics.registry.get_sample_value(name, labels)
 
     def close(self) -> None:
         self.loop.run_until_complete(self.parts.aclose())
@@ -170,7 +170,7 @@ def test_ignored_paths_are_stored_flagged_and_not_counted(pipeline_factory: Any,
     [changed, *_] = p.poll_all()
     flags = {c.rule: c.ignored for c in changed.changes}
     assert flags == {"property-removed": True, "enum-value-added": False}
-    history = Repository(p.parts.engine).history(HistoryFilter())
+    history = Repository(p.parts.database.engine).history(HistoryFilter())
     assert {(r.rule, r.ignored) for r in history} == {("property-removed", True), ("enum-value-added", False)}
     assert p.gauge("schemadrift_changes_total", cloud="sim", region="r1", schema="images", severity="breaking") == 0
     assert p.gauge("schemadrift_changes_total", cloud="sim", region="r1", schema="images", severity="warning") == 1
@@ -248,7 +248,7 @@ def test_one_region_changing_deviates_then_the_rollout_completes(
     assert p.gauge("schemadrift_rollout_in_progress", **group) == 0
     assert (p.gauge("schemadrift_rollout_last_completed_timestamp_seconds", **group) or 0) > 0
     assert (p.gauge("schemadrift_rollout_last_duration_seconds", **group) or -1) >= 0
-    with p.parts.engine.connect() as conn:
+    with p.parts.database.engine.connect() as conn:
         [(outcome, completed)] = conn.execute(select(Rollout.outcome, Rollout.completed_at)).all()
     assert outcome == "converged" and completed is not None
 
@@ -268,7 +268,7 @@ def test_changes_in_an_expected_window_are_recorded_but_do_not_page(
     assert changed.changes and all(c.expected for c in changed.changes)
     assert p.gauge("schemadrift_changes_total", **labels, severity="breaking") == 0
     assert p.gauge("schemadrift_drift_unacknowledged", **labels, severity="breaking") == 0
-    with p.parts.engine.connect() as conn:
+    with p.parts.database.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(ChangeRow).where(ChangeRow.expected)).scalar_one() == 2
         assert conn.execute(select(Rollout.expected)).scalar_one() is True
 
@@ -337,7 +337,7 @@ def test_a_region_that_always_differed_is_a_deviation_not_a_rollout(
     group = {"cloud": "sim", "schema": "images"}
     assert p.gauge("schemadrift_rollout_in_progress", **group) == 0
     assert p.gauge("schemadrift_region_deviates", cloud="sim", region="r3", schema="images") == 1
-    with p.parts.engine.connect() as conn:
+    with p.parts.database.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Rollout)).scalar_one() == 0
 
 
@@ -353,6 +353,6 @@ def test_a_rollout_superseded_by_a_third_document_tracks_the_new_one(
     simulator.set_document("r2", "images", third)
     p.poll_all()
     assert p.gauge("schemadrift_rollout_in_progress", cloud="sim", schema="images") == 1
-    with p.parts.engine.connect() as conn:
+    with p.parts.database.engine.connect() as conn:
         outcomes = [o for (o,) in conn.execute(select(Rollout.outcome).order_by(Rollout.id))]
     assert outcomes == ["superseded", None]

@@ -19,7 +19,7 @@ def parts(simulator: Simulator, tmp_path: object) -> Iterator[Components]:
     components = build(make_config(simulator, f"sqlite:///{tmp_path}/s.db", interval="1s", jitter="0s"))
     yield components
     components.service.close()
-    components.engine.dispose()
+    components.database.dispose()
 
 
 def test_each_target_gets_one_job_with_max_instances_1_and_coalescing(parts: Components) -> None:
@@ -28,7 +28,7 @@ def test_each_target_gets_one_job_with_max_instances_1_and_coalescing(parts: Com
         scheduler.start()
         try:
             jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
-            assert set(jobs) == {str(spec.key) for spec in parts.specs} | {"prune", "refresh"}
+            assert set(jobs) == {str(spec.key) for spec in parts.specs} | {"prune", "refresh", "flush"}
             for spec in parts.specs:
                 job = jobs[str(spec.key)]
                 assert job.max_instances == 1 and job.coalesce is True and job.misfire_grace_time >= 1
@@ -49,7 +49,7 @@ def test_an_exception_in_a_poll_job_is_counted_as_internal(parts: Components) ->
             await scheduler._poll_job(spec)
 
     asyncio.run(go())
-    get = parts.registry.get_sample_value
+    get = parts.metrics.registry.get_sample_value
     assert get("schemadrift_poll_failures_total", {**labels, "reason": "internal"}) == 1
     assert get("schemadrift_poll_success", labels) == 0
 
@@ -65,4 +65,4 @@ def test_the_scheduler_polls_every_target_on_its_interval(parts: Components) -> 
     asyncio.run(go())
     for spec in parts.specs:
         labels = {"cloud": spec.key.cloud, "region": spec.key.region, "schema": spec.key.schema}
-        assert (parts.registry.get_sample_value("schemadrift_polls_total", labels) or 0) >= 2
+        assert (parts.metrics.registry.get_sample_value("schemadrift_polls_total", labels) or 0) >= 2

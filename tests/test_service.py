@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from monitor import service as service_module
 from monitor.app import Components, build
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey
 from monitor.simulator import Simulator, mutate_breaking
 from monitor.store.repository import Repository
-from monitor.store.tables import ChangeRow, Document, PollOutcome, Snapshot
+from monitor.store.tables import Base, ChangeRow, Document, PollTransition, Snapshot
 from tests.conftest import TOKEN, allow_inserts, fail_inserts, make_config
 
 IMAGES = TargetKey("sim", "r1", "images")
@@ -51,13 +52,13 @@ def poll(parts: Components, key: TargetKey = IMAGES) -> PollResult:
 
 
 def rows(parts: Components, table: type) -> int:
-    with parts.engine.connect() as conn:
+    with parts.database.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 def sample(parts: Components, name: str, key: TargetKey = IMAGES, **extra: str) -> float | None:
     labels = {"cloud": key.cloud, "region": key.region, "schema": key.schema, **extra}
-    return parts.registry.get_sample_value(name, labels)
+    return parts.metrics.registry.get_sample_value(name, labels)
 
 
 def test_the_first_poll_is_a_snapshot_not_a_change(parts: Components) -> None:
@@ -69,11 +70,54 @@ def test_the_first_poll_is_a_snapshot_not_a_change(parts: Components) -> None:
     assert sample(parts, "schemadrift_changes_total", severity="breaking") == 0
 
 
-def test_an_unchanged_poll_writes_no_document_and_no_snapshot(parts: Components) -> None:
+def every_row(parts: Components) -> dict[str, int]:
+    return {table.name: rows(parts, table) for table in Base.metadata.sorted_tables}
+
+
+def test_an_unchanged_poll_writes_no_row_and_parses_nothing(parts: Components, monkeypatch: pytest.MonkeyPatch) -> None:
     poll(parts)
-    result = poll(parts)
-    assert result.ok and not result.first_snapshot and result.changes == ()
-    assert rows(parts, Snapshot) == 1 and rows(parts, Document) == 1 and rows(parts, PollOutcome) == 2
+    before = every_row(parts)
+    parsed: list[bytes] = []
+    real_digest = service_module._digest
+    monkeypatch.setattr(service_module, "_digest", lambda raw, body: parsed.append(body) or real_digest(raw, body))
+
+    results = [poll(parts) for _ in range(3)]
+    _LOOPS[id(parts)].run_until_complete(parts.service.flush())
+
+    assert all(r.ok and not r.first_snapshot and r.changes == () for r in results)
+    assert every_row(parts) == before and before["poll_transitions"] == 1
+    assert parsed == []  # the same bytes as last time: only hashed
+    [snapshot] = Repository(parts.database.engine).snapshots(parts.service._bases[IMAGES].target_id)
+    assert snapshot.last_seen == results[-1].started_at  # moved by the batched write
+
+
+def test_outcome_transitions_are_recorded_once_and_survive_a_restart(
+    simulator: Simulator, migrated_db_url: str
+) -> None:
+    first = start(make_config(simulator, migrated_db_url))
+    poll(first)
+    simulator.set_fault("r1", "status", code=503)
+    poll(first)
+    poll(first)  # still failing for the same reason: no row
+    simulator.set_fault("r1", "status", code=404)
+    poll(first)  # another reason: a row
+    stop(first)
+
+    second = start(make_config(simulator, migrated_db_url))
+    try:
+        assert sample(second, "schemadrift_poll_success") == 0  # restored: the target is failing
+        poll(second)  # still 404 after the restart: no new row
+        simulator.set_fault("r1", None)
+        assert poll(second).ok
+        tid = second.service._bases[IMAGES].target_id
+        transitions = Repository(second.database.engine).transitions(tid)
+        assert [(t.ok, t.reason, t.http_status) for t in transitions] == [
+            (True, None, 200), (False, FailureReason.HTTP_503, 503), (False, FailureReason.HTTP_404, 404),
+            (True, None, 200),
+        ]  # fmt: skip
+        assert rows(second, PollTransition) == 4
+    finally:
+        stop(second)
 
 
 def test_reordered_keys_and_enums_are_not_a_change(parts: Components, simulator: Simulator) -> None:
@@ -144,16 +188,16 @@ def test_a_fault_is_counted_and_writes_no_snapshot_or_change(
 def test_a_database_failure_is_counted_and_the_change_is_caught_up(parts: Components, simulator: Simulator) -> None:
     poll(parts)
     simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
-    fail_inserts(parts.engine, "snapshots")
+    fail_inserts(parts.database.engine, "snapshots")
     failed = poll(parts)
     assert not failed.ok and failed.reason is FailureReason.DB
-    assert parts.registry.get_sample_value("schemadrift_db_up") == 0
-    assert parts.registry.get_sample_value("schemadrift_db_errors_total", {"operation": "record_snapshot"}) == 1
+    assert parts.metrics.registry.get_sample_value("schemadrift_db_up") == 0
+    assert parts.metrics.registry.get_sample_value("schemadrift_db_errors_total", {"operation": "record_snapshot"}) == 1
     assert rows(parts, ChangeRow) == 0
-    allow_inserts(parts.engine, "snapshots")
+    allow_inserts(parts.database.engine, "snapshots")
     caught_up = poll(parts)
     assert caught_up.ok and len(caught_up.changes) == 2
-    assert parts.registry.get_sample_value("schemadrift_db_up") == 1
+    assert parts.metrics.registry.get_sample_value("schemadrift_db_up") == 1
     assert rows(parts, ChangeRow) == 2
 
 
@@ -188,10 +232,10 @@ def test_the_token_appears_in_no_row_metric_or_log(
     poll(parts)
     from prometheus_client import generate_latest
 
-    assert TOKEN not in generate_latest(parts.registry).decode()
+    assert TOKEN not in generate_latest(parts.metrics.registry).decode()
     assert TOKEN not in caplog.text
-    with parts.engine.connect() as conn:
-        for table in ("targets", "documents", "snapshots", "poll_outcomes", "changes"):
+    with parts.database.engine.connect() as conn:
+        for table in ("targets", "documents", "snapshots", "poll_transitions", "changes"):
             for row in conn.execute(text(f"SELECT * FROM {table}")):
                 assert TOKEN not in repr(tuple(row)), table
 
@@ -201,13 +245,13 @@ def test_label_values_come_only_from_the_config(parts: Components, simulator: Si
     poll(parts)
     labels = {
         (s.labels.get("cloud"), s.labels.get("region"), s.labels.get("schema"), s.labels.get("reason"))
-        for metric in parts.registry.collect()
+        for metric in parts.metrics.registry.collect()
         for s in metric.samples
     }
     regions = {label[1] for label in labels if label[1] is not None}
     assert regions == {"r1", "r2", "r3"}
     reasons = {label[3] for label in labels if label[3] is not None}
-    assert reasons == {r.value for r in FailureReason}
+    assert reasons == {"http_other"}  # 599 is no reason of its own; reasons appear as they occur
 
 
 def _sqlite_parts(simulator: Simulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Components:
@@ -244,7 +288,7 @@ def test_a_sqlite_lock_past_every_retry_is_counted_as_db(
         holder = _lock_sqlite(f"{tmp_path}/locked.db")
         result = poll(parts)
         assert not result.ok and result.reason is FailureReason.DB
-        assert parts.registry.get_sample_value("schemadrift_db_up") == 0
+        assert parts.metrics.registry.get_sample_value("schemadrift_db_up") == 0
         holder.rollback()
         assert poll(parts).first_snapshot  # the daemon lives on and catches up
         assert rows(parts, Snapshot) == 1
@@ -261,7 +305,7 @@ def test_retargeting_drops_a_departed_regions_series_and_restores_a_returning_on
     assert sample(parts, "schemadrift_poll_success", r2) is None
     assert sample(parts, "schemadrift_poll_interval_seconds", r2) is None
     assert sample(parts, "schemadrift_poll_success") is not None  # r1 stays
-    repository = Repository(parts.engine)
+    repository = Repository(parts.database.engine)
     assert repository.regions("sim") == ["r1", "r3"]  # read views (CLI compare) leave r2 out now
     assert repository.target_id(r2) is not None  # its history stays
     parts.service.retarget(everything)

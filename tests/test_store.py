@@ -11,10 +11,17 @@ from sqlalchemy import func, select, text
 from monitor.app import StartupError, open_database
 from monitor.canonical import canonical_json, count_properties, document_sha256
 from monitor.config import parse_config
-from monitor.domain import ABSENT, Change, PollResult, Severity, TargetKey
+from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey
 from monitor.store.engine import current_revision, head_revision, make_engine, upgrade
-from monitor.store.repository import HistoryFilter, Repository, SnapshotConflictError, StoredDocument, StoreError
-from monitor.store.tables import ChangeRow, Document, PollOutcome, Snapshot
+from monitor.store.repository import (
+    HistoryFilter,
+    Repository,
+    Seen,
+    SnapshotConflictError,
+    StoredDocument,
+    StoreError,
+)
+from monitor.store.tables import ChangeRow, Document, PollTransition, Snapshot
 from tests.conftest import create_pg_database, drop_pg_database, fail_inserts
 
 KEY = TargetKey("c", "r1", "images")
@@ -70,15 +77,20 @@ def test_a_document_shared_by_targets_is_stored_once(repo: Repository) -> None:
     assert count(repo, Snapshot) == 2
 
 
-def test_an_unchanged_poll_moves_last_seen_and_adds_no_snapshot(repo: Repository) -> None:
-    tid = repo.ensure_targets([(KEY, "u")])[KEY]
-    sid = repo.record_snapshot(tid, None, stored(DOC_A), [], ok(KEY, T0))
-    repo.record_unchanged(tid, sid, ok(KEY, T0 + timedelta(minutes=5)))
-    snapshots = repo.snapshots(tid)
-    assert len(snapshots) == 1
-    assert snapshots[0].last_seen == T0 + timedelta(minutes=5)
-    assert count(repo, Document) == 1
-    assert repo.poll_count(tid) == 2
+def test_a_batch_of_unchanged_polls_moves_last_seen_and_adds_no_row(repo: Repository) -> None:
+    ids = repo.ensure_targets([(KEY, "u"), (OTHER, "u2")])
+    sid = repo.record_snapshot(ids[KEY], None, stored(DOC_A), [], ok(KEY, T0), transition=True)
+    repo.record_snapshot(ids[OTHER], None, stored(DOC_A), [], ok(OTHER, T0), transition=True)
+    later = T0 + timedelta(minutes=5)
+
+    repo.flush_seen([Seen(ids[KEY], later, later, sid), Seen(ids[OTHER], later, None, None)])
+
+    [snapshot] = repo.snapshots(ids[KEY])
+    assert snapshot.last_seen == later
+    states = repo.load_states([ids[KEY], ids[OTHER]])
+    assert states[ids[KEY]].last_poll_at == later and states[ids[KEY]].last_success_at == later
+    assert states[ids[OTHER]].last_poll_at == later and states[ids[OTHER]].last_success_at == T0  # kept
+    assert count(repo, Document) == 1 and count(repo, Snapshot) == 2 and count(repo, PollTransition) == 2
 
 
 def test_a_change_is_stored_with_its_snapshot(repo: Repository) -> None:
@@ -110,7 +122,7 @@ def test_a_failed_change_write_leaves_neither_snapshot_nor_change(repo: Reposito
         repo.record_snapshot(tid, first, stored(DOC_B), [CHANGE], ok(KEY, T0 + timedelta(hours=1)))
     assert info.value.operation == "record_snapshot"
     assert count(repo, Snapshot) == 1 and count(repo, ChangeRow) == 0 and count(repo, Document) == 1
-    assert count(repo, PollOutcome) == 1
+    assert count(repo, PollTransition) == 0
 
 
 def test_history_filters(repo: Repository) -> None:
@@ -131,23 +143,62 @@ def test_load_states_restores_the_latest_snapshot_and_times(repo: Repository) ->
     tid = repo.ensure_targets([(KEY, "u")])[KEY]
     first = repo.record_snapshot(tid, None, stored(DOC_A), [], ok(KEY, T0))
     second = repo.record_snapshot(tid, first, stored(DOC_B), [CHANGE], ok(KEY, T0 + timedelta(hours=1)))
-    failed = PollResult(KEY, T0 + timedelta(hours=2), 0.2, ok=False, reason=None, http_status=503)
-    repo.record_poll(tid, failed)
+    failed = PollResult(KEY, T0 + timedelta(hours=2), 0.2, ok=False, reason=FailureReason.HTTP_503, http_status=503)
+    repo.record_transition(tid, failed)
     state = repo.load_states([tid])[tid]
     assert state.snapshot_id == second
     assert state.document is not None and json.loads(state.document.body) == DOC_B
-    assert state.last_poll_ok is False and state.last_poll_at == T0 + timedelta(hours=2)
+    assert state.last_poll_ok is False and state.last_reason is FailureReason.HTTP_503
+    assert state.last_poll_at == T0 + timedelta(hours=2)
     assert state.last_success_at == T0 + timedelta(hours=1)
     assert state.last_change_at == T0 + timedelta(hours=1)
 
 
-def test_prune_removes_only_old_poll_rows(repo: Repository) -> None:
+def test_load_states_answers_for_many_targets_at_once(repo: Repository) -> None:
+    keys = [TargetKey("c", f"r{i}", "images") for i in range(1200)]  # more than one batch of ids
+    ids = repo.ensure_targets([(key, f"u{i}") for i, key in enumerate(keys)])
+    for key in keys[::100]:
+        repo.record_snapshot(ids[key], None, stored(DOC_A), [], ok(key, T0), transition=True)
+
+    states = repo.load_states(list(ids.values()))
+
+    assert len(states) == 1200
+    with_documents = {tid for tid, state in states.items() if state.document is not None}
+    assert with_documents == {ids[key] for key in keys[::100]}
+    assert all(states[ids[key]].last_poll_ok is None for key in keys[1:100])
+
+
+def test_transitions_tell_when_a_target_started_failing_and_why(repo: Repository) -> None:
     tid = repo.ensure_targets([(KEY, "u")])[KEY]
-    sid = repo.record_snapshot(tid, None, stored(DOC_A), [], ok(KEY, T0))
-    repo.record_unchanged(tid, sid, ok(KEY, T0 + timedelta(days=40)))
-    assert repo.prune_polls(T0 + timedelta(days=10)) == 1
-    assert count(repo, PollOutcome) == 1
-    assert len(repo.snapshots(tid)) == 1
+    repo.record_snapshot(tid, None, stored(DOC_A), [], ok(KEY, T0), transition=True)
+    down = PollResult(KEY, T0 + timedelta(hours=1), 0.2, ok=False, reason=FailureReason.HTTP_503, http_status=503,
+                      error="HTTP 503")  # fmt: skip
+    repo.record_transition(tid, down)
+    repo.record_transition(tid, ok(KEY, T0 + timedelta(hours=2)))
+
+    [first, failing, recovered] = repo.transitions(tid)
+
+    assert first.ok and first.started_at == T0
+    assert (failing.ok, failing.reason, failing.http_status, failing.error) == (
+        False, FailureReason.HTTP_503, 503, "HTTP 503",
+    )  # fmt: skip
+    assert failing.started_at == T0 + timedelta(hours=1)
+    assert recovered.ok and recovered.started_at == T0 + timedelta(hours=2)
+
+
+def test_prune_removes_old_transitions_but_keeps_each_targets_current_one(repo: Repository) -> None:
+    ids = repo.ensure_targets([(KEY, "u"), (OTHER, "u2")])
+    repo.record_snapshot(ids[KEY], None, stored(DOC_A), [], ok(KEY, T0), transition=True)
+    repo.record_transition(ids[KEY], PollResult(KEY, T0 + timedelta(days=1), 0.1, ok=False,
+                                                reason=FailureReason.TIMEOUT))  # fmt: skip
+    repo.record_transition(ids[KEY], ok(KEY, T0 + timedelta(days=40)))
+    repo.record_transition(ids[OTHER], ok(OTHER, T0))  # old, but its target's only one
+
+    assert repo.prune_transitions(T0 + timedelta(days=10)) == 2
+
+    assert [t.started_at for t in repo.transitions(ids[KEY])] == [T0 + timedelta(days=40)]
+    assert [t.started_at for t in repo.transitions(ids[OTHER])] == [T0]
+    assert len(repo.snapshots(ids[KEY])) == 1
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> None:
@@ -181,3 +232,33 @@ def test_migrations_create_exactly_the_models(repo: Repository) -> None:
     with repo.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert differences == []
+
+
+def test_the_poll_rows_of_an_older_database_become_transitions(db_url: str) -> None:
+    from alembic import command
+
+    from monitor.store.engine import _alembic_config
+
+    engine = make_engine(db_url)
+    command.upgrade(_alembic_config(engine), "0004")
+    rows = [("success", None), ("success", None), ("failure", "http_503"), ("failure", "http_503"),
+            ("failure", "timeout"), ("success", None), ("success", None)]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO targets (id, cloud, region, schema, url, created_at) "
+                          "VALUES (1, 'c', 'r1', 'images', 'u', :t)"), {"t": T0})  # fmt: skip
+        insert = text("INSERT INTO poll_outcomes (target_id, started_at, duration, outcome, reason) "
+                      "VALUES (1, :at, 0.1, :outcome, :reason)")  # fmt: skip
+        for minute, (outcome, reason) in enumerate(rows):
+            conn.execute(insert, {"at": T0 + timedelta(minutes=minute), "outcome": outcome, "reason": reason})
+
+    upgrade(engine)
+
+    repository = Repository(engine)
+    transitions = repository.transitions(1)
+    assert [(t.ok, t.reason and t.reason.value) for t in transitions] == [
+        (True, None), (False, "http_503"), (False, "timeout"), (True, None),
+    ]  # fmt: skip
+    assert [t.started_at for t in transitions] == [T0 + timedelta(minutes=m) for m in (0, 2, 4, 5)]
+    state = repository.load_states([1])[1]
+    assert state.last_poll_at == T0 + timedelta(minutes=6) and state.last_success_at == T0 + timedelta(minutes=6)
+    engine.dispose()

@@ -6,7 +6,8 @@ openstacksdk's own loader reads the files, so whatever works for the ``openstack
 (``OS_CLIENT_SECURE_FILE``), built-in vendor ``profile:`` files, and — when the config names no cloud —
 ``OS_CLOUD`` or the ``OS_*`` environment variables.
 
-What is taken from the cloud, and only where the monitor's config leaves the setting unset (the config
+:func:`resolve` returns what it found as plain data (:class:`CloudsYamlCloud`); the configuration applies
+it (:func:`monitor.config.apply_clouds_yaml`), only where the monitor's config leaves a setting unset (the config
 wins):
 
 * ``auth_type`` ``password``/``v3password`` (or unset) → ``PasswordAuth``; ``v3applicationcredential``/
@@ -39,7 +40,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from keystoneauth1 import exceptions as ksa_exceptions
@@ -50,20 +51,13 @@ from openstack.config import vendors as sdk_vendors
 from openstack.config.cloud_region import CloudRegion
 from pydantic import BaseModel, ValidationError
 
-from monitor.auth.models import (
-    REGION_PLACEHOLDER,
-    ApplicationCredentialAuth,
-    CloudsYamlAuth,
-    PasswordAuth,
-    TokenAuth,
-)
-
-if TYPE_CHECKING:  # monitor.config imports this module when a config has auth: {type: cloud}
-    from monitor.config import CloudConfig
+from monitor.auth.models import REGION_PLACEHOLDER, ApplicationCredentialAuth, PasswordAuth, TokenAuth
+from monitor.config import CloudsYamlCloud
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_M = TypeVar("_M", bound=BaseModel)
 
 # clouds.yaml auth_type → the keystoneauth plugin whose options openstacksdk normalises the auth section to
 _PLUGINS = {
@@ -121,34 +115,38 @@ class _Loader(sdk_loader.OpenStackConfig):
         return config
 
 
-def resolve(cloud: CloudConfig) -> CloudConfig:
-    """``cloud`` with its ``auth: {type: cloud}`` replaced by what clouds.yaml / ``OS_*`` say.
+def resolve(name: str | None) -> CloudsYamlCloud:
+    """The cloud ``name`` of clouds.yaml (None: ``OS_CLOUD``, else the ``OS_*`` variables).
 
-    Returns a copy whose auth is a :class:`PasswordAuth`, :class:`ApplicationCredentialAuth` or
-    :class:`TokenAuth`, with regions, endpoint, TLS settings and discovery interface filled in where the
-    config leaves them unset (see the module docstring), validated like any other cloud. Raises
-    ValueError — never showing a secret — when no cloud is named and the environment has none, the cloud
-    is not found, its auth type is not supported, a required field is missing, or the completed cloud is
-    invalid. A cloud whose auth is not ``type: cloud`` is returned unchanged.
+    Raises ValueError — never showing a secret — when no cloud is named and the environment has none, the
+    cloud is not found, its auth type is not supported, a required field is missing, or a setting differs
+    between its regions other than by the region's name.
     """
-    if not isinstance(cloud.auth, CloudsYamlAuth):
-        return cloud
     loader = _load()
     secrets = _secrets(loader)
-    name, where = _pick(loader, cloud.auth.cloud)
+    picked, where = _pick(loader, name)
     try:
-        regions, settings = _read(loader, name, secrets)
-        update = _update(cloud, regions, settings)
-        completed = cloud.model_copy(update=update)
-        # model_copy() does not validate: run every check of CloudConfig (URLs, files, region names,
-        # where regions and endpoints come from) on the completed copy
-        completed = type(cloud).model_validate(dict(completed))
-    except ValidationError as exc:
-        raise ValueError(f"{where}: {_errors(exc)}") from None
+        regions, settings = _read(loader, picked, secrets)
+        found = _found(where, regions, settings)
     except ValueError as exc:  # openstacksdk's own messages were redacted in _sdk()
         raise ValueError(f"{where}: {exc}") from None
-    log.debug("cloud %r: %s auth from %s", cloud.name, completed.auth.type, where)
-    return completed
+    log.debug("clouds.yaml: %s auth from %s", found.auth.type, where)
+    return found
+
+
+def _found(where: str, regions: list[str], settings: dict[str, Any]) -> CloudsYamlCloud:
+    interface = settings.get("interface")
+    return CloudsYamlCloud(
+        where=where,
+        auth=_auth_model(settings),
+        regions=regions,
+        endpoint_override=settings.get("endpoint_override") or None,
+        cacert=_path(settings["cacert"]) if settings.get("cacert") else None,
+        cert=_path(settings["cert"]) if settings.get("cert") else None,
+        key=_path(settings["key"]) if settings.get("key") else None,
+        insecure=bool(settings.get("insecure")),
+        interface=_interface(interface) if interface is not None else None,
+    )
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -341,27 +339,6 @@ def _template(values: list[tuple[str, Any]]) -> str | None:
 # --- mapping ---------------------------------------------------------------------------------------
 
 
-def _update(cloud: CloudConfig, regions: list[str], settings: dict[str, Any]) -> dict[str, Any]:
-    """The CloudConfig fields to change: the auth, and whatever the config leaves unset."""
-    update: dict[str, Any] = {"auth": _auth_model(settings)}
-    if cloud.regions is None and regions:
-        update["regions"] = regions
-    endpoint = settings.get("endpoint_override")
-    if endpoint and cloud.endpoint is None and cloud.endpoint_override is None:
-        update["endpoint_override"] = endpoint
-    if settings.get("cacert") and cloud.ca_bundle is None:
-        update["ca_bundle"] = _path(settings["cacert"])
-    if (settings.get("cert") or settings.get("key")) and cloud.cert is None and cloud.key is None:
-        update["cert"] = _path(settings["cert"]) if settings.get("cert") else None
-        update["key"] = _path(settings["key"]) if settings.get("key") else None
-    if settings.get("insecure") and "insecure" not in cloud.model_fields_set:
-        update["insecure"] = True
-    interface = settings.get("interface")
-    if interface is not None and "interface" not in cloud.discovery.model_fields_set:
-        update["discovery"] = cloud.discovery.model_copy(update={"interface": _interface(interface)})
-    return update
-
-
 def _path(value: Any) -> Path:
     return Path(os.path.expanduser(str(value)))
 
@@ -375,7 +352,7 @@ def _interface(value: Any) -> str:
     return name
 
 
-def _auth_model(settings: dict[str, Any]) -> BaseModel:
+def _auth_model(settings: dict[str, Any]) -> PasswordAuth | ApplicationCredentialAuth | TokenAuth:
     auth = {k.removeprefix("auth."): v for k, v in settings.items() if k.startswith("auth.")}
     plugin = settings.get("auth_type")
     if plugin == "token":
@@ -403,7 +380,7 @@ def _auth_model(settings: dict[str, Any]) -> BaseModel:
     return _validate(ApplicationCredentialAuth, {"type": "application_credential", **data})
 
 
-def _validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+def _validate(model: type[_M], data: dict[str, Any]) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -31,12 +31,14 @@ from typing import Any, TypeVar
 import httpx
 
 from monitor.auth.models import AkSkAuth, ApplicationCredentialAuth, PasswordAuth, TokenAuth
+from monitor.domain import exponential_backoff
 
 log = logging.getLogger(__name__)
 
 RENEW_MARGIN_MAX = 120.0  # keystoneauth's MIN_TOKEN_LIFE_SECONDS
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 300.0
+REFUSAL_HOLD = 30.0  # a fresh token refused again: no new token for this long, doubling
 
 AttemptHook = Callable[[bool, float], None]
 """Called after every token request: (succeeded, the cached token's expiry as Unix time, 0 for none)."""
@@ -259,7 +261,7 @@ class KeystoneToken(Credentials):
             return
         if token.after_refusal:
             self._refusals += 1
-            hold = min(BACKOFF_MAX, 30.0 * 2 ** (self._refusals - 1))
+            hold = exponential_backoff(self._refusals, REFUSAL_HOLD, BACKOFF_MAX)
             self._hold_until = now + hold
             log.warning(
                 "a new token for %s was refused too (HTTP 401): the credentials may lack access there; "
@@ -306,7 +308,7 @@ class KeystoneToken(Credentials):
     def _fail(self, message: str) -> None:
         self._failures += 1
         self._last_error = message
-        self._retry_at = time.monotonic() + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (self._failures - 1))
+        self._retry_at = time.monotonic() + exponential_backoff(self._failures, BACKOFF_BASE, BACKOFF_MAX)
         self._on_attempt(False, self._token.expires_wall if self._token else 0.0)
         log.warning("authentication for %s failed: %s", self._auth.scope_label(), message)
 

@@ -20,7 +20,8 @@ import certifi
 
 from monitor.auth.credentials import AkSk, Credentials, KeystoneAuthConfig, KeystoneToken, StaticToken
 from monitor.auth.models import AkSkAuth, ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
-from monitor.config import CloudConfig, TargetAuth, TargetSpec, TlsSettings
+from monitor.config import CloudConfig
+from monitor.domain import AuthSettings, TargetSpec, TlsSettings
 from monitor.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class AuthManager:
     def for_region(self, cloud: CloudConfig, region: str) -> Credentials | None:
         """The credentials polls of ``region`` use (the same object as :meth:`for_target`)."""
         assert not isinstance(cloud.auth, CloudsYamlAuth), "clouds.yaml is resolved when the config loads"
-        return self._get(cloud.name, region, cloud.auth, _tls(cloud))
+        return self._get(cloud.name, region, cloud.auth, cloud.tls)
 
     def for_discovery(self, cloud: CloudConfig, *, domain_scope: bool = False) -> KeystoneToken:
         """The token used to find a cloud's regions: its configured scope, or the user's domain."""
@@ -60,12 +61,12 @@ class AuthManager:
             if domain_scope and isinstance(auth, PasswordAuth):  # an application credential has its own scope
                 domain = {"domain_name": auth.user_domain_name, "domain_id": auth.user_domain_id}
                 auth = auth.model_copy(update={"project_name": None, "project_id": None, **domain})
-            credentials = self._keystone(cloud.name, DISCOVERY_REGION, auth, _tls(cloud))
+            credentials = self._keystone(cloud.name, DISCOVERY_REGION, auth, cloud.tls)
             self._cache[key] = credentials
         assert isinstance(credentials, KeystoneToken)
         return credentials
 
-    def _get(self, cloud: str, region: str, auth: TargetAuth, tls: TlsSettings) -> Credentials | None:
+    def _get(self, cloud: str, region: str, auth: AuthSettings, tls: TlsSettings) -> Credentials | None:
         key = (cloud, region)
         if key not in self._cache:
             self._cache[key] = self._build(cloud, region, auth, tls)
@@ -83,7 +84,7 @@ class AuthManager:
         for bundle in self._bundles.values():
             bundle.unlink(missing_ok=True)
 
-    def _build(self, cloud: str, region: str, auth: TargetAuth, tls: TlsSettings) -> Credentials | None:
+    def _build(self, cloud: str, region: str, auth: AuthSettings, tls: TlsSettings) -> Credentials | None:
         if isinstance(auth, TokenAuth):
             return StaticToken(auth)
         if isinstance(auth, AkSkAuth):
@@ -134,10 +135,6 @@ class AuthManager:
             gate=self._gate(cloud),
             on_attempt=on_attempt,
         )
-
-
-def _tls(cloud: CloudConfig) -> TlsSettings:
-    return TlsSettings(cloud.ca_bundle, cloud.cert, cloud.key, cloud.insecure)
 
 
 def warn_insecure(clouds: list[CloudConfig]) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr, model_validator
 
-from monitor.configtypes import TOKEN_RE, Model, PositiveDuration, read_secret_files
+from monitor.configtypes import TOKEN_RE, Model, PositiveDuration
 
 REGION_PLACEHOLDER = "{region}"
 
@@ -113,11 +113,7 @@ class PasswordAuth(KeystoneAuth):
     user_id: str | None = None
     password: SecretStr
     password_file: Path | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_password_file(cls, data: Any) -> Any:
-        return read_secret_files(data, ("password",))
+    secret_files = ("password",)
 
     @model_validator(mode="after")
     def _one_user(self) -> PasswordAuth:
@@ -140,11 +136,7 @@ class ApplicationCredentialAuth(KeystoneAuth):
     user_id: str | None = None
     application_credential_secret: SecretStr
     application_credential_secret_file: Path | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_secret_file(cls, data: Any) -> Any:
-        return read_secret_files(data, ("application_credential_secret",))
+    secret_files = ("application_credential_secret",)
 
     def scope_label(self) -> str:
         """The credential's id or name: its scope is fixed by the credential itself."""
@@ -182,11 +174,7 @@ class AkSkAuth(Model):
     security_token_file: Path | None = None
     project_id: str | None = None
     project_ids: dict[str, str] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_secret_files(cls, data: Any) -> Any:
-        return read_secret_files(data, ("access_key", "secret_key", "security_token"))
+    secret_files = ("access_key", "secret_key", "security_token")
 
     @model_validator(mode="after")
     def _usable(self) -> AkSkAuth:

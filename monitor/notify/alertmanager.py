@@ -12,10 +12,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-
 from monitor.config import AlertmanagerChannel, ChangesConfig, NotificationsConfig
-from monitor.notify.base import SenderBase, post_json
+from monitor.notify.base import SenderBase, Transport
 from monitor.notify.report import change_lines
 from monitor.store.outbox import OutboxItem
 
@@ -59,11 +57,11 @@ class AlertmanagerSender(SenderBase[AlertmanagerChannel]):
         super().__init__(channel, settings, changes)
         self.active_for = channel.active_for
 
-    async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
+    async def deliver(self, transport: Transport, item: OutboxItem, now: datetime) -> datetime | None:
         ends_at = item.ends_at or item.created_at + timedelta(seconds=self._channel.active_for)
         body = json.dumps(alerts_for(json.loads(item.payload), ends_at)).encode()
         url = self._channel.url.get_secret_value().rstrip("/") + "/api/v2/alerts"
-        await post_json(client, url, body, self._settings.request_timeout)
+        await transport.post(url, body, {}, self._settings.request_timeout)
         if now >= ends_at:
             return None  # that was the resolving send
         return min(now + timedelta(seconds=self._channel.resend_interval), ends_at)

@@ -6,14 +6,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
-import httpx
-
 from monitor.config import ChangesConfig, ChannelSettings, NotificationsConfig
 from monitor.domain import Severity
 from monitor.notify.report import report_json
 from monitor.store.outbox import GroupRequest, OutboxItem
-
-TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 class DeliveryError(Exception):
@@ -24,6 +20,14 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
+class Transport(Protocol):
+    """Carries a notification body to a receiver (:class:`monitor.notify.transport.HttpTransport`)."""
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> None:
+        """POST ``body`` (JSON); returns on success, raises DeliveryError."""
+        ...
+
+
 class Channel(Protocol):
     """A notification channel: how it groups changes and how it delivers one outbox entry."""
 
@@ -31,7 +35,7 @@ class Channel(Protocol):
 
     def group_request(self) -> GroupRequest: ...
 
-    async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
+    async def deliver(self, transport: Transport, item: OutboxItem, now: datetime) -> datetime | None:
         """Deliver ``item``; returns when to send it again (None: done). Raises DeliveryError."""
         ...
 
@@ -78,21 +82,3 @@ class SenderBase(Generic[C]):
         return report_group_request(
             self.name, self._channel.min_severity, self._settings, self.active_for, self._changes
         )
-
-
-async def post_json(
-    client: httpx.AsyncClient, url: str, body: bytes, timeout: float, headers: Mapping[str, str] | None = None
-) -> None:
-    """POST ``body``; returns on 2xx, raises DeliveryError (transient for 408/425/429/5xx and network errors)."""
-    try:
-        response = await client.post(
-            url, content=body, headers={"Content-Type": "application/json", **(headers or {})}, timeout=timeout
-        )
-    except httpx.TimeoutException:
-        raise DeliveryError("timeout", permanent=False) from None
-    except httpx.TransportError as exc:
-        raise DeliveryError(f"transport error: {type(exc).__name__}", permanent=False) from None
-    if 200 <= response.status_code < 300:
-        return
-    permanent = response.status_code not in TRANSIENT_STATUSES
-    raise DeliveryError(f"HTTP {response.status_code}", permanent=permanent)

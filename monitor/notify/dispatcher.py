@@ -11,25 +11,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
-import httpx
-
-from monitor import __version__
+from monitor.concurrency import in_thread
 from monitor.config import AlertmanagerChannel, ChangesConfig, NotificationsConfig, SlackChannel, WebhookChannel
+from monitor.domain import exponential_backoff, utcnow
 from monitor.metrics import Metrics
 from monitor.notify.alertmanager import AlertmanagerSender
 from monitor.notify.base import Channel, DeliveryError
 from monitor.notify.slack import SlackSender
+from monitor.notify.transport import HttpTransport
 from monitor.notify.webhook import WebhookSender
 from monitor.store.outbox import OutboxItem, OutboxStore
-from monitor.store.repository import StoreError, utcnow
+from monitor.store.repository import StoreError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 TICK_SECONDS = 1.0
 CLAIM_BATCH = 5
 
@@ -51,21 +52,24 @@ class Dispatcher:
     """Turns stored changes into delivered notifications; ``tick`` does one round, ``run`` loops."""
 
     def __init__(
-        self, settings: NotificationsConfig, store: OutboxStore, metrics: Metrics, channels: Sequence[Channel]
+        self,
+        settings: NotificationsConfig,
+        store: OutboxStore,
+        metrics: Metrics,
+        channels: Sequence[Channel],
+        transport: HttpTransport | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._metrics = metrics
         self._channels = {channel.name: channel for channel in channels}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify")
-        self._client = httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, headers={"User-Agent": f"schema-drift-monitor/{__version__}"}
-        )
+        self._transport = transport or HttpTransport()
         self._prepared = False
         metrics.register_channels(self._channels)
 
-    async def _db(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await in_thread(self._executor, fn, *args, **kwargs)
 
     async def tick(self, now: datetime | None = None) -> None:
         """Group what is ready and deliver what is due; database errors are counted and retried next tick.
@@ -81,7 +85,7 @@ class Dispatcher:
                 await self._db(self._store.group_pending, channel.group_request(), now)
             # A small batch, each entry's lease covering every delivery before it in the batch.
             lease = self._settings.request_timeout * (CLAIM_BATCH + 1)
-            due: list[OutboxItem] = await self._db(self._store.due, now, lease, CLAIM_BATCH)
+            due = await self._db(self._store.due, now, lease, CLAIM_BATCH)
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
             log.error("notifications: database error: %s", exc)
@@ -94,30 +98,30 @@ class Dispatcher:
         if channel is None:
             return  # a channel removed from the config: its entries wait in case it comes back
         try:
-            resend_at = await channel.deliver(self._client, item, now)
+            resend_at = await channel.deliver(self._transport, item, now)
         except DeliveryError as exc:
             await self._failed(item, exc, now)
             return
-        self._metrics.notifications.labels(item.channel, "sent").inc()
+        self._metrics.notification(item.channel, "sent")
         log.info("notification %d delivered via %s", item.id, item.channel)
         await self._record(self._store.mark_sent, item.id, now, resend_at)
 
     async def _failed(self, item: OutboxItem, exc: DeliveryError, now: datetime) -> None:
         attempts = item.attempts + 1
         if exc.permanent or attempts >= self._settings.max_attempts:
-            self._metrics.notifications.labels(item.channel, "failed").inc()
+            self._metrics.notification(item.channel, "failed")
             log.error("notification %d via %s failed for good after %d attempt(s): %s", item.id, item.channel,
                       attempts, exc)  # fmt: skip
             await self._record(self._store.mark_failed, item.id, attempts, str(exc))
             return
-        delay = min(self._settings.retry_backoff_max, self._settings.retry_backoff * 2 ** (attempts - 1))
-        self._metrics.notifications.labels(item.channel, "retried").inc()
+        delay = exponential_backoff(attempts, self._settings.retry_backoff, self._settings.retry_backoff_max)
+        self._metrics.notification(item.channel, "retried")
         log.warning("notification %d via %s failed (%s); retry in %.0fs", item.id, item.channel, exc, delay)
         await self._record(self._store.mark_retry, item.id, attempts, now + timedelta(seconds=delay), str(exc))
 
-    async def _record(self, fn: Any, *args: Any) -> None:
+    async def _record(self, fn: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
         try:
-            await self._db(fn, *args)
+            await self._db(fn, *args, **kwargs)
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
             log.error("notifications: could not record a delivery: %s", exc)
@@ -133,5 +137,5 @@ class Dispatcher:
                 await asyncio.wait_for(stop.wait(), timeout=TICK_SECONDS)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
         self._executor.shutdown(wait=True)

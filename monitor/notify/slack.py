@@ -6,10 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from monitor.config import SlackChannel
-from monitor.notify.base import SenderBase, post_json
+from monitor.notify.base import SenderBase, Transport
 from monitor.notify.report import change_lines
 from monitor.store.outbox import OutboxItem
 
@@ -32,7 +30,7 @@ def slack_message(report: dict[str, Any]) -> dict[str, str]:
 
 
 class SlackSender(SenderBase[SlackChannel]):
-    async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
+    async def deliver(self, transport: Transport, item: OutboxItem, now: datetime) -> datetime | None:
         body = json.dumps(slack_message(json.loads(item.payload)), ensure_ascii=False).encode()
-        await post_json(client, self._channel.url.get_secret_value(), body, self._settings.request_timeout)
+        await transport.post(self._channel.url.get_secret_value(), body, {}, self._settings.request_timeout)
         return None

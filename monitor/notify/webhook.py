@@ -9,10 +9,8 @@ import hashlib
 import hmac
 from datetime import datetime
 
-import httpx
-
 from monitor.config import WebhookChannel
-from monitor.notify.base import SenderBase, post_json
+from monitor.notify.base import SenderBase, Transport
 from monitor.store.outbox import OutboxItem
 
 SIGNATURE_HEADER = "X-Schemadrift-Signature"
@@ -24,10 +22,10 @@ def sign(secret: str, body: bytes) -> str:
 
 
 class WebhookSender(SenderBase[WebhookChannel]):
-    async def deliver(self, client: httpx.AsyncClient, item: OutboxItem, now: datetime) -> datetime | None:
+    async def deliver(self, transport: Transport, item: OutboxItem, now: datetime) -> datetime | None:
         body = item.payload.encode()
         headers = {}
         if self._channel.secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._channel.secret.get_secret_value(), body)
-        await post_json(client, self._channel.url.get_secret_value(), body, self._settings.request_timeout, headers)
+        await transport.post(self._channel.url.get_secret_value(), body, headers, self._settings.request_timeout)
         return None

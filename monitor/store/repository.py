@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -20,8 +20,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey, change_json, fingerprint
-from monitor.store.tables import ChangeRow, Document, PollOutcome, Snapshot, Target
+from monitor.domain import (
+    ABSENT,
+    Change,
+    FailureReason,
+    PollResult,
+    Severity,
+    TargetKey,
+    change_json,
+    fingerprint,
+    utcnow,
+)
+from monitor.store.tables import ChangeRow, Document, PollTransition, Snapshot, Target
 
 T = TypeVar("T")
 RETRIES = 3
@@ -50,15 +60,43 @@ class StoredDocument:
 
 @dataclass(frozen=True, slots=True)
 class TargetState:
-    """What the database knows about a target, to restore metrics and the comparison base."""
+    """What the database knows about a target, to restore metrics and the comparison base.
+
+    ``last_poll_ok``/``last_reason`` are the outcome of its latest transition (None: never polled).
+    """
 
     target_id: int
     snapshot_id: int | None = None
     document: StoredDocument | None = None
     last_poll_at: datetime | None = None
     last_poll_ok: bool | None = None
+    last_reason: FailureReason | None = None
     last_success_at: datetime | None = None
     last_change_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A target's last poll, to be written with others in one batch (:meth:`Repository.flush_seen`).
+
+    ``last_success_at`` (None: the last polls failed) also becomes the ``last_seen`` of ``snapshot_id``.
+    """
+
+    target_id: int
+    last_poll_at: datetime
+    last_success_at: datetime | None
+    snapshot_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """From ``started_at`` on, the target's polls succeeded (``ok``) or failed with ``reason``."""
+
+    started_at: datetime
+    ok: bool
+    reason: FailureReason | None
+    http_status: int | None
+    error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +154,6 @@ class HistoryFilter:
     since: datetime | None = None
     limit: int = 1000
     before_id: int | None = None  # keyset pagination: only changes with a smaller id (older ones)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -180,26 +214,33 @@ class Repository(Transactions):
     # --- targets and restore -----------------------------------------------------------------
 
     def ensure_targets(self, targets: Iterable[tuple[TargetKey, str]]) -> dict[TargetKey, int]:
-        """Insert unknown targets (safe against a concurrent replica), refresh URLs; returns every id."""
+        """Insert unknown targets (safe against a concurrent replica), refresh URLs, un-retire; returns every id.
+
+        Set-based: one multi-row insert, one read of the targets, one batch of updates, whatever the count.
+        """
         wanted = dict(targets)
 
         def work(session: Session) -> dict[TargetKey, int]:
             now = utcnow()
-            for key, url in wanted.items():
-                values = {"cloud": key.cloud, "region": key.region, "schema": key.schema, "url": url}
-                session.execute(
-                    dialect_insert(session)(Target)
-                    .values(**values, created_at=now)
-                    .on_conflict_do_nothing(index_elements=["cloud", "region", "schema"])
-                )
-            ids = {}
-            for row in session.scalars(select(Target)):
+            rows = [
+                {"cloud": key.cloud, "region": key.region, "schema": key.schema, "url": url, "created_at": now}
+                for key, url in wanted.items()
+            ]
+            insert = dialect_insert(session)(Target).on_conflict_do_nothing(
+                index_elements=["cloud", "region", "schema"]
+            )
+            for chunk in _chunks(rows):
+                session.execute(insert, chunk)
+            ids, updates = {}, []
+            for row in session.execute(select(Target.id, Target.cloud, Target.region, Target.schema, Target.url,
+                                              Target.retired_at)):  # fmt: skip
                 key = TargetKey(row.cloud, row.region, row.schema)
                 if key in wanted:
                     ids[key] = row.id
-                    if row.url != wanted[key]:
-                        row.url = wanted[key]
-                    row.retired_at = None  # polled (again)
+                    if row.url != wanted[key] or row.retired_at is not None:
+                        updates.append({"id": row.id, "url": wanted[key], "retired_at": None})  # polled (again)
+            if updates:
+                session.execute(update(Target), updates)
             return ids
 
         return self._run("ensure_targets", work)
@@ -210,64 +251,56 @@ class Repository(Transactions):
 
         def work(session: Session) -> None:
             now = utcnow()
-            for row in session.scalars(select(Target).where(Target.retired_at.is_(None))):
-                if TargetKey(row.cloud, row.region, row.schema) in wanted:
-                    row.retired_at = now
+            rows = session.execute(select(Target.id, Target.cloud, Target.region, Target.schema)
+                                   .where(Target.retired_at.is_(None)))  # fmt: skip
+            updates = [
+                {"id": r.id, "retired_at": now} for r in rows if TargetKey(r.cloud, r.region, r.schema) in wanted
+            ]
+            if updates:
+                session.execute(update(Target), updates)
 
         if wanted:
             self._run("ensure_targets", work)
 
     def load_states(self, target_ids: Sequence[int]) -> dict[int, TargetState]:
-        """The restorable state of each target id (targets never polled get an empty state)."""
+        """The restorable state of each target id (targets never polled get an empty state).
+
+        Set-based: a few queries per batch of ids, each distinct document read once.
+        """
 
         def work(session: Session) -> dict[int, TargetState]:
-            return {tid: self._state(session, tid) for tid in target_ids}
+            states: dict[int, TargetState] = {}
+            for chunk in _chunks(list(target_ids)):
+                states.update(_states(session, chunk))
+            return states
 
         return self._run("restore", work)
 
-    def _state(self, session: Session, target_id: int) -> TargetState:
-        snapshot = session.scalars(
-            select(Snapshot).where(Snapshot.target_id == target_id).order_by(Snapshot.id.desc()).limit(1)
-        ).first()
-        document = session.get(Document, snapshot.document_sha256) if snapshot else None
-        last_poll = session.scalars(
-            select(PollOutcome)
-            .where(PollOutcome.target_id == target_id)
-            .order_by(PollOutcome.started_at.desc())
-            .limit(1)
-        ).first()
-        last_success = session.scalar(
-            select(func.max(PollOutcome.started_at)).where(
-                PollOutcome.target_id == target_id, PollOutcome.outcome == "success"
-            )
-        )
-        last_change = session.scalar(select(func.max(ChangeRow.detected_at)).where(ChangeRow.target_id == target_id))
-        if snapshot is not None and last_success is None:
-            last_success = snapshot.last_seen  # poll rows may have been pruned
-        return TargetState(
-            target_id=target_id,
-            snapshot_id=snapshot.id if snapshot else None,
-            document=_stored(document) if document else None,
-            last_poll_at=as_utc(last_poll.started_at) if last_poll else None,
-            last_poll_ok=(last_poll.outcome == "success") if last_poll else None,
-            last_success_at=opt_aware(last_success),
-            last_change_at=opt_aware(last_change),
-        )
-
     # --- recording polls ---------------------------------------------------------------------
 
-    def record_poll(self, target_id: int, result: PollResult) -> None:
-        """Store a poll's outcome row and nothing else (a failure, or an unconfirmed read)."""
-        self._run("record_poll", lambda session: session.add(_outcome_row(target_id, result)))
+    def record_transition(self, target_id: int, result: PollResult) -> None:
+        """Store that the target's poll outcome changed to ``result``'s (nothing else is written)."""
+        self._run("record_poll", lambda session: session.add(_transition_row(target_id, result)))
 
-    def record_unchanged(self, target_id: int, snapshot_id: int, result: PollResult) -> None:
-        """Store a successful poll whose document equals the current snapshot: moves ``last_seen``."""
+    def flush_seen(self, seen: Sequence[Seen]) -> None:
+        """Write the batched times of the targets' last polls (and snapshots' ``last_seen``) in one transaction."""
 
         def work(session: Session) -> None:
-            session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(last_seen=result.started_at))
-            session.add(_outcome_row(target_id, result))
+            succeeded = [s for s in seen if s.last_success_at is not None]
+            batches: list[tuple[type[Target] | type[Snapshot], list[dict[str, Any]]]] = [
+                (Target, [{"id": s.target_id, "last_poll_at": s.last_poll_at, "last_success_at": s.last_success_at}
+                          for s in succeeded]),
+                (Target, [{"id": s.target_id, "last_poll_at": s.last_poll_at} for s in seen
+                          if s.last_success_at is None]),
+                (Snapshot, [{"id": s.snapshot_id, "last_seen": s.last_success_at} for s in succeeded
+                            if s.snapshot_id is not None]),
+            ]  # fmt: skip
+            for table, rows in batches:
+                for chunk in _chunks(rows):
+                    session.execute(update(table), chunk)
 
-        self._run("record_poll", work)
+        if seen:
+            self._run("record_poll", work)
 
     def record_snapshot(
         self,
@@ -276,8 +309,11 @@ class Repository(Transactions):
         document: StoredDocument,
         changes: Sequence[Change],
         result: PollResult,
+        *,
+        transition: bool = False,
     ) -> int:
-        """Store a new document (once), a new snapshot, its changes and the poll, in one transaction.
+        """Store a new document (once), a new snapshot and its changes in one transaction; with
+        ``transition`` also the poll's outcome as a transition. The target's last poll times move too.
 
         Raises SnapshotConflictError when the target's latest snapshot is no longer
         ``previous_snapshot_id`` (another writer got there first); nothing is written then.
@@ -303,7 +339,10 @@ class Repository(Transactions):
             from_sha = self._snapshot_sha(session, previous_snapshot_id) if changes else ""
             for change in changes:
                 session.add(_change_row(target_id, snapshot.id, from_sha, document.sha256, change, result))
-            session.add(_outcome_row(target_id, result))
+            if transition:
+                session.add(_transition_row(target_id, result))
+            session.execute(update(Target).where(Target.id == target_id)
+                            .values(last_poll_at=result.started_at, last_success_at=result.started_at))  # fmt: skip
             return snapshot.id
 
         return self._run("record_snapshot", work)
@@ -327,11 +366,14 @@ class Repository(Transactions):
             raise StoreError("record_snapshot", "changes need a previous snapshot")
         return sha
 
-    def prune_polls(self, older_than: datetime) -> int:
-        """Delete poll outcome rows that started before ``older_than``; returns how many."""
+    def prune_transitions(self, older_than: datetime) -> int:
+        """Delete transitions that started before ``older_than``, except each target's latest; returns how many."""
 
         def work(session: Session) -> int:
-            result = session.execute(delete(PollOutcome).where(PollOutcome.started_at < older_than))
+            latest = select(func.max(PollTransition.id)).group_by(PollTransition.target_id)
+            result = session.execute(
+                delete(PollTransition).where(PollTransition.started_at < older_than, PollTransition.id.not_in(latest))
+            )
             return int(getattr(result, "rowcount", 0) or 0)
 
         return self._run("prune", work)
@@ -388,14 +430,19 @@ class Repository(Transactions):
 
         return self._run("read", work)
 
-    def poll_count(self, target_id: int) -> int:
-        return self._run(
-            "read",
-            lambda session: int(
-                session.scalar(select(func.count()).select_from(PollOutcome).where(PollOutcome.target_id == target_id))
-                or 0
-            ),
-        )
+    def transitions(self, target_id: int, limit: int = 100) -> list[TransitionRecord]:
+        """The target's latest outcome transitions, oldest first: when it started failing, why, and recovered."""
+
+        def work(session: Session) -> list[TransitionRecord]:
+            query = (
+                select(PollTransition)
+                .where(PollTransition.target_id == target_id)
+                .order_by(PollTransition.id.desc())
+                .limit(limit)
+            )
+            return [_transition(row) for row in reversed(session.scalars(query).all())]
+
+        return self._run("read", work)
 
 
 def _history_conditions(where: HistoryFilter) -> list[Any]:
@@ -444,8 +491,8 @@ def _opt_stored(document: Document | None) -> StoredDocument | None:
     return _stored(document) if document is not None else None
 
 
-def _outcome_row(target_id: int, result: PollResult) -> PollOutcome:
-    return PollOutcome(
+def _transition_row(target_id: int, result: PollResult) -> PollTransition:
+    return PollTransition(
         target_id=target_id,
         started_at=result.started_at,
         duration=result.duration,
@@ -453,6 +500,83 @@ def _outcome_row(target_id: int, result: PollResult) -> PollOutcome:
         reason=result.reason.value if isinstance(result.reason, FailureReason) else None,
         http_status=result.http_status,
         error=result.error,
+    )
+
+
+def _transition(row: PollTransition) -> TransitionRecord:
+    return TransitionRecord(
+        started_at=as_utc(row.started_at),
+        ok=row.outcome == "success",
+        reason=FailureReason(row.reason) if row.reason else None,
+        http_status=row.http_status,
+        error=row.error,
+    )
+
+
+CHUNK = 500  # rows or ids per statement: under SQLite's variable limit, small enough for any driver
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _states(session: Session, target_ids: Sequence[int]) -> dict[int, TargetState]:
+    """The state of each of ``target_ids`` (at most :data:`CHUNK`), in five queries."""
+    latest = select(func.max(Snapshot.id)).where(Snapshot.target_id.in_(target_ids)).group_by(Snapshot.target_id)
+    snapshots = {row.target_id: row for row in session.scalars(select(Snapshot).where(Snapshot.id.in_(latest)))}
+    shas = {snapshot.document_sha256 for snapshot in snapshots.values()}
+    documents = {row.sha256: _stored(row) for row in session.scalars(select(Document).where(Document.sha256.in_(shas)))}
+    last_transition = (
+        select(func.max(PollTransition.id))
+        .where(PollTransition.target_id.in_(target_ids))
+        .group_by(PollTransition.target_id)
+    )
+    outcomes = {
+        row.target_id: row
+        for row in session.scalars(select(PollTransition).where(PollTransition.id.in_(last_transition)))
+    }
+    last_changes = session.execute(
+        select(ChangeRow.target_id, func.max(ChangeRow.detected_at))
+        .where(ChangeRow.target_id.in_(target_ids))
+        .group_by(ChangeRow.target_id)
+    )
+    changes: dict[int, datetime] = {tid: at for tid, at in last_changes}
+    polls = {
+        row.id: row
+        for row in session.execute(
+            select(Target.id, Target.last_poll_at, Target.last_success_at).where(Target.id.in_(target_ids))
+        )
+    }
+    return {
+        tid: _state(tid, snapshots.get(tid), documents, outcomes.get(tid), changes.get(tid), polls.get(tid))
+        for tid in target_ids
+    }
+
+
+def _state(
+    target_id: int,
+    snapshot: Snapshot | None,
+    documents: dict[str, StoredDocument],
+    outcome: PollTransition | None,
+    last_change: datetime | None,
+    polls: Any,
+) -> TargetState:
+    last_poll = polls.last_poll_at if polls is not None else None
+    last_success = polls.last_success_at if polls is not None else None
+    if snapshot is not None and last_success is None:
+        last_success = snapshot.last_seen  # written before the last poll times were (or a flush was lost)
+    if outcome is not None and (last_poll is None or as_utc(outcome.started_at) > as_utc(last_poll)):
+        last_poll = outcome.started_at  # the transition committed, the batched time not yet
+    return TargetState(
+        target_id=target_id,
+        snapshot_id=snapshot.id if snapshot else None,
+        document=documents.get(snapshot.document_sha256) if snapshot else None,
+        last_poll_at=opt_aware(last_poll),
+        last_poll_ok=(outcome.outcome == "success") if outcome else None,
+        last_reason=FailureReason(outcome.reason) if outcome and outcome.reason else None,
+        last_success_at=opt_aware(last_success),
+        last_change_at=opt_aware(last_change),
     )
 
 

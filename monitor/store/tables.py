@@ -1,10 +1,13 @@
 """SQLAlchemy 2 tables. The Alembic migrations in ``migrations/`` create exactly these.
 
 * ``documents`` — every distinct canonical document once, keyed by the SHA-256 of its canonical JSON.
-* ``targets`` — one row per (cloud, region, schema) ever configured.
+* ``targets`` — one row per (cloud, region, schema) ever configured, with the time of its last poll and last
+  successful poll (written in batches, every few seconds).
 * ``snapshots`` — a target's history: one row per run of identical documents (first/last seen);
   an unchanged poll only moves ``last_seen``.
-* ``poll_outcomes`` — every poll (pruned after ``database.poll_retention``).
+* ``poll_transitions`` — a row each time a target's poll outcome changes (first poll, ok → failing, failing
+  → ok, another reason); unchanged polls write nothing there. Pruned after ``database.poll_retention``,
+  except each target's latest row (its current state).
 * ``changes`` — every classified change between two consecutive snapshots of a target.
 """
 
@@ -59,6 +62,8 @@ class Target(Base):
     baseline_snapshot_id: Mapped[int | None] = mapped_column(Id)
     # when region discovery dropped the target (its history stays); NULL while it is polled
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Snapshot(Base):
@@ -72,11 +77,13 @@ class Snapshot(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class PollOutcome(Base):
-    __tablename__ = "poll_outcomes"
+class PollTransition(Base):
+    """A target's poll outcome from ``started_at`` on, until its next transition."""
+
+    __tablename__ = "poll_transitions"
     __table_args__ = (
-        Index("ix_poll_outcomes_target_started", "target_id", "started_at"),
-        Index("ix_poll_outcomes_started", "started_at"),
+        Index("ix_poll_transitions_target_started", "target_id", "started_at"),
+        Index("ix_poll_transitions_started", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

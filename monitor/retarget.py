@@ -1,0 +1,78 @@
+"""The one place where the set of polled targets changes, in one visible order.
+
+When discovery finds regions that came or went (:meth:`Retargeter.discover`), :meth:`Retargeter.apply`
+moves the whole daemon to the new targets:
+
+1. departed targets stop being scheduled, so no poll of them starts while they are taken down;
+2. the service registers new targets in the database and restores them, retires departed ones, moves
+   the change intelligence to the new fleet, and drops the departed series and credentials
+   (:meth:`monitor.service.PollService.retarget`, in a thread: it writes to the database);
+3. new targets are scheduled;
+4. the read API answers for the new set.
+
+If step 2 fails (the database), the discovery result is not kept and discovery runs again soon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from monitor.api import Api
+from monitor.domain import TargetSpec
+from monitor.scheduler import PollScheduler
+from monitor.service import PollService
+from monitor.store.repository import StoreError
+from monitor.topology import Topology
+
+log = logging.getLogger(__name__)
+
+
+class Retargeter:
+    """Follows discovery with the service, and — once the daemon runs — the scheduler and the API."""
+
+    def __init__(self, topology: Topology, service: PollService) -> None:
+        self._topology = topology
+        self._service = service
+        self._scheduler: PollScheduler | None = None
+        self._api: Api | None = None
+
+    def attach(self, scheduler: PollScheduler | None, api: Api | None) -> None:
+        """From now on, also reschedule ``scheduler`` and re-point ``api`` (the daemon's, once built)."""
+        self._scheduler, self._api = scheduler, api
+
+    async def discover(self, *, force: bool = False) -> bool:
+        """Ask the identity service for regions; when they changed, poll exactly the new targets.
+
+        Returns True when the targets changed; raises StoreError when the new targets cannot be registered
+        (the change is then found again at the next discovery, which comes sooner).
+        """
+        found = await self._topology.discover(force=force)
+        if found is None:
+            return False
+        try:
+            await self.apply(self._topology.specs(found))
+        except StoreError:
+            self._topology.retry_soon()
+            raise
+        self._topology.commit(found)
+        return True
+
+    async def rediscover(self) -> None:
+        """The periodic discovery job: like :meth:`discover`, a database failure is logged and retried."""
+        try:
+            await self.discover()
+        except StoreError as exc:
+            log.error("discovered regions could not be registered (tried again shortly): %s", exc)
+
+    async def apply(self, specs: Sequence[TargetSpec]) -> None:
+        """Poll exactly ``specs`` from now on (see the module docstring); raises StoreError."""
+        wanted = {spec.key for spec in specs}
+        if self._scheduler is not None:
+            self._scheduler.sync([spec for spec in self._scheduler.specs if spec.key in wanted])
+        await asyncio.to_thread(self._service.retarget, specs)
+        if self._scheduler is not None:
+            self._scheduler.sync(specs)
+        if self._api is not None:
+            self._api.set_targets(specs)
