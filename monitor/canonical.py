@@ -1,6 +1,7 @@
 """Strict parsing and canonical form of a schema document; pure functions, standard library only.
 
-``parse_document`` is the gate every fetched body passes: it accepts only strict JSON (no NaN/Infinity,
+``parse_document`` is the gate every fetched schema body passes (``parse_json`` is its first half, shared
+with the other document kinds of ``monitor.kinds``): it accepts only strict JSON (no NaN/Infinity,
 no duplicate keys, at most ``MAX_DEPTH`` levels) whose top level looks like a JSON schema. The canonical
 form makes two documents that mean the same thing byte-identical, so their hash is equal: object keys are
 sorted, and the arrays JSON Schema treats as sets (``enum``, ``required``, ``type``) are sorted and
@@ -40,7 +41,8 @@ _STRING_OR_BRACKET: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.
 
 
 class DocumentError(Exception):
-    """A fetched body is not a usable schema document; ``reason`` says which way (invalid JSON or schema).
+    """A fetched body is not a usable document of its kind; ``reason`` says which way (invalid JSON, or JSON
+    that is not that kind of document: ``INVALID_SCHEMA``).
 
     The message quotes at most a short preview of the body, never the whole of it.
     """
@@ -53,22 +55,30 @@ class DocumentError(Exception):
 def parse_document(body: bytes) -> dict[str, Any]:
     """Parse ``body`` as a strict-JSON schema document and return its top-level object.
 
+    Raises ``DocumentError`` with reason ``INVALID_JSON`` for every body ``parse_json`` refuses; with reason
+    ``INVALID_SCHEMA`` when it is JSON but not an object that looks like a schema (see ``SCHEMA_KEYWORDS``;
+    ``properties``, when present, must be an object).
+    """
+    doc = parse_json(body)
+    _check_looks_like_schema(doc)
+    return doc  # type: ignore[no-any-return]  # _check_looks_like_schema proved it is a dict
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse ``body`` as strict JSON and return the value, whatever its JSON type.
+
     Raises ``DocumentError`` with reason ``INVALID_JSON`` when the body is not UTF-8, not JSON, truncated,
     contains NaN/Infinity (or a number too large for a float), repeats a key in an object, or nests deeper
-    than ``MAX_DEPTH``; with reason ``INVALID_SCHEMA`` when it is JSON but not an object that looks like a
-    schema (see ``SCHEMA_KEYWORDS``; ``properties``, when present, must be an object). A leading UTF-8 BOM
-    is ignored, as RFC 8259 allows.
+    than ``MAX_DEPTH``. A leading UTF-8 BOM is ignored, as RFC 8259 allows.
     """
     text = _decode(body)
     _check_depth(text)
     try:
-        doc = json.loads(
+        return json.loads(
             text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant, parse_float=_finite_float
         )
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise _invalid_json(f"not valid JSON ({_short(exc)})", text) from None
-    _check_looks_like_schema(doc)
-    return doc  # type: ignore[no-any-return]  # _check_looks_like_schema proved it is a dict
 
 
 def canonicalize(doc: Any) -> Any:
