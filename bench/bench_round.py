@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -48,7 +49,7 @@ async def baseline(urls: list[str], concurrency: int) -> float:
         return time.perf_counter() - started
 
 
-async def monitor_rounds(config_data: dict[str, object]) -> tuple[float, float, int]:
+async def monitor_rounds(config_data: dict[str, Any]) -> tuple[float, float, int]:
     parts = build(parse_config(config_data, "bench"))
     try:
         timings = []

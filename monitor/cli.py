@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from monitor import __version__, reports, views
 from monitor.compare import comparison_json, matrix_markdown, matrix_text
 from monitor.config import NO_CLOUDS_YAML, CloudsYamlCloud, Config, ConfigError, load_config
-from monitor.configtypes import parse_duration
+from monitor.config.types import parse_duration
 from monitor.domain import PollResult, Severity, TargetKey, change_json
 from monitor.reports import change_line, paint, short_json
 from monitor.store.database import Database

@@ -133,7 +133,7 @@ class Fetcher:
         url = httpx.URL(spec.url)
         seen = {url}
         for _ in range(MAX_REDIRECTS + 1):
-            headers = {"Accept-Encoding": "gzip, deflate", **(signer.headers("GET", url) if signer else {})}
+            headers = {"Accept-Encoding": "gzip, deflate", **(signer.headers("GET", str(url)) if signer else {})}
             try:
                 outcome = await _get_once(client, url, headers, spec)
             except (httpx.HTTPError, ssl.SSLError, OSError) as exc:

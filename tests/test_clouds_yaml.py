@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from monitor.auth import clouds
-from monitor.auth.models import ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
 from monitor.config import CloudConfig, ConfigError, apply_clouds_yaml, parse_config
+from monitor.config.auth import ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
 
 PASSWORD = "s3cret-Passw0rd-{not-a-placeholder}"
 SECRET = "app-cred-secret-7f3e9d"

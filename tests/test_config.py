@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from monitor.config import ConfigError, load_config, parse_config, parse_duration, parse_size
+from monitor.config import ConfigError, load_config, parse_config
+from monitor.config.auth import PasswordAuth
+from monitor.config.types import parse_duration, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +38,8 @@ def test_shipped_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert auth_types == {"huawei": "token", "huawei-iam": "password", "huawei-aksk": "aksk",
                           "openstack": "application_credential", "glance": "none"}  # fmt: skip
     iam = next(s for s in config.targets() if s.key.cloud == "huawei-iam" and s.key.region == "cn-east-3")
-    assert iam.auth.for_region("cn-east-3").project_name == "cn-east-3"  # type: ignore[union-attr]
+    assert isinstance(iam.auth, PasswordAuth)
+    assert iam.auth.for_region("cn-east-3").project_name == "cn-east-3"
     tasks = next(s for s in config.targets() if s.key.schema == "tasks")
     assert tasks.url == "https://glance.regionone.example.org:9292/v2/schemas/tasks"
     image = next(s for s in config.targets() if s.key.cloud == "glance" and s.key.schema == "image")

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import kubernetes_validate
 import pytest
@@ -71,7 +71,7 @@ def _require(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0", "false")
 
 
-def _missing(reason: str) -> None:
+def _missing(reason: str) -> NoReturn:
     """Skip for a missing tool, or fail under SDM_REQUIRE_DEPLOY_TOOLS (set by .ci/run, which installs them)."""
     if _require("SDM_REQUIRE_DEPLOY_TOOLS"):
         pytest.fail(f"{reason} and SDM_REQUIRE_DEPLOY_TOOLS is set")
@@ -585,10 +585,10 @@ def test_compose_grafana_role_is_read_only_on_changes_and_targets(
 ) -> None:
     """The grafana-db-user script, run twice on a migrated database: SELECT on changes/targets, nothing else."""
     import psycopg
-    from conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database
     from psycopg.conninfo import conninfo_to_dict
 
     from monitor.store.engine import make_engine, upgrade
+    from tests.conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database
 
     psql = _tool("psql", "postgresql-client", "SDM_REQUIRE_POSTGRES")
     database = create_pg_database()

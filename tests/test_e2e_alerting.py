@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from monitor.config import parse_duration
+from monitor.config.types import parse_duration
 from monitor.simulator import Simulator, mutate_breaking
 from tests.conftest import TOKEN, config_data, require_tool
 from tests.grafana_queries import dashboard_expressions

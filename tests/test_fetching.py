@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from monitor.auth.credentials import StaticToken
-from monitor.auth.models import TokenAuth
+from monitor.config.auth import TokenAuth
 from monitor.domain import FailureReason, TargetKey, TargetSpec, TlsSettings
 from monitor.fetching import Fetcher, FetchError, _parse_retry_after
 from monitor.simulator import Simulator

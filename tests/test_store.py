@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -36,7 +38,7 @@ def repo(db_url: str) -> Repository:
     return Repository(engine)
 
 
-def stored(doc: dict[str, object]) -> StoredDocument:
+def stored(doc: Mapping[str, Any]) -> StoredDocument:
     canonical = canonical_json(doc)
     return StoredDocument(document_sha256(canonical), canonical, len(canonical), count_properties(doc))
 
@@ -65,7 +67,7 @@ def test_ensure_targets_is_idempotent_and_updates_urls(repo: Repository) -> None
     assert again[KEY] == first[KEY]
     assert first[KEY] != first[OTHER]
     with repo.engine.connect() as conn:
-        urls = dict(conn.execute(text("SELECT id, url FROM targets")).all())
+        urls: dict[int, str] = {tid: url for tid, url in conn.execute(text("SELECT id, url FROM targets"))}
     assert urls == {first[KEY]: "https://a2", first[OTHER]: "https://b"}
 
 

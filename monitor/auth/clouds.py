@@ -51,8 +51,8 @@ from openstack.config import vendors as sdk_vendors
 from openstack.config.cloud_region import CloudRegion
 from pydantic import BaseModel, ValidationError
 
-from monitor.auth.models import REGION_PLACEHOLDER, ApplicationCredentialAuth, PasswordAuth, TokenAuth
 from monitor.config import CloudsYamlCloud
+from monitor.config.auth import REGION_PLACEHOLDER, ApplicationCredentialAuth, PasswordAuth, TokenAuth
 
 log = logging.getLogger(__name__)
 

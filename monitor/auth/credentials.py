@@ -27,10 +27,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-import httpx
-
-from monitor.auth.models import AkSkAuth, ApplicationCredentialAuth, PasswordAuth, TokenAuth
+from monitor.config.auth import AkSkAuth, ApplicationCredentialAuth, PasswordAuth, TokenAuth
 from monitor.domain import exponential_backoff
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class RequestSigner(ABC):
     """The credential headers of one request."""
 
     @abstractmethod
-    def headers(self, method: str, url: httpx.URL) -> dict[str, str]:
+    def headers(self, method: str, url: str) -> dict[str, str]:
         """Headers to add to a ``method`` request of ``url``."""
 
 
@@ -75,7 +74,7 @@ class Credentials(ABC):
 class _TokenHeader(RequestSigner):
     token: str
 
-    def headers(self, method: str, url: httpx.URL) -> dict[str, str]:
+    def headers(self, method: str, url: str) -> dict[str, str]:
         return {"X-Auth-Token": self.token}
 
     def __repr__(self) -> str:  # never show the token
@@ -115,17 +114,18 @@ class _AkSkSigner(RequestSigner):
         if auth.security_token is not None:
             self._extra["X-Security-Token"] = auth.security_token.get_secret_value()
 
-    def headers(self, method: str, url: httpx.URL) -> dict[str, str]:
+    def headers(self, method: str, url: str) -> dict[str, str]:
         from huaweicloudsdkcore.sdk_request import SdkRequest
 
-        host = url.netloc.decode("ascii")  # as httpx sends it: IDNA-encoded, IPv6 in brackets, port if not default
+        parts = urlsplit(url)  # the URL as sent: IDNA-encoded host, IPv6 in brackets, port only if not default
+        host = parts.netloc
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         request = SdkRequest(
             method=method,
-            schema=url.scheme,
+            schema=parts.scheme,
             host=host,
-            resource_path=url.path,
-            query_params=list(url.params.multi_items()),
+            resource_path=unquote(parts.path),
+            query_params=parse_qsl(parts.query, keep_blank_values=True),
             header_params={"X-Sdk-Date": stamp, "Host": host, **self._extra},
             body="",
         )

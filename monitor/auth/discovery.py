@@ -22,9 +22,9 @@ from typing import Any
 
 from monitor.auth.credentials import KeystoneToken
 from monitor.auth.manager import AuthManager
-from monitor.auth.models import KeystoneAuth
 from monitor.config import CloudConfig
-from monitor.configtypes import REGION_RE
+from monitor.config.auth import KeystoneAuth
+from monitor.config.types import REGION_RE
 
 log = logging.getLogger(__name__)
 

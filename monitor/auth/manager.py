@@ -19,8 +19,8 @@ from pathlib import Path
 import certifi
 
 from monitor.auth.credentials import AkSk, Credentials, KeystoneAuthConfig, KeystoneToken, StaticToken
-from monitor.auth.models import AkSkAuth, ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
 from monitor.config import CloudConfig
+from monitor.config.auth import AkSkAuth, ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
 from monitor.domain import AuthSettings, TargetSpec, TlsSettings
 from monitor.metrics import Metrics
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr, model_validator
 
-from monitor.configtypes import TOKEN_RE, Model, PositiveDuration
+from monitor.config.types import TOKEN_RE, Model, PositiveDuration
 
 REGION_PLACEHOLDER = "{region}"
 

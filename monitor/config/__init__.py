@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.auth.models import (
+from monitor.config.auth import (
     REGION_PLACEHOLDER,
     AkSkAuth,
     ApplicationCredentialAuth,
@@ -39,7 +39,7 @@ from monitor.auth.models import (
     TokenAuth,
     default_type,
 )
-from monitor.configtypes import (
+from monitor.config.types import (
     ChannelName,
     CloudName,
     Duration,
@@ -50,9 +50,6 @@ from monitor.configtypes import (
     check_region,
     parse_duration,
     require_unique,
-)
-from monitor.configtypes import (
-    parse_size as parse_size,  # re-exported for callers of this module
 )
 from monitor.domain import IgnoreRules, Severity, TargetKey, TargetSpec, TlsSettings
 

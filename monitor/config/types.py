@@ -1,6 +1,6 @@
 """Building blocks of the configuration models: durations, sizes, names, secret files, the base model.
 
-Shared by :mod:`monitor.config` and :mod:`monitor.auth.models`; nothing here reads the environment.
+Shared by :mod:`monitor.config` and :mod:`monitor.config.auth`; nothing here reads the environment.
 """
 
 from __future__ import annotations
