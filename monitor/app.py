@@ -49,6 +49,7 @@ class Components:
     metrics: Metrics
     fetcher: Fetcher
     service: PollService
+    intelligence: Intelligence
     retargeter: Retargeter
 
     @property
@@ -95,7 +96,9 @@ def build(config: Config) -> Components:
         database.dispose()
         raise StartupError(f"cannot prepare the database: {exc}") from None
     warn_insecure(config.clouds)
-    return Components(config, topology, database, metrics, fetcher, service, Retargeter(topology, service))
+    return Components(
+        config, topology, database, metrics, fetcher, service, intelligence, Retargeter(topology, service)
+    )
 
 
 async def start(config: Config) -> Components:
@@ -175,13 +178,12 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
 
 def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> Api | None:
     """The read API over ``parts`` (None when ``api.enabled`` is false); acks refresh drift on ``loop``."""
-    intelligence = parts.service.intelligence
-    if not parts.config.api.enabled or intelligence is None:
+    if not parts.config.api.enabled:
         return None
     context = ApiContext(
         config=parts.config,
         repository=parts.database.repository,
-        intelligence=intelligence,
+        intelligence=parts.intelligence,
         metrics=parts.metrics,
         on_change=refresh_soon(parts.service, loop),
     )

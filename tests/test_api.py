@@ -355,8 +355,7 @@ def ack(live: Live, key: TargetKey, body: Any, token: str | None = API_TOKEN) ->
 
 
 def unacknowledged(live: Live, key: TargetKey) -> dict[str, str]:
-    assert live.parts.service.intelligence is not None
-    return {fp: c.severity.value for fp, c in live.parts.service.intelligence.unacknowledged(key)}
+    return {fp: c.severity.value for fp, c in live.parts.intelligence.unacknowledged(key)}
 
 
 def drift_gauge(live: Live, severity: str) -> float | None:
@@ -456,11 +455,8 @@ class BrokenRepository(Repository):
 
 
 def test_a_database_failure_is_a_503_without_details(live: Live) -> None:
-    assert live.parts.service.intelligence is not None
     parts = live.parts
-    assert parts.service.intelligence is not None
-    broken = ApiContext(parts.config, BrokenRepository(parts.database.engine), parts.service.intelligence,
-                        parts.metrics)  # fmt: skip
+    broken = ApiContext(parts.config, BrokenRepository(parts.database.engine), parts.intelligence, parts.metrics)
     response = Api(broken).handle("GET", target_path(R1_IMAGES, "snapshots"), {}, lambda n: b"")
     assert response.status == 503 and response.content_type == "application/json"
     assert json.loads(response.body) == {"error": "the database is not available; see the monitor's log"}

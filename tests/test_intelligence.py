@@ -229,7 +229,7 @@ def test_one_region_changing_deviates_then_the_rollout_completes(
     assert p.gauge("schemadrift_region_deviates", cloud="sim", region="r1", schema="images") == 1
     assert p.gauge("schemadrift_region_deviates", cloud="sim", region="r2", schema="images") == 0
     assert p.gauge("schemadrift_rollout_in_progress", **group) == 1
-    rollout = p.parts.service.intelligence.fleet.rollout("sim", "images")
+    rollout = p.parts.intelligence.fleet.rollout("sim", "images")
     assert rollout["updated"] == ["r1"] and rollout["lagging"] == ["r2", "r3"]
 
     code, out = cli(p.config, tmp_path, "compare", "--cloud", "sim", "--schema", "images", "--json")
@@ -247,10 +247,14 @@ def test_one_region_changing_deviates_then_the_rollout_completes(
     assert p.gauge("schemadrift_region_variants", **group) == 1
     assert p.gauge("schemadrift_rollout_in_progress", **group) == 0
     assert (p.gauge("schemadrift_rollout_last_completed_timestamp_seconds", **group) or 0) > 0
-    assert (p.gauge("schemadrift_rollout_last_duration_seconds", **group) or -1) >= 0
     with p.parts.database.engine.connect() as conn:
-        [(outcome, completed)] = conn.execute(select(Rollout.outcome, Rollout.completed_at)).all()
+        [(outcome, started, completed)] = conn.execute(
+            select(Rollout.outcome, Rollout.started_at, Rollout.completed_at)
+        ).all()
     assert outcome == "converged" and completed is not None
+    duration = (completed - started).total_seconds()
+    assert duration > 0  # two polls apart
+    assert p.gauge("schemadrift_rollout_last_duration_seconds", **group) == pytest.approx(duration)
 
 
 def test_changes_in_an_expected_window_are_recorded_but_do_not_page(
