@@ -16,11 +16,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from monitor import __version__, reports, views
+from monitor import __version__, reports
 from monitor.compare import comparison_json, matrix_markdown, matrix_text
 from monitor.config import NO_CLOUDS_YAML, CloudsYamlCloud, Config, ConfigError, load_config
 from monitor.config.types import parse_duration
 from monitor.domain import PollResult, Severity, TargetKey, change_json
+from monitor.queries import Conflict, ReadModel, parse_since
 from monitor.reports import change_line, paint, short_json
 from monitor.store.database import Database
 from monitor.store.intelligence import Window
@@ -188,6 +189,10 @@ def _database(config: Config) -> Database:
     return open_database(config)
 
 
+def _read(config: Config) -> ReadModel:
+    return ReadModel(config, _database(config))
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.app import run_daemon
 
@@ -221,10 +226,10 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         region=args.region,
         schema=args.schema,
         min_severity=Severity(args.severity) if args.severity else None,
-        since=_parse_since(args.since) if args.since else None,
+        since=parse_since(args.since) if args.since else None,
         limit=args.limit,
     )
-    records = _database(_load(args)).repository.history(where)
+    records = _read(_load(args)).history(where)
     if args.json:
         json.dump([r.as_json() for r in records], out, indent=2, ensure_ascii=False)
         out.write("\n")
@@ -238,9 +243,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_snapshots(args: argparse.Namespace, out: TextIO) -> int:
-    repository = _database(_load(args)).repository
-    key = TargetKey(args.cloud, args.region, args.schema)
-    rows = repository.snapshots(views.target_id(repository, key))
+    rows = _read(_load(args)).snapshots(TargetKey(args.cloud, args.region, args.schema))
     if args.json:
         json.dump(
             [
@@ -259,18 +262,15 @@ def cmd_snapshots(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
-    database = _database(_load(args))
-    repository = database.repository
+    read = _read(_load(args))
     key = TargetKey(args.cloud, args.region, args.schema)
     if args.baseline:
-        comparison = views.baseline_diff(repository, database.intelligence, key)
+        comparison = read.baseline_diff(key)
     elif args.against_region or args.against_cloud:
         other = TargetKey(args.against_cloud or args.cloud, args.against_region or args.region, args.schema)
-        comparison = views.region_diff(repository, key, other)
+        comparison = read.region_diff(key, other)
     else:
-        ids = sorted(s.id for s in repository.snapshots(views.target_id(repository, key)))
-        from_id, to_id = _pick_snapshots(ids, args.from_id, args.to_id)
-        comparison = views.snapshot_diff(repository, key, from_id, to_id)
+        comparison = read.snapshot_diff(key, args.from_id, args.to_id)
     out.write(reports.render(_format(args), [comparison], color=_color(args, out)))
     return EXIT_OK
 
@@ -284,33 +284,30 @@ def _color(args: argparse.Namespace, out: TextIO) -> bool:
 
 
 def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
-    config = _load(args)
-    repository = _database(config).repository
-    view = views.compare_view(repository, config, args.cloud, args.schema, args.reference, args.with_cloud)
+    view = _read(_load(args)).compare(args.cloud, args.schema, args.reference, args.with_cloud)
+    deviations = [comparison for _, comparison in view.deviations]
     fmt = _format(args)
     if fmt == "json":
         body = {**comparison_json(view.comparison, view.labels),
-                "deviations": json.loads(reports.render_json(view.deviations) or "[]")}  # fmt: skip
+                "deviations": json.loads(reports.render_json(deviations) or "[]")}  # fmt: skip
         out.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     elif fmt == "markdown":
-        out.write(matrix_markdown(view.comparison, view.labels) + "\n" + reports.render_markdown(view.deviations))
+        out.write(matrix_markdown(view.comparison, view.labels) + "\n" + reports.render_markdown(deviations))
     else:
         out.write(matrix_text(view.comparison, view.labels) + "\n")
-        out.write(reports.render(fmt, view.deviations, color=_color(args, out)))
+        out.write(reports.render(fmt, deviations, color=_color(args, out)))
     return EXIT_OK
 
 
 def cmd_drift(args: argparse.Namespace, out: TextIO) -> int:
-    config = _load(args)
-    database = _database(config)
-    spec = config.spec_for(TargetKey(args.cloud, args.region, args.schema))
-    items = views.drift_view(database.repository, database.intelligence, spec, datetime.now(UTC))
+    key = TargetKey(args.cloud, args.region, args.schema)
+    items = _read(_load(args)).drift(key)
     if args.json:
         rows = [{"fingerprint": i.fingerprint, "acknowledged": i.acknowledged, **change_json(i.change)} for i in items]
         out.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
         return EXIT_OK
     pending = [i for i in items if not i.acknowledged]
-    out.write(f"{spec.key}: {len(items)} change(s) from the baseline, {len(pending)} unacknowledged\n")
+    out.write(f"{key}: {len(items)} change(s) from the baseline, {len(pending)} unacknowledged\n")
     for item in items:
         mark = "acked" if item.acknowledged else "     "
         out.write(f"  {item.fingerprint[:16]}  {mark} {change_line(item.change, _color(args, out)).strip()}\n")
@@ -320,20 +317,20 @@ def cmd_drift(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_ack(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
     database = _database(config)
-    repository, store = database.repository, database.intelligence
-    spec = config.spec_for(TargetKey(args.cloud, args.region, args.schema))
-    tid = views.target_id(repository, spec.key)
+    read, store = ReadModel(config, database), database.intelligence
+    key = TargetKey(args.cloud, args.region, args.schema)
+    tid = read.row(key).id
     now = datetime.now(UTC)
     if args.approve:
         snapshot = store.approve_current(tid, comment=args.comment, actor=args.by, now=now)
-        out.write(f"{spec.key}: snapshot {snapshot} is now the approved baseline\n")
+        out.write(f"{key}: snapshot {snapshot} is now the approved baseline\n")
         return EXIT_OK
-    known = {i.fingerprint for i in views.drift_view(repository, store, spec, now)}
+    known = {i.fingerprint for i in read.drift(key, now)}
     chosen = _resolve_fingerprints(args.fingerprint, known)
     expires = now + timedelta(seconds=parse_duration(args.expires)) if args.expires else None
     count = store.acknowledge(tid, chosen, comment=args.comment, actor=args.by, now=now, expires_at=expires)
     until = f" until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
-    out.write(f"{spec.key}: acknowledged {count} change(s){until}\n")
+    out.write(f"{key}: acknowledged {count} change(s){until}\n")
     return EXIT_OK
 
 
@@ -352,7 +349,7 @@ def cmd_expect(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
     if args.cloud not in {c.name for c in config.clouds}:
         raise UsageError(f"unknown cloud {args.cloud!r}")
-    start = _parse_since(args.start) if args.start else datetime.now(UTC)
+    start = parse_since(args.start) if args.start else datetime.now(UTC)
     window = Window(args.cloud, args.schema, start, start + timedelta(seconds=parse_duration(args.duration)),
                     args.comment)  # fmt: skip
     _database(config).intelligence.add_window(window, args.by, datetime.now(UTC))
@@ -360,23 +357,6 @@ def cmd_expect(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"changes to {scope} are expected from {window.starts_at:%Y-%m-%d %H:%M} to "
               f"{window.ends_at:%Y-%m-%d %H:%M} UTC\n")  # fmt: skip
     return EXIT_OK
-
-
-def _pick_snapshots(ids: list[int], from_id: int | None, to_id: int | None) -> tuple[int, int]:
-    """Resolve --from/--to against a target's snapshot ids; raises UsageError."""
-    if len(ids) < 2 and (from_id is None or to_id is None):
-        raise UsageError(f"the target has {len(ids)} snapshot(s); a diff needs two")
-    to_id = ids[-1] if to_id is None else to_id
-    if to_id not in ids:
-        raise UsageError(f"snapshot {to_id} does not belong to this target; see `snapshots`")
-    if from_id is None:
-        earlier = [i for i in ids if i < to_id]
-        if not earlier:
-            raise UsageError(f"snapshot {to_id} is the target's first; give --from")
-        from_id = earlier[-1]
-    if from_id not in ids:
-        raise UsageError(f"snapshot {from_id} does not belong to this target; see `snapshots`")
-    return from_id, to_id
 
 
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
@@ -441,19 +421,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
 # --- rendering -------------------------------------------------------------------------------------
 
 
-def _parse_since(value: str) -> datetime:
-    """A point in time from ``24h``/``7d`` (ago) or an ISO date/time; raises UsageError."""
-    try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--since: expected a duration like 24h or an ISO date, got {value!r}") from None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _history_line(record: ChangeRecord, color: bool) -> str:
     label = paint(f"{record.severity.value:<9}", record.severity, color)
     flags = "".join(f" [{flag}]" for flag in ("ignored", "expected") if getattr(record, flag))
@@ -513,7 +480,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except ConfigError as exc:
         print(f"schema-drift-monitor: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, LookupError, ValueError) as exc:
+    except (UsageError, LookupError, ValueError, Conflict) as exc:
         print(f"schema-drift-monitor: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return EXIT_USAGE
     except (StartupError, StoreError) as exc:

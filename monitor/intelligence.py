@@ -177,6 +177,11 @@ class Flapping:
         self._changes: dict[TargetKey, deque[datetime]] = {}
         self._flapping: set[TargetKey] = set()
 
+    def restore(self, times: Mapping[TargetKey, Sequence[datetime]]) -> None:
+        """Start from the changes the database holds (a restart does not reset flapping)."""
+        for key, changed in times.items():
+            self._changes[key] = deque(sorted(changed))
+
     def observe(self, key: TargetKey, changed_at: datetime | None, now: datetime) -> bool:
         """Record a change (when ``changed_at`` is given) and return whether the target is flapping."""
         times = self._changes.setdefault(key, deque())
@@ -284,6 +289,9 @@ class Intelligence:
             self._target_ids = {key: tid for key, (tid, _) in targets.items()}
             self._current = {key: sha for key, (_, sha) in targets.items() if sha is not None}
             self.fleet.restore(self._current, self.store.open_rollouts(), self.store.last_completed_rollouts())
+            since = now - timedelta(seconds=self._config.changes.flapping_window)
+            times = self.store.change_times(since)
+            self.flapping.restore({key: times[tid] for key, tid in self._target_ids.items() if tid in times})
         self.refresh(now)
 
     def refresh(self, now: datetime) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import TargetKey
-from monitor.store.repository import StoreError, Transactions, as_utc, opt_aware
+from monitor.store.repository import StoreError, Transactions, as_utc, change_times, opt_aware
 from monitor.store.tables import Acknowledgement, Document, ExpectedWindow, Rollout, Snapshot, Target
 
 
@@ -73,6 +73,10 @@ class IntelligenceStore(Transactions):
             return {tid: Baseline(sid, shas[sid]) for tid, sid in wanted.items() if sid in shas}
 
         return self._run("read", work)
+
+    def change_times(self, since: datetime) -> dict[int, list[datetime]]:
+        """When each target's document changed since ``since`` (see :func:`monitor.store.repository.change_times`)."""
+        return self._run("restore", lambda session: change_times(session, since))
 
     def document_body(self, sha256: str) -> str:
         def work(session: Session) -> str:

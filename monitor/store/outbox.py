@@ -21,11 +21,12 @@ from monitor.store.repository import (
     ChangeRecord,
     Transactions,
     change_record,
+    change_times,
     dialect_insert,
     hold_changes_lock,
     opt_aware,
 )
-from monitor.store.tables import ChangeRow, NotificationCursor, OutboxEntry, Snapshot, Target
+from monitor.store.tables import ChangeRow, NotificationCursor, OutboxEntry, Target
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 
@@ -58,16 +59,10 @@ class GroupRequest:
 def _flapping(
     session: Session, records: Sequence[ChangeRecord], request: GroupRequest, now: datetime
 ) -> set[TargetKey]:
-    """Targets among ``records`` with at least ``flapping_threshold`` snapshots inside the flapping window."""
+    """Targets among ``records`` whose document changed ``flapping_threshold`` times inside the flapping window."""
     since = now - timedelta(seconds=request.flapping_window)
-    ids = {r.target_id for r in records}
-    counts = session.execute(
-        select(Snapshot.target_id, func.count())
-        .where(Snapshot.target_id.in_(ids), Snapshot.first_seen >= since)
-        .group_by(Snapshot.target_id)
-    ).all()
-    flapping_ids = {tid for tid, n in counts if n >= request.flapping_threshold}
-    return {r.target for r in records if r.target_id in flapping_ids}
+    times = change_times(session, since, {r.target_id for r in records})
+    return {r.target for r in records if len(times.get(r.target_id, ())) >= request.flapping_threshold}
 
 
 class OutboxStore(Transactions):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -135,6 +135,13 @@ class ChangeRecord:
             "ignored": self.ignored,
             "expected": self.expected,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRow:
+    id: int
+    key: TargetKey
+    url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,20 +400,6 @@ class Repository(Transactions):
             ),
         )
 
-    def regions(self, cloud: str) -> list[str]:
-        """The regions of ``cloud`` with targets polled now (discovered regions included, retired ones not)."""
-
-        def work(session: Session) -> list[str]:
-            query = (
-                select(Target.region)
-                .where(Target.cloud == cloud, Target.retired_at.is_(None))
-                .distinct()
-                .order_by(Target.region)
-            )
-            return list(session.scalars(query))
-
-        return self._run("read", work)
-
     def snapshots(self, target_id: int) -> list[SnapshotRecord]:
         """A target's snapshots, oldest first."""
 
@@ -430,6 +423,37 @@ class Repository(Transactions):
 
         return self._run("read", work)
 
+    def targets(self) -> dict[TargetKey, TargetRow]:
+        """Every target polled now (retired ones left out), with its id and URL."""
+
+        def work(session: Session) -> dict[TargetKey, TargetRow]:
+            query = select(Target.id, Target.cloud, Target.region, Target.schema, Target.url).where(
+                Target.retired_at.is_(None)
+            )
+            return {
+                TargetKey(r.cloud, r.region, r.schema): TargetRow(r.id, TargetKey(r.cloud, r.region, r.schema), r.url)
+                for r in session.execute(query)
+            }
+
+        return self._run("read", work)
+
+    def change(self, change_id: int) -> ChangeRecord | None:
+        """One stored change (a permalink), or None."""
+
+        def work(session: Session) -> ChangeRecord | None:
+            row = session.execute(
+                select(ChangeRow, Target)
+                .join(Target, ChangeRow.target_id == Target.id)
+                .where(ChangeRow.id == change_id)
+            ).first()
+            return change_record(row[0], row[1]) if row is not None else None
+
+        return self._run("read", work)
+
+    def change_times(self, since: datetime) -> dict[int, list[datetime]]:
+        """See :func:`change_times`."""
+        return self._run("read", lambda session: change_times(session, since))
+
     def transitions(self, target_id: int, limit: int = 100) -> list[TransitionRecord]:
         """The target's latest outcome transitions, oldest first: when it started failing, why, and recovered."""
 
@@ -443,6 +467,25 @@ class Repository(Transactions):
             return [_transition(row) for row in reversed(session.scalars(query).all())]
 
         return self._run("read", work)
+
+
+def change_times(
+    session: Session, since: datetime, target_ids: Collection[int] | None = None
+) -> dict[int, list[datetime]]:
+    """When each target's document changed since ``since``: its snapshots first seen then, except its first.
+
+    The one definition of "changes" behind flapping (``changes.flapping_threshold`` within
+    ``changes.flapping_window``), for the metrics, the notifications and the read side alike.
+    """
+    firsts = select(func.min(Snapshot.id)).group_by(Snapshot.target_id)
+    query = select(Snapshot.target_id, Snapshot.first_seen).where(Snapshot.first_seen >= since,
+                                                                  Snapshot.id.not_in(firsts))  # fmt: skip
+    if target_ids is not None:
+        query = query.where(Snapshot.target_id.in_(list(target_ids)))
+    times: dict[int, list[datetime]] = {}
+    for target_id, first_seen in session.execute(query.order_by(Snapshot.first_seen)):
+        times.setdefault(target_id, []).append(as_utc(first_seen))
+    return times
 
 
 def _history_conditions(where: HistoryFilter) -> list[Any]:
