@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 from typing import Any, TextIO
 
 from monitor import __version__, reports
@@ -21,6 +23,8 @@ from monitor.compare import comparison_json, matrix_markdown, matrix_text
 from monitor.config import NO_CLOUDS_YAML, CloudsYamlCloud, Config, ConfigError, load_config
 from monitor.config.types import parse_duration
 from monitor.domain import PollResult, Severity, TargetKey, change_json
+from monitor.logs import FORMATS as LOG_FORMATS
+from monitor.logs import setup_logging
 from monitor.queries import Conflict, ReadModel, parse_since
 from monitor.reports import change_line, paint, short_json
 from monitor.store.database import Database
@@ -73,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
     )
+    parser.add_argument(
+        "--log-format", default="text", choices=LOG_FORMATS,
+        help="text lines, or one JSON object per line (time, level, logger, message, cloud/region/schema)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the daemon: poll on schedule, serve /metrics, /healthz, /readyz")
@@ -143,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     expect.add_argument("--start", help="ISO date/time (default: now)")
     expect.add_argument("--comment", required=True, help="why, e.g. the change ticket")
     expect.add_argument("--by", default=_whoami(), help="who (default: $USER)")
+
+    export = sub.add_parser("export", help="write the stored history in another form")
+    export_sub = export.add_subparsers(dest="export_command", required=True, metavar="FORMAT")
+    git = export_sub.add_parser(
+        "git", help="a git repository: one commit per snapshot, one <cloud>/<region>/<schema>.json per target"
+    )
+    git.add_argument("directory", metavar="DIR", help="created when missing or empty; later runs add new snapshots")
+    _add_config(git)
+    _add_target_filters(git, required=False)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -359,6 +376,26 @@ def cmd_expect(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_export_git(args: argparse.Namespace, out: TextIO) -> int:
+    from monitor.gitexport import ExportError, ExportRefusedError, export_git
+    from monitor.store.export import ExportScope
+
+    scope = ExportScope(args.cloud, args.region, args.schema)
+    store = _database(_load(args)).export
+    try:
+        result = export_git(Path(args.directory), scope, partial(store.snapshots, scope))
+    except ExportRefusedError as exc:
+        raise UsageError(str(exc)) from None
+    except ExportError as exc:
+        print(f"schema-drift-monitor: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.added:
+        out.write(f"{args.directory}: {result.added} commit(s) added, last snapshot {result.last_snapshot_id}\n")
+    else:
+        out.write(f"{args.directory}: up to date\n")
+    return EXIT_OK
+
+
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.app import StartupError
     from monitor.store.database import DatabaseUnavailableError, upgrade_database
@@ -412,6 +449,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "drift": cmd_drift,
     "ack": cmd_ack,
     "expect": cmd_expect,
+    "export": cmd_export_git,
     "db": cmd_db_upgrade,
     "config": cmd_config_check,
     "demo": cmd_demo,
@@ -461,20 +499,12 @@ def _result_line(result: PollResult) -> str:
 # --- entry point -----------------------------------------------------------------------------------
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
-    if level == "DEBUG":
-        return  # every library's debug log, too: none of them is given a credential it would print
-    for noisy in ("httpx", "httpcore", "apscheduler", "alembic", "keystoneauth", "urllib3", "stevedore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit code (see module docstring)."""
     from monitor.app import StartupError
 
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
         return COMMANDS[args.command](args, out or sys.stdout)
     except ConfigError as exc:

@@ -5,7 +5,8 @@
 * discovery: a region that appears in the catalog is polled, one that leaves it loses its series;
 * the secret grep: at DEBUG log level (every library's debug log included), through token renewals,
   a revoked token, an identity outage and a notified change, no credential appears in the log,
-  /metrics, the database or a notification.
+  /metrics, the database or a notification — with text logs and with ``--log-format json`` (where every
+  line must also be one JSON object with the documented fields).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,9 @@ def password_auth(identity: IdentitySimulator, **overrides: Any) -> dict[str, An
             "user_domain_name": DOMAIN, "project_name": "{region}", "timeout": "2s", **overrides}  # fmt: skip
 
 
-def start_daemon(tmp_path: Path, clouds: list[dict[str, Any]], log_level: str = "INFO", **extra: Any) -> Daemon:
+def start_daemon(
+    tmp_path: Path, clouds: list[dict[str, Any]], log_level: str = "INFO", log_format: str = "text", **extra: Any
+) -> Daemon:
     port = free_port()
     data = {
         "database": {"url": f"sqlite:///{tmp_path / 'monitor.db'}"},
@@ -74,7 +78,7 @@ def start_daemon(tmp_path: Path, clouds: list[dict[str, Any]], log_level: str = 
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
-    return Daemon(path, port, tmp_path / "daemon.log", log_level)
+    return Daemon(path, port, tmp_path / "daemon.log", log_level, log_format)
 
 
 @pytest.fixture
@@ -144,8 +148,9 @@ def test_discovered_regions_are_polled_and_departed_ones_lose_their_series(
         assert daemon.stop() == 0
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
 def test_no_credential_appears_anywhere_at_debug_log_level(
-    identity: IdentitySimulator, regions: Simulator, tmp_path: Path, daemons: list[Daemon]
+    identity: IdentitySimulator, regions: Simulator, tmp_path: Path, daemons: list[Daemon], log_format: str
 ) -> None:
     identity.token_lifetime = 3.0
     app_user = identity.add_user("svc", "svc-unused-password-77", domain=DOMAIN)
@@ -165,7 +170,7 @@ def test_no_credential_appears_anywhere_at_debug_log_level(
             ]  # fmt: skip
             notifications = {"grouping_window": "0s", "channels": [{"name": "hook", "type": "webhook",
                                                                     "url": receiver.url + "/hook"}]}  # fmt: skip
-            daemon = start_daemon(tmp_path, clouds, "DEBUG", notifications=notifications)
+            daemon = start_daemon(tmp_path, clouds, "DEBUG", log_format, notifications=notifications)
             daemons.append(daemon)
             _provoke_everything(daemon, identity, regions, receiver)
             metrics = daemon.get("/metrics")
@@ -175,10 +180,19 @@ def test_no_credential_appears_anywhere_at_debug_log_level(
     finally:
         receiver.close()
     log = daemon.log()
-    assert " DEBUG " in log and "keystoneauth" in log and "httpcore" in log  # library debug logs were on
-    assert "refused (HTTP 401)" in log and "identity service answered HTTP 503" in log
+    if log_format == "json":
+        records = _json_records(log)
+        assert any(r["level"] == "DEBUG" for r in records)
+        loggers = {r["logger"].split(".")[0] for r in records}
+        assert {"keystoneauth", "httpcore"} <= loggers  # library debug logs were on
+        messages = "\n".join(r["message"] + "\n" + r.get("exc_info", "") for r in records)
+    else:
+        assert " DEBUG " in log and "keystoneauth" in log and "httpcore" in log  # library debug logs were on
+        messages = log
+    assert "refused (HTTP 401)" in messages and "identity service answered HTTP 503" in messages
     outputs = {
         "log": log,
+        "log messages": messages,  # JSON escaping must not hide a secret from the grep
         "metrics": metrics.text,
         "api": api.text if api is not None else "",
         "database": _dump_sqlite(tmp_path / "monitor.db"),
@@ -209,6 +223,24 @@ def _provoke_everything(daemon: Daemon, identity: IdentitySimulator, regions: Si
     regions.mutate("r3")
     wait_for(lambda: receiver.requests, timeout=30)
     wait_for(lambda: daemon.metric("schemadrift_poll_success", **labels("r1")) == 1, timeout=30)
+
+
+def _json_records(log: str) -> list[dict[str, Any]]:
+    """Every line of a ``--log-format json`` log as an object; fails on a line that is not one."""
+    records = []
+    for number, line in enumerate(log.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            pytest.fail(f"log line {number} is not JSON: {line[:200]}")
+        assert isinstance(record, dict), (number, line)
+        assert {"time", "level", "logger", "message"} <= set(record), (number, line)
+        assert datetime.fromisoformat(record["time"]).utcoffset() == timedelta(0), (number, line)
+        assert set(record) <= {"time", "level", "logger", "message", "cloud", "region", "schema", "exc_info",
+                               "stack_info"}, (number, line)  # fmt: skip
+        records.append(record)
+    assert records
+    return records
 
 
 def _dump_sqlite(path: Path) -> str:

@@ -49,12 +49,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, step: float = 
 
 
 class Daemon:
-    def __init__(self, config_path: Path, port: int, log_path: Path, log_level: str = "INFO") -> None:
+    def __init__(
+        self, config_path: Path, port: int, log_path: Path, log_level: str = "INFO", log_format: str = "text"
+    ) -> None:
         self.port = port
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "--log-level", log_level, "run", "--config", str(config_path)],
+            [sys.executable, "-m", "monitor", "--log-level", log_level, "--log-format", log_format,
+             "run", "--config", str(config_path)],
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.store.engine import current_revision, ensure_schema, head_revision, make_engine, safe_url, upgrade
+from monitor.store.export import ExportStore
 from monitor.store.intelligence import IntelligenceStore
 from monitor.store.outbox import OutboxStore
 from monitor.store.repository import Repository
@@ -59,6 +60,10 @@ class Database:
     @property
     def outbox(self) -> OutboxStore:
         return OutboxStore(self.engine)
+
+    @property
+    def export(self) -> ExportStore:
+        return ExportStore(self.engine)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
