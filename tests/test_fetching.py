@@ -18,8 +18,8 @@ from monitor.auth.models import TokenAuth
 from monitor.config import TargetSpec, TlsSettings
 from monitor.domain import FailureReason, TargetKey
 from monitor.fetching import Fetcher, FetchError, _parse_retry_after
-from monitor.simulator import Simulator
 from tests.conftest import TOKEN
+from tests.sim.regions import Simulator
 
 
 def spec_for(sim: Simulator, region: str = "r1", schema: str = "images", **overrides: Any) -> TargetSpec:

@@ -14,10 +14,10 @@ from sqlalchemy import func, select, text
 
 from monitor.app import Components, build
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey
-from monitor.simulator import Simulator, mutate_breaking
 from monitor.store.repository import Repository
 from monitor.store.tables import ChangeRow, Document, PollOutcome, Snapshot
 from tests.conftest import TOKEN, allow_inserts, fail_inserts, make_config
+from tests.sim.regions import Simulator, mutate_breaking
 
 IMAGES = TargetKey("sim", "r1", "images")
 
