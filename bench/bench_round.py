@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.app import build
 from monitor.config import parse_config
-from monitor.simulator import Simulator
+from tests.sim.regions import Simulator
 
 SCHEMAS = ["images", "image", "members", "member"]
 TOKEN = "bench-token"

@@ -86,6 +86,9 @@ def _make_handler(
                 self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            # HTTP/1.0 handler: the connection closes after every response. Say so, so that no client
+            # sends its next request on a socket being closed.
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
 

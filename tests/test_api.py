@@ -33,9 +33,9 @@ from monitor.canonical import canonicalize
 from monitor.config import Config, parse_config
 from monitor.domain import TargetKey
 from monitor.httpserver import StatusServer
-from monitor.simulator import Simulator, mutate_breaking
 from monitor.store.repository import Repository, SnapshotRecord, StoreError
 from tests.conftest import config_data
+from tests.sim.regions import Simulator, mutate_breaking
 
 T = TypeVar("T")
 API_TOKEN = "api-token-for-tests-7c1d0e"

@@ -21,9 +21,9 @@ from monitor.config import Config, ConfigError, parse_config
 from monitor.domain import FailureReason, TargetSpec
 from monitor.fetching import Fetcher, FetchError
 from monitor.metrics import Metrics
-from monitor.simulator import Simulator
-from monitor.simulator_identity import IdentitySimulator, RegionAuthorizer, region_authorizer
 from monitor.topology import Topology
+from tests.sim.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
+from tests.sim.regions import Simulator
 
 REGIONS = ("r1", "r2", "r3")
 DOMAIN = "acme"

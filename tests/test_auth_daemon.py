@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from monitor.auth.credentials import renew_margin
-from monitor.simulator import Simulator
-from monitor.simulator_identity import IdentitySimulator, RegionAuthorizer, region_authorizer
+from tests.sim.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
+from tests.sim.regions import Simulator
 from tests.test_daemon import Daemon, cli, free_port, wait_for
 from tests.test_notify import Receiver
 

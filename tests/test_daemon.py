@@ -18,9 +18,9 @@ import httpx
 import pytest
 import yaml
 
-from monitor.simulator import Simulator, mutate_breaking
 from monitor.store.engine import head_revision
 from tests.conftest import TOKEN, config_data
+from tests.sim.regions import Simulator, mutate_breaking
 
 
 def free_port() -> int:

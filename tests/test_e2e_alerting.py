@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from monitor.config.types import parse_duration
-from monitor.simulator import Simulator, mutate_breaking
 from tests.conftest import TOKEN, config_data, require_tool
 from tests.grafana_queries import dashboard_expressions
+from tests.sim.regions import Simulator, mutate_breaking
 from tests.test_daemon import Daemon, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ from monitor.auth.credentials import StaticToken
 from monitor.config.auth import TokenAuth
 from monitor.domain import FailureReason, TargetKey, TargetSpec, TlsSettings
 from monitor.fetching import Fetcher, FetchError, _parse_retry_after
-from monitor.simulator import Simulator
 from tests.conftest import TOKEN
+from tests.sim.regions import Simulator
 
 
 def spec_for(sim: Simulator, region: str = "r1", schema: str = "images", **overrides: Any) -> TargetSpec:

@@ -22,12 +22,12 @@ from monitor.app import Components
 from monitor.cli import main
 from monitor.domain import TargetKey
 from monitor.gitexport import export_git
-from monitor.simulator import Simulator
 from monitor.store.engine import make_engine, upgrade
 from monitor.store.export import ExportCursor, ExportedSnapshot, ExportScope, ExportStore
 from monitor.store.repository import HistoryFilter, Repository
 from monitor.store.tables import Snapshot
 from tests.conftest import config_data, make_config, require_tool
+from tests.sim.regions import Simulator
 from tests.test_service import poll, start, stop
 
 R1, R2, R3 = (TargetKey("sim", region, "images") for region in ("r1", "r2", "r3"))

@@ -24,12 +24,12 @@ from monitor.fetching import FetchError
 from monitor.intelligence import Intelligence
 from monitor.metrics import Metrics
 from monitor.service import PollService
-from monitor.simulator import Simulator, default_document, mutate_breaking
 from monitor.store.engine import make_engine
 from monitor.store.intelligence import IntelligenceStore
 from monitor.store.repository import HistoryFilter, Repository
 from monitor.store.tables import ChangeRow, Rollout, Snapshot
 from tests.conftest import REGIONS, config_data
+from tests.sim.regions import Simulator, default_document, mutate_breaking
 
 CASES = json.loads((Path(__file__).parent / "data" / "confirm_cases.json").read_text())["cases"]
 IMAGES = TargetKey("sim", "r1", "images")

@@ -38,7 +38,7 @@ NULL_DEFAULT = Change("/properties/x/default", "default-changed", Severity.WARNI
 
 def seed() -> dict[str, Any]:
     """The IMS ``/v2/schemas/images`` document the simulator serves."""
-    return parse_document(resources.files("monitor.simdata").joinpath("images.json").read_bytes())
+    return parse_document(resources.files("monitor.demo").joinpath("documents", "images.json").read_bytes())
 
 
 def case_documents(case: Path) -> tuple[dict[str, Any], dict[str, Any]]:

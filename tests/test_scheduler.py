@@ -10,8 +10,8 @@ import pytest
 
 from monitor.app import Components, build
 from monitor.scheduler import PollScheduler
-from monitor.simulator import Simulator
 from tests.conftest import make_config
+from tests.sim.regions import Simulator
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from monitor import service as service_module
 from monitor.app import Components, build
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey
 from monitor.queries import ReadModel
-from monitor.simulator import Simulator, mutate_breaking
 from monitor.store.repository import Repository
 from monitor.store.tables import Base, ChangeRow, Document, PollTransition, Snapshot
 from tests.conftest import TOKEN, allow_inserts, fail_inserts, make_config
+from tests.sim.regions import Simulator, mutate_breaking
 
 IMAGES = TargetKey("sim", "r1", "images")
 

@@ -28,8 +28,8 @@ from monitor.config import Config, parse_config
 from monitor.domain import FailureReason
 from monitor.fetching import Fetcher, FetchError
 from monitor.metrics import Metrics
-from monitor.simulator import Simulator
-from monitor.simulator_identity import IdentitySimulator, region_authorizer
+from tests.sim.identity import IdentitySimulator, region_authorizer
+from tests.sim.regions import Simulator
 from tests.test_fetching import fetch as fetch_spec
 
 NOW = datetime.datetime.now(datetime.UTC)

@@ -1,6 +1,6 @@
 """``schema-drift-monitor demo``: the real daemon against simulated regions on loopback.
 
-Starts a :class:`~monitor.simulator.Simulator` with three regions, writes the config it uses to
+Starts a :class:`~monitor.demo.server.RegionServer` with three simulated regions, writes the config it uses to
 ``data/demo-config.yaml`` (so ``history --config data/demo-config.yaml`` works in another terminal), runs
 the daemon, and after ``change_after`` seconds changes the ``images`` schema of one region.
 """
@@ -16,10 +16,10 @@ import yaml
 
 from monitor.app import run_daemon
 from monitor.config import parse_config
-from monitor.simulator import Simulator
+from monitor.demo.server import RegionServer
 
 DEMO_REGIONS = ("cn-north-4", "cn-east-3", "ap-southeast-1")
-DEMO_TOKEN = "demo-token-not-a-secret"  # the simulator's own token; real tokens come from ${ENV} or files
+DEMO_TOKEN = "demo-token-not-a-secret"  # the region server's own token; real tokens come from ${ENV} or files
 DEMO_CONFIG_PATH = Path("data/demo-config.yaml")
 DEMO_DATABASE = "sqlite:///./data/demo.db"
 
@@ -45,13 +45,13 @@ def demo_config(endpoint: str, listen: str, database: str, interval: float) -> d
     }
 
 
-async def _demo(simulator: Simulator, data: dict[str, Any], change_after: float, duration: float) -> int:
+async def _demo(regions: RegionServer, data: dict[str, Any], change_after: float, duration: float) -> int:
     stop = asyncio.Event()
     daemon = asyncio.create_task(run_daemon(parse_config(data, "demo"), stop))
 
     async def change_later() -> None:
         await asyncio.sleep(change_after)
-        simulator.mutate(DEMO_REGIONS[0])
+        regions.mutate(DEMO_REGIONS[0])
         log.info("demo: changed the images schema of %s (removed min_disk, added vhdx)", DEMO_REGIONS[0])
 
     async def stop_later() -> None:
@@ -78,18 +78,18 @@ def run_demo(*, listen: str, database: str, interval: float, change_after: float
     """Run the demo until Ctrl-C (or ``duration`` seconds when > 0); returns the exit code."""
     if database == DEMO_DATABASE:
         _reset_demo_database()
-    with Simulator(DEMO_REGIONS, token=DEMO_TOKEN) as simulator:
-        data = demo_config(simulator.endpoint_template(), listen, database, interval)
+    with RegionServer(DEMO_REGIONS, token=DEMO_TOKEN) as regions:
+        data = demo_config(regions.endpoint_template(), listen, database, interval)
         DEMO_CONFIG_PATH.parent.mkdir(parents=True, exist_ok=True)
         DEMO_CONFIG_PATH.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         out.write(
-            f"demo: simulated regions {', '.join(DEMO_REGIONS)} at {simulator.base_url}\n"
+            f"demo: simulated regions {', '.join(DEMO_REGIONS)} at {regions.base_url}\n"
             f"demo: metrics at http://{listen}/metrics; a schema change in {DEMO_REGIONS[0]} after "
             f"{change_after:g}s\n"
             f"demo: in another terminal: schema-drift-monitor history --config {DEMO_CONFIG_PATH}\n"
         )
         out.flush()
-        return asyncio.run(_demo(simulator, data, change_after, duration))
+        return asyncio.run(_demo(regions, data, change_after, duration))
 
 
 __all__ = ["DEMO_REGIONS", "demo_config", "run_demo"]

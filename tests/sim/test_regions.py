@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,24 +14,25 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import httpx
 import pytest
 
-import monitor.simdata
-from monitor.simulator import FAULTS, SCHEMAS, Simulator, UnknownRegionError, mutate_breaking
+import monitor.demo
+from tests.sim.regions import FAULTS, SCHEMAS, Simulator, UnknownRegionError, mutate_breaking
 
 REGIONS = ("cn-north-4", "ap-southeast-1")
 TOKEN = "sim-test-token"
 AUTH = {"X-Auth-Token": TOKEN}
-SIMDATA = Path(monitor.simdata.__file__).parent
+DOCUMENTS = Path(monitor.demo.__file__).parent / "documents"
 MIB = 1024 * 1024
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def simdata(schema: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((SIMDATA / f"{schema}.json").read_text(encoding="utf-8"))
+def packaged(schema: str) -> dict[str, Any]:
+    """The document the demo package ships for ``schema``, read from its file."""
+    data: dict[str, Any] = json.loads((DOCUMENTS / f"{schema}.json").read_text(encoding="utf-8"))
     return data
 
 
@@ -109,16 +111,16 @@ def wait_for_requests(sim: Simulator, count: int, timeout: float = 2.0) -> None:
 # -- documents --------------------------------------------------------------------------------------
 
 
-def test_simdata_image_is_the_items_schema_of_images() -> None:
-    items = simdata("images")["properties"]["images"]["items"]
-    image = simdata("image")
+def test_the_packaged_image_is_the_items_schema_of_images() -> None:
+    items = packaged("images")["properties"]["images"]["items"]
+    image = packaged("image")
     assert image["name"] == "image"
     for key in ("properties", "additionalProperties", "links"):
         assert image[key] == items[key]
 
 
-def test_simdata_members_wraps_member_like_glance() -> None:
-    member, members = simdata("member"), simdata("members")
+def test_the_packaged_members_wraps_member_like_glance() -> None:
+    member, members = packaged("member"), packaged("members")
     assert member["name"] == "member" and members["name"] == "members"
     assert member["properties"]["status"]["enum"] == ["pending", "accepted", "rejected"]
     assert "READ-ONLY" in member["properties"]["created_at"]["description"]
@@ -127,12 +129,12 @@ def test_simdata_members_wraps_member_like_glance() -> None:
 
 
 def test_mutate_breaking_removes_min_disk_and_adds_vhdx_without_touching_its_argument() -> None:
-    original = simdata("images")
+    original = packaged("images")
     changed = mutate_breaking(original)
     properties = changed["properties"]["images"]["items"]["properties"]
     assert "min_disk" not in properties
     assert properties["disk_format"]["enum"][-1] == "vhdx"
-    assert original == simdata("images")
+    assert original == packaged("images")
     assert mutate_breaking(changed) == changed
 
 
@@ -145,7 +147,7 @@ def test_it_serves_the_packaged_document_in_every_region(sim: Simulator, client:
         response = client.get(schema_url(sim, schema, region))
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json; charset=UTF-8"
-        assert response.json() == simdata(schema)
+        assert response.json() == packaged(schema)
     assert sim.requests() == len(REGIONS)
     assert sim.requests(REGIONS[1]) == 1
 
@@ -154,11 +156,11 @@ def test_it_sends_identity_with_content_length_unless_gzip_is_accepted(sim: Simu
     head, body = raw_exchange(sim, schema_path())
     assert header(head, "Content-Length") == str(len(body))
     assert header(head, "Content-Encoding") is None
-    assert json.loads(body) == simdata("images")
+    assert json.loads(body) == packaged("images")
 
     head, body = raw_exchange(sim, schema_path(), extra="Accept-Encoding: gzip\r\n")
     assert header(head, "Content-Encoding") == "gzip"
-    assert json.loads(gzip.decompress(body)) == simdata("images")
+    assert json.loads(gzip.decompress(body)) == packaged("images")
 
 
 def test_unknown_region_or_schema_is_an_ims_404(sim: Simulator, client: httpx.Client) -> None:
@@ -179,7 +181,7 @@ def test_a_missing_or_wrong_token_is_401_and_still_counted(sim: Simulator) -> No
 
 def test_without_a_token_configured_no_header_is_needed() -> None:
     with Simulator(["r1"]) as simulator:
-        assert httpx.get(schema_url(simulator, "member", "r1")).json() == simdata("member")
+        assert httpx.get(schema_url(simulator, "member", "r1")).json() == packaged("member")
 
 
 def test_set_document_changes_the_served_document_and_document_returns_a_copy(
@@ -187,7 +189,7 @@ def test_set_document_changes_the_served_document_and_document_returns_a_copy(
 ) -> None:
     sim.set_document(REGIONS[1], "member", {"name": "member", "properties": {}})
     assert client.get(schema_url(sim, "member", REGIONS[1])).json() == {"name": "member", "properties": {}}
-    assert client.get(schema_url(sim, "member", REGIONS[0])).json() == simdata("member")
+    assert client.get(schema_url(sim, "member", REGIONS[0])).json() == packaged("member")
     copy = sim.document(REGIONS[1], "member")
     copy["properties"]["x"] = {}
     assert sim.document(REGIONS[1], "member") == {"name": "member", "properties": {}}
@@ -249,7 +251,7 @@ def test_html_as_json_fault_labels_html_as_json(sim: Simulator, client: httpx.Cl
 def test_truncated_fault_cuts_the_body_in_half_with_a_matching_length(sim: Simulator) -> None:
     sim.set_fault(REGIONS[0], "truncated")
     head, body = raw_exchange(sim, schema_path())
-    full = len(json.dumps(simdata("images"), indent=4, ensure_ascii=False).encode())
+    full = len(json.dumps(packaged("images"), indent=4, ensure_ascii=False).encode())
     assert header(head, "Content-Length") == str(len(body)) == str(full // 2)
     with pytest.raises(json.JSONDecodeError):
         json.loads(body)
@@ -360,7 +362,7 @@ def test_stop_cuts_idle_keep_alive_connections_and_start_stop_are_idempotent(
 
 def test_trickle_announces_the_full_length_and_sends_slowly(sim: Simulator, client: httpx.Client) -> None:
     sim.set_fault(REGIONS[0], "trickle", interval=0.2)
-    full = len(json.dumps(simdata("images"), indent=4, ensure_ascii=False).encode())
+    full = len(json.dumps(packaged("images"), indent=4, ensure_ascii=False).encode())
     received = 0
     with client.stream("GET", schema_url(sim)) as response:
         assert response.headers["content-length"] == str(full)
@@ -418,32 +420,57 @@ def test_control_api_sets_and_clears_faults_without_a_token(sim: Simulator, clie
         assert anonymous.post(f"{sim.base_url}/_sim/xx-nowhere-1/fault", json={"fault": None}).status_code == 404
 
 
+def test_a_failed_control_request_announces_the_close_and_the_client_carries_on(sim: Simulator) -> None:
+    """400 and 404 control answers close the connection. Unannounced, a keep-alive client would send its
+    next request on the socket the server is closing and get no answer (httpx: "Server disconnected
+    without sending a response"), which a loaded machine made happen."""
+    control = f"{sim.base_url}/_sim/{REGIONS[0]}"
+    with httpx.Client(timeout=5.0) as anonymous:
+        for _ in range(200):
+            refused = anonymous.post(f"{control}/fault", json={"fault": "explode"})
+            assert (refused.status_code, refused.headers.get("connection")) == (400, "close")
+            unknown = anonymous.post(f"{sim.base_url}/_sim/xx-nowhere-1/fault", json={"fault": None})
+            assert (unknown.status_code, unknown.headers.get("connection")) == (404, "close")
+            served = anonymous.get(f"{control}/requests")  # on a new connection, kept open
+            assert (served.status_code, served.headers.get("connection")) == (200, None)
+
+
 def test_control_api_replaces_and_mutates_documents(sim: Simulator, client: httpx.Client) -> None:
     control = f"{sim.base_url}/_sim/{REGIONS[1]}"
     with httpx.Client(timeout=5.0) as anonymous:
         assert anonymous.put(f"{control}/schemas/image", json={"name": "image"}).status_code == 200
         assert anonymous.post(f"{control}/mutate").status_code == 200
     assert client.get(schema_url(sim, "image", REGIONS[1])).json() == {"name": "image"}
-    assert client.get(schema_url(sim, "images", REGIONS[1])).json() == mutate_breaking(simdata("images"))
-    assert client.get(schema_url(sim, "images", REGIONS[0])).json() == simdata("images")
+    assert client.get(schema_url(sim, "images", REGIONS[1])).json() == mutate_breaking(packaged("images"))
+    assert client.get(schema_url(sim, "images", REGIONS[0])).json() == packaged("images")
 
 
 # -- command line -----------------------------------------------------------------------------------
 
 
+def first_line(process: subprocess.Popen[str], timeout: float) -> str:
+    """The first line ``process`` printed (stripped); fails when it exited without printing one, and kills
+    it when it printed nothing within ``timeout`` seconds."""
+    stdout = cast(IO[str], process.stdout)  # Popen(stdout=PIPE)
+    timer = threading.Timer(timeout, process.kill)  # never let a broken main() hang the suite
+    timer.start()
+    try:
+        line = stdout.readline()
+    finally:
+        timer.cancel()
+    assert line, f"the process printed nothing and exited with {process.wait(timeout=5)}"
+    return line.strip()
+
+
 def test_main_prints_the_endpoint_template_and_exits_cleanly_on_sigterm() -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    command = [sys.executable, "-m", "monitor.simulator", "--regions", "a,b", "--port", "0", "--token", TOKEN]
+    command = [sys.executable, "-m", "tests.sim.regions", "--regions", "a,b", "--port", "0", "--token", TOKEN]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT) as process:
         try:
-            assert process.stdout is not None
-            timer = threading.Timer(10.0, process.kill)  # never let a broken main() hang the suite
-            timer.start()
-            template = process.stdout.readline().strip()
-            timer.cancel()
-            assert template.startswith("http://127.0.0.1:") and template.endswith("/{region}")
+            template = first_line(process, timeout=10.0)
+            assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\{region\}", template), template
             response = httpx.get(template.format(region="b") + "/v2/schemas/members", headers=AUTH)
-            assert response.json() == simdata("members")
+            assert response.json() == packaged("members")
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=5) == 0
         finally:

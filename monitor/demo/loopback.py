@@ -1,11 +1,13 @@
-"""Loopback HTTP server plumbing shared by the simulators (:mod:`monitor.simulator`,
-:mod:`monitor.simulator_identity`).
+"""Loopback HTTP server plumbing: the demo's region server (:mod:`monitor.demo.server`) and the test
+simulators (``tests/sim``) are built on it.
 
 :class:`TrackingServer` is a :class:`~http.server.ThreadingHTTPServer` that knows its open connections, so
 stopping can cut idle keep-alive ones and join the handler threads; its handlers reach the object that
 owns it as ``server.owner``. :class:`LoopbackServer` is the owner's side: a base class with the lifecycle
 (:meth:`~LoopbackServer.start`, :meth:`~LoopbackServer.stop`, use as a context manager) and
-:attr:`~LoopbackServer.base_url`, optionally serving HTTPS.
+:attr:`~LoopbackServer.base_url`, optionally serving HTTPS. :class:`LoopbackHandler` is the request
+handlers' base: HTTP/1.1 keep-alive, no access log, and ``Connection: close`` on every response after
+which the connection is closed.
 
 Standard library only.
 """
@@ -77,7 +79,50 @@ class TrackingServer(ThreadingHTTPServer, Generic[OwnerT]):
             worker.join(max(deadline - time.monotonic(), 0))
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay silent: a simulator's own hiccups must not clutter test output (nor show request data)."""
+        """Stay silent: a loopback server's own hiccups must not clutter output (nor show request data)."""
+
+
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """Base request handler: HTTP/1.1 keep-alive, no access log, no Python version in ``Server``.
+
+    Whenever the connection is to be closed after the response (``close_connection`` is True when the
+    headers end), the response says ``Connection: close``. Without it a keep-alive client would send its
+    next request on a socket the server is closing, and get no answer (a race that a loaded machine
+    loses). A client that went away (OSError) ends the connection quietly.
+    """
+
+    protocol_version = "HTTP/1.1"  # keep-alive and hand-made chunked encoding
+    disable_nagle_algorithm = True  # headers and body go out in separate writes; avoid delayed-ACK stalls
+    sys_version = ""
+    _connection_announced = False
+
+    def version_string(self) -> str:
+        """``Server`` header value without the Python version."""
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Never write access logs to stderr."""
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except OSError:  # client went away (BrokenPipe, ConnectionReset) or stop() cut the socket
+            self.close_connection = True
+
+    def send_response_only(self, code: int, message: str | None = None) -> None:
+        self._connection_announced = False  # a new response: no Connection header sent yet
+        super().send_response_only(code, message)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection":
+            self._connection_announced = True
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        """End the headers, adding ``Connection: close`` when the connection closes after this response."""
+        if self.close_connection and not self._connection_announced:
+            self.send_header("Connection", "close")
+        super().end_headers()
 
 
 class LoopbackServer:

@@ -28,7 +28,7 @@ given URL and a decoy on one other interface (``internal``, or ``public`` when t
 ``internal``) whose URL is the given URL plus ``/<decoy interface>-not-used`` — so a client that picks the
 wrong interface ends up on a path the region simulator answers 404.
 
-The region simulator (:mod:`monitor.simulator`) can enforce the credentials issued here through
+The region simulator (:mod:`tests.sim.regions`) can enforce the credentials issued here through
 :func:`region_authorizer`: Keystone tokens (:meth:`IdentitySimulator.validate_token`) and Huawei Cloud
 AK/SK signatures (:meth:`IdentitySimulator.verify_aksk`, an independent implementation of the documented
 SDK-HMAC-SHA256 algorithm).
@@ -43,22 +43,20 @@ import hmac
 import json
 import math
 import secrets
-import select
-import socket
 import ssl
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Final, TypedDict, cast
+from typing import Any, Final, TypedDict, TypeVar, cast
 from urllib.parse import unquote
 
-from monitor.simserver import LoopbackServer, TrackingServer
+from monitor.demo.loopback import LoopbackHandler, LoopbackServer, TrackingServer
+from tests.sim.sockets import peer_closed
 
 FAULTS: Final = frozenset({"down", "hang", "status"})
 """Every fault name :meth:`IdentitySimulator.set_fault` accepts."""
@@ -117,6 +115,9 @@ class _Project:
     domain_id: str
 
 
+_InDomainT = TypeVar("_InDomainT", _User, _Project)
+
+
 @dataclass(frozen=True)
 class _AppCred:
     id: str
@@ -173,7 +174,7 @@ class IdentitySimulator(LoopbackServer):
     from then on, and keystoneauth's ``auth_url`` is :attr:`auth_url` (``base_url + "/v3"``).
     :meth:`stop` releases hanging requests (they are closed unanswered); it can be followed by another
     :meth:`start`, and users, projects and tokens survive it. The lifecycle (:meth:`start`, :meth:`stop`,
-    use as a context manager, :attr:`base_url`) is :class:`monitor.simserver.LoopbackServer`'s.
+    use as a context manager, :attr:`base_url`) is :class:`monitor.demo.loopback.LoopbackServer`'s.
 
     Every user may scope to every project (there are no role assignments); tokens carry the role
     ``member``.
@@ -244,15 +245,9 @@ class IdentitySimulator(LoopbackServer):
 
         Raises ValueError for a duplicate id, or a duplicate name within the domain.
         """
-        user_id = user_id or _new_id()
-        with self._lock:
-            domain_id = self._ensure_domain(domain)
-            if user_id in self._users:
-                raise ValueError("duplicate user id")
-            if any(u.name == name and u.domain_id == domain_id for u in self._users.values()):
-                raise ValueError("duplicate user name in that domain")
-            self._users[user_id] = _User(user_id, name, password, domain_id)
-        return user_id
+        return self._add_to_domain(
+            self._users, "user", user_id, name, domain, lambda uid, did: _User(uid, name, password, did)
+        )
 
     def add_project(self, name: str, *, domain: str = DEFAULT_DOMAIN, project_id: str | None = None) -> str:
         """Add a project (Huawei IAM: one per region, named like the region, e.g. ``cn-north-4``; any name
@@ -260,15 +255,9 @@ class IdentitySimulator(LoopbackServer):
 
         Raises ValueError for a duplicate id, or a duplicate name within the domain.
         """
-        project_id = project_id or _new_id()
-        with self._lock:
-            domain_id = self._ensure_domain(domain)
-            if project_id in self._projects:
-                raise ValueError("duplicate project id")
-            if any(p.name == name and p.domain_id == domain_id for p in self._projects.values()):
-                raise ValueError("duplicate project name in that domain")
-            self._projects[project_id] = _Project(project_id, name, domain_id)
-        return project_id
+        return self._add_to_domain(
+            self._projects, "project", project_id, name, domain, lambda pid, did: _Project(pid, name, did)
+        )
 
     def add_application_credential(
         self, user_id: str, secret: str, *, project_id: str, app_cred_id: str | None = None, name: str | None = None
@@ -447,6 +436,29 @@ class IdentitySimulator(LoopbackServer):
         if name not in self._domains:
             self._domains[name] = _new_id()
         return self._domains[name]
+
+    def _add_to_domain(
+        self,
+        records: dict[str, _InDomainT],
+        kind: str,
+        record_id: str | None,
+        name: str,
+        domain: str,
+        make: Callable[[str, str], _InDomainT],
+    ) -> str:
+        """Add ``make(id, domain id)`` to ``records`` (the domain is created if new); returns the id.
+
+        Raises ValueError for a duplicate id, or a duplicate name within the domain.
+        """
+        record_id = record_id or _new_id()
+        with self._lock:
+            domain_id = self._ensure_domain(domain)
+            if record_id in records:
+                raise ValueError(f"duplicate {kind} id")
+            if any(r.name == name and r.domain_id == domain_id for r in records.values()):
+                raise ValueError(f"duplicate {kind} name in that domain")
+            records[record_id] = make(record_id, domain_id)
+        return record_id
 
     def _domain_name(self, domain_id: str) -> str:
         return next((name for name, did in self._domains.items() if did == domain_id), domain_id)
@@ -747,7 +759,7 @@ def _canonical_request(
 
 
 class RegionAuthorizer:
-    """An :data:`monitor.simulator.Authorizer` accepting credentials issued by an :class:`IdentitySimulator`.
+    """An :data:`tests.sim.regions.Authorizer` accepting credentials issued by an :class:`IdentitySimulator`.
 
     A schema request of region R is allowed when
 
@@ -805,7 +817,7 @@ class RegionAuthorizer:
 def region_authorizer(
     identity: IdentitySimulator, *, per_region_projects: bool = True, project_ids: Mapping[str, str] | None = None
 ) -> RegionAuthorizer:
-    """Build the authorizer for ``Simulator(..., authorizer=...)``; see :class:`RegionAuthorizer`."""
+    """Build the authorizer for ``tests.sim.regions.Simulator(..., authorizer=...)``; see :class:`RegionAuthorizer`."""
     return RegionAuthorizer(identity, per_region_projects=per_region_projects, project_ids=project_ids)
 
 
@@ -813,47 +825,15 @@ def region_authorizer(
 # HTTP request handler
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Routes identity requests; never logs anything about them."""
+class _Handler(LoopbackHandler):
+    """Routes identity requests; never logs anything about them. A request whose body cannot be read
+    (chunked, or too large) is answered 400 and closes the connection (``Connection: close``)."""
 
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
     server_version = "Identity-Simulator/1.0"
-    sys_version = ""
-
-    def version_string(self) -> str:
-        return self.server_version
 
     @property
     def identity(self) -> IdentitySimulator:
         return cast(TrackingServer[IdentitySimulator], self.server).owner
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Never write access logs to stderr."""
-
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        except OSError:  # client went away, or stop() cut the socket
-            self.close_connection = True
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch()
 
     # -- routing -----------------------------------------------------------------------------------
 
@@ -882,6 +862,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(300, {"versions": {"values": [identity._version()]}})
         else:
             self._error(404)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 
     def _read_body(self) -> bytes | None:
         """The request body (b"" when there is none); None when it cannot be read (connection closed)."""
@@ -918,7 +900,7 @@ class _Handler(BaseHTTPRequestHandler):
         while not release.wait(_HANG_POLL_S):
             if self.identity.fault() != "hang":
                 return True
-            if _peer_closed(self.connection):
+            if peer_closed(self.connection):
                 break
         self.close_connection = True
         return False
@@ -979,17 +961,6 @@ def _json_or_none(body: bytes | None) -> Any:
         return json.loads(body)
     except ValueError:
         return None
-
-
-def _peer_closed(conn: socket.socket) -> bool:
-    """Whether the peer has closed its side (readable with nothing to read); never blocks."""
-    readable, _, _ = select.select([conn], [], [], 0)
-    if not readable:
-        return False
-    try:
-        return conn.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
-        return True
 
 
 IdentitySimulator.handler_class = _Handler  # assigned here because _Handler is defined after IdentitySimulator

@@ -1,10 +1,10 @@
-"""A simulated Huawei IMS / OpenStack Glance region server for demos and integration tests.
+"""The region simulator of the tests: the demo's IMS / Glance region server plus faults and a control API.
 
-One loopback HTTP server plays every configured region: ``GET /<region>/v2/schemas/<schema>`` answers
-with that region's copy of the ``images``, ``image``, ``members`` or ``member`` schema (initially the
-documents in :mod:`monitor.simdata`). Each region can be switched into a *fault* (see :data:`FAULTS` and
-shared/FAULTS.md) that misbehaves the way real endpoints do: error statuses, hangs, trickling bytes,
-oversized or gzip-bomb bodies, HTML pages, malformed JSON, redirects, flakiness.
+:class:`Simulator` extends :class:`monitor.demo.server.RegionServer` (one loopback HTTP server playing
+every configured region: ``GET /<region>/v2/schemas/<schema>`` answers with that region's copy of the
+``images``, ``image``, ``members`` or ``member`` schema). Each region can be switched into a *fault* (see
+:data:`FAULTS` and shared/FAULTS.md) that misbehaves the way real endpoints do: error statuses, hangs,
+trickling bytes, oversized or gzip-bomb bodies, HTML pages, malformed JSON, redirects, flakiness.
 
 Request handling, in order, for a schema route:
 
@@ -13,16 +13,18 @@ Request handling, in order, for a schema route:
 3. when an *authorizer* is configured (see :data:`Authorizer`), it decides: a False answer, or an
    exception, answers 401; otherwise, when a token is configured, a missing or wrong ``X-Auth-Token``
    answers 401. Either way faults are not applied to a 401: the simulated gateway authenticates first.
-   (:func:`monitor.simulator_identity.region_authorizer` builds an authorizer that accepts Keystone
-   tokens and AK/SK signatures issued by the fake identity service.)
+   (:func:`tests.sim.identity.region_authorizer` builds an authorizer that accepts Keystone tokens and
+   AK/SK signatures issued by the fake identity service.)
 4. the region's fault, if any, decides the response; otherwise the document is served, gzip-compressed
    when the client accepts gzip.
 
-A control API on the same server (never authenticated) lets the demo and subprocess tests drive it:
+A control API on the same server (never authenticated) lets subprocess tests drive it:
 ``POST /_sim/<region>/fault``, ``PUT /_sim/<region>/schemas/<schema>``, ``POST /_sim/<region>/mutate``
-and ``GET /_sim/<region>/requests``.
+and ``GET /_sim/<region>/requests``. A control request that fails (400, 404) closes the connection, as
+its body may be left unread, and says so (``Connection: close``).
 
-Standard library only. Run ``python -m monitor.simulator --regions a,b --port 8000 [--token T]``.
+Standard library only. Run ``python -m tests.sim.regions --regions a,b --port 8000 [--token T]`` from the
+repository root.
 """
 
 from __future__ import annotations
@@ -31,41 +33,53 @@ import argparse
 import copy
 import functools
 import gzip
-import hmac
 import io
 import json
-import re
-import select
 import signal
-import socket
-import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
-from importlib import resources
-from typing import Any, Final, cast
+from typing import Any, Final, Unpack, cast
 from urllib.parse import urlsplit
 
-from monitor.simserver import LoopbackServer, TrackingServer
+from monitor.demo.loopback import TrackingServer
+from monitor.demo.server import (
+    JSON_TYPE,
+    SCHEMAS,
+    RegionHandler,
+    RegionServer,
+    ServerOptions,
+    UnknownRegionError,
+    default_document,
+    encode_document,
+    mutate_breaking,
+)
+from tests.sim.sockets import peer_closed
 
-SCHEMAS: Final = ("images", "image", "members", "member")
-"""The schema names served under ``/<region>/v2/schemas/``."""
+__all__ = [  # the region server's documents and errors are part of the simulator's interface
+    "FAULTS",
+    "OVERSIZED_MODES",
+    "SCHEMAS",
+    "Authorizer",
+    "Simulator",
+    "UnknownRegionError",
+    "default_document",
+    "main",
+    "mutate_breaking",
+]
 
 OVERSIZED_MODES: Final = ("content_length", "chunked", "close")
 """Framing options of the ``oversized`` fault."""
 
-JSON_TYPE: Final = "application/json; charset=UTF-8"
 HTML_TYPE: Final = "text/html; charset=UTF-8"
 HTML_PAGE: Final = b"<html><body>Service maintenance</body></html>"
 
 _MIB: Final = 1024 * 1024
 _MAX_SIZE: Final = 1024 * _MIB  # guards the size options against typos that would exhaust memory
 _MAX_CONTROL_BODY: Final = 8 * _MIB
-_REGION_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 _FIXED_BODIES: Final[Mapping[str, bytes]] = {
     "not_object": b"[1, 2, 3]",
@@ -97,10 +111,6 @@ only the first value is seen). Called from the server's handler threads, so it m
 """
 
 
-class UnknownRegionError(KeyError):
-    """The region is not one the simulator was created with."""
-
-
 class _RequestHeaders(Mapping[str, str]):
     """Read-only, case-insensitive request headers: lower-cased names, first value of a repeated header."""
 
@@ -120,44 +130,7 @@ class _RequestHeaders(Mapping[str, str]):
 
 
 # --------------------------------------------------------------------------------------------------
-# Documents
-
-
-def default_document(schema: str) -> dict[str, Any]:
-    """A fresh copy of the packaged document for ``schema`` (one of :data:`SCHEMAS`).
-
-    Raises ValueError for an unknown schema name.
-    """
-    if schema not in SCHEMAS:
-        raise ValueError(f"unknown schema {schema!r}; expected one of {', '.join(SCHEMAS)}")
-    return copy.deepcopy(_packaged_document(schema))
-
-
-@functools.cache
-def _packaged_document(schema: str) -> dict[str, Any]:
-    text = resources.files("monitor.simdata").joinpath(f"{schema}.json").read_text(encoding="utf-8")
-    return cast(dict[str, Any], json.loads(text))
-
-
-def mutate_breaking(document: dict[str, Any]) -> dict[str, Any]:
-    """Return a changed copy of an ``images`` document: the demo's breaking change.
-
-    Removes property ``min_disk`` from ``properties.images.items.properties`` and appends ``"vhdx"`` to
-    the ``disk_format`` enum (once). The argument is not modified. Raises KeyError or TypeError when the
-    document does not have the ``images`` schema's structure.
-    """
-    changed = copy.deepcopy(document)
-    image_properties = changed["properties"]["images"]["items"]["properties"]
-    image_properties.pop("min_disk", None)
-    disk_formats = image_properties["disk_format"]["enum"]
-    if "vhdx" not in disk_formats:
-        disk_formats.append("vhdx")
-    return changed
-
-
-def _encode_document(document: Mapping[str, Any]) -> bytes:
-    """The document as IMS sends it: 4-space indented UTF-8 JSON."""
-    return json.dumps(document, indent=4, ensure_ascii=False).encode("utf-8")
+# Documents served by faults
 
 
 def _reverse_order(value: Any, key: str | None = None) -> Any:
@@ -171,7 +144,7 @@ def _reverse_order(value: Any, key: str | None = None) -> Any:
 
 
 def _encode_reordered(document: Mapping[str, Any]) -> bytes:
-    """Same canonical content as :func:`_encode_document`, different bytes (order and whitespace)."""
+    """Same canonical content as :func:`encode_document`, different bytes (order and whitespace)."""
     text = json.dumps(_reverse_order(document), indent="\t", separators=(" ,  ", " :\t"), ensure_ascii=False)
     return f"\n  {text}\n\n".encode()
 
@@ -203,36 +176,11 @@ def _gzip_bomb(size: int) -> bytes:
     return buffer.getvalue()
 
 
-def _ims_error(status: int, message: str, code: str = "IMG.0001") -> bytes:
-    """An error body in the IMS style: ``{"error": {"message": ..., "code": ...}}``."""
-    return json.dumps({"error": {"message": message, "code": code}}).encode("utf-8")
-
-
 def _phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Simulated error"
-
-
-def _accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether an ``Accept-Encoding`` header value admits gzip with a non-zero q-value."""
-    for item in (accept_encoding or "").split(","):
-        coding, _, params = item.partition(";")
-        if coding.strip().lower() in ("gzip", "x-gzip"):
-            return _qvalue(params) > 0
-    return False
-
-
-def _qvalue(params: str) -> float:
-    for param in params.split(";"):
-        name, _, value = param.strip().partition("=")
-        if name.strip().lower() == "q":
-            try:
-                return float(value)
-            except ValueError:
-                return 0.0
-    return 1.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -275,10 +223,9 @@ def _check_ranges(fault: str, options: Mapping[str, Any]) -> None:
 
 
 @dataclass
-class _Region:
-    """Mutable state of one simulated region; guarded by the simulator's lock."""
+class _FaultState:
+    """The fault state of one simulated region; guarded by the simulator's lock."""
 
-    documents: dict[str, dict[str, Any]]
     fault: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     flaky_left: int = 0
@@ -296,87 +243,55 @@ class _Plan:
     release: threading.Event  # set by stop(); long-running handlers give up when it is set
 
 
-class Simulator(LoopbackServer):
-    """An IMS/Glance region server on loopback; see the module docstring for the routes.
+class Simulator(RegionServer):
+    """The demo's region server with faults, request counts, an authorizer hook and a control API; see
+    the module docstring for the routes.
 
     Thread-safe: tests may call :meth:`set_fault`, :meth:`set_document` etc. while requests are served.
     The listening socket is bound in :meth:`start` (``port=0`` picks a free port); ``base_url`` is
     available from then on. :meth:`stop` releases hanging, trickling and slow handlers; it can be
     followed by another :meth:`start`. The lifecycle (:meth:`start`, :meth:`stop`, use as a context
-    manager, :attr:`base_url`) is :class:`monitor.simserver.LoopbackServer`'s.
+    manager, :attr:`base_url`) and :meth:`mutate` are :class:`~monitor.demo.server.RegionServer`'s.
     """
 
     thread_name = "ims-simulator"
-    queue_size = 256  # many pollers connect at once (bench: 100 concurrent connections)
     server_label = "simulator"
 
     def __init__(
-        self,
-        regions: Sequence[str],
-        token: str | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        authorizer: Authorizer | None = None,
-        tls: ssl.SSLContext | None = None,
+        self, regions: Sequence[str], *, authorizer: Authorizer | None = None, **options: Unpack[ServerOptions]
     ) -> None:
         """Raises ValueError for no regions, a duplicate, or a name unusable as a path segment.
 
-        ``authorizer``, when given, replaces the ``token`` check (``token`` is then not consulted); see
-        step 3 of the module docstring. ``tls`` (a server-side context) serves HTTPS instead of HTTP;
-        the handshake happens in the request's thread, so a client that never completes it holds no one.
+        ``options`` are :class:`~monitor.demo.server.RegionServer`'s: ``token``, ``host``, ``port`` and
+        ``tls``, a server-side context to serve HTTPS instead of HTTP (the handshake happens in the
+        request's thread, so a client that never completes it holds no one). ``authorizer``, when given,
+        replaces the ``token`` check (``token`` is then not consulted); see step 3 of the module docstring.
         """
-        if isinstance(regions, str) or not regions:
-            raise ValueError("regions must be a non-empty sequence of names")
-        for name in regions:
-            if not _REGION_RE.match(name):
-                raise ValueError(f"invalid region name {name!r}")
-        if len(set(regions)) != len(regions):
-            raise ValueError("duplicate region names")
-        super().__init__(host, port, tls=tls)
-        self._token = token
+        super().__init__(regions, **options)
         self._authorizer = authorizer
-        self._lock = threading.Lock()
-        self._regions = {name: _Region({s: default_document(s) for s in SCHEMAS}) for name in regions}
-
-    # -- lifecycle: start, stop and base_url are LoopbackServer's ----------------------------------
-
-    def endpoint_template(self) -> str:
-        """The config's endpoint with a ``{region}`` placeholder: ``<base_url>/{region}``."""
-        return f"{self.base_url}/{{region}}"
+        self._faults = {name: _FaultState() for name in regions}
 
     # -- state -------------------------------------------------------------------------------------
-
-    @property
-    def regions(self) -> tuple[str, ...]:
-        """The region names, in the order given."""
-        return tuple(self._regions)
 
     def set_document(self, region: str, schema: str, document: dict[str, Any]) -> None:
         """Serve a deep copy of ``document`` for ``schema`` in ``region`` from now on.
 
         Raises UnknownRegionError, or ValueError for an unknown schema or a non-object document.
         """
-        state = self._region(region)
+        documents = self._region_documents(region)
         if schema not in SCHEMAS:
             raise ValueError(f"unknown schema {schema!r}")
         if not isinstance(document, dict):
             raise ValueError("a schema document must be a JSON object")
         snapshot = copy.deepcopy(document)
         with self._lock:
-            state.documents[schema] = snapshot
+            documents[schema] = snapshot
 
     def document(self, region: str, schema: str) -> dict[str, Any]:
         """A deep copy of the document currently served. Raises UnknownRegionError or KeyError."""
-        state = self._region(region)
+        documents = self._region_documents(region)
         with self._lock:
-            return copy.deepcopy(state.documents[schema])
-
-    def mutate(self, region: str) -> None:
-        """Apply :func:`mutate_breaking` to the region's ``images`` document."""
-        state = self._region(region)
-        with self._lock:
-            state.documents["images"] = mutate_breaking(state.documents["images"])
+            return copy.deepcopy(documents[schema])
 
     def set_fault(self, region: str, fault: str | None, **options: Any) -> None:
         """Make every schema of ``region`` answer with ``fault`` (None restores normal service).
@@ -387,7 +302,7 @@ class Simulator(LoopbackServer):
         the previous one (and restarts a flaky count). Raises UnknownRegionError, or ValueError for an
         unknown fault, option, option type or out-of-range value.
         """
-        state = self._region(region)
+        state = self._fault_state(region)
         _check_fault(fault, options)
         with self._lock:
             state.fault, state.options = fault, dict(options)
@@ -395,7 +310,7 @@ class Simulator(LoopbackServer):
 
     def fault(self, region: str) -> str | None:
         """The fault currently set for ``region`` (None for normal service)."""
-        state = self._region(region)
+        state = self._fault_state(region)
         with self._lock:
             return state.fault
 
@@ -404,46 +319,39 @@ class Simulator(LoopbackServer):
         region and schema counts, including ones answered 401 or by a fault."""
         with self._lock:
             if region is None:
-                return sum(state.requests for state in self._regions.values())
-            return self._region(region).requests
+                return sum(state.requests for state in self._faults.values())
+            return self._fault_state(region).requests
 
     # -- used by the request handler ---------------------------------------------------------------
 
-    def _region(self, region: str) -> _Region:
+    def admitted(self, region: str, method: str, target: str, headers: Message) -> bool:
+        """Count the request, then ask the authorizer (False when it raises) or check the token."""
+        with self._lock:
+            self._faults[region].requests += 1
+        if self._authorizer is None:
+            return super().admitted(region, method, target, headers)
         try:
-            return self._regions[region]
+            return bool(self._authorizer(region, method, target, _RequestHeaders(headers.items())))
+        except Exception:  # fail closed: a broken authorizer must not open the gateway
+            return False
+
+    def _fault_state(self, region: str) -> _FaultState:
+        try:
+            return self._faults[region]
         except KeyError:
             raise UnknownRegionError(region) from None
-
-    def _knows(self, region: str, schema: str) -> bool:
-        return region in self._regions and schema in SCHEMAS
-
-    def _authorized(self, region: str, method: str, target: str, headers: Message) -> bool:
-        if self._authorizer is not None:
-            try:
-                return bool(self._authorizer(region, method, target, _RequestHeaders(headers.items())))
-            except Exception:  # fail closed: a broken authorizer must not open the gateway
-                return False
-        if self._token is None:
-            return True
-        presented = headers.get("X-Auth-Token")
-        return presented is not None and hmac.compare_digest(presented.encode(), self._token.encode())
-
-    def _count(self, region: str) -> None:
-        with self._lock:
-            self._regions[region].requests += 1
 
     def _plan(self, region: str, schema: str, path: str) -> _Plan:
         """Capture what to answer, consuming one failure of a ``flaky`` fault."""
         with self._lock:
-            state = self._regions[region]
+            state = self._faults[region]
             fault, options = state.fault, dict(state.options)
             if fault == "flaky":
                 fault, options = self._resolve_flaky(state)
-            return _Plan(path, fault, options, state.documents[schema], self._release)
+            return _Plan(path, fault, options, self._documents[region][schema], self._release)
 
     @staticmethod
-    def _resolve_flaky(state: _Region) -> tuple[str | None, dict[str, Any]]:
+    def _resolve_flaky(state: _FaultState) -> tuple[str | None, dict[str, Any]]:
         if state.flaky_left <= 0:
             return None, {}
         state.flaky_left -= 1
@@ -460,47 +368,24 @@ class Simulator(LoopbackServer):
 _FaultHandler = Callable[["_Handler", _Plan], None]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Routes requests; the per-fault behaviour lives in :data:`_FAULT_HANDLERS`."""
-
-    protocol_version = "HTTP/1.1"  # keep-alive and hand-made chunked encoding
-    disable_nagle_algorithm = True  # headers and body go out in separate writes; avoid delayed-ACK stalls
-    server_version = "IMS-Simulator/1.0"
-    sys_version = ""
-
-    def version_string(self) -> str:
-        """``Server`` header value without the Python version."""
-        return self.server_version
+class _Handler(RegionHandler):
+    """Adds the control API to the schema routes; the per-fault behaviour lives in :data:`_FAULT_HANDLERS`."""
 
     @property
     def simulator(self) -> Simulator:
         return cast(TrackingServer[Simulator], self.server).owner
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Never write access logs to stderr."""
-
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        except OSError:  # client went away (BrokenPipe, ConnectionReset) or stop() cut the socket
-            self.close_connection = True
-
     # -- routing -----------------------------------------------------------------------------------
 
-    def _segments(self) -> list[str]:
-        return [part for part in urlsplit(self.path).path.split("/") if part]
-
     def do_GET(self) -> None:
-        match self._segments():
-            case [region, "v2", "schemas", schema]:
-                self._serve_schema(region, schema)
+        match self.segments():
             case ["_sim", region, "requests"]:
                 self._control(lambda: {"region": region, "requests": self.simulator.requests(region)})
             case _:
-                self.send_ims_error(404, "Resource not found")
+                super().do_GET()
 
     def do_POST(self) -> None:
-        match self._segments():
+        match self.segments():
             case ["_sim", region, "fault"]:
                 self._control(lambda: self._apply_fault(region, self._read_json()))
             case ["_sim", region, "mutate"]:
@@ -509,32 +394,26 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_ims_error(404, "Resource not found")
 
     def do_PUT(self) -> None:
-        match self._segments():
+        match self.segments():
             case ["_sim", region, "schemas", schema]:
                 self._control(lambda: self._apply_document(region, schema, self._read_json()))
             case _:
                 self.send_ims_error(404, "Resource not found")
 
-    def _serve_schema(self, region: str, schema: str) -> None:
-        simulator = self.simulator
-        if not simulator._knows(region, schema):
-            self.send_ims_error(404, f"Schema {schema!r} of region {region!r} not found")
-            return
-        simulator._count(region)
-        if not simulator._authorized(region, self.command, self.path, self.headers):
-            self.send_ims_error(401, "Authentication required", code="APIGW.0301")
-            return
-        plan = simulator._plan(region, schema, urlsplit(self.path).path)
+    def serve_admitted(self, region: str, schema: str) -> None:
+        """The region's fault decides the response; without one the document is served."""
+        plan = self.simulator._plan(region, schema, urlsplit(self.path).path)
         _FAULT_HANDLERS.get(plan.fault or "", _serve_document)(self, plan)
 
     # -- control API -------------------------------------------------------------------------------
 
     def _control(self, action: Callable[[], dict[str, Any]]) -> None:
-        """Run a control action and answer 200 with its result, 404 or 400 with an IMS error."""
+        """Run a control action and answer 200 with its result, 404 or 400 with an IMS error (and close
+        the connection: a request body may be left unread)."""
         try:
             result = action()
         except UnknownRegionError as exc:
-            self.close_connection = True  # a request body may be left unread
+            self.close_connection = True
             self.send_ims_error(404, f"Unknown region {exc.args[0]!r}")
         except (ValueError, KeyError, TypeError) as exc:
             self.close_connection = True
@@ -563,34 +442,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.simulator.mutate(region)
         return {"region": region, "schema": "images", "mutation": "breaking"}
 
-    # -- response helpers --------------------------------------------------------------------------
-
-    def send_head(self, status: int, headers: Mapping[str, str]) -> None:
-        """Status line and headers; the caller writes the body."""
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-
-    def send_body(
-        self, status: int, body: bytes, content_type: str = JSON_TYPE, headers: Mapping[str, str] | None = None
-    ) -> None:
-        """A complete response with Content-Type and Content-Length."""
-        head = {"Content-Type": content_type, "Content-Length": str(len(body)), **(headers or {})}
-        self.send_head(status, head)
-        self.wfile.write(body)
-
-    def send_ims_error(
-        self, status: int, message: str, code: str = "IMG.0001", headers: Mapping[str, str] | None = None
-    ) -> None:
-        """An IMS-style JSON error (no body for statuses that forbid one)."""
-        if status < 200 or status in (204, 304):
-            self.send_head(status, dict(headers or {}))
-            return
-        self.send_body(status, _ims_error(status, message, code), headers=headers)
-
 
 Simulator.handler_class = _Handler  # assigned here because _Handler is defined after Simulator
+
 
 # --------------------------------------------------------------------------------------------------
 # Fault handlers: one small function per fault, dispatched by name
@@ -598,15 +452,7 @@ Simulator.handler_class = _Handler  # assigned here because _Handler is defined 
 
 def _serve_document(handler: _Handler, plan: _Plan) -> None:
     """Normal service: the document, gzip-compressed when the client accepts gzip."""
-    _send_json_document(handler, _encode_document(plan.document))
-
-
-def _send_json_document(handler: _Handler, body: bytes) -> None:
-    headers = {"Vary": "Accept-Encoding"}
-    if _accepts_gzip(handler.headers.get("Accept-Encoding")):
-        body = gzip.compress(body, mtime=0)
-        headers["Content-Encoding"] = "gzip"
-    handler.send_body(200, body, headers=headers)
+    handler.send_json_document(encode_document(plan.document))
 
 
 def _fault_status(handler: _Handler, plan: _Plan) -> None:
@@ -622,24 +468,13 @@ def _fault_hang(handler: _Handler, plan: _Plan) -> None:
     then closed unanswered. (Watching for the client keeps abandoned polls from piling up threads.)"""
     handler.close_connection = True
     while not plan.release.wait(0.2):
-        if _peer_closed(handler.connection):
+        if peer_closed(handler.connection):
             return
-
-
-def _peer_closed(conn: socket.socket) -> bool:
-    """Whether the peer has closed its side (readable with nothing to read); never blocks."""
-    readable, _, _ = select.select([conn], [], [], 0)
-    if not readable:
-        return False
-    try:
-        return conn.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
-        return True
 
 
 def _fault_trickle(handler: _Handler, plan: _Plan) -> None:
     """Announce the full Content-Length, then send the real body one byte per ``interval``."""
-    body = _encode_document(plan.document)
+    body = encode_document(plan.document)
     interval = float(plan.options.get("interval", 0.5))
     handler.send_head(200, {"Content-Type": JSON_TYPE, "Content-Length": str(len(body))})
     for index in range(len(body)):
@@ -658,7 +493,7 @@ def _fault_html_as_json(handler: _Handler, plan: _Plan) -> None:
 
 
 def _fault_truncated(handler: _Handler, plan: _Plan) -> None:
-    body = _encode_document(plan.document)
+    body = encode_document(plan.document)
     handler.send_body(200, body[: len(body) // 2])
 
 
@@ -722,7 +557,7 @@ def _fault_slow(handler: _Handler, plan: _Plan) -> None:
 
 
 def _fault_reordered(handler: _Handler, plan: _Plan) -> None:
-    _send_json_document(handler, _encode_reordered(plan.document))
+    handler.send_json_document(_encode_reordered(plan.document))
 
 
 _FAULT_HANDLERS: Final[Mapping[str, _FaultHandler]] = {
@@ -752,7 +587,7 @@ FAULTS: Final = frozenset({*_FAULT_HANDLERS, "flaky"})
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m monitor.simulator", description="Serve simulated IMS schema endpoints."
+        prog="python -m tests.sim.regions", description="Serve simulated IMS schema endpoints."
     )
     parser.add_argument("--regions", required=True, help="comma-separated region names, e.g. a,b,c")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

@@ -20,8 +20,8 @@ from huaweicloudsdkcore.signer.signer import Signer
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import generic, v3
 
-from monitor.simulator import Simulator
-from monitor.simulator_identity import IdentitySimulator, region_authorizer
+from tests.sim.identity import IdentitySimulator, region_authorizer
+from tests.sim.regions import Simulator
 
 REGIONS = ("cn-north-4", "ap-southeast-1")
 USER, PASSWORD = "monitor", "pw-Do-Not-Echo-7f3a"
@@ -343,6 +343,18 @@ def test_version_document_and_404_for_anything_else(identity: IdentitySimulator,
     for method, path in (("GET", "/v3/users"), ("GET", "/v3/auth/tokens"), ("POST", "/v3/auth/projects")):
         response = client.request(method, identity.base_url + path)
         assert response.status_code == 404 and response.json()["error"]["code"] == 404
+
+
+def test_an_unreadable_body_is_a_400_that_announces_the_close_and_the_client_carries_on(
+    identity: IdentitySimulator, client: httpx.Client
+) -> None:
+    """A chunked body is not read: the 400 closes the connection and must say so, or the keep-alive
+    client's next request goes to a closing socket and gets no answer."""
+    for _ in range(100):
+        refused = client.post(f"{identity.auth_url}/auth/tokens", content=iter([b"{}"]))  # chunked
+        assert (refused.status_code, refused.headers.get("connection")) == (400, "close")
+        served = client.get(identity.auth_url)
+        assert (served.status_code, served.headers.get("connection")) == (200, None)
 
 
 def test_token_requests_are_counted_per_project_name_failures_included(
