@@ -15,15 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from monitor import __version__
-from monitor.api import Api, ApiContext
 from monitor.auth.manager import AuthManager, warn_insecure
 from monitor.config import Config
 from monitor.domain import PollResult, TargetSpec
 from monitor.fetching import Fetcher
-from monitor.httpserver import StatusServer
 from monitor.intelligence import Intelligence
 from monitor.metrics import Metrics
 from monitor.notify.dispatcher import Dispatcher, build_channels
+from monitor.queries import ReadModel
 from monitor.retarget import Retargeter
 from monitor.scheduler import PollScheduler
 from monitor.service import PollService
@@ -31,6 +30,9 @@ from monitor.store.database import Database, DatabaseUnavailableError
 from monitor.store.engine import SchemaOutdatedError
 from monitor.store.repository import StoreError
 from monitor.topology import Topology
+from monitor.web.api import ApiContext
+from monitor.web.app import create_app
+from monitor.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +141,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     stop = stop or asyncio.Event()
     parts = await start(config)
     api = build_api(parts, asyncio.get_running_loop())
+    app = create_app(parts.metrics, lambda: _readiness(scheduler, parts), api, ui=config.ui.enabled)
     try:
-        server = StatusServer(
-            config.http.host, config.http.port, parts.metrics, lambda: _readiness(scheduler, parts), api=api
-        )
+        server = WebServer(app, config.http.host, config.http.port)
     except OSError as exc:
         await parts.aclose()
         raise StartupError(f"cannot listen on {config.http.listen}: {exc.strerror}") from None
@@ -176,20 +177,18 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
-def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> Api | None:
-    """The read API over ``parts`` (None when ``api.enabled`` is false); acks refresh drift on ``loop``."""
+def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> ApiContext | None:
+    """The read API's context over ``parts`` (None when ``api.enabled`` is false); acks refresh drift on ``loop``."""
     if not parts.config.api.enabled:
         return None
     context = ApiContext(
         config=parts.config,
-        repository=parts.database.repository,
-        intelligence=parts.intelligence,
-        metrics=parts.metrics,
+        read=ReadModel(parts.config, parts.database),
+        intelligence=parts.database.intelligence,
         on_change=refresh_soon(parts.service, loop),
     )
-    api = Api(context)
-    api.set_targets(parts.specs)
-    return api
+    context.set_targets(parts.specs)
+    return context
 
 
 def refresh_soon(service: PollService, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:

@@ -143,14 +143,17 @@ def pick_snapshots(ids: Sequence[int], from_id: int | None, to_id: int | None) -
     for given in (from_id, to_id):
         if given is not None and given not in ids:
             raise NotFound(f"snapshot {given} does not belong to this target; see its snapshots")
+    chosen = to_id
     if to_id is None:
         if not ids:
             raise Conflict("the target has no snapshot yet; a diff needs two")
         to_id = ids[-1]
     if from_id is None:
         earlier = [i for i in ids if i < to_id]
+        if not earlier and chosen is None:
+            raise Conflict(f"the target has {len(ids)} snapshot(s); a diff needs two")
         if not earlier:
-            raise Conflict(f"snapshot {to_id} is the target's first (it has {len(ids)}); a diff needs an earlier one")
+            raise Conflict(f"snapshot {to_id} is the target's first; a diff needs an earlier one to start from")
         from_id = earlier[-1]
     return from_id, to_id
 

@@ -19,12 +19,12 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from monitor.api import Api
 from monitor.domain import TargetSpec
 from monitor.scheduler import PollScheduler
 from monitor.service import PollService
 from monitor.store.repository import StoreError
 from monitor.topology import Topology
+from monitor.web.api import ApiContext
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,9 @@ class Retargeter:
         self._topology = topology
         self._service = service
         self._scheduler: PollScheduler | None = None
-        self._api: Api | None = None
+        self._api: ApiContext | None = None
 
-    def attach(self, scheduler: PollScheduler | None, api: Api | None) -> None:
+    def attach(self, scheduler: PollScheduler | None, api: ApiContext | None) -> None:
         """From now on, also reschedule ``scheduler`` and re-point ``api`` (the daemon's, once built)."""
         self._scheduler, self._api = scheduler, api
 

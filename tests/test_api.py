@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import socket
 import threading
@@ -27,13 +26,15 @@ from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
 from schemathesis.core.result import Ok
 
-from monitor.api import Api, ApiContext
 from monitor.app import Components, build, build_api, run_daemon
 from monitor.canonical import canonicalize
 from monitor.config import Config, parse_config
 from monitor.domain import TargetKey
-from monitor.httpserver import StatusServer
+from monitor.queries import ReadModel
 from monitor.store.repository import Repository, SnapshotRecord, StoreError
+from monitor.web.api import ApiContext
+from monitor.web.app import create_app
+from monitor.web.server import WebServer
 from tests.conftest import config_data
 from tests.sim.regions import Simulator, mutate_breaking
 
@@ -42,13 +43,14 @@ API_TOKEN = "api-token-for-tests-7c1d0e"
 R1_IMAGES = TargetKey("sim", "r1", "images")
 R2_IMAGES = TargetKey("sim", "r2", "images")
 PATHS = {
-    "/api/openapi.json",
     "/api/targets",
     "/api/targets/{cloud}/{region}/{schema}/snapshots",
     "/api/targets/{cloud}/{region}/{schema}/diff",
     "/api/targets/{cloud}/{region}/{schema}/ack",
     "/api/documents/{sha256}",
+    "/api/targets/{cloud}/{region}/{schema}/transitions",
     "/api/changes",
+    "/api/changes/{change_id}",
     "/api/compare",
 }
 
@@ -81,7 +83,7 @@ class Live:
             self.loop.call_soon_threadsafe(self.loop.stop)
             raise
         api = build_api(self.parts, self.loop)
-        self.server = StatusServer("127.0.0.1", 0, self.parts.metrics, lambda: {"scheduler": True}, api=api)
+        self.server = WebServer(create_app(self.parts.metrics, lambda: {"scheduler": True}, api), "127.0.0.1", 0)
         self.server.start()
         self.base_url = f"http://127.0.0.1:{self.server.port}"
         self.http = httpx.Client(base_url=self.base_url, timeout=10)
@@ -170,9 +172,9 @@ def error(response: httpx.Response, status: int) -> str:
 def test_the_openapi_document_is_valid_and_describes_every_route(live: Live) -> None:
     document = live.get("/api/openapi.json")
     validate(document)
-    assert document["openapi"] == "3.0.3"
+    assert document["openapi"].startswith("3.1")
     assert set(document["paths"]) == PATHS
-    parameters = document["paths"]["/api/targets/{cloud}/{region}/{schema}/snapshots"]["parameters"]
+    parameters = document["paths"]["/api/targets/{cloud}/{region}/{schema}/snapshots"]["get"]["parameters"]
     assert {p["name"]: p["schema"]["enum"] for p in parameters} == {
         "cloud": ["sim", "up"],
         "region": ["r1", "r2", "r3"],
@@ -218,7 +220,7 @@ def test_a_document_is_served_byte_for_byte_as_stored(live: Live) -> None:
     assert "min_disk" not in response.json()["properties"]["images"]["items"]["properties"]
     assert live.http.get(f"/api/documents/{sha.upper()}").content == response.content
     assert "no stored document" in error(live.http.get(f"/api/documents/{'0' * 64}"), 404)
-    assert "64 hexadecimal" in error(live.http.get("/api/documents/abc"), 400)
+    assert "sha256: must match the pattern ^[0-9a-fA-F]{64}$" in error(live.http.get("/api/documents/abc"), 400)
 
 
 def test_labels_must_name_a_configured_target(live: Live) -> None:
@@ -456,10 +458,18 @@ class BrokenRepository(Repository):
 
 def test_a_database_failure_is_a_503_without_details(live: Live) -> None:
     parts = live.parts
-    broken = ApiContext(parts.config, BrokenRepository(parts.database.engine), parts.intelligence, parts.metrics)
-    response = Api(broken).handle("GET", target_path(R1_IMAGES, "snapshots"), {}, lambda n: b"")
-    assert response.status == 503 and response.content_type == "application/json"
-    assert json.loads(response.body) == {"error": "the database is not available; see the monitor's log"}
+    read = ReadModel(parts.config, parts.database)
+    read._repository = BrokenRepository(parts.database.engine)
+    broken = ApiContext(parts.config, read, parts.database.intelligence)
+    broken.set_targets(parts.specs)
+    server = WebServer(create_app(parts.metrics, lambda: {"scheduler": True}, broken), "127.0.0.1", 0)
+    server.start()
+    try:
+        response = httpx.get(f"http://127.0.0.1:{server.port}{target_path(R1_IMAGES, 'snapshots')}", timeout=10)
+    finally:
+        server.stop()
+    assert response.status_code == 503 and response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "the database is not available; see the monitor's log"}
 
 
 def test_the_daemon_serves_the_api(simulator: Simulator, migrated_db_url: str) -> None:

@@ -1,4 +1,4 @@
-"""The daemon's status listener over a real loopback socket: every response announces the close."""
+"""The daemon's HTTP server over a real loopback socket: a keep-alive client survives errors and closes."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from monitor.httpserver import StatusServer
 from monitor.metrics import Metrics
+from monitor.web.app import create_app
+from monitor.web.server import WebServer
 
 
 @pytest.fixture
 def status_url() -> Iterator[str]:
-    server = StatusServer("127.0.0.1", 0, Metrics(), lambda: {"scheduler": True})
+    server = WebServer(create_app(Metrics(), lambda: {"scheduler": True}), "127.0.0.1", 0)
     server.start()
     try:
         yield f"http://127.0.0.1:{server.port}"
@@ -21,14 +22,15 @@ def status_url() -> Iterator[str]:
         server.stop()
 
 
-def test_every_response_says_the_connection_closes_and_a_keep_alive_client_carries_on(status_url: str) -> None:
-    """The handler closes after each response (HTTP/1.0); a client reusing its pool must never be caught
-    sending on the closing socket."""
+def test_a_keep_alive_client_carries_on_after_errors(status_url: str) -> None:
+    """Errors (404, 405) keep the connection usable or announce its close: no request lands on a closing socket."""
     with httpx.Client(base_url=status_url, timeout=5.0) as client:
         for _ in range(50):
             answers = [client.get("/healthz"), client.get("/nowhere"), client.post("/metrics", content=b"x")]
-            assert [(r.status_code, r.headers.get("connection")) for r in answers] == [
-                (200, "close"),
-                (404, "close"),
-                (405, "close"),
-            ]
+            assert [r.status_code for r in answers] == [200, 404, 405]
+
+
+def test_a_taken_port_is_an_error_at_start(status_url: str) -> None:
+    port = int(status_url.rsplit(":", 1)[1])
+    with pytest.raises(OSError):
+        WebServer(create_app(Metrics(), lambda: {"scheduler": True}), "127.0.0.1", port)

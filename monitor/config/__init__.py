@@ -418,6 +418,23 @@ class ApiConfig(Model):
     secret_files = ("token",)
 
 
+class UiConfig(Model):
+    """The web UI under ``/ui/`` on the daemon's HTTP port (it shows what the read API shows, never a credential).
+
+    ``base_url`` is how people reach it (``https://drift.example.org``); notifications and alert links use it.
+    """
+
+    enabled: bool = True
+    base_url: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+
 class ExpectedWindowConfig(Model):
     """A window in which changes to a cloud (and schema) are expected: recorded, acknowledged, not paged."""
 
@@ -455,6 +472,7 @@ class Config(Model):
     notifications: NotificationsConfig = NotificationsConfig()
     changes: ChangesConfig = ChangesConfig()
     api: ApiConfig = ApiConfig()
+    ui: UiConfig = UiConfig()
     clouds: list[CloudConfig] = Field(default_factory=list)
 
     @field_validator("clouds")

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 100
@@ -189,15 +190,26 @@ Text = Annotated[str, StringConstraints(min_length=1, pattern=TEXT_PATTERN)]
 Fingerprint = Annotated[str, StringConstraints(pattern="^[0-9a-f]{64}$")]
 
 
+_FINGERPRINTS_OR_EXPIRY: Final = {"anyOf": [{"required": ["fingerprints"]}, {"required": ["expires_in_seconds"]}]}
+
+
 class AckRequest(Closed):
     """Either ``fingerprints`` (acknowledge those changes, optionally until ``expires_in_seconds`` from now) or
     ``approve: true`` (the current document becomes the baseline). ``comment`` says why; ``by`` who."""
 
-    fingerprints: Annotated[list[Fingerprint], Field(min_length=1, max_length=MAX_FINGERPRINTS)] | None = None
-    approve: Literal[True] | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["fingerprints"], "not": {"required": ["approve"]}},
+        {"required": ["approve"], "not": _FINGERPRINTS_OR_EXPIRY},
+    ]})  # fmt: skip
+
+    # absent, not null: the document says "give one of them", and JSON null is neither
+    fingerprints: (
+        Annotated[list[Fingerprint], Field(min_length=1, max_length=MAX_FINGERPRINTS)] | SkipJsonSchema[None]
+    ) = None
+    approve: Literal[True] | SkipJsonSchema[None] = None
     comment: Annotated[Text, StringConstraints(max_length=MAX_COMMENT)]
     by: Annotated[Text, StringConstraints(max_length=MAX_ACTOR)] = "api"
-    expires_in_seconds: Annotated[float, Field(gt=0, le=MAX_EXPIRY)] | None = None
+    expires_in_seconds: Annotated[float, Field(gt=0, le=MAX_EXPIRY)] | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> AckRequest:
