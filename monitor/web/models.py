@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from pydantic.json_schema import JsonDict, SkipJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 100
@@ -190,7 +190,7 @@ Text = Annotated[str, StringConstraints(min_length=1, pattern=TEXT_PATTERN)]
 Fingerprint = Annotated[str, StringConstraints(pattern="^[0-9a-f]{64}$")]
 
 
-_FINGERPRINTS_OR_EXPIRY: Final[JsonDict] = {"anyOf": [{"required": ["fingerprints"]}, {"required": ["expires_in_seconds"]}]}
+_FINGERPRINTS_OR_EXPIRY: Final[dict[str, JsonValue]] = {"anyOf": [{"required": ["fingerprints"]}, {"required": ["expires_in_seconds"]}]}
 
 
 class AckRequest(Closed):
