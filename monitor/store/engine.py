@@ -4,6 +4,15 @@ SQLite runs in WAL mode with a busy timeout and foreign keys on; PostgreSQL conn
 before use so a restarted server is reconnected transparently. ``ensure_schema`` applies migrations
 (SQLite) or refuses to start when the database is behind (PostgreSQL, where a shared database should be
 upgraded deliberately with ``schema-drift-monitor db upgrade``).
+
+PostgreSQL may be reached through PgBouncer in transaction pooling mode (several replicas, see
+docs/high-availability.md), so PostgreSQL connections keep no session state. In particular psycopg 3's
+automatic server-side prepared statements are off (``prepare_threshold=None``): by default psycopg
+prepares a statement it has run five times, under a name like ``_pg3_0`` that lives in one server
+connection; through PgBouncer older than 1.21 (Debian 12 ships 1.18, which has no
+``max_prepared_statements``) the next transaction may run on another server connection, where the name is
+missing ("prepared statement does not exist") or taken by another client ("already exists"). The
+monitor's statements are short and few, so preparing them saves little.
 """
 
 from __future__ import annotations
@@ -52,7 +61,7 @@ def make_engine(url: str) -> Engine:
         pool_size=5,
         max_overflow=5,
         pool_timeout=10,
-        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "prepare_threshold": None},
     )
 
 

@@ -9,6 +9,9 @@
   → ok, another reason); unchanged polls write nothing there. Pruned after ``database.poll_retention``,
   except each target's latest row (its current state).
 * ``changes`` — every classified change between two consecutive snapshots of a target.
+* ``replicas``, ``target_leases``, ``singleton_leases`` — coordination of several monitor replicas on one
+  PostgreSQL (heartbeats, per-target leases with a fencing epoch, leader leases); see
+  ``docs/high-availability.md`` and :mod:`monitor.store.coordination`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -167,7 +171,18 @@ class Rollout(Base):
     """A change spreading across the regions of one (cloud, schema)."""
 
     __tablename__ = "rollouts"
-    __table_args__ = (Index("ix_rollouts_cloud_schema", "cloud", "schema", "started_at"),)
+    __table_args__ = (
+        Index("ix_rollouts_cloud_schema", "cloud", "schema", "started_at"),
+        # at most one open rollout per (cloud, schema), whichever replica writes it
+        Index(
+            "uq_rollouts_open",
+            "cloud",
+            "schema",
+            unique=True,
+            postgresql_where=text("completed_at IS NULL"),
+            sqlite_where=text("completed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     cloud: Mapped[str] = mapped_column(String(63))
@@ -193,3 +208,42 @@ class ExpectedWindow(Base):
     comment: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Replica(Base):
+    """A running monitor replica: its heartbeat and when the database stops counting it as live."""
+
+    __tablename__ = "replicas"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # of this run (reset after expiry)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    info: Mapped[str] = mapped_column(Text)  # JSON object: version, host, pid (no secrets)
+
+
+class TargetLease(Base):
+    """Who may poll and write a target until when; ``epoch`` grows by one at every change of holder.
+
+    A released or expired lease keeps its last owner and epoch (``expires_at`` in the past) so the next
+    holder continues the epoch sequence.
+    """
+
+    __tablename__ = "target_leases"
+    __table_args__ = (Index("ix_target_leases_owner", "owner"),)
+
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SingletonLease(Base):
+    """A leader lease for work only one replica may do (pruning, discovery, rollout settlement, dispatch)."""
+
+    __tablename__ = "singleton_leases"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

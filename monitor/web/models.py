@@ -190,7 +190,9 @@ Text = Annotated[str, StringConstraints(min_length=1, pattern=TEXT_PATTERN)]
 Fingerprint = Annotated[str, StringConstraints(pattern="^[0-9a-f]{64}$")]
 
 
-_FINGERPRINTS_OR_EXPIRY: Final[dict[str, JsonValue]] = {"anyOf": [{"required": ["fingerprints"]}, {"required": ["expires_in_seconds"]}]}
+_FINGERPRINTS_OR_EXPIRY: Final[dict[str, JsonValue]] = {
+    "anyOf": [{"required": ["fingerprints"]}, {"required": ["expires_in_seconds"]}]
+}
 
 
 class AckRequest(Closed):
