@@ -117,7 +117,8 @@ def test_password_auth_with_short_tokens_polls_for_minutes_without_an_auth_failu
         polls = (daemon.metric("schemadrift_polls_total", **labels(region)) or 0) - polls_before[region]
         assert polls >= SOAK_SECONDS * 0.8
         for reason in ("auth", "http_401", "timeout", "connect"):
-            assert daemon.metric("schemadrift_poll_failures_total", **labels(region), reason=reason) == 0
+            # a reason's series appears with its first failure of that reason: none may exist
+            assert daemon.metric("schemadrift_poll_failures_total", **labels(region), reason=reason) is None
         expiry = daemon.metric("schemadrift_auth_token_expiry_timestamp_seconds", cloud="hw", region=region)
         assert expiry is not None and time.time() < expiry <= time.time() + LIFETIME
     assert authorizer.rejected() == 0  # no request ever carried an expired or foreign token
