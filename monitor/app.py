@@ -8,10 +8,11 @@ SQLite is migrated automatically, PostgreSQL must already be at the current revi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from monitor import __version__
@@ -23,12 +24,14 @@ from monitor.intelligence import Intelligence
 from monitor.metrics import Metrics
 from monitor.notify.dispatcher import Dispatcher, build_channels
 from monitor.queries import ReadModel
+from monitor.replicas import Replicas, SoloReplica, replica_name
 from monitor.retarget import Retargeter
 from monitor.scheduler import PollScheduler
 from monitor.service import PollService
 from monitor.store.database import Database, DatabaseUnavailableError
 from monitor.store.engine import SchemaOutdatedError
 from monitor.store.repository import StoreError
+from monitor.store.sqlite_lock import DatabaseInUseError, sqlite_lock_for
 from monitor.topology import Topology
 from monitor.web.api import ApiContext
 from monitor.web.app import create_app
@@ -137,32 +140,39 @@ async def _poll_guarded(service: PollService, spec: TargetSpec) -> PollResult:
 
 
 async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
-    """Serve until stopped; returns the exit code. Raises StartupError before serving."""
+    """Serve until stopped; returns the exit code. Raises StartupError before serving.
+
+    On SQLite the database file is locked for this process (a second one is refused, naming the first); on
+    PostgreSQL the replicas coordinate (:mod:`monitor.replicas`) and this one polls its share.
+    """
     stop = stop or asyncio.Event()
+    with _exclusive(config):
+        return await _serve(config, stop)
+
+
+async def _serve(config: Config, stop: asyncio.Event) -> int:
     parts = await start(config)
+    replicas = _replicas(parts)
+    try:
+        await replicas.tick(parts.retargeter.specs)  # poll only this replica's share from the first poll on
+    except StoreError as exc:
+        log.error("replica %s: coordination failed at start (retried): %s", replicas.name, exc)
     api = build_api(parts, asyncio.get_running_loop())
-    app = create_app(parts.metrics, lambda: _readiness(scheduler, parts), api, ui=config.ui.enabled)
+    app = create_app(parts.metrics, lambda: _readiness(scheduler, parts, replicas), api, ui=config.ui.enabled)
     try:
         server = WebServer(app, config.http.host, config.http.port)
     except OSError as exc:
         await parts.aclose()
         raise StartupError(f"cannot listen on {config.http.listen}: {exc.strerror}") from None
-    tick = parts.topology.tick
-    scheduler = PollScheduler(
-        parts.service,
-        parts.specs,
-        config.database.poll_retention,
-        refresh_interval=config.changes.drift_refresh,
-        discovery=(tick, parts.retargeter.rediscover) if tick is not None else None,
-    )
+    scheduler = _scheduler(parts, replicas)
     parts.retargeter.attach(scheduler, api)
     server.start()
     scheduler.start()
-    notifier = _start_notifications(parts)
+    notifier = _start_notifications(parts, lambda: parts.retargeter.leader)
     _install_signal_handlers(stop)
     log.info(
-        "schema-drift-monitor %s: polling %d target(s); metrics on http://%s:%d/metrics",
-        __version__, len(parts.specs), config.http.host, server.port,
+        "schema-drift-monitor %s: replica %s polling %d of %d target(s); metrics on http://%s:%d/metrics",
+        __version__, replicas.name, len(parts.retargeter.polled), len(parts.specs), config.http.host, server.port,
     )  # fmt: skip
     try:
         await stop.wait()
@@ -171,10 +181,61 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     finally:
         if notifier is not None:
             await notifier.stop()
+        await parts.service.flush()  # the last poll times first, then the targets go to the others
+        await asyncio.to_thread(replicas.leave)
         await parts.aclose()
         await asyncio.to_thread(server.stop)
     log.info("stopped")
     return 0
+
+
+@contextlib.contextmanager
+def _exclusive(config: Config) -> Iterator[None]:
+    """Hold the SQLite file's lock while serving; raises StartupError naming the process that has it."""
+    lock = sqlite_lock_for(config.database.url.get_secret_value())
+    if lock is None:
+        yield
+        return
+    try:
+        lock.acquire()
+    except (DatabaseInUseError, OSError) as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _replicas(parts: Components) -> Replicas | SoloReplica:
+    """Coordination with the other replicas on PostgreSQL; alone on SQLite."""
+    settings = parts.config.ha
+    name = replica_name(settings.replica)
+    if parts.database.is_sqlite:
+        return SoloReplica(name, settings, parts.retargeter, parts.metrics)
+    parts.service.replica = name
+    return Replicas(name, settings, parts.database.coordination, parts.database.repository, parts.retargeter,
+                    parts.metrics)  # fmt: skip
+
+
+def _scheduler(parts: Components, replicas: Replicas | SoloReplica) -> PollScheduler:
+    tick = parts.topology.tick
+    retargeter = parts.retargeter
+
+    async def coordinate() -> None:
+        try:
+            await replicas.tick(retargeter.specs)
+        except StoreError as exc:
+            log.error("replica %s: coordination failed (the leases run out if this lasts): %s", replicas.name, exc)
+
+    return PollScheduler(
+        parts.service,
+        retargeter.polled,
+        parts.config.database.poll_retention,
+        refresh_interval=parts.config.changes.drift_refresh,
+        discovery=(tick, retargeter.rediscover) if tick is not None else None,
+        coordination=(parts.config.ha.heartbeat, coordinate),
+        leader=lambda: retargeter.leader,
+    )
 
 
 def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> ApiContext | None:
@@ -213,20 +274,23 @@ class _Notifier:
         await self.dispatcher.aclose()
 
 
-def _start_notifications(parts: Components) -> _Notifier | None:
+def _start_notifications(parts: Components, leader: Callable[[], bool]) -> _Notifier | None:
+    """The notification loop; with replicas only the leader delivers (the outbox makes it exactly once)."""
     settings = parts.config.notifications
     if not settings.channels:
         return None
     channels = build_channels(settings, parts.config.changes)
-    dispatcher = Dispatcher(settings, parts.database.outbox, parts.metrics, channels)
+    dispatcher = Dispatcher(settings, parts.database.outbox, parts.metrics, channels, leader=leader)
     stop_event = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop_event), name="notifications")
     log.info("notifications: %d channel(s): %s", len(settings.channels), ", ".join(c.name for c in settings.channels))
     return _Notifier(dispatcher, task, stop_event)
 
 
-def _readiness(scheduler: PollScheduler, parts: Components) -> dict[str, bool]:
-    return {"scheduler": scheduler.running, "database": parts.metrics.db_ok}
+def _readiness(scheduler: PollScheduler, parts: Components, replicas: Replicas | SoloReplica) -> dict[str, bool]:
+    """Ready once scheduling and holding this replica's share of the targets."""
+    share = replicas.ticked and replicas.ownership.settled
+    return {"scheduler": scheduler.running, "share": share, "database": parts.metrics.db_ok}
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

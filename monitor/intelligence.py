@@ -22,17 +22,18 @@ import json
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.compare import compare_regions
+from monitor.compare import MAJORITY, compare_regions
 from monitor.config import ChangesConfig, CloudConfig
 from monitor.diffing import classify
 from monitor.domain import Change, IgnoreRules, TargetKey, TargetSpec, fingerprint
 from monitor.metrics import Metrics
 from monitor.store.intelligence import Baseline, IntelligenceStore, RolloutRecord, Window
+from monitor.store.repository import ExpectedAck
 
 log = logging.getLogger(__name__)
 Group = tuple[str, str]  # (cloud, schema)
@@ -49,7 +50,8 @@ class _Rollout:
 class Fleet:
     """Current documents of every target, and what follows from them across regions."""
 
-    def __init__(self, specs: Sequence[TargetSpec], clouds: Sequence[CloudConfig], metrics: Metrics) -> None:
+    def __init__(self, specs: Sequence[TargetSpec], clouds: Sequence[CloudConfig], metrics: Metrics,
+                 *, groups: bool = True) -> None:  # fmt: skip
         self._metrics = metrics
         self._references = {cloud.name: cloud.reference for cloud in clouds}
         self._regions: dict[Group, list[str]] = {}
@@ -57,7 +59,15 @@ class Fleet:
             self._regions.setdefault((spec.key.cloud, spec.key.schema), []).append(spec.key.region)
         self._current: dict[TargetKey, str] = {}
         self._rollouts: dict[Group, _Rollout] = {}
-        metrics.register_groups(self._regions)
+        self.exports_groups = groups  # the (cloud, schema) series: with replicas, the leader's alone
+        if groups:
+            metrics.register_groups(self._regions)
+
+    def reload(self, current: Mapping[TargetKey, str], own: Collection[TargetKey]) -> None:
+        """The documents other replicas' regions serve, as the database says (``own`` ones are fresher here)."""
+        self._current.update({key: sha for key, sha in current.items() if key not in own})
+        for group in self._regions:
+            self._export(group)
 
     @property
     def groups(self) -> set[Group]:
@@ -124,16 +134,17 @@ class Fleet:
 
     def _start(self, group: Group, old: str | None, new: str, at: datetime, store: IntelligenceStore,
                expected: bool) -> None:  # fmt: skip
-        rollout_id = store.start_rollout(group[0], group[1], old, new, at, expected)
-        self._rollouts[group] = _Rollout(rollout_id, old, new, at)
+        record = store.start_rollout(group[0], group[1], old, new, at, expected)  # or the one already open
+        self._rollouts[group] = _Rollout(record.id, record.from_sha256, record.to_sha256, record.started_at)
         log.info("rollout started in %s/%s: %s → %s", group[0], group[1], (old or "")[:12], new[:12])
 
     def _finish(self, group: Group, rollout: _Rollout, shas: set[str], at: datetime, store: IntelligenceStore) -> None:
         outcome = "converged" if shas == {rollout.to_sha} else "reverted"
-        store.finish_rollout(rollout.id, at, outcome)
+        recorded = store.finish_rollout(rollout.id, at, outcome)  # False: another replica finished it
         del self._rollouts[group]
         self._export_completion(group[0], group[1], rollout.started_at, at)
-        log.info("rollout %s in %s/%s after %s", outcome, group[0], group[1], at - rollout.started_at)
+        if recorded:
+            log.info("rollout %s in %s/%s after %s", outcome, group[0], group[1], at - rollout.started_at)
 
     def rollout(self, cloud: str, schema: str) -> dict[str, Any] | None:
         """The rollout in progress: documents, start, and which regions have the new document or lag."""
@@ -150,21 +161,25 @@ class Fleet:
         }
 
     def _export(self, group: Group) -> None:
+        """Deviation of the (registered, i.e. own) targets; the group's series when this fleet exports them."""
         cloud, schema = group
         current = self.current(cloud, schema)
-        rollout = group in self._rollouts
-        if not current:
-            self._metrics.set_group(cloud, schema, rollout=rollout)
-            return
-        reference = self._references.get(cloud, "majority")
-        comparison = compare_regions(current, reference if reference in current or reference == "majority"
-                                     else "majority")  # fmt: skip
-        self._metrics.set_group(cloud, schema, rollout=rollout, variants=len(comparison.variants))
+        comparison = compare_regions(current, self._reference(cloud, current)) if current else None
+        deviating = set(comparison.deviating) if comparison else set()
         for region in self._regions[group]:
-            self._metrics.set_deviates(TargetKey(cloud, region, schema), region in comparison.deviating)
+            self._metrics.set_deviates(TargetKey(cloud, region, schema), region in deviating)
+        if self.exports_groups:
+            variants = len(comparison.variants) if comparison else None
+            self._metrics.set_group(cloud, schema, rollout=group in self._rollouts, variants=variants)
+
+    def _reference(self, cloud: str, current: Mapping[str, str]) -> str:
+        """The cloud's configured reference region while it has a document, else the majority."""
+        configured = self._references.get(cloud, MAJORITY)
+        return configured if configured in current else MAJORITY
 
     def _export_completion(self, cloud: str, schema: str, started: datetime, completed: datetime) -> None:
-        self._metrics.set_rollout_completed(cloud, schema, started, completed)
+        if self.exports_groups:
+            self._metrics.set_rollout_completed(cloud, schema, started, completed)
 
 
 class Flapping:
@@ -270,14 +285,26 @@ class Intelligence:
         self._baselines: dict[int, Baseline] = {}
         self._acks: dict[int, set[str]] = {}
         self._lock = threading.RLock()
+        self._shared = False  # other replicas poll some of the fleet
+        self.leader = True  # exports the (cloud, schema) series and settles rollouts
 
     def retarget(
-        self, specs: Sequence[TargetSpec], targets: Mapping[TargetKey, tuple[int, str | None]], now: datetime
+        self,
+        specs: Sequence[TargetSpec],
+        targets: Mapping[TargetKey, tuple[int, str | None]],
+        now: datetime,
+        fleet: Sequence[TargetSpec] | None = None,
     ) -> None:
-        """Follow a new set of targets (regions discovered or gone), then restore as at start."""
+        """Follow a new set of targets (regions discovered or gone, targets handed over), then restore.
+
+        ``specs`` are the targets polled here; ``fleet`` (with replicas) every target of the configuration,
+        whose documents other replicas record: deviations and rollouts are judged over all of them.
+        """
         with self._lock:  # restore too: a store thread must not see the new fleet empty
-            before = self.fleet.groups
-            self.fleet = Fleet(specs, self._config.clouds, self._metrics)
+            before = self.fleet.groups if self.fleet.exports_groups else set()
+            self._shared = fleet is not None
+            self.fleet = Fleet(fleet if fleet is not None else specs, self._config.clouds, self._metrics,
+                               groups=self.leader)  # fmt: skip
             self._metrics.remove_groups(before - self.fleet.groups)  # a cloud whose last region left
             self.drift = Drift(specs, self._metrics, self.store.document_body)
             self._specs = {spec.key: spec for spec in specs}
@@ -294,14 +321,30 @@ class Intelligence:
             self.flapping.restore({key: times[tid] for key, tid in self._target_ids.items() if tid in times})
         self.refresh(now)
 
+    def set_leader(self, leader: bool) -> None:
+        """This replica became (or stopped being) the one exporting group series and settling rollouts."""
+        with self._lock:
+            if leader == self.leader:
+                return
+            self.leader = leader
+            if not leader:
+                self._metrics.remove_groups(self.fleet.groups)
+            else:
+                self._metrics.register_groups(self.fleet.groups)
+            self.fleet.exports_groups = leader
+
     def refresh(self, now: datetime) -> None:
-        """Re-read baselines, acknowledgements (expiry included) and windows; recompute drift for all;
-        finish rollouts whose completion was not recorded."""
+        """Re-read baselines, acknowledgements (expiry included) and windows, and — with replicas — the
+        documents of the regions polled elsewhere; recompute drift for all; the leader finishes rollouts
+        whose completion was not recorded."""
         with self._lock:
             self._baselines = self.store.baselines()
             self._acks = self.store.active_acks(now)
             self._windows = self._config_windows + self.store.windows(now)
-            self.fleet.settle(self.store, now)
+            if self._shared:
+                self.fleet.reload(self.store.current_documents(), own=self._specs.keys())
+            if self.leader:
+                self.fleet.settle(self.store, now)
             for key in self._target_ids:
                 self._refresh_drift(key)
             for key in self._specs:
@@ -338,17 +381,22 @@ class Intelligence:
         changed = first or bool(changes) or self._current.get(key) != sha
         self._current[key] = sha
         expected = [c for c in changes if c.expected]
-        if expected:  # an announced change is acknowledged on arrival: it must not page as drift
-            window = expected_now(self._windows, key, at)
-            comment = window.comment if window else "expected"
-            fingerprints = [fingerprint(key, c) for c in expected]
-            self.store.acknowledge(tid, fingerprints, comment=comment, actor="expected-window", now=at)
+        if expected:  # acknowledged on arrival, with the snapshot (expected_ack): it must not page as drift
             self._acks.setdefault(tid, set()).update(fingerprint(key, c) for c in expected)
         if first and tid not in self._baselines:
             self._baselines = {**self._baselines, tid: Baseline(-1, sha)}  # the first snapshot; id from next refresh
         self.fleet.observe(key, sha, at, self.store if changed else None, expected=bool(expected))
         self.flapping.observe(key, at if changes else None, at)
         self._refresh_drift(key)
+
+    def expected_ack(self, key: TargetKey, changes: Sequence[Change], at: datetime) -> ExpectedAck | None:
+        """The acknowledgements of the expected ones among ``changes``, to store with their snapshot."""
+        expected = tuple(fingerprint(key, c) for c in changes if c.expected)
+        if not expected:
+            return None
+        with self._lock:
+            window = expected_now(self._windows, key, at)
+        return ExpectedAck(expected, window.comment if window else "expected")
 
     def unacknowledged(self, key: TargetKey) -> list[tuple[str, Change]]:
         return self.drift.unacknowledged.get(key, [])

@@ -235,6 +235,17 @@ class Metrics:
                             IDENTITY_LABELS)  # fmt: skip
     auth_token_expiry = _Metric(Gauge, "schemadrift_auth_token_expiry_timestamp_seconds",
                                 "When the cached token expires (Unix time; 0: none).", IDENTITY_LABELS)  # fmt: skip
+    replica_info = _Metric(Gauge, "schemadrift_replica_info", "Always 1: the name of this replica.", ("replica",))
+    replica_owned = _Metric(Gauge, "schemadrift_replica_owned_targets", "Targets this replica holds the lease of.",
+                            ("replica",))  # fmt: skip
+    replica_leader = _Metric(Gauge, "schemadrift_replica_leader", "1 while this replica holds the leader lease.",
+                             ("replica",))  # fmt: skip
+    replicas_live = _Metric(Gauge, "schemadrift_replicas_live", "Live replicas this replica sees (heartbeats).")
+    replicas_expected = _Metric(
+        Gauge, "schemadrift_replicas_expected", "Replicas the config expects (ha.expected_replicas)."
+    )
+    targets_unowned = _Metric(Gauge, "schemadrift_targets_unowned",
+                              "Targets without a live lease (counted by the leader; 0 on the others).")  # fmt: skip
     db_up = _Metric(Gauge, "schemadrift_db_up", "1 if the last database operation succeeded.")
     db_errors = _Metric(Counter, "schemadrift_db_errors", "Failed database operations.", ("operation",))
 
@@ -387,6 +398,15 @@ class Metrics:
     def notification(self, channel: str, outcome: str) -> None:
         """Count one delivery attempt: ``sent``, ``retried`` or ``failed``."""
         self.notifications.labels(channel, outcome).inc()
+
+    def set_replica(self, name: str, *, owned: int, live: int, leader: bool, expected: int, unowned: int) -> None:
+        """This replica's view of the coordination (one process alone: itself, leading, owning everything)."""
+        self.replica_info.labels(name).set(1)
+        self.replica_owned.labels(name).set(owned)
+        self.replica_leader.labels(name).set(1 if leader else 0)
+        self.replicas_live.set(live)
+        self.replicas_expected.set(expected)
+        self.targets_unowned.set(unowned)
 
     def db_result(self, ok: bool, operation: str | None = None) -> None:
         """Record the outcome of a database operation."""

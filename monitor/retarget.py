@@ -1,7 +1,9 @@
 """The one place where the set of polled targets changes, in one visible order.
 
-When discovery finds regions that came or went (:meth:`Retargeter.discover`), :meth:`Retargeter.apply`
-moves the whole daemon to the new targets:
+The polled targets are the configuration's (with the regions discovery found) — or, with replicas, those
+of them this replica holds a lease for. When discovery finds regions that came or went
+(:meth:`Retargeter.discover`), or the leases change (:meth:`Retargeter.own`), the whole daemon moves to
+the new targets:
 
 1. departed targets stop being scheduled, so no poll of them starts while they are taken down;
 2. the service registers new targets in the database and restores them, retires departed ones, moves
@@ -17,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from monitor.domain import TargetSpec
+from monitor.domain import TargetKey, TargetSpec
 from monitor.scheduler import PollScheduler
 from monitor.service import PollService
 from monitor.store.repository import StoreError
@@ -37,6 +39,21 @@ class Retargeter:
         self._service = service
         self._scheduler: PollScheduler | None = None
         self._api: ApiContext | None = None
+        self._all: list[TargetSpec] = topology.specs()
+        self._epochs: dict[TargetKey, int] | None = None  # with replicas: the leases held
+        self.leader = True
+
+    @property
+    def specs(self) -> list[TargetSpec]:
+        """Every target of the configuration (and discovery), polled here or not."""
+        return list(self._all)
+
+    @property
+    def polled(self) -> list[TargetSpec]:
+        """The targets this process polls."""
+        if self._epochs is None:
+            return list(self._all)
+        return [spec for spec in self._all if spec.key in self._epochs]
 
     def attach(self, scheduler: PollScheduler | None, api: ApiContext | None) -> None:
         """From now on, also reschedule ``scheduler`` and re-point ``api`` (the daemon's, once built)."""
@@ -67,12 +84,30 @@ class Retargeter:
             log.error("discovered regions could not be registered (tried again shortly): %s", exc)
 
     async def apply(self, specs: Sequence[TargetSpec]) -> None:
-        """Poll exactly ``specs`` from now on (see the module docstring); raises StoreError."""
-        wanted = {spec.key for spec in specs}
+        """``specs`` are every target from now on (see the module docstring); raises StoreError."""
+        previous, self._all = self._all, list(specs)
+        try:
+            await self._move()
+        except StoreError:
+            self._all = previous
+            raise
+
+    async def own(self, epochs: Mapping[TargetKey, int], leader: bool) -> None:
+        """With replicas: poll the targets of these leases (key → epoch); ``leader``: this one leads."""
+        self._epochs = dict(epochs)
+        if leader != self.leader and self._service.intelligence is not None:
+            await asyncio.to_thread(self._service.intelligence.set_leader, leader)
+        self.leader = leader
+        await self._move()
+
+    async def _move(self) -> None:
+        polled = self.polled
+        wanted = {spec.key for spec in polled}
         if self._scheduler is not None:
             self._scheduler.sync([spec for spec in self._scheduler.specs if spec.key in wanted])
-        await asyncio.to_thread(self._service.retarget, specs)
+        fleet = self._all if self._epochs is not None else None
+        await asyncio.to_thread(self._service.retarget, polled, self._epochs, fleet)
         if self._scheduler is not None:
-            self._scheduler.sync(specs)
+            self._scheduler.sync(polled, last_poll=self._service.last_poll)
         if self._api is not None:
-            self._api.set_targets(specs)
+            self._api.set_targets(self._all)

@@ -16,10 +16,13 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.domain import TargetSpec, utcnow
+from monitor.domain import TargetKey, TargetSpec, utcnow
 from monitor.service import PollService
 
 log = logging.getLogger(__name__)
+
+LastPoll = Callable[[TargetKey], datetime | None]
+"""When a target was last polled (None: never)."""
 
 PRUNE_INTERVAL_S = 3600.0
 FLUSH_INTERVAL_S = 5.0  # how often the batched times of unchanged polls are written
@@ -35,12 +38,16 @@ class PollScheduler:
         poll_retention: float,
         refresh_interval: float = 15.0,
         discovery: tuple[float, Callable[[], Awaitable[None]]] | None = None,
+        coordination: tuple[float, Callable[[], Awaitable[None]]] | None = None,
+        leader: Callable[[], bool] = lambda: True,
     ) -> None:
         self._service = service
         self._specs = {spec.key: spec for spec in specs}
         self._retention = poll_retention
         self._refresh_interval = refresh_interval
         self._discovery = discovery
+        self._coordination = coordination
+        self._leader = leader  # housekeeping (pruning) runs on the leader only
         self._scheduler = AsyncIOScheduler(timezone="UTC")
 
     def start(self) -> None:
@@ -73,6 +80,12 @@ class PollScheduler:
             coalesce=True,
             misfire_grace_time=max(1, int(self._refresh_interval)),
         )
+        if self._coordination is not None:
+            every, coordinate = self._coordination
+            self._scheduler.add_job(
+                self._guarded, IntervalTrigger(seconds=every), args=[coordinate, "coordination"], id="coordination",
+                max_instances=1, coalesce=True, misfire_grace_time=max(1, int(every)),
+            )  # fmt: skip
         if self._discovery is not None:
             interval, discover = self._discovery
             self._scheduler.add_job(
@@ -91,8 +104,15 @@ class PollScheduler:
         """The targets scheduled now."""
         return list(self._specs.values())
 
-    def sync(self, specs: Sequence[TargetSpec]) -> None:
-        """Poll exactly ``specs``: add jobs for new targets, remove gone ones, replace changed ones."""
+    def sync(
+        self, specs: Sequence[TargetSpec], last_poll: Callable[[TargetKey], datetime | None] | None = None
+    ) -> None:
+        """Poll exactly ``specs``: add jobs for new targets, remove gone ones, replace changed ones.
+
+        A new target that ``last_poll`` says was polled before (a handover from another replica, a region
+        that came back) is first polled one interval after that poll — at once if that has passed — so a
+        handover neither skips nor repeats a poll.
+        """
         wanted = {spec.key: spec for spec in specs}
         for key, spec in list(self._specs.items()):
             if wanted.get(key) != spec:
@@ -102,9 +122,11 @@ class PollScheduler:
         for key, spec in wanted.items():
             if key not in self._specs:
                 self._specs[key] = spec
-                self._add_poll(spec, now)
+                before = last_poll(key) if last_poll is not None else None
+                due = before + timedelta(seconds=spec.interval) if before is not None else None
+                self._add_poll(spec, now, max(now, due) if due is not None else None)
 
-    def _add_poll(self, spec: TargetSpec, now: datetime) -> None:
+    def _add_poll(self, spec: TargetSpec, now: datetime, first: datetime | None = None) -> None:
         self._scheduler.add_job(
             self._poll_job,
             IntervalTrigger(seconds=spec.interval, jitter=spec.jitter or None),
@@ -114,7 +136,7 @@ class PollScheduler:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(1, int(spec.interval / 2)),
-            next_run_time=_first_run(now, spec),
+            next_run_time=first or _first_run(now, spec),
         )
 
     async def _discovery_job(self, discover: Callable[[], Awaitable[None]]) -> None:
@@ -148,7 +170,15 @@ class PollScheduler:
             log.exception("%s: poll job raised", spec.key)
             self._service.count_internal_error(spec.key)
 
+    async def _guarded(self, job: Callable[[], Awaitable[None]], what: str) -> None:
+        try:
+            await job()
+        except Exception:
+            log.exception("%s raised", what)
+
     async def _prune_job(self) -> None:
+        if not self._leader():
+            return
         try:
             removed = await self._service.prune(self._retention)
         except Exception:

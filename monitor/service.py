@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -41,7 +41,15 @@ from monitor.fetching import Fetcher, FetchError
 from monitor.intelligence import Intelligence
 from monitor.lastseen import LastSeen
 from monitor.metrics import Metrics
-from monitor.store.repository import Repository, SnapshotConflictError, StoredDocument, StoreError, TargetState
+from monitor.store.coordination import FencedError
+from monitor.store.repository import (
+    Fence,
+    Repository,
+    SnapshotConflictError,
+    StoredDocument,
+    StoreError,
+    TargetState,
+)
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -65,6 +73,7 @@ class _Base:
     document: dict[str, Any] | None = None
     raw: bytes | None = None
     outcome: Outcome | None = None
+    last_poll_at: datetime | None = None  # as restored (a handover continues the cadence from it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +136,8 @@ class PollService:
         self._locks: dict[TargetKey, asyncio.Lock] = {}
         self._seen = LastSeen()
         self.in_flight: set[asyncio.Task[Any]] = set()
+        self.replica: str | None = None  # with replicas: this one's name; every write is fenced by its leases
+        self._epochs: dict[TargetKey, int] = {}
 
     # --- start-up ----------------------------------------------------------------------------
 
@@ -134,12 +145,20 @@ class PollService:
         """Register targets in the database and restore gauges and comparison bases; raises StoreError."""
         self.retarget(specs)
 
-    def retarget(self, specs: Sequence[TargetSpec]) -> None:
+    def retarget(
+        self,
+        specs: Sequence[TargetSpec],
+        epochs: Mapping[TargetKey, int] | None = None,
+        fleet: Sequence[TargetSpec] | None = None,
+    ) -> None:
         """Poll exactly ``specs`` from now on; raises StoreError.
 
         New targets are registered and restored from the database; targets no longer listed (a region
-        that left the catalog) lose their metric series and credentials. Their stored history stays.
+        that left the catalog, a target handed to another replica) lose their metric series and
+        credentials. Their stored history stays. With replicas, ``epochs`` are the leases this one holds
+        (every write for a target is fenced by its epoch) and ``fleet`` is every target of the config.
         """
+        self._epochs = dict(epochs or {})
         wanted = {spec.key for spec in specs}
         removed = self._active - wanted
         # new or returning targets are restored from the database; a moved endpoint only updates its URL
@@ -149,11 +168,12 @@ class PollService:
             self._metrics.set_interval(spec.key, spec.interval)
         try:
             self._register(added)
-            self._repository.retire_targets(removed)  # read views leave departed regions out
+            if fleet is None:  # with replicas, a target handed over is still a target
+                self._repository.retire_targets(removed)  # read views leave departed regions out
             self._active = wanted
             if self.intelligence is not None:
                 bases = {key: (self._bases[key].target_id, self._bases[key].sha256) for key in wanted}
-                self.intelligence.retarget(specs, bases, utcnow())
+                self.intelligence.retarget(specs, bases, utcnow(), fleet)
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
             raise
@@ -177,7 +197,7 @@ class PollService:
         self._urls.update((spec.key, spec.url) for spec in specs)
 
     def _restore(self, key: TargetKey, state: TargetState, parsed: dict[str, dict[str, Any]]) -> None:
-        base = _Base(state.target_id)
+        base = _Base(state.target_id, last_poll_at=state.last_poll_at)
         if state.last_poll_ok is not None:
             base.outcome = (state.last_poll_ok, state.last_reason)
         if state.document is not None:
@@ -194,6 +214,11 @@ class PollService:
             last_success_at=state.last_success_at,
             last_change_at=state.last_change_at,
         )
+
+    def last_poll(self, key: TargetKey) -> datetime | None:
+        """When ``key`` was last polled, by this process or (restored) by any before it; None: never."""
+        base = self._bases.get(key)
+        return base.last_poll_at if base is not None else None
 
     def close(self) -> None:
         """Write the batched poll times, wait for running store work, then release the worker threads."""
@@ -217,6 +242,7 @@ class PollService:
 
     async def _poll(self, spec: TargetSpec, started: datetime, t0: float) -> PollResult:
         base = self._bases[spec.key]
+        base.last_poll_at = started
         try:
             read = await self._read(spec, base)
             if base.document is not None and read.sha256 != base.sha256:
@@ -297,7 +323,10 @@ class PollService:
         outcome: Outcome = (result.ok, result.reason)
         if base.outcome != outcome:
             try:
-                self._repository.record_transition(base.target_id, result)
+                self._repository.record_transition(base.target_id, result, self._fence(result.target))
+            except FencedError:
+                self._lose(result.target)
+                return result
             except StoreError as exc:
                 self._metrics.db_result(False, exc.operation)
                 log.error("%s: could not store the poll outcome: %s", result.target, exc)
@@ -312,6 +341,9 @@ class PollService:
         """Compare a validated document with the base and store it (runs in a worker thread)."""
         try:
             result = self._record(key, read, started, t0)
+        except FencedError:
+            self._lose(key)
+            return _result(key, started, t0, ok=True, sha=read.sha256)  # not exported: no longer ours
         except StoreError as exc:
             self._metrics.db_result(False, exc.operation)
             return _result(key, started, t0, ok=False, reason=FailureReason.DB, status=200, error=str(exc))
@@ -354,11 +386,24 @@ class PollService:
                 changes = self.intelligence.flag(key, changes, started)
             result = replace(result, changes=tuple(changes))
         transition = base.outcome != (True, None)
+        expected = self.intelligence.expected_ack(key, result.changes, started) if self.intelligence else None
         snapshot_id = self._repository.record_snapshot(
-            base.target_id, base.snapshot_id, read.stored, result.changes, result, transition=transition
-        )
+            base.target_id, base.snapshot_id, read.stored, result.changes, result, transition=transition,
+            fence=self._fence(key), acknowledge=expected,
+        )  # fmt: skip
         self._bases[key] = _Base(base.target_id, snapshot_id, read.sha256, read.document, read.raw, (True, None))
         return result
+
+    def _fence(self, key: TargetKey) -> Fence | None:
+        """The lease a write for ``key`` depends on (None without replicas)."""
+        return Fence(self.replica, self._epochs.get(key, 0)) if self.replica is not None else None
+
+    def _lose(self, key: TargetKey) -> None:
+        """Another replica owns ``key`` now (the write was fenced): stop exporting it at once; the next
+        coordination tick hands it over properly."""
+        log.warning("%s: the lease was lost (another replica owns the target now): nothing written", key)
+        self._active.discard(key)
+        self._metrics.remove_targets([key])
 
     def _reload_base(self, key: TargetKey) -> None:
         target_id = self._bases[key].target_id
@@ -374,8 +419,12 @@ class PollService:
         seen = self._seen.take()
         if not seen:
             return
+        fence = None
+        if self.replica is not None:
+            epochs = {self._bases[key].target_id: epoch for key, epoch in self._epochs.items() if key in self._bases}
+            fence = Fence(self.replica, epochs=epochs)
         try:
-            self._repository.flush_seen(seen)
+            self._repository.flush_seen(seen, fence)
         except StoreError as exc:
             self._seen.give_back(seen)
             self._metrics.db_result(False, exc.operation)

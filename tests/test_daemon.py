@@ -122,7 +122,7 @@ def test_daemon_detects_a_change_in_history_and_metrics(
     wait_for(lambda: daemon.metric("schemadrift_poll_success", **R1) == 1)
     assert daemon.get("/healthz").status_code == 200  # type: ignore[union-attr]
     ready = wait_for(lambda: daemon.get("/readyz"))
-    assert ready.status_code == 200 and ready.json() == {"scheduler": True, "database": True}
+    assert ready.status_code == 200 and ready.json() == {"scheduler": True, "share": True, "database": True}
 
     simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
     wait_for(lambda: daemon.metric("schemadrift_changes_total", **R1, severity="breaking") == 1)

@@ -262,7 +262,7 @@ def test_label_values_come_only_from_the_config(parts: Components, simulator: Si
 
 def _sqlite_parts(simulator: Simulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Components:
     monkeypatch.setattr("monitor.store.engine.SQLITE_BUSY_TIMEOUT_MS", 300)
-    monkeypatch.setattr("monitor.store.repository.RETRY_PAUSE", 0.05)
+    monkeypatch.setattr("monitor.store.base.RETRY_PAUSE", 0.05)
     return start(make_config(simulator, f"sqlite:///{tmp_path}/locked.db"))
 
 

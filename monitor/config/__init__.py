@@ -418,6 +418,34 @@ class ApiConfig(Model):
     secret_files = ("token",)
 
 
+class HaConfig(Model):
+    """Several replicas on one PostgreSQL share the targets (see docs/high-availability.md).
+
+    Each replica heartbeats every ``heartbeat``; a target's lease lives ``lease_ttl`` and is renewed at every
+    heartbeat, so a replica that dies loses its targets after at most ``lease_ttl``. ``replica`` names this
+    process (default: host name and pid; in Kubernetes the pod name). ``expected_replicas`` is exported for the
+    "fewer replicas than expected" alert. On SQLite there is one process per database file, always.
+    """
+
+    replica: str | None = None
+    lease_ttl: PositiveDuration = 30.0
+    heartbeat: PositiveDuration = 2.0
+    expected_replicas: Annotated[int, Field(ge=1, le=100)] = 1
+
+    @field_validator("replica")
+    @classmethod
+    def _valid_replica(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}", value):
+            raise ValueError(f"invalid replica name {value!r}: letters, digits, '.', '_', ':' or '-' (max 63)")
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> HaConfig:
+        if self.heartbeat * 3 > self.lease_ttl:
+            raise ValueError("heartbeat must be at most a third of lease_ttl (a lease is renewed at every heartbeat)")
+        return self
+
+
 class UiConfig(Model):
     """The web UI under ``/ui/`` on the daemon's HTTP port (it shows what the read API shows, never a credential).
 
@@ -473,6 +501,7 @@ class Config(Model):
     changes: ChangesConfig = ChangesConfig()
     api: ApiConfig = ApiConfig()
     ui: UiConfig = UiConfig()
+    ha: HaConfig = HaConfig()
     clouds: list[CloudConfig] = Field(default_factory=list)
 
     @field_validator("clouds")

@@ -58,6 +58,7 @@ class Dispatcher:
         metrics: Metrics,
         channels: Sequence[Channel],
         transport: HttpTransport | None = None,
+        leader: Callable[[], bool] = lambda: True,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -65,6 +66,7 @@ class Dispatcher:
         self._channels = {channel.name: channel for channel in channels}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify")
         self._transport = transport or HttpTransport()
+        self._leader = leader  # with replicas, one delivers: the leader
         self._prepared = False
         metrics.register_channels(self._channels)
 
@@ -76,6 +78,8 @@ class Dispatcher:
 
         ``now`` pins the clock (tests); otherwise each delivery is timed with the current time.
         """
+        if not self._leader():
+            return
         pinned, now = now, now or utcnow()
         try:
             if not self._prepared:

@@ -38,7 +38,7 @@ from sqlalchemy import ColumnElement, DateTime, Interval, case, delete, exists, 
 from sqlalchemy.orm import Session
 
 from monitor.domain import utcnow
-from monitor.store.repository import StoreError, Transactions, as_utc, dialect_insert
+from monitor.store.base import StoreError, Transactions, as_utc, dialect_insert
 from monitor.store.tables import Replica, SingletonLease, Target, TargetLease
 
 WHEN = DateTime(timezone=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.store.coordination import CoordinationStore
 from monitor.store.engine import current_revision, ensure_schema, head_revision, make_engine, safe_url, upgrade
 from monitor.store.export import ExportStore
 from monitor.store.intelligence import IntelligenceStore
@@ -64,6 +65,15 @@ class Database:
     @property
     def export(self) -> ExportStore:
         return ExportStore(self.engine)
+
+    @property
+    def coordination(self) -> CoordinationStore:
+        return CoordinationStore(self.engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """One process per database file: no replicas to coordinate with."""
+        return self.engine.dialect.name == "sqlite"
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import TargetKey
-from monitor.store.repository import StoreError, Transactions, as_utc, change_times, opt_aware
+from monitor.store.repository import StoreError, Transactions, as_utc, change_times, dialect_insert, opt_aware
 from monitor.store.tables import Acknowledgement, Document, ExpectedWindow, Rollout, Snapshot, Target
 
 
@@ -173,16 +173,44 @@ class IntelligenceStore(Transactions):
 
     def start_rollout(
         self, cloud: str, schema: str, from_sha: str | None, to_sha: str, at: datetime, expected: bool
-    ) -> int:
-        def work(session: Session) -> int:
-            row = Rollout(cloud=cloud, schema=schema, from_sha256=from_sha, to_sha256=to_sha, started_at=at,
-                          expected=expected)  # fmt: skip
-            session.add(row)
-            session.flush()
-            return row.id
+    ) -> RolloutRecord:
+        """Open a rollout of (cloud, schema) — or return the one already open: the database keeps one open
+        rollout per group (``uq_rollouts_open``), so replicas that see the same move record it once."""
+
+        def work(session: Session) -> RolloutRecord:
+            insert = dialect_insert(session)(Rollout).values(
+                cloud=cloud, schema=schema, from_sha256=from_sha, to_sha256=to_sha, started_at=at, expected=expected
+            )
+            insert = insert.on_conflict_do_nothing(
+                index_elements=["cloud", "schema"], index_where=Rollout.completed_at.is_(None)
+            )
+            session.execute(insert)
+            query = select(Rollout).where(
+                Rollout.cloud == cloud, Rollout.schema == schema, Rollout.completed_at.is_(None)
+            )
+            return _rollout(session.scalars(query).one())
 
         return self._run("rollout", work)
 
-    def finish_rollout(self, rollout_id: int, at: datetime, outcome: str) -> None:
-        statement = update(Rollout).where(Rollout.id == rollout_id).values(completed_at=at, outcome=outcome)
-        self._run("rollout", lambda session: session.execute(statement))
+    def finish_rollout(self, rollout_id: int, at: datetime, outcome: str) -> bool:
+        """Complete an open rollout; False when it was completed already (by another replica)."""
+        statement = (
+            update(Rollout)
+            .where(Rollout.id == rollout_id, Rollout.completed_at.is_(None))
+            .values(completed_at=at, outcome=outcome)
+        )
+        return self._run("rollout", lambda session: bool(getattr(session.execute(statement), "rowcount", 0)))
+
+    def current_documents(self) -> dict[TargetKey, str]:
+        """The sha256 of every target's latest snapshot (the fleet other replicas poll)."""
+
+        def work(session: Session) -> dict[TargetKey, str]:
+            latest = select(func.max(Snapshot.id)).group_by(Snapshot.target_id)
+            query = (
+                select(Target.cloud, Target.region, Target.schema, Snapshot.document_sha256)
+                .join(Target, Target.id == Snapshot.target_id)
+                .where(Snapshot.id.in_(latest))
+            )
+            return {TargetKey(c, r, s): sha for c, r, s, sha in session.execute(query)}
+
+        return self._run("read", work)

@@ -9,15 +9,12 @@ PostgreSQL connection) are retried a few times first.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import (
@@ -31,23 +28,37 @@ from monitor.domain import (
     fingerprint,
     utcnow,
 )
-from monitor.store.tables import ChangeRow, Document, PollTransition, Snapshot, Target
+from monitor.store.base import StoreError as StoreError
+from monitor.store.base import Transactions as Transactions
+from monitor.store.base import as_utc as as_utc
+from monitor.store.base import dialect_insert as dialect_insert
+from monitor.store.base import opt_aware as opt_aware
+from monitor.store.coordination import check_fence, check_fences
+from monitor.store.tables import Acknowledgement, ChangeRow, Document, PollTransition, Snapshot, Target
 
 T = TypeVar("T")
-RETRIES = 3
-RETRY_PAUSE = 0.2
-
-
-class StoreError(Exception):
-    """A database operation failed and was rolled back; ``operation`` is the metric label."""
-
-    def __init__(self, operation: str, message: str) -> None:
-        super().__init__(f"{operation}: {message}")
-        self.operation = operation
 
 
 class SnapshotConflictError(StoreError):
     """Another writer recorded a snapshot for the target first; reload the state and compare again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The ownership a write depends on: ``replica`` holds the target's lease at ``epoch`` (or one per target
+    in ``epochs``, for a batch). Checked in the writing transaction; a lost lease refuses the write."""
+
+    replica: str
+    epoch: int = 0
+    epochs: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedAck:
+    """Changes acknowledged as they are recorded: they arrived inside an expected-change window."""
+
+    fingerprints: tuple[str, ...]
+    comment: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,56 +174,12 @@ class HistoryFilter:
     before_id: int | None = None  # keyset pagination: only changes with a smaller id (older ones)
 
 
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def opt_aware(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
-
-
 def _json_or_null(value: Any) -> str | None:
     return None if value is ABSENT else json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def _from_json(text: str | None) -> Any:
     return ABSENT if text is None else json.loads(text)
-
-
-def _is_transient(exc: SQLAlchemyError) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower()
-
-
-def _describe(exc: SQLAlchemyError) -> str:
-    """A short message without SQL parameters (which may carry document text)."""
-    orig = getattr(exc, "orig", None)
-    detail = str(orig if orig is not None else exc).strip().splitlines()
-    return f"{type(orig or exc).__name__}: {detail[0][:200] if detail else ''}"
-
-
-class Transactions:
-    """Runs units of work in short transactions on one engine, with retries for transient failures."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def _run(self, operation: str, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in one transaction, retrying transient failures; raises StoreError."""
-        for attempt in range(RETRIES):
-            try:
-                with Session(self.engine, expire_on_commit=False) as session, session.begin():
-                    return work(session)
-            except StoreError:
-                raise
-            except SQLAlchemyError as exc:
-                if attempt + 1 < RETRIES and _is_transient(exc):
-                    time.sleep(RETRY_PAUSE * (attempt + 1))
-                    continue
-                raise StoreError(operation, _describe(exc)) from None
-        raise AssertionError("unreachable")
 
 
 class Repository(Transactions):
@@ -285,19 +252,35 @@ class Repository(Transactions):
 
     # --- recording polls ---------------------------------------------------------------------
 
-    def record_transition(self, target_id: int, result: PollResult) -> None:
-        """Store that the target's poll outcome changed to ``result``'s (nothing else is written)."""
-        self._run("record_poll", lambda session: session.add(_transition_row(target_id, result)))
+    def record_transition(self, target_id: int, result: PollResult, fence: Fence | None = None) -> None:
+        """Store that the target's poll outcome changed to ``result``'s (nothing else is written).
 
-    def flush_seen(self, seen: Sequence[Seen]) -> None:
-        """Write the batched times of the targets' last polls (and snapshots' ``last_seen``) in one transaction."""
+        Raises FencedError (writing nothing) when ``fence`` no longer holds the target.
+        """
 
         def work(session: Session) -> None:
-            succeeded = [s for s in seen if s.last_success_at is not None]
+            if fence is not None:
+                check_fence(session, fence.replica, target_id, fence.epoch)
+            session.add(_transition_row(target_id, result))
+
+        self._run("record_poll", work)
+
+    def flush_seen(self, seen: Sequence[Seen], fence: Fence | None = None) -> None:
+        """Write the batched times of the targets' last polls (and snapshots' ``last_seen``) in one transaction.
+
+        With ``fence``, only the targets its ``epochs`` still hold are written (the others were handed over).
+        """
+
+        def work(session: Session) -> None:
+            entries = seen
+            if fence is not None:
+                held = check_fences(session, fence.replica, fence.epochs)
+                entries = [s for s in seen if s.target_id in held]
+            succeeded = [s for s in entries if s.last_success_at is not None]
             batches: list[tuple[type[Target] | type[Snapshot], list[dict[str, Any]]]] = [
                 (Target, [{"id": s.target_id, "last_poll_at": s.last_poll_at, "last_success_at": s.last_success_at}
                           for s in succeeded]),
-                (Target, [{"id": s.target_id, "last_poll_at": s.last_poll_at} for s in seen
+                (Target, [{"id": s.target_id, "last_poll_at": s.last_poll_at} for s in entries
                           if s.last_success_at is None]),
                 (Snapshot, [{"id": s.snapshot_id, "last_seen": s.last_success_at} for s in succeeded
                             if s.snapshot_id is not None]),
@@ -318,16 +301,21 @@ class Repository(Transactions):
         result: PollResult,
         *,
         transition: bool = False,
+        fence: Fence | None = None,
+        acknowledge: ExpectedAck | None = None,
     ) -> int:
         """Store a new document (once), a new snapshot and its changes in one transaction; with
-        ``transition`` also the poll's outcome as a transition. The target's last poll times move too.
+        ``transition`` also the poll's outcome as a transition, with ``acknowledge`` the acknowledgements of
+        expected changes. The target's last poll times move too. Returns the new snapshot's id.
 
         Raises SnapshotConflictError when the target's latest snapshot is no longer
-        ``previous_snapshot_id`` (another writer got there first); nothing is written then.
-        Returns the new snapshot's id.
+        ``previous_snapshot_id`` (another writer got there first), FencedError when ``fence`` no longer holds
+        the target; nothing is written then.
         """
 
         def work(session: Session) -> int:
+            if fence is not None:  # first: the lease stays share-locked until this transaction ends
+                check_fence(session, fence.replica, target_id, fence.epoch)
             # Serialise writers of one target (PostgreSQL; SQLite has a single writer anyway).
             session.execute(select(Target.id).where(Target.id == target_id).with_for_update())
             hold_changes_lock(session, shared=True)
@@ -348,6 +336,12 @@ class Repository(Transactions):
                 session.add(_change_row(target_id, snapshot.id, from_sha, document.sha256, change, result))
             if transition:
                 session.add(_transition_row(target_id, result))
+            if acknowledge is not None:
+                session.add_all(
+                    Acknowledgement(target_id=target_id, fingerprint=fp, comment=acknowledge.comment,
+                                    actor="expected-window", created_at=result.started_at)
+                    for fp in acknowledge.fingerprints
+                )  # fmt: skip
             session.execute(update(Target).where(Target.id == target_id)
                             .values(last_poll_at=result.started_at, last_success_at=result.started_at))  # fmt: skip
             return snapshot.id
@@ -519,11 +513,6 @@ def hold_changes_lock(session: Session, *, shared: bool) -> None:
     if session.get_bind().dialect.name == "postgresql":
         function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         session.execute(text(f"SELECT {function}(:key)"), {"key": CHANGES_LOCK})
-
-
-def dialect_insert(session: Session) -> Callable[..., Any]:
-    """The dialect's INSERT, which offers ``on_conflict_do_nothing`` on both backends."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def _stored(document: Document) -> StoredDocument:
