@@ -73,6 +73,8 @@ class Daemon:
             return None
         want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         for line in response.text.splitlines():
+            if not labels and line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
             if line.startswith(name + "{"):
                 series, value = line.rsplit(" ", 1)
                 got = ",".join(sorted(series[len(name) + 1 : -1].split(",")))

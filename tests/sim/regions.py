@@ -38,6 +38,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
@@ -270,6 +271,7 @@ class Simulator(RegionServer):
         super().__init__(regions, **options)
         self._authorizer = authorizer
         self._faults = {name: _FaultState() for name in regions}
+        self._log: list[tuple[float, str, str]] = []  # (time.monotonic(), region, target path) of every request
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -322,12 +324,19 @@ class Simulator(RegionServer):
                 return sum(state.requests for state in self._faults.values())
             return self._fault_state(region).requests
 
+    def request_times(self, region: str, schema: str) -> list[float]:
+        """``time.monotonic()`` of every request to ``schema`` of ``region``, oldest first (the request log)."""
+        suffix = f"/{region}/v2/schemas/{schema}"
+        with self._lock:
+            return [at for at, logged, path in self._log if logged == region and path.split("?")[0] == suffix]
+
     # -- used by the request handler ---------------------------------------------------------------
 
     def admitted(self, region: str, method: str, target: str, headers: Message) -> bool:
-        """Count the request, then ask the authorizer (False when it raises) or check the token."""
+        """Count and log the request, then ask the authorizer (False when it raises) or check the token."""
         with self._lock:
             self._faults[region].requests += 1
+            self._log.append((time.monotonic(), region, target))
         if self._authorizer is None:
             return super().admitted(region, method, target, headers)
         try:
