@@ -237,6 +237,9 @@ class TargetSpec:
     confirm_delay: float = 0.0
     ignore: IgnoreRules = field(default_factory=IgnoreRules)
     tls: TlsSettings = field(default_factory=TlsSettings)
+    kind: str = "schema"  # what the body is: schema, versions, extensions or json (monitor.kinds)
+    service: str | None = None  # the API (compute, network...) a versions document describes, for metrics
+    keep_hosts: bool = False  # keep the hosts of links in the stored document (they differ per region)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ import ssl
 import time
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import certifi
 import httpx
@@ -32,6 +33,7 @@ import httpx
 from monitor import __version__
 from monitor.auth.credentials import AuthError, Credentials, RequestSigner
 from monitor.domain import FailureReason, TargetSpec, TlsSettings, exponential_backoff
+from monitor.kinds import get_kind
 
 MAX_REDIRECTS = 5
 BACKOFF_BASE = 0.5
@@ -56,6 +58,16 @@ class FetchError(Exception):
         self.status = status
         self.transient = transient
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A fetched document: the decoded body, the HTTP status (2xx, or 300 for version discovery) and the
+    response headers (lower-case names)."""
+
+    body: bytes
+    status: int
+    headers: Mapping[str, str]
 
 
 class Fetcher:
@@ -89,8 +101,11 @@ class Fetcher:
             await client.aclose()
         self._clients.clear()
 
-    async def fetch(self, spec: TargetSpec, credentials: Credentials | None = None) -> bytes:
-        """Fetch ``spec.url``; returns the decoded body or raises FetchError (see module docstring)."""
+    async def fetch(self, spec: TargetSpec, credentials: Credentials | None = None) -> Fetched:
+        """Fetch ``spec.url``; returns the decoded document or raises FetchError (see module docstring).
+
+        A 2xx answer is a document, and so is any status the target's kind accepts (300 for version discovery).
+        """
         signer = await _acquire(credentials)
         try:
             return await self._fetch_timed(spec, signer)
@@ -106,7 +121,7 @@ class Fetcher:
                 raise FetchError(FailureReason.AUTH, "HTTP 401 again with a new token", status=401) from None
             raise
 
-    async def _fetch_timed(self, spec: TargetSpec, signer: RequestSigner | None) -> bytes:
+    async def _fetch_timed(self, spec: TargetSpec, signer: RequestSigner | None) -> Fetched:
         deadline = time.monotonic() + spec.timeout
         try:
             async with asyncio.timeout(spec.timeout):
@@ -116,7 +131,7 @@ class Fetcher:
                 FailureReason.TIMEOUT, f"no complete response within {spec.timeout:g}s", transient=True
             ) from None
 
-    async def _with_retries(self, spec: TargetSpec, signer: RequestSigner | None, deadline: float) -> bytes:
+    async def _with_retries(self, spec: TargetSpec, signer: RequestSigner | None, deadline: float) -> Fetched:
         attempt = 0
         while True:
             try:
@@ -128,7 +143,7 @@ class Fetcher:
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _follow(self, spec: TargetSpec, signer: RequestSigner | None) -> bytes:
+    async def _follow(self, spec: TargetSpec, signer: RequestSigner | None) -> Fetched:
         client = self._client(spec.tls)
         url = httpx.URL(spec.url)
         seen = {url}
@@ -138,7 +153,7 @@ class Fetcher:
                 outcome = await _get_once(client, url, headers, spec)
             except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
                 raise _translate(exc) from None
-            if isinstance(outcome, bytes):
+            if isinstance(outcome, Fetched):
                 return outcome
             if outcome in seen:
                 raise FetchError(FailureReason.REDIRECT, "redirect loop")
@@ -148,15 +163,15 @@ class Fetcher:
 
 async def _get_once(
     client: httpx.AsyncClient, url: httpx.URL, headers: Mapping[str, str], spec: TargetSpec
-) -> bytes | httpx.URL:
-    """One request: the body of a final response, or the URL a permitted redirect points to."""
+) -> Fetched | httpx.URL:
+    """One request: the document of a final response, or the URL a permitted redirect points to."""
     # httpx's own per-operation timeouts (5 s by default) must not undercut the whole-poll deadline.
     request = client.build_request("GET", url, headers=headers, timeout=httpx.Timeout(spec.timeout))
     response = await client.send(request, stream=True)
     try:
         if response.is_redirect:
             return _redirect_target(url, response, spec.allow_http)
-        return await _read_response(response, spec.max_body_bytes)
+        return await _read_response(response, spec.max_body_bytes, get_kind(spec.kind).statuses)
     finally:
         await response.aclose()
 
@@ -262,10 +277,10 @@ def _is_json_type(content_type: str | None) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-async def _read_response(response: httpx.Response, limit: int) -> bytes:
-    """Check status and content type, then read at most ``limit`` decoded bytes."""
+async def _read_response(response: httpx.Response, limit: int, statuses: frozenset[int]) -> Fetched:
+    """Check status (2xx, or one of ``statuses``) and content type, then read at most ``limit`` decoded bytes."""
     status = response.status_code
-    if not 200 <= status < 300:
+    if not (200 <= status < 300 or status in statuses):
         raise FetchError(
             FailureReason.for_status(status),
             f"HTTP {status}",
@@ -283,7 +298,7 @@ async def _read_response(response: httpx.Response, limit: int) -> bytes:
     decoder = _Decoder(response.headers.get("Content-Encoding", "identity"), limit, status)
     async for chunk in response.aiter_raw():
         decoder.feed(chunk)
-    return decoder.finish()
+    return Fetched(decoder.finish(), status, {name.lower(): value for name, value in response.headers.items()})
 
 
 class _Decoder:

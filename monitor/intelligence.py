@@ -29,8 +29,8 @@ from typing import Any
 
 from monitor.compare import MAJORITY, compare_regions
 from monitor.config import ChangesConfig, CloudConfig
-from monitor.diffing import classify
 from monitor.domain import Change, IgnoreRules, TargetKey, TargetSpec, fingerprint
+from monitor.kinds import get_kind
 from monitor.metrics import Metrics
 from monitor.store.intelligence import Baseline, IntelligenceStore, RolloutRecord, Window
 from monitor.store.repository import ExpectedAck
@@ -239,7 +239,8 @@ class Drift:
         """Classified drift of ``key`` (ignore rules applied); cached per (baseline, current)."""
         cache_key = (key, baseline, current)
         if cache_key not in self._cache:
-            found = [] if baseline == current else classify(self._document(baseline), self._document(current))
+            kind = get_kind(self._specs[key].kind)
+            found = [] if baseline == current else kind.classify(self._document(baseline), self._document(current))
             rules = self._specs[key].ignore
             self._cache[cache_key] = [replace(c, ignored=rules.matches(c)) for c in found]
         return self._cache[cache_key]

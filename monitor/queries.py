@@ -37,8 +37,8 @@ from typing import Any
 from monitor.compare import MAJORITY, RegionComparison, compare_regions
 from monitor.config import Config
 from monitor.config.types import parse_duration
-from monitor.diffing import classify
 from monitor.domain import Change, FailureReason, IgnoreRules, Severity, TargetKey, fingerprint, utcnow
+from monitor.kinds import get_kind
 from monitor.reports import Comparison
 from monitor.store.database import Database
 from monitor.store.intelligence import Baseline, RolloutRecord
@@ -168,7 +168,7 @@ class ReadModel:
         self._references = {cloud.name: cloud.reference for cloud in config.clouds}
         self._schemas = {(cloud.name, schema.name) for cloud in config.clouds for schema in cloud.schemas}
         self._parsed = lru_cache(maxsize=256)(self._parse)
-        self._drift = lru_cache(maxsize=4096)(self._classified)
+        self._drift = lru_cache(maxsize=4096)(self._classified)  # (kind, old, new) → changes: documents never change
 
     # --- targets -------------------------------------------------------------------------------------
 
@@ -286,7 +286,7 @@ class ReadModel:
         snapshots = {s.id: s for s in self.snapshots(key)}
         from_id, to_id = pick_snapshots(sorted(snapshots), from_id, to_id)
         old, new = snapshots[from_id].document_sha256, snapshots[to_id].document_sha256
-        return self._comparison(f"{key}: snapshot {from_id} → {to_id}", old, new)
+        return self._comparison(f"{key}: snapshot {from_id} → {to_id}", self._kind(key), old, new)
 
     def baseline_diff(self, key: TargetKey) -> Comparison:
         """The approved baseline against the current document; raises NotFound, Conflict."""
@@ -296,7 +296,7 @@ class ReadModel:
         if baseline is None or state.document is None:
             raise Conflict(f"{key} has no snapshot yet")
         title = f"{key}: baseline (snapshot {baseline.snapshot_id}) → current"
-        return self._comparison(title, baseline.sha256, state.document.sha256)
+        return self._comparison(title, self._kind(key), baseline.sha256, state.document.sha256)
 
     def region_diff(self, key: TargetKey, other: TargetKey) -> Comparison:
         """The current document of ``other`` (old side) against that of ``key`` (new side)."""
@@ -307,14 +307,23 @@ class ReadModel:
         if missing:
             raise Conflict(f"no document yet for {', '.join(missing)}")
         shas = {k: document.sha256 for k, document in documents.items() if document is not None}
-        return self._comparison(f"{other} → {key}", shas[other], shas[key])
+        return self._comparison(f"{other} → {key}", self._kind(key), shas[other], shas[key])
 
-    def _comparison(self, title: str, old_sha: str, new_sha: str) -> Comparison:
+    def _comparison(self, title: str, kind: str, old_sha: str, new_sha: str) -> Comparison:
         old, new = self.parsed(old_sha), self.parsed(new_sha)
-        return Comparison(title, old, new, self._drift(old_sha, new_sha))
+        return Comparison(title, old, new, self._drift(kind, old_sha, new_sha))
 
-    def _classified(self, old_sha: str, new_sha: str) -> tuple[Change, ...]:
-        return () if old_sha == new_sha else tuple(classify(self.parsed(old_sha), self.parsed(new_sha)))
+    def _classified(self, kind: str, old_sha: str, new_sha: str) -> tuple[Change, ...]:
+        if old_sha == new_sha:
+            return ()
+        return tuple(get_kind(kind).classify(self.parsed(old_sha), self.parsed(new_sha)))
+
+    def _kind(self, key: TargetKey) -> str:
+        """The kind of ``key``'s document (schema for a target the config no longer lists)."""
+        try:
+            return self._config.spec_for(key).kind
+        except LookupError:
+            return "schema"
 
     # --- drift ---------------------------------------------------------------------------------------
 
@@ -340,7 +349,7 @@ class ReadModel:
         assert state.document is not None
         rules = self._ignore(key)
         items = []
-        for change in self._drift(baseline.sha256, state.document.sha256):
+        for change in self._drift(self._kind(key), baseline.sha256, state.document.sha256):
             if not rules.matches(change):
                 fp = fingerprint(key, change)
                 items.append(DriftItem(fp, change, fp in acked))
@@ -376,7 +385,7 @@ class ReadModel:
         comparison = compare_regions(current, chosen)
         deviations = [
             (label, self._comparison(f"{cloud}/{schema}: {label} against the reference ({comparison.reference_label})",
-                                     comparison.reference, current[label]))
+                                     self._kind(labelled[label]), comparison.reference, current[label]))
             for label in comparison.deviating
         ]  # fmt: skip
         rollouts = [self._rollout(r, current, several) for r in self._intelligence.open_rollouts()

@@ -33,12 +33,12 @@ from typing import Any, ParamSpec, TypeVar
 
 from monitor.auth.credentials import AuthError
 from monitor.auth.manager import AuthManager
-from monitor.canonical import DocumentError, canonical_json, count_properties, document_sha256, parse_document
+from monitor.canonical import DocumentError, canonical_json, count_properties, document_sha256
 from monitor.concurrency import in_thread
-from monitor.diffing import classify
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey, TargetSpec, utcnow
-from monitor.fetching import Fetcher, FetchError
+from monitor.fetching import Fetched, Fetcher, FetchError
 from monitor.intelligence import Intelligence
+from monitor.kinds import fold_headers, get_kind
 from monitor.lastseen import LastSeen
 from monitor.metrics import Metrics
 from monitor.store.coordination import FencedError
@@ -99,15 +99,24 @@ class _Unconfirmed(Exception):
     """A different document was read, but a confirming read disagreed: nothing is recorded."""
 
 
-def _digest(raw: bytes, body: bytes) -> _Read:
-    """Parse, validate, canonicalise and hash a body (pure; runs in a worker thread); raises ReadFailed."""
+def _digest(raw: bytes, fetched: Fetched, spec: TargetSpec) -> _Read:
+    """Normalise (by the target's kind), validate, canonicalise and hash a body (pure; runs in a worker thread);
+    raises ReadFailed."""
     try:
-        document = parse_document(body)
+        document = get_kind(spec.kind).normalise(fetched.body, fetched.headers, keep_hosts=spec.keep_hosts)
     except DocumentError as exc:
-        raise ReadFailed(exc.reason, str(exc), 200) from None
+        raise ReadFailed(exc.reason, str(exc), fetched.status) from None
     canonical = canonical_json(document)
-    stored = StoredDocument(document_sha256(canonical), canonical, len(body), count_properties(document))
+    stored = StoredDocument(document_sha256(canonical), canonical, len(fetched.body), count_properties(document))
     return _Read(raw, stored.sha256, json.loads(canonical), stored)
+
+
+def _raw_digest(fetched: Fetched) -> bytes:
+    """What decides "the same bytes as last time": the body and the headers a kind may fold into the document."""
+    digest = hashlib.sha256(fetched.body)
+    for name, value in sorted(fold_headers(fetched.headers).items()):
+        digest.update(f"\0{name}:{value}".encode())
+    return digest.digest()
 
 
 class PollService:
@@ -133,6 +142,7 @@ class PollService:
         self._bases: dict[TargetKey, _Base] = {}
         self._active: set[TargetKey] = set()  # the targets polled now; metrics exist for these only
         self._urls: dict[TargetKey, str] = {}
+        self._kinds: dict[TargetKey, str] = {}  # the kind of each target's document (it judges the changes)
         self._locks: dict[TargetKey, asyncio.Lock] = {}
         self._seen = LastSeen()
         self.in_flight: set[asyncio.Task[Any]] = set()
@@ -195,6 +205,7 @@ class PollService:
             self._restore(key, states[ids[key]], parsed)
             self._locks.setdefault(key, asyncio.Lock())
         self._urls.update((spec.key, spec.url) for spec in specs)
+        self._kinds.update((spec.key, spec.kind) for spec in specs)
 
     def _restore(self, key: TargetKey, state: TargetState, parsed: dict[str, dict[str, Any]]) -> None:
         base = _Base(state.target_id, last_poll_at=state.last_poll_at)
@@ -273,13 +284,13 @@ class PollService:
                 await credentials.acquire()
         async with self._slots:
             try:
-                body = await self._fetcher.fetch(spec, credentials)
+                fetched = await self._fetcher.fetch(spec, credentials)
             except FetchError as exc:
                 raise ReadFailed(exc.reason, str(exc), exc.status) from None
-        raw = hashlib.sha256(body).digest()
+        raw = _raw_digest(fetched)
         if raw == base.raw and base.sha256 is not None:
             return _Read(raw, base.sha256)
-        return await in_thread(self._executor, _digest, raw, body)
+        return await in_thread(self._executor, _digest, raw, fetched, spec)
 
     async def _confirm(self, spec: TargetSpec, read: _Read) -> None:
         """Read a new document again ``confirm_reads - 1`` times, ``confirm_delay`` apart.
@@ -381,7 +392,7 @@ class PollService:
         if base.document is None:
             result = replace(result, first_snapshot=True)
         else:
-            changes = classify(base.document, read.document)
+            changes = get_kind(self._kinds.get(key, "schema")).classify(base.document, read.document)
             if self.intelligence is not None:
                 changes = self.intelligence.flag(key, changes, started)
             result = replace(result, changes=tuple(changes))

@@ -101,7 +101,7 @@ class Harness:
         return self.loop.run_until_complete(coro)
 
     def fetch(self, spec: TargetSpec) -> bytes:
-        return self.run(self.fetcher.fetch(spec, self.auth.for_target(spec)))  # type: ignore[no-any-return]
+        return self.run(self.fetcher.fetch(spec, self.auth.for_target(spec))).body  # type: ignore[no-any-return]
 
     def failure(self, spec: TargetSpec) -> FetchError:
         with pytest.raises(FetchError) as info:
@@ -209,7 +209,8 @@ def test_concurrent_polls_refused_together_authenticate_once(
     identity.revoke_all()
 
     async def all_four() -> list[bytes]:
-        return await asyncio.gather(*(harness.fetcher.fetch(s, harness.auth.for_target(s)) for s in specs))
+        fetched = await asyncio.gather(*(harness.fetcher.fetch(s, harness.auth.for_target(s)) for s in specs))
+        return [f.body for f in fetched]
 
     assert all(harness.run(all_four()))
     assert identity.token_requests("r1") == 2

@@ -46,7 +46,7 @@ def fetch(spec: TargetSpec) -> bytes:
     async def go() -> bytes:
         fetcher = Fetcher()
         try:
-            return await fetcher.fetch(spec, credentials_for(spec))
+            return (await fetcher.fetch(spec, credentials_for(spec))).body
         finally:
             await fetcher.aclose()
 

@@ -20,7 +20,7 @@ from monitor.cli import main
 from monitor.config import parse_config
 from monitor.diffing import classify
 from monitor.domain import FailureReason, PollResult, TargetKey
-from monitor.fetching import FetchError
+from monitor.fetching import Fetched, FetchError
 from monitor.intelligence import Intelligence
 from monitor.metrics import Metrics
 from monitor.service import PollService
@@ -50,11 +50,11 @@ class ScriptedFetcher:
     def __init__(self) -> None:
         self.script: list[bytes | FetchError] = []
 
-    async def fetch(self, spec: Any, credentials: Any = None) -> bytes:
+    async def fetch(self, spec: Any, credentials: Any = None) -> Fetched:
         item = self.script.pop(0)
         if isinstance(item, FetchError):
             raise item
-        return item
+        return Fetched(item, 200, {"content-type": "application/json"})
 
     async def aclose(self) -> None:
         pass

@@ -14,7 +14,8 @@ from sqlalchemy import func, select, text
 
 from monitor import service as service_module
 from monitor.app import Components, build
-from monitor.domain import FailureReason, PollResult, Severity, TargetKey
+from monitor.domain import FailureReason, PollResult, Severity, TargetKey, TargetSpec
+from monitor.fetching import Fetched
 from monitor.queries import ReadModel
 from monitor.store.repository import Repository
 from monitor.store.tables import Base, ChangeRow, Document, PollTransition, Snapshot
@@ -81,9 +82,9 @@ def test_an_unchanged_poll_writes_no_row_and_parses_nothing(parts: Components, m
     parsed: list[bytes] = []
     real_digest = service_module._digest
 
-    def counting_digest(raw: bytes, body: bytes) -> Any:
-        parsed.append(body)
-        return real_digest(raw, body)
+    def counting_digest(raw: bytes, fetched: Fetched, spec: TargetSpec) -> Any:
+        parsed.append(fetched.body)
+        return real_digest(raw, fetched, spec)
 
     monkeypatch.setattr(service_module, "_digest", counting_digest)
 

@@ -223,7 +223,7 @@ def poll_with_auth(config: Config) -> bytes:
         auth, fetcher = AuthManager(metrics), Fetcher()
         try:
             spec = config.targets()[0]
-            return await fetcher.fetch(spec, auth.for_target(spec))
+            return (await fetcher.fetch(spec, auth.for_target(spec))).body
         finally:
             await fetcher.aclose()
             auth.close()

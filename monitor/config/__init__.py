@@ -172,11 +172,26 @@ class IgnoreConfig(Model):
 
 
 class SchemaConfig(PollSettings):
-    """A schema endpoint: ``/v2/schemas/<name>`` unless ``path`` says otherwise."""
+    """A watched document: ``/v2/schemas/<name>`` unless ``path`` says otherwise.
+
+    ``kind`` says what it is (:mod:`monitor.kinds`): ``schema`` (a JSON schema, the default), ``versions`` (a
+    version discovery document), ``extensions`` (an extension list) or ``json`` (any JSON object); every kind
+    but ``schema`` needs its ``path``. ``service`` names the API a versions document describes (the metric
+    label; default: the target's name). ``keep_hosts`` keeps the hosts of links, which differ per region.
+    """
 
     name: SchemaName
     path: str | None = None
     ignore: IgnoreConfig | None = None
+    kind: Literal["schema", "versions", "extensions", "json"] = "schema"
+    service: SchemaName | None = None
+    keep_hosts: bool = False
+
+    @model_validator(mode="after")
+    def _path_for_kind(self) -> SchemaConfig:
+        if self.kind != "schema" and self.path is None:
+            raise ValueError(f"a {self.kind} document needs its path (only schemas live at /v2/schemas/<name>)")
+        return self
 
     @field_validator("path")
     @classmethod
@@ -565,6 +580,9 @@ def _spec(defaults: Defaults, cloud: CloudConfig, region: str, schema: SchemaCon
         tls=cloud.tls,
         auth=cloud.auth,
         ignore=_ignore_rules(cloud.ignore, schema.ignore),
+        kind=schema.kind,
+        service=schema.service or (schema.name if schema.kind == "versions" else None),
+        keep_hosts=schema.keep_hosts,
         **_effective(defaults, cloud, schema),
     )
 

@@ -35,7 +35,7 @@ from monitor.kinds.extensions import ExtensionsKind, extension_aliases
 from monitor.kinds.jsondoc import JsonKind
 from monitor.kinds.microversion import Microversion
 from monitor.kinds.schema import SchemaKind
-from monitor.kinds.versions import VersionEntry, VersionsKind, version_entries
+from monitor.kinds.versions import VersionEntry, VersionsKind, fold_headers, version_entries
 
 _KINDS: Final[Mapping[str, DocumentKind]] = {
     kind.name: kind for kind in (SchemaKind(), VersionsKind(), ExtensionsKind(), JsonKind())
@@ -60,6 +60,7 @@ __all__ = [
     "RuleTable",
     "VersionEntry",
     "extension_aliases",
+    "fold_headers",
     "get_kind",
     "version_entries",
 ]
