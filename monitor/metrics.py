@@ -34,10 +34,12 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from monitor.domain import PollResult, Severity, TargetKey
+from monitor.kinds import VersionEntry as SurfaceVersion
 
 TARGET_LABELS = ("cloud", "region", "schema")
 GROUP_LABELS = ("cloud", "schema")
 IDENTITY_LABELS = ("cloud", "region")
+SURFACE_LABELS = (*TARGET_LABELS, "service", "version", "major")
 DB_OPERATIONS = (
     "ensure_targets", "restore", "record_poll", "record_snapshot", "prune", "read", "notify", "ack", "rollout",
 )  # fmt: skip
@@ -235,6 +237,18 @@ class Metrics:
                             IDENTITY_LABELS)  # fmt: skip
     auth_token_expiry = _Metric(Gauge, "schemadrift_auth_token_expiry_timestamp_seconds",
                                 "When the cached token expires (Unix time; 0: none).", IDENTITY_LABELS)  # fmt: skip
+    api_min = _Metric(Gauge, "schemadrift_api_min_microversion",
+                      "Minimum microversion an API version advertises: the minor part (the major is a label).",
+                      SURFACE_LABELS)  # fmt: skip
+    api_max = _Metric(Gauge, "schemadrift_api_max_microversion",
+                      "Maximum microversion an API version advertises: the minor part (the major is a label).",
+                      SURFACE_LABELS)  # fmt: skip
+    api_version = _Metric(Gauge, "schemadrift_api_version_info",
+                          "1 for each API version a versions document lists, with its status.",
+                          (*TARGET_LABELS, "service", "version", "status"))  # fmt: skip
+    catalog_service = _Metric(Gauge, "schemadrift_catalog_service",
+                              "1 for each service type of the region's catalog the config derives targets from.",
+                              ("cloud", "region", "service"))  # fmt: skip
     replica_info = _Metric(Gauge, "schemadrift_replica_info", "Always 1: the name of this replica.", ("replica",))
     replica_owned = _Metric(Gauge, "schemadrift_replica_owned_targets", "Targets this replica holds the lease of.",
                             ("replica",))  # fmt: skip
@@ -258,6 +272,8 @@ class Metrics:
         for collector in (*self.built.values(), build_info):
             self._plain.register(collector)
             self.registry.register(collector)
+        self._surface: dict[TargetKey, list[tuple[Gauge, tuple[str, ...]]]] = {}  # a target's API surface series
+        self._catalog: dict[tuple[str, str], set[str]] = {}
         self._targets = _TargetCollector()
         self.registry.register(self._targets)
         self.db_up.set(0)
@@ -281,9 +297,39 @@ class Metrics:
 
     def remove_targets(self, keys: Iterable[TargetKey]) -> None:
         """Drop every series of targets no longer polled (a region that left the catalog, a target handed over)."""
+        keys = list(keys)
         with self._targets.lock:
             for key in keys:
                 self._targets.targets.pop(key, None)
+        for key in keys:
+            self.set_surface(key, None, ())
+
+    def set_surface(self, key: TargetKey, service: str | None, versions: Iterable[SurfaceVersion]) -> None:
+        """The API versions a target's versions document advertises now (none: drop its surface series)."""
+        for metric, labels in self._surface.pop(key, []):
+            _remove(metric, labels)
+        series: list[tuple[Gauge, tuple[str, ...]]] = []
+        base = (key.cloud, key.region, key.schema, service or key.schema)
+        for version in versions:
+            info = (*base, version.id, version.status)
+            self.api_version.labels(*info).set(1)
+            series.append((self.api_version, info))
+            for metric, bound in ((self.api_min, version.min_version), (self.api_max, version.max_version)):
+                if bound is not None:
+                    labels = (*base, version.id, str(bound.major))
+                    metric.labels(*labels).set(bound.minor)
+                    series.append((metric, labels))
+        if series:
+            self._surface[key] = series
+
+    def set_catalog(self, cloud: str, region: str, services: Iterable[str]) -> None:
+        """The service types a region's catalog offers (of those the config derives targets from)."""
+        wanted = set(services)
+        for service in self._catalog.get((cloud, region), set()) - wanted:
+            _remove(self.catalog_service, (cloud, region, service))
+        for service in wanted:
+            self.catalog_service.labels(cloud, region, service).set(1)
+        self._catalog[(cloud, region)] = wanted
 
     def _update(self, key: TargetKey, **values: float) -> None:
         with self._targets.lock:

@@ -38,7 +38,7 @@ from monitor.concurrency import in_thread
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey, TargetSpec, utcnow
 from monitor.fetching import Fetched, Fetcher, FetchError
 from monitor.intelligence import Intelligence
-from monitor.kinds import fold_headers, get_kind
+from monitor.kinds import fold_headers, get_kind, version_entries
 from monitor.lastseen import LastSeen
 from monitor.metrics import Metrics
 from monitor.store.coordination import FencedError
@@ -141,8 +141,7 @@ class PollService:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self._bases: dict[TargetKey, _Base] = {}
         self._active: set[TargetKey] = set()  # the targets polled now; metrics exist for these only
-        self._urls: dict[TargetKey, str] = {}
-        self._kinds: dict[TargetKey, str] = {}  # the kind of each target's document (it judges the changes)
+        self._specs: dict[TargetKey, TargetSpec] = {}  # as last registered: URL, kind (it judges the changes)
         self._locks: dict[TargetKey, asyncio.Lock] = {}
         self._seen = LastSeen()
         self.in_flight: set[asyncio.Task[Any]] = set()
@@ -172,7 +171,7 @@ class PollService:
         wanted = {spec.key for spec in specs}
         removed = self._active - wanted
         # new or returning targets are restored from the database; a moved endpoint only updates its URL
-        added = [spec for spec in specs if spec.key not in self._active or self._urls.get(spec.key) != spec.url]
+        added = [spec for spec in specs if spec.key not in self._active or self._url(spec.key) != spec.url]
         self._metrics.register_targets(spec.key for spec in specs)
         for spec in specs:
             self._metrics.set_interval(spec.key, spec.interval)
@@ -198,14 +197,17 @@ class PollService:
         if not specs:
             return
         ids = self._repository.ensure_targets((spec.key, spec.url) for spec in specs)
+        self._specs.update((spec.key, spec) for spec in specs)
         returning = [key for key in ids if key not in self._active]
         states = self._repository.load_states([ids[key] for key in returning])
         parsed: dict[str, dict[str, Any]] = {}  # targets serving one document share its parsed form
         for key in returning:
             self._restore(key, states[ids[key]], parsed)
             self._locks.setdefault(key, asyncio.Lock())
-        self._urls.update((spec.key, spec.url) for spec in specs)
-        self._kinds.update((spec.key, spec.kind) for spec in specs)
+
+    def _url(self, key: TargetKey) -> str | None:
+        spec = self._specs.get(key)
+        return spec.url if spec is not None else None
 
     def _restore(self, key: TargetKey, state: TargetState, parsed: dict[str, dict[str, Any]]) -> None:
         base = _Base(state.target_id, last_poll_at=state.last_poll_at)
@@ -216,7 +218,7 @@ class PollService:
             if sha not in parsed:
                 parsed[sha] = json.loads(state.document.body)
             base.snapshot_id, base.sha256, base.document = state.snapshot_id, sha, parsed[sha]
-            self._metrics.set_document(key, state.document.size, state.document.properties)
+            self._describe(key, parsed[sha], state.document)
         self._bases[key] = base
         self._metrics.restore(
             key,
@@ -360,10 +362,18 @@ class PollService:
             return _result(key, started, t0, ok=False, reason=FailureReason.DB, status=200, error=str(exc))
         self._metrics.db_result(True)
         assert read.stored is not None
-        if key in self._active:
-            self._metrics.set_document(key, read.stored.size, read.stored.properties)
+        if key in self._active and read.document is not None:
+            self._describe(key, read.document, read.stored)
         self._after_success(key, read.sha256, result)
         return result
+
+    def _describe(self, key: TargetKey, document: dict[str, Any], stored: StoredDocument) -> None:
+        """Export what the target's current document says: its size and properties, and for a versions
+        document the API versions and microversions it advertises."""
+        self._metrics.set_document(key, stored.size, stored.properties)
+        spec = self._specs.get(key)
+        if spec is not None and spec.kind == "versions":
+            self._metrics.set_surface(key, spec.service, version_entries(document))
 
     def _after_success(self, key: TargetKey, sha: str, result: PollResult) -> None:
         if self.intelligence is None:
@@ -392,7 +402,7 @@ class PollService:
         if base.document is None:
             result = replace(result, first_snapshot=True)
         else:
-            changes = get_kind(self._kinds.get(key, "schema")).classify(base.document, read.document)
+            changes = get_kind(self._specs[key].kind).classify(base.document, read.document)
             if self.intelligence is not None:
                 changes = self.intelligence.flag(key, changes, started)
             result = replace(result, changes=tuple(changes))

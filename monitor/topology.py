@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 RETRY_BASE = 30.0
 TICK = 30.0  # how often the discovery job looks for clouds that are due
 
-Found = dict[str, dict[str, str]]
-"""cloud name → region → base URL, for the clouds discovery answers for."""
+Found = dict[str, dict[str, dict[str, str]]]
+"""cloud name → region → endpoints (see :meth:`monitor.config.Config.targets`), for the clouds discovery answers for."""
 
 
 class Topology:
@@ -90,7 +90,7 @@ class Topology:
         """Discover every dynamic cloud again at the next tick (the last result could not be kept)."""
         self._next.clear()
 
-    async def _discover(self, cloud: CloudConfig) -> dict[str, str] | None:
+    async def _discover(self, cloud: CloudConfig) -> dict[str, dict[str, str]] | None:
         try:
             found = await discover(cloud, self._auth)
         except (AuthError, DiscoveryError) as exc:

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
+
+import os_service_types
 
 from monitor.auth.credentials import KeystoneToken
 from monitor.auth.manager import AuthManager
-from monitor.config import CloudConfig
+from monitor.config import BASE, CloudConfig
 from monitor.config.auth import KeystoneAuth
 from monitor.config.types import REGION_RE
 
 log = logging.getLogger(__name__)
 
+_SERVICE_TYPES = os_service_types.ServiceTypes()  # the official names of catalog types (volumev3: block-storage)
 _VERSION_SUFFIX = re.compile(r"/v\d+(\.\d+)?/?$")
 _REGION_PROJECT = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")  # cn-north-4; not MOS, not cn-north-4_dev
 
@@ -36,41 +40,73 @@ class DiscoveryError(Exception):
     """The identity service answered, but not with usable regions; the message is safe to log."""
 
 
-async def discover(cloud: CloudConfig, auth: AuthManager) -> dict[str, str]:
-    """Region → base URL for ``cloud``; raises AuthError (credentials) or DiscoveryError (content).
+async def discover(cloud: CloudConfig, auth: AuthManager) -> dict[str, dict[str, str]]:
+    """Region → endpoints for ``cloud``; raises AuthError (credentials) or DiscoveryError (content).
 
-    A region with no URL is left out with a warning rather than failing the whole discovery.
+    A region's endpoints are its schemas' base URL under :data:`~monitor.config.BASE` and, for ``services``,
+    each listed service type's catalog endpoint under its official type. A region with no usable URL is left
+    out with a warning rather than failing the whole discovery.
     """
-    settings = cloud.discovery
     regions = await _regions(cloud, auth)
-    wanted = [region for region in regions if _usable(cloud, region) and settings.wants(region)]
-    bases: dict[str, str] = {}
-    catalog: dict[str, str] | None = None
+    wanted = [region for region in regions if _usable(cloud, region) and cloud.discovery.wants(region)]
+    found: dict[str, dict[str, str]] = {}
+    catalog: _Catalog | None = None
     for region in wanted:
-        base = cloud.base_url(region)
-        if base is None:
-            if catalog is None or _per_region(cloud):
-                catalog = await _catalog(cloud, await _catalog_token(cloud, auth, region))
-            base = catalog.get(region)
-        if base is None:
-            log.warning(
-                "cloud %s: no %s endpoint (%s) for region %s in the catalog; not polled",
-                cloud.name, settings.service_type, settings.interface, region,
-            )  # fmt: skip
-            continue
-        if base.startswith("http://") and not cloud.allow_http:
-            log.warning("cloud %s: the catalog's endpoint for region %s is plain http://; not polled "
-                        "(allow_http: true allows it)", cloud.name, region)  # fmt: skip
-            continue
-        bases[region] = base
-    return bases
+        if catalog is None or (_per_region(cloud) and _needs_catalog(cloud)):
+            catalog = await _catalog(cloud, await _catalog_token(cloud, auth, region)) if _needs_catalog(cloud) else {}
+        endpoints = _region_endpoints(cloud, region, catalog.get(region, {}))
+        if endpoints:
+            found[region] = endpoints
+    return found
+
+
+def _needs_catalog(cloud: CloudConfig) -> bool:
+    return cloud.services is not None or (bool(cloud.schemas) and cloud.base_url_template is None)
+
+
+def _relevant(cloud: CloudConfig, services: Mapping[str, str]) -> bool:
+    """Whether a region of the catalog offers what ``cloud`` watches (its schemas' service, a listed service)."""
+    if cloud.services is not None and (cloud.services == "all" or set(services) & set(cloud.services)):
+        return True
+    return bool(cloud.schemas) and cloud.discovery.service_type in services
+
+
+def _region_endpoints(cloud: CloudConfig, region: str, catalog: Mapping[str, str]) -> dict[str, str]:
+    """The usable endpoints of one region: plain http:// ones only where the cloud allows it (warned about)."""
+    endpoints: dict[str, str] = {}
+    if cloud.schemas:
+        base = cloud.base_url(region) or _base(catalog.get(cloud.discovery.service_type))
+        if base is not None:
+            endpoints[BASE] = base
+        else:
+            log.warning("cloud %s: no %s endpoint (%s) for region %s in the catalog; its schemas are not polled",
+                        cloud.name, cloud.discovery.service_type, cloud.discovery.interface, region)  # fmt: skip
+    if cloud.services is not None:
+        wanted = set(catalog) if cloud.services == "all" else set(cloud.services)
+        endpoints |= {service: url for service, url in catalog.items() if service in wanted}
+    for name, url in list(endpoints.items()):
+        if url.startswith("http://") and not cloud.allow_http:
+            log.warning("cloud %s: the catalog's %s endpoint for region %s is plain http://; not polled "
+                        "(allow_http: true allows it)", cloud.name, name.strip("_"), region)  # fmt: skip
+            del endpoints[name]
+    return endpoints
+
+
+def _base(endpoint: str | None) -> str | None:
+    """The schemas' base URL from the catalog endpoint: a trailing version segment (``/v2``) dropped."""
+    return _VERSION_SUFFIX.sub("", endpoint.rstrip("/")) if endpoint else None
 
 
 async def _regions(cloud: CloudConfig, auth: AuthManager) -> list[str]:
     if isinstance(cloud.regions, list):
         return cloud.regions
     if cloud.discovery.source == "catalog":
-        return sorted(await _catalog(cloud, auth.for_discovery(cloud), fresh=True))
+        catalog = await _catalog(cloud, auth.for_discovery(cloud), fresh=True)
+        relevant = [region for region, services in catalog.items() if _relevant(cloud, services)]
+        if not relevant:
+            wanted = cloud.discovery.service_type if cloud.services is None else "listed service"
+            raise DiscoveryError(f"the catalog has no {wanted} endpoint ({cloud.discovery.interface})")
+        return sorted(relevant)
     names = await auth.for_discovery(cloud, domain_scope=_per_region(cloud)).list_projects()
     regions = sorted(name for name in names if _REGION_PROJECT.match(name) and name != "mos")
     if not regions:
@@ -87,21 +123,24 @@ async def _catalog_token(cloud: CloudConfig, auth: AuthManager, region: str) -> 
     return auth.for_discovery(cloud)
 
 
-async def _catalog(cloud: CloudConfig, token: KeystoneToken, *, fresh: bool = False) -> dict[str, str]:
-    """Region → base URL of the configured service and interface in the token's catalog.
+_Catalog = dict[str, dict[str, str]]
+"""Region → official service type → endpoint URL (of the configured interface)."""
+
+
+async def _catalog(cloud: CloudConfig, token: KeystoneToken, *, fresh: bool = False) -> _Catalog:
+    """Every endpoint of the configured interface in the token's catalog, by region and official service type.
 
     ``fresh`` takes a new token: a cached token's catalog is as old as the token.
     """
     access: Any = await token.access(fresh=fresh)
-    settings = cloud.discovery
-    found = access.service_catalog.get_endpoints_data(service_type=settings.service_type, interface=settings.interface)
-    urls: dict[str, str] = {}
-    for endpoint in found.get(settings.service_type, []):
-        if endpoint.region_name and endpoint.catalog_url:
-            urls.setdefault(endpoint.region_name, _VERSION_SUFFIX.sub("", endpoint.catalog_url.rstrip("/")))
-    if not urls and not isinstance(cloud.regions, list):
-        raise DiscoveryError(f"the catalog has no {settings.service_type} endpoint ({settings.interface})")
-    return urls
+    found = access.service_catalog.get_endpoints_data(interface=cloud.discovery.interface)
+    catalog: _Catalog = {}
+    for service_type, endpoints in found.items():
+        official = _SERVICE_TYPES.get_service_type(service_type) or service_type
+        for endpoint in endpoints:
+            if endpoint.region_name and endpoint.catalog_url:
+                catalog.setdefault(endpoint.region_name, {}).setdefault(official, endpoint.catalog_url)
+    return catalog
 
 
 def _usable(cloud: CloudConfig, region: str) -> bool:

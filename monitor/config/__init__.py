@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor import catalog
 from monitor.config.auth import (
     REGION_PLACEHOLDER,
     AkSkAuth,
@@ -276,6 +277,16 @@ class CloudConfig(PollSettings):
     insecure: bool = False
     ignore: IgnoreConfig | None = None
     reference: str = "majority"  # cross-region comparison: "majority" or one of the regions
+    # API surface from the catalog: these service types (or all of them) in every region (monitor.catalog)
+    services: list[SchemaName] | Literal["all"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_default_schemas_with_services(cls, data: Any) -> Any:
+        """A cloud watched for its API surface watches no Glance schemas unless it lists them."""
+        if isinstance(data, dict) and data.get("services") is not None and "schemas" not in data:
+            return {**data, "schemas": []}
+        return data
 
     @field_validator("regions")
     @classmethod
@@ -314,6 +325,8 @@ class CloudConfig(PollSettings):
     def _check_sources(self) -> CloudConfig:
         """Regions and endpoints must come from somewhere: the config or the identity service."""
         keystone = isinstance(self.auth, KeystoneAuth)
+        if self.services is not None and not keystone:
+            raise ValueError("services needs password or application_credential auth (they come from the catalog)")
         if self.regions is None:
             raise ValueError("regions is required (a list, or auto with password or application_credential auth)")
         if self.regions == "auto":
@@ -346,7 +359,7 @@ class CloudConfig(PollSettings):
     @property
     def static(self) -> bool:
         """True when regions and URLs are all in the config (no identity service needed to find them)."""
-        return isinstance(self.regions, list) and self.base_url_template is not None
+        return isinstance(self.regions, list) and self.base_url_template is not None and self.services is None
 
     def base_url(self, region: str) -> str | None:
         """The region's base URL from the config (None when it must come from the catalog)."""
@@ -535,26 +548,30 @@ class Config(Model):
                 raise ValueError(f"changes.expected: cloud {window.cloud!r} has no schema {window.schema_name!r}")
         return self
 
-    def targets(self, discovered: Mapping[str, Mapping[str, str]] | None = None) -> list[TargetSpec]:
+    def targets(self, discovered: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None) -> list[TargetSpec]:
         """Every (cloud, region, schema) with its effective settings, in config order.
 
-        ``discovered`` maps a cloud name to its regions' base URLs as found in the identity service
-        (:mod:`monitor.auth.discovery`); a cloud whose regions or URLs come from there has no targets
-        until it is given.
+        ``discovered`` maps a cloud name to its regions' endpoints as found in the identity service
+        (:mod:`monitor.auth.discovery`): under :data:`BASE` the base URL of its schemas, under a service type
+        that service's catalog endpoint (for ``services``: :mod:`monitor.catalog` derives their targets). A
+        cloud whose regions or URLs come from there has no targets until it is given.
         """
         discovered = discovered or {}
         specs: list[TargetSpec] = []
         for cloud in self.clouds:
-            bases = discovered.get(cloud.name)
-            if bases is None and not cloud.static:
+            found = discovered.get(cloud.name)
+            if found is None and not cloud.static:
                 continue
-            regions = list(bases) if bases is not None else cloud.regions
+            regions = list(found) if found is not None else cloud.regions
             assert isinstance(regions, list)
-            specs += [
-                _spec(self.defaults, cloud, region, schema, (bases or {}).get(region))
-                for region in regions
-                for schema in cloud.schemas
-            ]
+            for region in regions:
+                endpoints = (found or {}).get(region, {})
+                if cloud.schemas and (cloud.base_url(region) or endpoints.get(BASE)):
+                    specs += [_spec(self.defaults, cloud, region, schema, endpoints.get(BASE))
+                              for schema in cloud.schemas]  # fmt: skip
+                specs += [_surface_spec(self.defaults, cloud, region, document)
+                          for service, url in sorted(endpoints.items()) if service != BASE
+                          for document in catalog.documents(service, url)]  # fmt: skip
         return specs
 
     def spec_for(self, key: TargetKey) -> TargetSpec:
@@ -565,6 +582,8 @@ class Config(Model):
         """
         cloud = next((c for c in self.clouds if c.name == key.cloud), None)
         schema = next((s for s in cloud.schemas if s.name == key.schema), None) if cloud else None
+        if cloud is not None and schema is None and cloud.services is not None:
+            schema = _surface_schema(key.schema)
         listed = cloud is not None and (not isinstance(cloud.regions, list) or key.region in cloud.regions)
         if cloud is None or schema is None or not listed:
             raise LookupError(f"{key} is not a target in the configuration")
@@ -585,6 +604,27 @@ def _spec(defaults: Defaults, cloud: CloudConfig, region: str, schema: SchemaCon
         keep_hosts=schema.keep_hosts,
         **_effective(defaults, cloud, schema),
     )
+
+
+BASE = "_schemas"
+"""The key of a region's discovered endpoints under which the base URL of its schemas is."""
+
+
+def _surface_spec(defaults: Defaults, cloud: CloudConfig, region: str, document: catalog.SurfaceDocument) -> TargetSpec:
+    """The target of one catalog-derived API-surface document."""
+    schema = SchemaConfig(name=document.name, path="/", kind=document.kind,  # type: ignore[arg-type]
+                          service=document.service)  # fmt: skip
+    return replace(_spec(defaults, cloud, region, schema, ""), url=document.url)
+
+
+def _surface_schema(name: str) -> SchemaConfig | None:
+    """The settings of a catalog-derived target from its name (for read-only commands), None for another name."""
+    for suffix, kind in (("-versions", "versions"), ("-extensions", "extensions")):
+        if name.endswith(suffix):
+            return SchemaConfig(name=name, path="/", kind=kind, service=name.removesuffix(suffix))  # type: ignore[arg-type]
+    if name.startswith("image-info-"):
+        return SchemaConfig(name=name, path="/", kind="json", service="image")
+    return None
 
 
 def _url(cloud: CloudConfig, region: str, schema: SchemaConfig, base: str | None) -> str:
