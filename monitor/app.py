@@ -117,6 +117,19 @@ async def start(config: Config) -> Components:
     return parts
 
 
+async def discovered_targets(config: Config) -> tuple[list[TargetSpec], list[str]]:
+    """Every target once discovery has answered (no database, no polling), and the clouds it failed for."""
+    auth = AuthManager(Metrics(version=__version__))
+    topology = Topology(config, auth)
+    try:
+        found = await topology.discover(force=True)
+        if found is not None:
+            topology.commit(found)
+        return topology.specs(), topology.undiscovered()
+    finally:
+        await asyncio.to_thread(auth.close)
+
+
 async def check_once(config: Config) -> list[PollResult]:
     """Poll every target once, concurrently; raises StartupError (also when a cloud's regions are unknown)."""
     parts = await start(config)

@@ -25,7 +25,7 @@ from monitor.config.types import parse_duration
 from monitor.domain import PollResult, Severity, TargetKey, change_json
 from monitor.logs import FORMATS as LOG_FORMATS
 from monitor.logs import setup_logging
-from monitor.queries import Conflict, ReadModel, parse_since
+from monitor.queries import Conflict, ReadModel, SurfaceView, parse_since
 from monitor.reports import change_line, paint, short_json
 from monitor.store.database import Database
 from monitor.store.intelligence import Window
@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--with-cloud", metavar="CLOUD", help="also compare the regions of this cloud")
     _add_output(compare)
 
+    surface = sub.add_parser("surface", help="the API surface of a cloud: versions and microversions per region")
+    _add_config(surface)
+    surface.add_argument("--cloud", required=True, help="cloud name from the config")
+    surface.add_argument("--json", action="store_true", help="print JSON")
+
     drift = sub.add_parser("drift", help="changes between a target's approved baseline and now, with fingerprints")
     _add_config(drift)
     _add_target_filters(drift, required=True)
@@ -170,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     cfg_check = cfg_sub.add_parser("check", help="validate the configuration and list the targets; no polling")
     _add_config(cfg_check)
+    cfg_check.add_argument(
+        "--discover", action="store_true", help="also ask the identity service for regions and catalogs; list them"
+    )
 
     demo = sub.add_parser("demo", help="run the monitor against built-in simulated regions (no credentials)")
     demo.add_argument("--listen", default="127.0.0.1:9478", help="metrics address (default 127.0.0.1:9478)")
@@ -316,6 +324,37 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_surface(args: argparse.Namespace, out: TextIO) -> int:
+    view = _read(_load(args)).surface(args.cloud)
+    if args.json:
+        out.write(json.dumps(view.as_json(), indent=2) + "\n")
+    else:
+        out.write(surface_text(view))
+    return EXIT_OK
+
+
+def surface_text(view: SurfaceView) -> str:
+    """The region-by-version matrix (``*``: off the majority, ``-``: no microversions, blank: missing), then the
+    extensions some regions lack and the services some regions lack."""
+    header = ["service", "version", *view.regions]
+    rows = [header]
+    for row in view.rows:
+        cells = [("" if (cell := row.cells[r]) is None else cell.range) + ("*" if r in row.deviating else "")
+                 for r in view.regions]  # fmt: skip
+        rows.append([row.service, row.version, *cells])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    if not view.rows:
+        lines.append(f"no versions documents of {view.cloud} recorded yet")
+    for service, gaps in view.extensions.items():
+        for alias, lacking in gaps.items():
+            lines.append(f"{service} extension {alias}: missing in {', '.join(lacking)}")
+    for region, services in view.missing_services.items():
+        lines.append(f"{region}: no {', '.join(services)} (other regions have it)")
+    lines.append("* differs from the majority of regions (or is missing there)")
+    return "\n".join(lines) + "\n"
+
+
 def cmd_drift(args: argparse.Namespace, out: TextIO) -> int:
     key = TargetKey(args.cloud, args.region, args.schema)
     items = _read(_load(args)).drift(key)
@@ -412,7 +451,11 @@ def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_config_check(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
-    specs = config.targets()
+    specs, undiscovered = config.targets(), list[str]()
+    if args.discover:
+        from monitor.app import discovered_targets
+
+        specs, undiscovered = asyncio.run(discovered_targets(config))
     out.write(f"{args.config}: OK — {len(config.clouds)} cloud(s), {len(specs)} target(s)\n")
     for spec in specs:
         out.write(f"  {spec.key}  {spec.url}  every {spec.interval:g}s\n")
@@ -421,8 +464,14 @@ def cmd_config_check(args: argparse.Namespace, out: TextIO) -> int:
             regions = "regions: auto" if cloud.regions == "auto" else "endpoints from the catalog"
             out.write(f"  {cloud.name}: {regions} ({cloud.discovery.source}), found at start and every "
                       f"{cloud.discovery.refresh:g}s\n")  # fmt: skip
+        if cloud.services is not None:
+            listed = "all" if cloud.services == "all" else ", ".join(cloud.services)
+            out.write(f"  {cloud.name}: API surface of services {listed} (from the catalog)\n")
         if cloud.auth.type not in ("none", "token"):
             out.write(f"  {cloud.name}: auth {cloud.auth.type}\n")
+    if undiscovered:
+        out.write(f"  discovery failed for {', '.join(undiscovered)} (see the log)\n")
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -447,6 +496,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "diff": cmd_diff,
     "compare": cmd_compare,
     "drift": cmd_drift,
+    "surface": cmd_surface,
     "ack": cmd_ack,
     "expect": cmd_expect,
     "export": cmd_export_git,

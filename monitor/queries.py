@@ -37,8 +37,8 @@ from typing import Any
 from monitor.compare import MAJORITY, RegionComparison, compare_regions
 from monitor.config import Config
 from monitor.config.types import parse_duration
-from monitor.domain import Change, FailureReason, IgnoreRules, Severity, TargetKey, fingerprint, utcnow
-from monitor.kinds import get_kind
+from monitor.domain import Change, FailureReason, IgnoreRules, Severity, TargetKey, TargetSpec, fingerprint, utcnow
+from monitor.kinds import Microversion, extension_aliases, get_kind, version_entries
 from monitor.reports import Comparison
 from monitor.store.database import Database
 from monitor.store.intelligence import Baseline, RolloutRecord
@@ -114,6 +114,59 @@ class RegionView:
     current: dict[str, str]  # label → current sha256
     deviations: list[tuple[str, Comparison]]  # (label, reference → that region)
     rollouts: list[RolloutView] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SurfaceCell:
+    """One API version in one region: its status and microversion range (None: no microversions)."""
+
+    status: str
+    min_version: Microversion | None
+    max_version: Microversion | None
+
+    @property
+    def range(self) -> str:
+        """``2.1-2.95``; ``-`` when the version has no microversions."""
+        if self.min_version is None and self.max_version is None:
+            return "-"
+        return f"{self.min_version or ''}-{self.max_version or ''}"
+
+
+@dataclass(frozen=True)
+class SurfaceRow:
+    """One (service, API version) across the regions; ``deviating``: regions off the majority (or lacking it)."""
+
+    service: str
+    version: str
+    cells: dict[str, SurfaceCell | None]
+    deviating: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SurfaceView:
+    """A cloud's API surface, region by region: versions and microversions per service, extension differences,
+    and services some regions lack."""
+
+    cloud: str
+    regions: list[str]
+    rows: list[SurfaceRow]
+    extensions: dict[str, dict[str, list[str]]]  # service → alias → regions lacking it (aliases all have: left out)
+    missing_services: dict[str, list[str]]  # region → services other regions have
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready: ``{"cloud", "regions", "versions": [{"service", "version", "deviating", "regions": {region:
+        {"status", "min_version", "max_version"} | null}}], "extensions": {...}, "missing_services": {...}}``."""
+        return {
+            "cloud": self.cloud,
+            "regions": self.regions,
+            "versions": [
+                {"service": row.service, "version": row.version, "deviating": list(row.deviating),
+                 "regions": {region: _cell_json(cell) for region, cell in row.cells.items()}}
+                for row in self.rows
+            ],
+            "extensions": self.extensions,
+            "missing_services": self.missing_services,
+        }  # fmt: skip
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
@@ -355,6 +408,44 @@ class ReadModel:
                 items.append(DriftItem(fp, change, fp in acked))
         return items
 
+    # --- API surface ----------------------------------------------------------------------------------
+
+    def surface(self, cloud: str) -> SurfaceView:
+        """The cloud's API surface from the current versions and extensions documents; raises NotFound."""
+        if cloud not in self._references:
+            raise NotFound(f"unknown cloud {cloud[:100]!r}")
+        rows = {key: row for key, row in self.known().items() if key.cloud == cloud}
+        states = self._repository.load_states([row.id for row in rows.values()])
+        regions = sorted({key.region for key in rows})
+        versions: dict[tuple[str, str], dict[str, SurfaceCell]] = {}
+        aliases: dict[str, dict[str, set[str]]] = {}
+        services: dict[str, set[str]] = {region: set() for region in regions}
+        for key, row in rows.items():
+            document = states[row.id].document
+            spec = self._spec(key)
+            if spec is None or document is None or spec.kind not in ("versions", "extensions"):
+                continue
+            service = spec.service or key.schema.removesuffix("-extensions")
+            services[key.region].add(service)
+            parsed = self.parsed(document.sha256)
+            if spec.kind == "versions":
+                for entry in version_entries(parsed):
+                    cell = SurfaceCell(entry.status, entry.min_version, entry.max_version)
+                    versions.setdefault((service, entry.id), {})[key.region] = cell
+            else:
+                aliases.setdefault(service, {})[key.region] = set(extension_aliases(parsed))
+        table = [
+            _surface_row(service, version, regions, cells) for (service, version), cells in sorted(versions.items())
+        ]
+        gaps = {service: _extension_gaps(per) for service, per in sorted(aliases.items())}
+        return SurfaceView(cloud, regions, table, gaps, _missing_services(services))
+
+    def _spec(self, key: TargetKey) -> TargetSpec | None:
+        try:
+            return self._config.spec_for(key)
+        except LookupError:
+            return None
+
     # --- comparison across regions ---------------------------------------------------------------------
 
     def compare(self, cloud: str, schema: str, reference: str | None = None,
@@ -416,6 +507,34 @@ class ReadModel:
             tuple(sorted(label for label, sha in mine.items() if sha == record.to_sha256)),
             tuple(sorted(label for label, sha in mine.items() if sha != record.to_sha256)),
         )  # fmt: skip
+
+
+def _surface_row(service: str, version: str, regions: Sequence[str], cells: Mapping[str, SurfaceCell]) -> SurfaceRow:
+    """The row of one API version: the regions whose range or status is not the majority's, or that lack it."""
+    counts: dict[SurfaceCell, int] = {}
+    for cell in cells.values():
+        counts[cell] = counts.get(cell, 0) + 1
+    reference = max(counts, key=lambda cell: (counts[cell], cell.max_version or Microversion(0, 0)))
+    deviating = tuple(region for region in regions if cells.get(region) != reference)
+    return SurfaceRow(service, version, {region: cells.get(region) for region in regions}, deviating)
+
+
+def _cell_json(cell: SurfaceCell | None) -> dict[str, Any] | None:
+    if cell is None:
+        return None
+    return {"status": cell.status, "min_version": str(cell.min_version) if cell.min_version else None,
+            "max_version": str(cell.max_version) if cell.max_version else None}  # fmt: skip
+
+
+def _extension_gaps(per_region: Mapping[str, set[str]]) -> dict[str, list[str]]:
+    everywhere = set.union(*per_region.values()) if per_region else set()
+    return {alias: sorted(r for r, have in per_region.items() if alias not in have)
+            for alias in sorted(everywhere) if not all(alias in have for have in per_region.values())}  # fmt: skip
+
+
+def _missing_services(services: Mapping[str, set[str]]) -> dict[str, list[str]]:
+    anywhere = set().union(*services.values()) if services else set()
+    return {region: sorted(anywhere - have) for region, have in services.items() if anywhere - have}
 
 
 def _stale(state: TargetState, interval: float, now: datetime) -> bool:

@@ -10,7 +10,8 @@ Routes (all answer ``application/json``; errors are ``{"error": "<message>"}``):
 * ``GET  /api/documents/{sha256}`` — a stored canonical document, byte for byte;
 * ``GET  /api/changes`` — stored changes, newest first, filtered, paged by ``before_id`` (``next`` link);
 * ``GET  /api/changes/{id}`` — one stored change;
-* ``GET  /api/compare`` — the cross-region (or cross-cloud) comparison with each deviating region's changes.
+* ``GET  /api/compare`` — the cross-region (or cross-cloud) comparison with each deviating region's changes;
+* ``GET  /api/surface`` — a cloud's API surface: versions and microversions per region, extension gaps.
 
 Database reads are plain (not async) handlers, so they run on the server's thread pool and a locked database
 never holds its event loop. Query parameters are strict: an unknown or repeated one is a 400, as is a label
@@ -212,6 +213,13 @@ def router(context: ApiContext) -> APIRouter:
                 for r in view.rollouts
             ],
         }  # fmt: skip
+
+    @api.get("/surface", response_model=models.Surface, responses=_errors(404),
+             dependencies=[Depends(strict_query("cloud"))],
+             summary="A cloud's API surface: versions and microversions per region, extension differences")  # fmt: skip
+    def surface(cloud: Annotated[str, Query()]) -> dict[str, Any]:
+        choice("cloud", cloud)
+        return read.surface(cloud).as_json()
 
     @api.post("/targets/{cloud}/{region}/{schema}/ack", response_model=models.AckResult,
               responses=_errors(401, 403, 404, 409, 413),

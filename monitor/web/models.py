@@ -186,6 +186,27 @@ class CompareResult(Closed):
     rollouts: list[Rollout]
 
 
+class SurfaceCell(Closed):
+    status: str
+    min_version: str | None
+    max_version: str | None
+
+
+class SurfaceVersion(Closed):
+    service: str
+    version: str
+    deviating: list[str]
+    regions: dict[str, SurfaceCell | None]
+
+
+class Surface(Closed):
+    cloud: str
+    regions: list[str]
+    versions: list[SurfaceVersion]
+    extensions: dict[str, dict[str, list[str]]]
+    missing_services: dict[str, list[str]]
+
+
 Text = Annotated[str, StringConstraints(min_length=1, pattern=TEXT_PATTERN)]
 Fingerprint = Annotated[str, StringConstraints(pattern="^[0-9a-f]{64}$")]
 
