@@ -83,7 +83,7 @@ def build(config: Config) -> Components:
     metrics = Metrics(version=__version__)
     fetcher = Fetcher(max_connections=config.polling.max_concurrency)
     auth = AuthManager(metrics)
-    topology = Topology(config, auth)
+    topology = Topology(config, auth, metrics)
     specs = topology.specs()
     intelligence = Intelligence(specs, config, metrics, database.intelligence)
     service = PollService(

@@ -246,8 +246,13 @@ class Metrics:
     api_version = _Metric(Gauge, "schemadrift_api_version_info",
                           "1 for each API version a versions document lists, with its status.",
                           (*TARGET_LABELS, "service", "version", "status"))  # fmt: skip
+    target_kind = _Metric(Gauge, "schemadrift_target_kind", "1 for each target: the kind of its document and the API.",
+                          (*TARGET_LABELS, "kind", "service"))  # fmt: skip
     catalog_service = _Metric(Gauge, "schemadrift_catalog_service",
                               "1 for each service type of the region's catalog the config derives targets from.",
+                              ("cloud", "region", "service"))  # fmt: skip
+    catalog_missing = _Metric(Gauge, "schemadrift_catalog_service_missing",
+                              "1 when other regions of the cloud have this service in their catalog, this one not.",
                               ("cloud", "region", "service"))  # fmt: skip
     replica_info = _Metric(Gauge, "schemadrift_replica_info", "Always 1: the name of this replica.", ("replica",))
     replica_owned = _Metric(Gauge, "schemadrift_replica_owned_targets", "Targets this replica holds the lease of.",
@@ -273,7 +278,8 @@ class Metrics:
             self._plain.register(collector)
             self.registry.register(collector)
         self._surface: dict[TargetKey, list[tuple[Gauge, tuple[str, ...]]]] = {}  # a target's API surface series
-        self._catalog: dict[tuple[str, str], set[str]] = {}
+        self._catalog: dict[tuple[str, str], list[tuple[Gauge, str]]] = {}
+        self._kinds: dict[TargetKey, tuple[str, ...]] = {}
         self._targets = _TargetCollector()
         self.registry.register(self._targets)
         self.db_up.set(0)
@@ -303,6 +309,16 @@ class Metrics:
                 self._targets.targets.pop(key, None)
         for key in keys:
             self.set_surface(key, None, ())
+            if (kind := self._kinds.pop(key, None)) is not None:
+                _remove(self.target_kind, kind)
+
+    def set_kind(self, key: TargetKey, kind: str, service: str | None) -> None:
+        """What a target watches: its document's kind and (for the API surface) the service it describes."""
+        labels = (key.cloud, key.region, key.schema, kind, service or "")
+        if (before := self._kinds.get(key)) is not None and before != labels:
+            _remove(self.target_kind, before)
+        self.target_kind.labels(*labels).set(1)
+        self._kinds[key] = labels
 
     def set_surface(self, key: TargetKey, service: str | None, versions: Iterable[SurfaceVersion]) -> None:
         """The API versions a target's versions document advertises now (none: drop its surface series)."""
@@ -322,14 +338,23 @@ class Metrics:
         if series:
             self._surface[key] = series
 
-    def set_catalog(self, cloud: str, region: str, services: Iterable[str]) -> None:
-        """The service types a region's catalog offers (of those the config derives targets from)."""
-        wanted = set(services)
-        for service in self._catalog.get((cloud, region), set()) - wanted:
-            _remove(self.catalog_service, (cloud, region, service))
-        for service in wanted:
-            self.catalog_service.labels(cloud, region, service).set(1)
-        self._catalog[(cloud, region)] = wanted
+    def set_catalog(self, cloud: str, regions: Mapping[str, Iterable[str]]) -> None:
+        """The service types each region's catalog offers (of those the config derives targets from), and the
+        ones a region lacks that another region of the cloud has."""
+        offered = {region: set(services) for region, services in regions.items()}
+        anywhere = set().union(*offered.values()) if offered else set()
+        for (known_cloud, region), series in list(self._catalog.items()):
+            if known_cloud == cloud:
+                for metric, service in series:
+                    _remove(metric, (cloud, region, service))
+                del self._catalog[(known_cloud, region)]
+        for region, services in offered.items():
+            series = [(self.catalog_service, s) for s in services] + [
+                (self.catalog_missing, s) for s in anywhere - services
+            ]
+            for metric, service in series:
+                metric.labels(cloud, region, service).set(1)
+            self._catalog[(cloud, region)] = series
 
     def _update(self, key: TargetKey, **values: float) -> None:
         with self._targets.lock:

@@ -175,6 +175,7 @@ class PollService:
         self._metrics.register_targets(spec.key for spec in specs)
         for spec in specs:
             self._metrics.set_interval(spec.key, spec.interval)
+            self._metrics.set_kind(spec.key, spec.kind, spec.service)
         try:
             self._register(added)
             if fleet is None:  # with replicas, a target handed over is still a target

@@ -19,8 +19,9 @@ import time
 from monitor.auth.credentials import AuthError
 from monitor.auth.discovery import DiscoveryError, discover
 from monitor.auth.manager import AuthManager
-from monitor.config import CloudConfig, Config
+from monitor.config import BASE, CloudConfig, Config
 from monitor.domain import TargetSpec, exponential_backoff
+from monitor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,10 @@ Found = dict[str, dict[str, dict[str, str]]]
 class Topology:
     """Targets of a config; ``await discover()`` asks the identity service again, ``commit`` keeps it."""
 
-    def __init__(self, config: Config, auth: AuthManager) -> None:
+    def __init__(self, config: Config, auth: AuthManager, metrics: Metrics | None = None) -> None:
         self._config = config
         self._auth = auth
+        self._metrics = metrics
         self._found: Found = {}
         self._next: dict[str, float] = {}  # cloud → time.monotonic() of its next discovery
         self._failures: dict[str, int] = {}
@@ -77,6 +79,9 @@ class Topology:
                 )  # fmt: skip
         self._found = found
         for cloud in self.dynamic:
+            if cloud.services is not None and self._metrics is not None and cloud.name in found:
+                regions = found[cloud.name]
+                self._metrics.set_catalog(cloud.name, {r: set(e) - {BASE} for r, e in regions.items()})
             regions = found.get(cloud.name, {})
             if cloud.reference != "majority" and regions and cloud.reference not in regions:
                 log.warning("cloud %s: reference region %s was not discovered; comparing with the majority",
