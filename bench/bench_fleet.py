@@ -53,6 +53,7 @@ from bench.nginx import Nginx, NginxError, nginx_binary
 
 BACKENDS = ("sqlite", "postgresql")
 RESULT_PREFIX = "RESULT "
+NOISY_LOGGERS = ("httpx", "httpcore", "apscheduler", "alembic")  # silenced below WARNING, as monitor/cli.py does
 KIB = 1024
 # issue 13's goals, as printed after each table
 STEADY_RATIO_GOAL = 1.25
@@ -104,6 +105,8 @@ def worker_main(settings_json: str) -> int:
     raw = json.loads(settings_json)
     log_file = raw.pop("log_file")
     logging.basicConfig(filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in NOISY_LOGGERS:  # as the CLI does: httpx logs every request at INFO
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     result = asyncio.run(measure(Settings(**raw)))
     print(RESULT_PREFIX + json.dumps(result.as_json()), flush=True)
     return 0
@@ -264,4 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # nginx, the child process and any PostgreSQL database are gone by now
+        print("bench_fleet: interrupted", file=sys.stderr)
+        sys.exit(130)
