@@ -125,6 +125,22 @@ async def v_bare(stack: AsyncExitStack, c: int, **kw: Any) -> Fetch:
     return fetch
 
 
+async def v_workers(stack: AsyncExitStack, c: int) -> Fetch:
+    """C clients of one connection each, handed out through a queue: no request ever waits in a pool."""
+    free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+    for _ in range(c):
+        free.put_nowait(await client(stack, 1))
+
+    async def fetch(url: str) -> bool:
+        http = await free.get()
+        try:
+            return (await http.get(url)).status_code == 200
+        finally:
+            free.put_nowait(http)
+
+    return fetch
+
+
 async def v_stream(stack: AsyncExitStack, c: int, *, timeout: bool = False, headers: bool = False) -> Fetch:
     """As monitor/fetching.py: build_request, send(stream=True), aiter_raw, aclose; optional extras."""
     http = await client(stack, c)
@@ -232,6 +248,7 @@ VARIANTS: dict[str, tuple[str, Callable[..., Awaitable[Fetch]], dict[str, Any]]]
         v_bare,
         {"keepalive_expiry": 300.0, "max_keepalive_connections": 20},
     ),
+    "workers": ("C clients with max_connections=1 each, from a queue", v_workers, {}),
     "service": ("the monitor's service.poll, steady (SQLite)", v_service, {}),
     "service-intelligence": ("... without Intelligence.after_success", v_service, {"without": ("intelligence",)}),
     "service-store": ("... without the unchanged poll's transaction", v_service, {"without": ("store",)}),
