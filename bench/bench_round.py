@@ -1,5 +1,8 @@
 """Benchmark: one poll round over 1,000 targets against the simulator, as ratios to a baseline.
 
+A second scenario only: the in-process Python simulator is the bottleneck of both sides here, so the
+ratios say little. The headline benchmark is ``bench/bench_fleet.py`` (nginx as the server).
+
 Baseline (same run, same machine): fetching the same 1,000 URLs with a bare httpx client and no
 processing. Reported: the monitor's first round (every target's first snapshot: parse, hash, insert) and
 a steady-state round (unchanged documents), as wall time and as a ratio to the baseline; plus peak RSS.

@@ -1,4 +1,4 @@
-"""The API surface end to end: a Keystone catalog of 3 regions × 8 services, the services answering their real
+"""The API surface end to end: a Keystone catalog of 3 regions and 8 services, the services answering their real
 version documents, the real daemon deriving its targets from the catalog; one region's compute maximum is
 lowered → ``max-microversion-lowered`` (breaking), that region deviates, ``surface`` shows it, and the metric
 and the alert (the shipped rule, in real promtool) agree."""
@@ -97,7 +97,7 @@ def test_config_check_lists_the_targets_derived_from_the_catalog(tmp_path: Path,
         for target in ("compute-versions", "block-storage-extensions", "network-extensions", "image-info-import",
                        "shared-file-system-versions", "identity-versions"):  # fmt: skip
             assert f"os/{region}/{target}" in result.stdout
-    assert f"/r1/block-storage/v3/" in result.stdout and "API surface of services all" in result.stdout
+    assert "/r1/block-storage/v3/" in result.stdout and "API surface of services all" in result.stdout
 
 
 def test_a_lowered_compute_maximum_is_breaking_deviates_shows_in_surface_and_fires_the_alert(
@@ -107,8 +107,7 @@ def test_a_lowered_compute_maximum_is_breaking_deviates_shows_in_surface_and_fir
     path = config(tmp_path, identity, port)
     daemon = Daemon(path, port, tmp_path / "daemon.log")
     try:
-        derived = wait_for(lambda: len(found := targets(daemon)) >= 3 * 11 and
-                           all(t["snapshot_id"] for t in found) and found, 60, "every derived target polled")  # fmt: skip
+        derived = wait_for(lambda: _all_polled(targets(daemon)), 60, "every derived target polled")
         lower_compute_maximum(surface, "r1")
         change = wait_for(lambda: _changes(daemon, "r1", "compute-versions"), 30, "the lowered maximum recorded")
         state = next(t for t in targets(daemon) if (t["region"], t["schema"]) == ("r1", "compute-versions"))
@@ -130,6 +129,11 @@ def test_a_lowered_compute_maximum_is_breaking_deviates_shows_in_surface_and_fir
     maxima = _samples(exposition, "schemadrift_api_max_microversion", service="compute", version="v2.1")
     assert maxima == {"r1": 90.0, "r2": 95.0, "r3": 95.0}
     _assert_the_alert_fires_for(maxima, tmp_path)
+
+
+def _all_polled(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The targets once 11 per region exist (8 versions, 2 extension lists, ... ) and all have a snapshot."""
+    return found if len(found) >= 3 * 11 and all(t["snapshot_id"] for t in found) else []
 
 
 def _get(daemon: Daemon, route: str) -> str:
@@ -171,8 +175,9 @@ def _assert_the_alert_fires_for(maxima: dict[str, float], tmp_path: Path) -> Non
         "evaluation_interval": "1m",
         "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": [{
             "eval_time": "35m", "alertname": "SchemaDriftMicroversionBehind",
-            "exp_alerts": [{"exp_labels": {"severity": "warning", "cloud": "os", "region": "r1", "schema": "compute-versions",
-                                           "service": "compute", "version": "v2.1", "major": "2"}}],
+            "exp_alerts": [{"exp_labels": {"severity": "warning", "cloud": "os", "region": "r1",
+                                           "schema": "compute-versions", "service": "compute", "version": "v2.1",
+                                           "major": "2"}}],
         }]}],
     }  # fmt: skip
     path = tmp_path / "surface.test.yml"

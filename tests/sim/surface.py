@@ -62,7 +62,8 @@ SERVICES: dict[str, tuple[str, dict[str, Document]]] = {
     }),
     "baremetal": ("", {"/": _real("ironic-21.4.4", "root")}),
     "identity": ("/v3", {"/": _real("keystone-23.0.2", "root")}),
-    "network": ("", {"/": _real("neutron-22.2.1", "root"), "/v2.0/extensions": _real("neutron-22.2.1", "v2.0-extensions")}),
+    "network": ("", {"/": _real("neutron-22.2.1", "root"),
+                     "/v2.0/extensions": _real("neutron-22.2.1", "v2.0-extensions")}),
     "shared-file-system": (f"/v2/{PROJECT_ID}", {"/": _real("manila-16.3.0", "root")}),
     "image": ("", {
         "/": Document(300, {"Content-Type": "application/json"}, GLANCE_VERSIONS),
