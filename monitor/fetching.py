@@ -168,10 +168,13 @@ async def _get_once(
     # httpx's own per-operation timeouts (5 s by default) must not undercut the whole-poll deadline.
     request = client.build_request("GET", url, headers=headers, timeout=httpx.Timeout(spec.timeout))
     response = await client.send(request, stream=True)
+    statuses = get_kind(spec.kind).statuses
     try:
-        if response.is_redirect:
+        # 300 Multiple Choices is how Keystone, Cinder, Manila and Glance answer version discovery (with a
+        # Location naming their preferred version): for that kind it is the document, not a redirect
+        if response.is_redirect and response.status_code not in statuses:
             return _redirect_target(url, response, spec.allow_http)
-        return await _read_response(response, spec.max_body_bytes, get_kind(spec.kind).statuses)
+        return await _read_response(response, spec.max_body_bytes, statuses)
     finally:
         await response.aclose()
 

@@ -219,7 +219,6 @@ class ReadModel:
         self._repository = database.repository
         self._intelligence = database.intelligence
         self._references = {cloud.name: cloud.reference for cloud in config.clouds}
-        self._schemas = {(cloud.name, schema.name) for cloud in config.clouds for schema in cloud.schemas}
         self._parsed = lru_cache(maxsize=256)(self._parse)
         self._drift = lru_cache(maxsize=4096)(self._classified)  # (kind, old, new) → changes: documents never change
 
@@ -227,7 +226,9 @@ class ReadModel:
 
     def known(self) -> dict[TargetKey, TargetRow]:
         """The targets polled now: registered in the database, not retired, of a configured (cloud, schema)."""
-        return {key: row for key, row in self._repository.targets().items() if (key.cloud, key.schema) in self._schemas}
+        return {
+            key: row for key, row in self._repository.targets().items() if self._config.watches(key.cloud, key.schema)
+        }
 
     def row(self, key: TargetKey) -> TargetRow:
         """A known target; raises NotFound."""
@@ -460,7 +461,7 @@ class ReadModel:
         rows = self.known()
         labelled: dict[str, TargetKey] = {}
         for name in clouds:
-            if (name, schema) not in self._schemas:
+            if not self._config.watches(name, schema):
                 raise NotFound(f"no configured targets for cloud {name[:100]!r} and schema {schema[:100]!r}")
             for key in sorted((k for k in rows if k.cloud == name and k.schema == schema), key=lambda k: k.region):
                 labelled[f"{name}/{key.region}" if several else key.region] = key

@@ -574,6 +574,15 @@ class Config(Model):
                           for document in catalog.documents(service, url)]  # fmt: skip
         return specs
 
+    def watches(self, cloud: str, schema: str) -> bool:
+        """Whether ``cloud`` has targets called ``schema``: listed, or derived from its catalog (``services``)."""
+        found = next((c for c in self.clouds if c.name == cloud), None)
+        if found is None:
+            return False
+        return any(s.name == schema for s in found.schemas) or (
+            found.services is not None and _surface_schema(schema) is not None
+        )
+
     def spec_for(self, key: TargetKey) -> TargetSpec:
         """The settings of ``key`` for read-only commands, even for a discovered region (URL may be empty).
 
