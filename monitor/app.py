@@ -214,7 +214,7 @@ class _Notifier:
 
 
 def _start_notifications(parts: Components) -> _Notifier | None:
-    settings = parts.config.notifications
+    settings = parts.config.notification_settings()  # the UI's permalink as the default link
     if not settings.channels:
         return None
     channels = build_channels(settings, parts.config.changes)
