@@ -289,7 +289,7 @@ class _Notifier:
 
 def _start_notifications(parts: Components, leader: Callable[[], bool]) -> _Notifier | None:
     """The notification loop; with replicas only the leader delivers (the outbox makes it exactly once)."""
-    settings = parts.config.notifications
+    settings = parts.config.notification_settings()  # the UI's permalink as the default link
     if not settings.channels:
         return None
     channels = build_channels(settings, parts.config.changes)

@@ -117,6 +117,24 @@ def test_alerts_follow_the_mixin_conventions() -> None:
         assert annotations.get("runbook_url", "").startswith(RUNBOOK_URL), name
 
 
+def test_target_alerts_link_the_web_ui_through_an_external_label() -> None:
+    page = "{{ . }}/ui/targets/{{ $labels.cloud }}/{{ $labels.region }}/{{ $labels.schema }}"
+    for rule in alert_rules():
+        labels = described_labels(rule)
+        ui_url = rule["annotations"].get("ui_url")
+        if {"cloud", "region", "schema"} <= labels:
+            assert ui_url == "{{ with $externalLabels.schemadrift_ui }}" + page + "{{ end }}", rule["alert"]
+        elif rule["alert"] == "SchemaDriftRolloutStuck":
+            assert ui_url is not None and "/ui/compare/{{ $labels.cloud }}/{{ $labels.schema }}" in ui_url
+        else:
+            assert ui_url is None, f"{rule['alert']} has no target page to link"
+
+
+def described_labels(rule: dict[str, Any]) -> set[str]:
+    """The target labels an alert's description names (``$labels.x``): what its alerts carry."""
+    return set(re.findall(r"\$labels\.(\w+)", rule["annotations"]["description"]))
+
+
 def test_every_runbook_url_points_at_a_runbook_heading() -> None:
     anchors = {github_anchor(heading) for heading in runbook_headings()}
     for rule in alert_rules():

@@ -71,7 +71,8 @@ def add_property(document: dict[str, Any]) -> dict[str, Any]:
 
 
 class Live:
-    """The pipeline with its event loop in a thread, and the status server with the API on a free port."""
+    """The pipeline with its event loop in a thread, and the status server with the API (and the UI, as
+    ``ui.enabled`` says) on a free port."""
 
     def __init__(self, config: Config) -> None:
         self.loop = asyncio.new_event_loop()
@@ -83,7 +84,8 @@ class Live:
             self.loop.call_soon_threadsafe(self.loop.stop)
             raise
         api = build_api(self.parts, self.loop)
-        self.server = WebServer(create_app(self.parts.metrics, lambda: {"scheduler": True}, api), "127.0.0.1", 0)
+        app = create_app(self.parts.metrics, lambda: {"scheduler": True}, api, ui=config.ui.enabled)  # as the daemon
+        self.server = WebServer(app, "127.0.0.1", 0)
         self.server.start()
         self.base_url = f"http://127.0.0.1:{self.server.port}"
         self.http = httpx.Client(base_url=self.base_url, timeout=10)

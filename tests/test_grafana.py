@@ -279,6 +279,15 @@ def test_change_intelligence_panels(dashboard: dict[str, Any]) -> None:
     assert "schemadrift_flapping" in exprs("Flapping over time")
 
 
+def test_change_tables_link_each_target_to_the_web_ui(dashboard: dict[str, Any]) -> None:
+    ui_url = variables(dashboard)["ui_url"]
+    assert ui_url["type"] == "textbox" and ui_url["query"].startswith("http")
+    fields = "${__data.fields.cloud}/${__data.fields.region}/${__data.fields.schema}"
+    for title in ("Last change per target", "Unacknowledged drift", "Deviating regions"):
+        (link,) = by_title(dashboard, title)["fieldConfig"]["defaults"]["links"]
+        assert link["url"] == "${ui_url:raw}/ui/targets/" + fields, title  # raw: the base URL is not escaped
+
+
 def test_prometheus_change_annotations(dashboard: dict[str, Any]) -> None:
     annotations = {a["name"]: a for a in dashboard["annotations"]["list"]}
     changes = annotations["Schema changes"]

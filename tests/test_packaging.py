@@ -29,6 +29,11 @@ SHIPPED_DATA = (
     "monitor/demo/loopback.py",
     "monitor/migrations/env.py",
     "monitor/migrations/script.py.mako",
+    "monitor/web/templates/base.html",
+    "monitor/web/templates/overview.html",
+    "monitor/web/static/ui.css",
+    "monitor/web/static/ui.js",
+    "monitor/web/static/favicon.svg",
 )
 NOT_SHIPPED = (
     "monitor/simulator.py",

@@ -548,6 +548,14 @@ class Config(Model):
                 raise ValueError(f"changes.expected: cloud {window.cloud!r} has no schema {window.schema_name!r}")
         return self
 
+    def notification_settings(self) -> NotificationsConfig:
+        """``notifications`` with its effective ``link_template``: the configured one; else, when the UI is on
+        and ``ui.base_url`` is set, the change permalink ``<ui.base_url>/ui/changes/{change_id}``; else None."""
+        if self.notifications.link_template is not None or not self.ui.enabled or self.ui.base_url is None:
+            return self.notifications
+        permalink = f"{self.ui.base_url}/ui/changes/{{change_id}}"
+        return self.notifications.model_copy(update={"link_template": permalink})
+
     def targets(self, discovered: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None) -> list[TargetSpec]:
         """Every (cloud, region, schema) with its effective settings, in config order.
 

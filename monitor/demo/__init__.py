@@ -86,6 +86,7 @@ def run_demo(*, listen: str, database: str, interval: float, change_after: float
             f"demo: simulated regions {', '.join(DEMO_REGIONS)} at {regions.base_url}\n"
             f"demo: metrics at http://{listen}/metrics; a schema change in {DEMO_REGIONS[0]} after "
             f"{change_after:g}s\n"
+            f"demo: the web UI at http://{listen}/ui/\n"
             f"demo: in another terminal: schema-drift-monitor history --config {DEMO_CONFIG_PATH}\n"
         )
         out.flush()

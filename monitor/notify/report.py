@@ -8,7 +8,9 @@ Schema (``schema_version`` 1)::
                   "changes": [{"path", "rule", "severity", "old", "new", "old_present", "new_present"}],
                   "changes_truncated": n}]}
 
-``group_id`` is stable for the same changes, so a receiver can drop a duplicate delivery.
+``group_id`` is stable for the same changes, so a receiver can drop a duplicate delivery. ``link`` is
+``link_template`` with ``{cloud}``, ``{region}``, ``{schema}``, ``{snapshot_id}`` and ``{change_id}`` (the id of
+the target's first change in the group, as the UI's ``/ui/changes/<id>`` permalink wants it) filled in, or null.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def _target(records: list[ChangeRecord], link_template: str | None, flapping: Se
         "detected_at": first.detected_at.isoformat(),
         "worst_severity": Severity.worst(*(r.severity for r in records)).value,
         "flapping": first.target in flapping,
-        "link": link_template.format(**fields) if link_template else None,
+        "link": link_template.format(**fields, change_id=min(r.id for r in records)) if link_template else None,
         "changes": [change_json(r) for r in records[:MAX_CHANGES_PER_TARGET]],
         "changes_truncated": max(0, len(records) - MAX_CHANGES_PER_TARGET),
     }

@@ -6,7 +6,8 @@ event loop is busy — the server runs on a thread and loop of its own (:mod:`mo
 
 Errors are ``{"error": "<message>"}`` everywhere under ``/api/``: a validation error is a 400 (not
 FastAPI's 422), a missing target 404, a question not answerable yet 409, a database failure 503 without
-its details (those go to the log), a bug 500. The OpenAPI document at ``/api/openapi.json`` is FastAPI's,
+its details (those go to the log), a bug 500. Under ``/ui/`` the same statuses and messages come as an
+HTML page (:func:`monitor.web.ui.error_page`). The OpenAPI document at ``/api/openapi.json`` is FastAPI's,
 from the models, with the configured clouds, regions and schemas as enums of the label parameters.
 """
 
@@ -27,6 +28,7 @@ from monitor.metrics import CONTENT_TYPE, Metrics
 from monitor.queries import Conflict, NotFound
 from monitor.store.repository import StoreError
 from monitor.web.api import ApiContext, router
+from monitor.web.ui import error_page, is_ui_path, mount_ui
 
 log = logging.getLogger(__name__)
 LABEL_PARAMETERS = {"cloud": "cloud", "other_cloud": "cloud", "region": "region", "schema": "schema"}
@@ -35,14 +37,20 @@ LABEL_PARAMETERS = {"cloud": "cloud", "other_cloud": "cloud", "region": "region"
 def create_app(
     metrics: Metrics, ready: Callable[[], dict[str, bool]], api: ApiContext | None = None, *, ui: bool = False
 ) -> FastAPI:
-    """The application: status routes always, the API when ``api`` is given, and the UI when ``ui`` too."""
+    """The application: status routes always, the API when ``api`` is given, and the UI when ``ui`` too
+    (the UI reads through the API's context: without the API there is no UI)."""
     app = FastAPI(title="schema-drift-monitor read API", version=__version__, openapi_url="/api/openapi.json",
                   docs_url=None, redoc_url=None)  # fmt: skip
     _status_routes(app, metrics, ready)
-    _error_handlers(app)
+    with_ui = ui and api is not None
+    if ui and api is None:
+        log.warning("ui.enabled is ignored: the web UI reads through the read API, which api.enabled turns off")
+    _error_handlers(app, with_ui)
     if api is not None:
         app.include_router(router(api))
         app.openapi = lambda: _openapi(app, api)  # type: ignore[method-assign]
+        if with_ui:
+            mount_ui(app, api)
     return app
 
 
@@ -66,39 +74,48 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
     return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
 
 
-def _error_handlers(app: FastAPI) -> None:
+def _error_handlers(app: FastAPI, ui: bool) -> None:
+    """JSON errors; with ``ui``, HTML error pages for the UI's paths."""
+
+    def answer(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+        if ui and is_ui_path(request.url.path):
+            return error_page(request, status, message)
+        return _error(status, message, headers)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404 and exc.detail == "Not Found":
+            if ui and is_ui_path(request.url.path):
+                return error_page(request, 404, f"no such page: {request.url.path[:200]}")
             if not request.url.path.startswith("/api/"):
                 return PlainTextResponse("not found: try /metrics, /healthz, /readyz, /api/, /ui/\n", 404)
             return _error(404, f"no such API route: {request.url.path[:200]}; see /api/openapi.json")
         if exc.status_code == 405:
             allowed = (exc.headers or {}).get("Allow", "")
-            return _error(405, f"method {request.method} is not allowed here; use {allowed}", exc.headers)
-        return _error(exc.status_code, str(exc.detail), exc.headers)
+            return answer(request, 405, f"method {request.method} is not allowed here; use {allowed}", exc.headers)
+        return answer(request, exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        return _error(400, _validation_message(exc))
+        return answer(request, 400, _validation_message(exc))
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
-        return _error(404, str(exc.args[0]) if exc.args else "not found")
+        return answer(request, 404, str(exc.args[0]) if exc.args else "not found")
 
     @app.exception_handler(Conflict)
     async def conflict(request: Request, exc: Conflict) -> Response:
-        return _error(409, str(exc))
+        return answer(request, 409, str(exc))
 
     @app.exception_handler(StoreError)
     async def database(request: Request, exc: StoreError) -> Response:
         log.error("api: %s %s: database error: %s", request.method, request.url.path, exc)
-        return _error(503, "the database is not available; see the monitor's log")
+        return answer(request, 503, "the database is not available; see the monitor's log")
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> Response:
         log.error("api: %s %s failed", request.method, request.url.path, exc_info=exc)
-        return _error(500, "internal error; see the monitor's log")
+        return answer(request, 500, "internal error; see the monitor's log")
 
 
 def _validation_message(exc: RequestValidationError) -> str:

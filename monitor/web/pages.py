@@ -1,0 +1,373 @@
+"""What each page of the web UI shows, arranged from the read model's answers; layout only.
+
+Every fact comes from :class:`monitor.queries.ReadModel` (a target's flags from ``TargetView``, a region's
+deviation from ``RegionView``, changes from ``Comparison``); this module only groups, orders and names them
+for the templates. Paths are relative to ``/ui/`` (``targets/<cloud>/<region>/<schema>``), each label
+percent-encoded as one path segment; the templates put the page's way back to ``/ui/`` in front.
+
+A target's status on the overview is the first that applies of: failing (its last polls fail, with the
+reason), stale, deviating, unacknowledged drift, flapping, rollout in progress, not polled yet, ok. Every
+status that applies is shown, each with a symbol and a word besides its colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import quote
+
+from monitor.compare import MAJORITY, RegionComparison, Variant
+from monitor.domain import ABSENT, Change, Severity, TargetKey
+from monitor.queries import DriftItem, RegionView, TargetView
+from monitor.reports import Comparison, short_json
+from monitor.store.repository import ChangeRecord, SnapshotRecord, TransitionRecord
+from monitor.web.jsonview import Pane, anchor_id, link_side, pane
+
+VALUE_WIDTH: Final = 80
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A target status: ``name`` (CSS class and ``status`` filter value), ``symbol`` and ``label`` (so it
+    never depends on colour alone) and what it means."""
+
+    name: str
+    symbol: str
+    label: str
+    meaning: str
+
+
+STATUSES: Final = (
+    Status("failing", "✕", "failing", "its last polls fail"),
+    Status("stale", "◷", "stale", "no successful poll for two intervals, although no poll failed"),
+    Status("deviating", "≠", "deviating", "serves another document than its cloud's reference"),
+    Status("drift", "!", "unacknowledged drift", "changes since its baseline that nobody acknowledged"),
+    Status("flapping", "↯", "flapping", "its document keeps changing back and forth"),
+    Status("rollout", "↻", "rollout in progress", "a change is spreading across the regions of its cloud"),
+    Status("pending", "…", "not polled yet", "registered, no poll finished yet"),
+    Status("ok", "✓", "ok", "polls succeed, nothing to look at"),
+)
+STATUS: Final = {status.name: status for status in STATUSES}
+
+
+def segment(label: str) -> str:
+    """``label`` as one URL path segment."""
+    return quote(label, safe="")
+
+
+def target_path(key: TargetKey) -> str:
+    """The target page, relative to ``/ui/``."""
+    return f"targets/{segment(key.cloud)}/{segment(key.region)}/{segment(key.schema)}"
+
+
+def compare_path(cloud: str, schema: str) -> str:
+    """The compare page of a (cloud, schema), relative to ``/ui/``."""
+    return f"compare/{segment(cloud)}/{segment(schema)}"
+
+
+def against_path(key: TargetKey, other: TargetKey) -> str:
+    """The diff of ``other``'s current document (old side) against ``key``'s, relative to ``/ui/``."""
+    return f"{target_path(key)}/against/{segment(other.cloud)}/{segment(other.region)}"
+
+
+def flags(view: TargetView) -> tuple[Status, ...]:
+    """Every status that applies to the target, most urgent first (``ok`` when none does)."""
+    applies = {
+        "failing": view.state.last_poll_ok is False,
+        "stale": view.stale,
+        "deviating": view.deviates,
+        "drift": any(view.unacknowledged.values()),
+        "flapping": view.flapping,
+        "rollout": view.rollout,
+        "pending": view.state.last_poll_ok is None,
+    }
+    found = tuple(STATUS[name] for name, yes in applies.items() if yes)
+    return found or (STATUS["ok"],)
+
+
+def drift_text(counts: Mapping[Severity, int]) -> str:
+    """``"1 breaking, 2 warning"`` for the non-zero counts, worst first; empty without drift."""
+    return ", ".join(f"{counts[s]} {s.value}" for s in Severity if counts.get(s))
+
+
+# --- overview ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """One target on the overview grid; ``dim`` when it does not match the status filter."""
+
+    view: TargetView
+    statuses: tuple[Status, ...]
+    dim: bool = False
+
+    @property
+    def status(self) -> Status:
+        return self.statuses[0]
+
+    @property
+    def path(self) -> str:
+        return target_path(self.view.key)
+
+    @property
+    def drift(self) -> str:
+        return drift_text(self.view.unacknowledged)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """One (cloud, schema): its regions as tiles."""
+
+    cloud: str
+    schema: str
+    tiles: tuple[Tile, ...]
+
+    @property
+    def compare_path(self) -> str:
+        return compare_path(self.cloud, self.schema)
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """The grid, per cloud; ``counts`` per status over the targets of the chosen cloud (all: None)."""
+
+    clouds: tuple[str, ...]
+    sections: tuple[tuple[str, tuple[Group, ...]], ...]
+    counts: tuple[tuple[Status, int], ...]
+    total: int
+    cloud: str | None
+    status: Status | None
+
+
+def overview(views: Sequence[TargetView], clouds: Sequence[str], cloud: str | None, status: str | None) -> Overview:
+    """The overview of ``views`` for the filters; raises ValueError for an unknown cloud or status."""
+    if cloud is not None and cloud not in clouds:
+        raise ValueError(f"cloud must be one of: {', '.join(clouds)}")
+    if status is not None and status not in STATUS:
+        raise ValueError(f"status must be one of: {', '.join(STATUS)}")
+    chosen = STATUS[status] if status else None
+    shown = [view for view in views if cloud is None or view.key.cloud == cloud]
+    tiles = [Tile(view, flags(view)) for view in shown]
+    counts = tuple((s, sum(1 for t in tiles if s in t.statuses)) for s in STATUSES)
+    return Overview(tuple(clouds), _sections(tiles, chosen), counts, len(tiles), cloud, chosen)
+
+
+def _sections(tiles: Iterable[Tile], chosen: Status | None) -> tuple[tuple[str, tuple[Group, ...]], ...]:
+    """Tiles grouped by cloud, then schema; with a status filter, only groups with a match, others dimmed."""
+    grouped: dict[str, dict[str, list[Tile]]] = {}
+    for tile in tiles:
+        dimmed = Tile(tile.view, tile.statuses, dim=chosen is not None and chosen not in tile.statuses)
+        grouped.setdefault(tile.view.key.cloud, {}).setdefault(tile.view.key.schema, []).append(dimmed)
+    sections = []
+    for cloud, schemas in grouped.items():
+        groups = tuple(
+            Group(cloud, schema, tuple(members))
+            for schema, members in sorted(schemas.items())
+            if not all(t.dim for t in members)
+        )
+        if groups:
+            sections.append((cloud, groups))
+    return tuple(sections)
+
+
+# --- diff ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """A change table row; ``href`` is the fragment of its highlighted path in a pane (None: not shown)."""
+
+    change: Change
+    href: str | None
+
+    @property
+    def old(self) -> str:
+        return short_json(self.change.old, VALUE_WIDTH)
+
+    @property
+    def new(self) -> str:
+        return short_json(self.change.new, VALUE_WIDTH)
+
+
+@dataclass(frozen=True)
+class SnapshotChoice:
+    """The two snapshots a diff is between, and the target's snapshots to choose others from."""
+
+    snapshots: tuple[SnapshotRecord, ...]
+    from_id: int
+    to_id: int
+
+
+@dataclass(frozen=True)
+class Diff:
+    """A diff page: the change table and the two panes (old on the left)."""
+
+    key: TargetKey
+    title: str
+    old_label: str
+    new_label: str
+    rows: tuple[ChangeRow, ...]
+    old: Pane
+    new: Pane
+    choice: SnapshotChoice | None = None
+    focus: str | None = None  # the permalinked change's path
+
+    @property
+    def target_path(self) -> str:
+        return target_path(self.key)
+
+
+def diff(
+    key: TargetKey,
+    comparison: Comparison,
+    labels: tuple[str, str],
+    choice: SnapshotChoice | None = None,
+    focus: str | None = None,
+) -> Diff:
+    """The diff page of ``comparison`` (``labels``: what the old and the new side are; ``focus``: the path of
+    the change a permalink names)."""
+    old, new = pane("old", comparison.old, comparison.changes), pane("new", comparison.new, comparison.changes)
+    rows = []
+    for change in comparison.changes:
+        side = link_side(change, old, new)
+        rows.append(ChangeRow(change, f"#{side.anchor(change.path)}" if side else None))
+    return Diff(key, comparison.title, labels[0], labels[1], tuple(rows), old, new, choice, focus)
+
+
+# --- target --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    """A snapshot on the target's timeline; ``previous`` is the id of the one before (None: the first)."""
+
+    snapshot: SnapshotRecord
+    previous: int | None
+    baseline: bool
+    current: bool
+
+
+@dataclass(frozen=True)
+class TargetPage:
+    """The target page: state, drift (None: no snapshot yet), timeline newest first, changes, transitions."""
+
+    view: TargetView
+    statuses: tuple[Status, ...]
+    drift: tuple[DriftItem, ...] | None
+    timeline: tuple[SnapshotRow, ...]
+    changes: tuple[ChangeRecord, ...]
+    transitions: tuple[TransitionRecord, ...]
+    neighbours: tuple[TargetKey, ...] = field(default=())
+
+    @property
+    def path(self) -> str:
+        return target_path(self.view.key)
+
+    @property
+    def compare_path(self) -> str:
+        return compare_path(self.view.key.cloud, self.view.key.schema)
+
+    def against(self, other: TargetKey) -> str:
+        return against_path(self.view.key, other)
+
+
+def target_page(
+    view: TargetView,
+    drift: Sequence[DriftItem] | None,
+    snapshots: Sequence[SnapshotRecord],
+    changes: Sequence[ChangeRecord],
+    transitions: Sequence[TransitionRecord],
+    neighbours: Sequence[TargetKey],
+) -> TargetPage:
+    """The target page; ``snapshots``, ``changes`` and ``transitions`` come oldest first (as the read model
+    returns them) and are shown newest first."""
+    baseline = view.baseline.snapshot_id if view.baseline else None
+    rows = [
+        SnapshotRow(s, snapshots[i - 1].id if i else None, s.id == baseline, s.id == view.state.snapshot_id)
+        for i, s in enumerate(snapshots)
+    ]
+    return TargetPage(
+        view, flags(view), tuple(drift) if drift is not None else None, tuple(reversed(rows)),
+        tuple(reversed(changes)), tuple(reversed(transitions)), tuple(neighbours),
+    )  # fmt: skip
+
+
+# --- compare -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixRow:
+    """A region of the matrix: the variant it serves (None: no document) and whether it deviates."""
+
+    label: str
+    key: TargetKey
+    variant: Variant | None
+    deviates: bool
+
+    @property
+    def path(self) -> str:
+        return target_path(self.key)
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A deviating region: its changes against the reference, and its side-by-side diff."""
+
+    label: str
+    rows: tuple[ChangeRow, ...]
+    against: str | None
+
+
+@dataclass(frozen=True)
+class ComparePage:
+    view: RegionView
+    rows: tuple[MatrixRow, ...]
+    deviations: tuple[Deviation, ...]
+
+    @property
+    def comparison(self) -> RegionComparison:
+        return self.view.comparison
+
+    def variant_id(self, variant: Variant) -> str:
+        return self.view.comparison.variant_id(variant, marked=False)
+
+    def is_reference(self, variant: Variant) -> bool:
+        return variant.sha256 == self.view.comparison.reference
+
+
+def compare_page(view: RegionView) -> ComparePage:
+    """The compare page of ``view``: the region-by-document matrix and each deviating region's changes."""
+    comparison = view.comparison
+    keys = {label: _label_key(view, label) for label in view.labels}
+    rows = tuple(
+        MatrixRow(label, keys[label], comparison.variant_of(label), label in comparison.deviating)
+        for label in view.labels
+    )
+    reference = _reference_region(comparison)
+    deviations = []
+    for label, changes in view.deviations:
+        against = against_path(keys[label], keys[reference]) if reference in keys else None
+        deviations.append(Deviation(label, tuple(_row(c, against) for c in changes.changes), against))
+    return ComparePage(view, rows, tuple(deviations))
+
+
+def _label_key(view: RegionView, label: str) -> TargetKey:
+    """A matrix label (``region``, or ``cloud/region`` when clouds are compared) as a target."""
+    if view.other_cloud is None:
+        return TargetKey(view.cloud, label, view.schema)
+    cloud, region = label.split("/", 1)
+    return TargetKey(cloud, region, view.schema)
+
+
+def _reference_region(comparison: RegionComparison) -> str:
+    """The region to diff against: the chosen reference, or the majority's first region."""
+    if comparison.reference_label != MAJORITY:
+        return comparison.reference_label
+    return comparison.reference_variant.regions[0]
+
+
+def _row(change: Change, against: str | None) -> ChangeRow:
+    """A compare-page row linking into the region diff: the side that has the changed value."""
+    side = "new" if change.new is not ABSENT else "old"
+    return ChangeRow(change, f"{against}#{anchor_id(side, change.path)}" if against else None)

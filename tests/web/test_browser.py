@@ -1,0 +1,303 @@
+"""The web UI in a real Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by selenium) against the
+real daemon polling the simulator, with one region's schema changed and a webhook receiving the notification.
+
+It opens every page and checks what an on-call engineer relies on: the deviating region is marked on the
+overview and the compare page, the changed JSON Pointers are highlighted on the diff pages, and the permalink
+taken from the delivered notification opens that change. Throughout, Chromium's performance log must show no
+request leaving loopback and its console no error (a Content-Security-Policy violation would be one). The
+overview must not scroll sideways at phone width. Screenshots go to ``$SDM_SCREENSHOTS_DIR`` when set (the
+README's come from ``SDM_SCREENSHOTS_DIR=docs/screenshots``), else to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from monitor.app import run_daemon
+from monitor.config import parse_config
+from tests.conftest import config_data, require_tool
+from tests.sim.regions import Simulator
+from tests.test_api import wait_for
+from tests.test_notify import Receiver
+
+pytestmark = pytest.mark.slow
+
+DESKTOP = (1366, 900)
+PHONE = (390, 844)
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-default-apps",
+    "--disable-extensions", "--no-default-browser-check", "--hide-scrollbars", "--force-color-profile=srgb",
+    f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
+)  # fmt: skip
+CHANGED = "/properties/images/items/properties/min_disk"  # what mutate_breaking removes (breaking)
+ADDED_ENUM = "/properties/images/items/properties/disk_format/enum"  # and where it adds a value (warning)
+PAGE_TIMEOUT_S = 30
+BROWSER_SCHEMES = ("data", "blob", "about", "chrome", "chrome-untrusted")  # answered inside the browser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Daemon:
+    """``run_daemon`` on a thread of its own, as ``schema-drift-monitor run`` would run it."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        config = parse_config(data, "test")
+        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(run_daemon(config, self._stop),),
+                                        name="daemon", daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+        self.loop.close()
+
+
+@dataclass
+class Setup:
+    base_url: str
+    simulator: Simulator
+    receiver: Receiver
+    screenshots: Path
+
+
+@pytest.fixture
+def setup(simulator: Simulator, tmp_path: Path) -> Iterator[Setup]:
+    """The daemon (SQLite, 10 s interval, one confirming read) polling every target once, then r1's images
+    schema changed and the webhook notification for it delivered."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    receiver = Receiver()
+    data = config_data(simulator, f"sqlite:///{tmp_path / 'monitor.db'}", interval="10s", confirm_reads=1)
+    data["http"] = {"listen": f"127.0.0.1:{port}"}
+    data["ui"] = {"base_url": base_url}
+    channel = {"name": "ops", "type": "webhook", "url": receiver.url + "/hook"}
+    data["notifications"] = {"grouping_window": "1s", "channels": [channel]}
+    daemon = Daemon(data)
+    try:
+        wait_for(lambda: _all_polled(base_url), timeout=60)
+        simulator.mutate("r1")
+        wait_for(lambda: _notified_targets(receiver), timeout=60)
+        shots = Path(os.environ.get("SDM_SCREENSHOTS_DIR") or tmp_path / "screenshots")
+        shots.mkdir(parents=True, exist_ok=True)
+        yield Setup(base_url, simulator, receiver, shots)
+    finally:
+        daemon.close()
+        receiver.close()
+
+
+def _all_polled(base_url: str) -> bool:
+    try:
+        targets = httpx.get(f"{base_url}/api/targets", timeout=5).json()["targets"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return False
+    return len(targets) == 12 and all(t["snapshot_id"] is not None for t in targets)
+
+
+def _notified_targets(receiver: Receiver) -> list[dict[str, Any]]:
+    return [t for report in receiver.delivered() for t in report["targets"] if t["region"] == "r1"]
+
+
+@dataclass
+class Browser:
+    """A Chromium session that records, page by page, every request URL and every console error."""
+
+    driver: webdriver.Chrome
+    base_url: str
+    requested: list[str] = field(default_factory=list)
+    console_errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def open(self, path_or_url: str) -> None:
+        url = path_or_url if "://" in path_or_url else self.base_url + path_or_url
+        self.driver.get(url)
+        WebDriverWait(self.driver, PAGE_TIMEOUT_S).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
+        self.collect()
+
+    def collect(self) -> None:
+        """Drain the performance and browser logs into ``requested`` and ``console_errors``."""
+        performance: list[dict[str, Any]] = self.driver.get_log("performance")  # type: ignore[no-untyped-call]
+        for entry in performance:
+            message = json.loads(entry["message"])["message"]
+            if message["method"] == "Network.requestWillBeSent":
+                self.requested.append(message["params"]["request"]["url"])
+        console: list[dict[str, Any]] = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
+        for entry in console:
+            if entry["level"] == "SEVERE":
+                self.console_errors.append((self.driver.current_url, entry["message"]))
+
+    def find(self, css: str) -> WebElement:
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def screenshot(self, path: Path) -> None:
+        assert self.driver.save_screenshot(str(path)), path
+        assert 0 < path.stat().st_size < 300_000, f"{path.name}: {path.stat().st_size} bytes"
+
+
+@pytest.fixture
+def browser(setup: Setup, tmp_path: Path) -> Iterator[Browser]:
+    driver_path = require_tool("chromedriver", "SDM_REQUIRE_CHROMIUM", "chromium-driver")
+    chromium = require_tool("chromium", "SDM_REQUIRE_CHROMIUM", "chromium")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    driver.set_page_load_timeout(PAGE_TIMEOUT_S)
+    try:
+        yield Browser(driver, setup.base_url)
+    finally:
+        driver.quit()
+
+
+def is_loopback(url: str) -> bool:
+    """Whether a request for ``url`` stays on this machine: a network URL (http, https, ws, wss) to a loopback
+    address, or a URL the browser answers itself (``data:``, and ``chrome://`` for its own start page)."""
+    parts = urlsplit(url)
+    if parts.scheme in BROWSER_SCHEMES:
+        return True
+    if parts.scheme not in ("http", "https", "ws", "wss"):
+        return False
+    try:
+        return parts.hostname is not None and ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def classes(element: WebElement) -> set[str]:
+    return set((element.get_attribute("class") or "").split())
+
+
+def test_every_page_in_chromium(setup: Setup, browser: Browser) -> None:
+    check_overview(setup, browser)
+    check_compare(setup, browser)
+    check_target(setup, browser)
+    check_diffs(setup, browser)
+    check_permalink(setup, browser)
+    browser.collect()
+    assert f"{setup.base_url}/ui/static/ui.css" in browser.requested, "the performance log missed the pages"
+    assert [url for url in browser.requested if not is_loopback(url)] == []
+    assert browser.console_errors == []
+
+
+def check_overview(setup: Setup, browser: Browser) -> None:
+    browser.open("/")  # redirects to /ui/
+    assert browser.driver.current_url == f"{setup.base_url}/ui/"
+    tile = browser.find('li.tile[data-target="sim/r1/images"]')
+    # every status that applies is shown (the first one colours the tile: deviating, unless a slow machine
+    # made the target look stale for a moment)
+    assert "st-ok" not in classes(tile) and "≠ deviating" in tile.text
+    assert "unacknowledged drift" in tile.text and "1 breaking" in tile.text
+    other = browser.find('li.tile[data-target="sim/r2/images"]')  # r1 moved first: a rollout has started
+    assert "rollout in progress" in other.text and "deviating" not in other.text
+    counts = browser.find(".counts").text
+    assert "targets 12" in counts.replace("\n", " ")
+    browser.screenshot(setup.screenshots / "overview.png")
+
+    # The status filter submits itself (ui.js); the deviating target stays undimmed.
+    Select(browser.find('select[name="status"]')).select_by_value("deviating")
+    WebDriverWait(browser.driver, PAGE_TIMEOUT_S).until(lambda d: "status=deviating" in d.current_url)
+    browser.collect()
+    shown = browser.driver.find_elements(By.CSS_SELECTOR, "li.tile:not(.dim)")
+    assert "sim/r1/images" in [tile.get_attribute("data-target") for tile in shown]
+
+    phone = {"width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True}
+    dark = {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+    light_background = browser.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+    browser.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", dark)
+    try:
+        browser.open("/ui/")
+        background = browser.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert background != light_background, "prefers-color-scheme: dark changes nothing"
+        browser.screenshot(setup.screenshots / "overview-dark.png")
+    finally:
+        browser.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+    browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
+    try:
+        browser.open("/ui/")
+        width = browser.driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1] == PHONE[0], f"the overview scrolls sideways at phone width: {width}"
+        browser.screenshot(setup.screenshots / "overview-phone.png")
+    finally:
+        browser.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def check_compare(setup: Setup, browser: Browser) -> None:
+    browser.open("/ui/compare/sim/images")
+    row = browser.find('tr[data-region="r1"]')
+    assert "deviating" in classes(row) and "deviates" in row.text
+    assert "matches" in browser.find('tr[data-region="r2"]').text
+    assert "★" in browser.find("th.reference").text
+    deviation = browser.find("section.deviation")
+    assert "r1" in deviation.text and CHANGED in deviation.text
+    browser.screenshot(setup.screenshots / "compare.png")
+
+
+def check_target(setup: Setup, browser: Browser) -> None:
+    browser.open("/ui/targets/sim/r1/images")
+    assert browser.find("h1").text == "sim/r1/images"
+    assert len(browser.driver.find_elements(By.CSS_SELECTOR, ".timeline li")) == 2
+    assert CHANGED in browser.find("table.changes").text
+    assert "ok" in browser.find('section[aria-label="poll outcomes"]').text
+    browser.screenshot(setup.screenshots / "target.png")
+
+
+def check_diffs(setup: Setup, browser: Browser) -> None:
+    browser.open("/ui/targets/sim/r1/images/diff")
+    removed = browser.find(f'[id="old-{CHANGED}"]')
+    assert {"chg", "sev-breaking"} <= classes(removed)
+    assert {"chg", "sev-warning"} <= classes(browser.find(f'[id="new-{ADDED_ENUM}"]'))
+    assert "chg" not in classes(browser.find('[id="new-/properties/images/items/properties/name"]'))
+    # ui.js opens each pane at its first highlighted line
+    assert browser.driver.execute_script("return document.querySelector('.pane-old pre').scrollTop") > 0
+    browser.screenshot(setup.screenshots / "diff.png")
+    browser.find(f'table.changes a[href="#old-{CHANGED}"]').click()  # the table links to the highlighted path
+    assert browser.driver.current_url.endswith(f"#old-{CHANGED}")
+    assert browser.driver.execute_script("return document.querySelector(':target').id") == f"old-{CHANGED}"
+
+    browser.open("/ui/targets/sim/r1/images/baseline")
+    assert {"chg", "sev-breaking"} <= classes(browser.find(f'[id="old-{CHANGED}"]'))
+    browser.open("/ui/targets/sim/r1/images/against/sim/r2")
+    assert "sim/r2/images → sim/r1/images" in browser.find("h1").text
+    assert {"chg", "sev-breaking"} <= classes(browser.find(f'[id="old-{CHANGED}"]'))
+
+
+def check_permalink(setup: Setup, browser: Browser) -> None:
+    (target,) = _notified_targets(setup.receiver)
+    link = target["link"]
+    assert link.startswith(f"{setup.base_url}/ui/changes/")
+    change = httpx.get(setup.base_url + "/api/changes/" + link.rsplit("/", 1)[1], timeout=10).json()
+    assert (change["cloud"], change["region"], change["schema"]) == ("sim", "r1", "images")
+    browser.open(link)
+    assert browser.find("h1").text.startswith(f"Change {change['id']}: {change['severity']} {change['rule']}")
+    assert change["path"] in browser.find("#change").text
+    focused = browser.find("pre.doc .focus")
+    assert focused.get_attribute("id") in (f"old-{change['path']}", f"new-{change['path']}")
+    browser.screenshot(setup.screenshots / "change.png")
