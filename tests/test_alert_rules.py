@@ -13,6 +13,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from monitor.domain import FailureReason, PollResult, TargetKey
+from monitor.kinds import Microversion, VersionEntry
 from monitor.metrics import Metrics
 from tests.conftest import promtool
 
@@ -80,6 +81,10 @@ def exported_names() -> set[str]:
     metrics.register_channels(["x"])
     metrics.register_identity("c", "r")  # clouds with password / application_credential auth
     metrics.register_groups([("c", "s")])  # what monitor.intelligence.Fleet creates for every (cloud, schema)
+    metrics.set_kind(key, "versions", "compute")
+    metrics.set_surface(key, "compute", [VersionEntry("v2.1", "CURRENT", Microversion(2, 1), Microversion(2, 95))])
+    metrics.set_catalog("c", {"r": {"compute"}, "other": {"compute", "network"}})
+    metrics.set_replica("a", owned=1, live=1, leader=True, expected=1, unowned=0)
     # a failure reason's series appears with the first failure of that reason
     metrics.observe_poll(PollResult(key, datetime(2026, 1, 1, tzinfo=UTC), 1.0, ok=False, reason=FailureReason.TLS))
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}

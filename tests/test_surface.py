@@ -23,6 +23,7 @@ from tests.sim.surface import SERVICES, SurfaceSimulator
 from tests.test_daemon import Daemon, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+RUNBOOK = "https://github.com/schema-drift-monitor/schema-drift-monitor/blob/main/deploy/RUNBOOK.md"
 REGIONS = ("r1", "r2", "r3")
 CATALOG_TYPES = {"block-storage": "volumev3", "shared-file-system": "sharev2"}  # as real catalogs spell them
 USER, PASSWORD, DOMAIN = "surveyor", "surface-Pa55-7d1e", "acme"
@@ -175,9 +176,18 @@ def _assert_the_alert_fires_for(maxima: dict[str, float], tmp_path: Path) -> Non
         "evaluation_interval": "1m",
         "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": [{
             "eval_time": "35m", "alertname": "SchemaDriftMicroversionBehind",
-            "exp_alerts": [{"exp_labels": {"severity": "warning", "cloud": "os", "region": "r1",
-                                           "schema": "compute-versions", "service": "compute", "version": "v2.1",
-                                           "major": "2"}}],
+            "exp_alerts": [{
+                "exp_labels": {"severity": "warning", "cloud": "os", "region": "r1", "schema": "compute-versions",
+                               "service": "compute", "version": "v2.1", "major": "2"},
+                "exp_annotations": {
+                    "summary": "A region advertises a lower maximum microversion than the others.",
+                    "description": "os/r1/compute-versions advertises compute v2.1 up to 2.90, below the other "
+                                   "regions, for 30 minutes. See the matrix with: schema-drift-monitor surface "
+                                   "--config CONFIG --cloud os",
+                    "runbook_url": RUNBOOK + "#schemadriftmicroversionbehind",
+                    "ui_url": "",
+                },
+            }],
         }]}],
     }  # fmt: skip
     path = tmp_path / "surface.test.yml"
