@@ -3,7 +3,7 @@
 :func:`soak` writes a config for the fleet (the given ``--interval`` and ``--jitter``, a free loopback
 port for /metrics), starts the daemon as a subprocess and reports:
 
-* start-up as the user sees it: process start to the log line ``polling N target(s)``;
+* start-up as the user sees it: process start to the log line ``polling N of N target(s)``;
 * every ``--sample`` seconds: CPU of one core (``/proc/<pid>/stat`` utime+stime over wall time) for the
   last interval and on average since start-up, VmRSS, and polls done (from the last scrape);
 * every ``--scrape`` seconds: a GET of /metrics, its time, size and the sum of ``schemadrift_polls_total``;
@@ -45,7 +45,7 @@ from bench.measure import (
 from bench.nginx import Nginx, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-STARTED = re.compile(r"polling (\d+) target\(s\)")
+STARTED = re.compile(r"polling \d+ of (\d+) target\(s\)")
 POLLS = re.compile(rb"^schemadrift_polls_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 STARTUP_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 60.0
@@ -69,7 +69,7 @@ class Daemon:
     log_tail: list[str] = field(default_factory=list)
 
     def read_log(self, log_file: Path) -> None:
-        """Copy stderr to ``log_file``; note when the 'polling N target(s)' line appears."""
+        """Copy stderr to ``log_file``; note when the 'polling N of N target(s)' line appears."""
         assert self.process.stderr is not None
         with log_file.open("wb") as sink:
             for raw in self.process.stderr:
@@ -166,7 +166,7 @@ def _observe(daemon: Daemon, port: int, url: str, targets: int, args: argparse.N
         print(f"the daemon did not start: {' | '.join(daemon.log_tail)}", flush=True)
         return 1
     pid = daemon.process.pid
-    print(f"start-up: {daemon.ready_at - daemon.started_at:.2f}s from process start to 'polling {targets} "
+    print(f"start-up: {daemon.ready_at - daemon.started_at:.2f}s from process start to 'polling {targets} of {targets} "
           f"target(s)'", flush=True)  # fmt: skip
     print(f"{'t s':>7}  {'CPU %':>6}  {'avg CPU %':>9}  {'RSS MiB':>7}  {'polls':>8}  {'/metrics ms':>11}  "
           f"{'/metrics KiB':>12}", flush=True)  # fmt: skip

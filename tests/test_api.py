@@ -52,6 +52,7 @@ PATHS = {
     "/api/changes",
     "/api/changes/{change_id}",
     "/api/compare",
+    "/api/surface",
 }
 
 

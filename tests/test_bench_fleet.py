@@ -56,6 +56,6 @@ def test_it_soaks_the_real_daemon_and_reports_its_start_up_and_cpu() -> None:
     require_tool("nginx", "SDM_REQUIRE_NGINX", "nginx")
     output = run_bench("--soak", "6", "--targets", "8", "--backend", "sqlite", "--interval", "2s", "--jitter", "0s",
                        "--sample", "2", "--scrape", "2")  # fmt: skip
-    assert re.search(r"start-up: [0-9.]+s from process start to 'polling 8 target\(s\)'", output), output
+    assert re.search(r"start-up: [0-9.]+s from process start to 'polling 8 of 8 target\(s\)'", output), output
     assert re.search(r"average CPU since start-up: [0-9.]+% of one core", output), output
     assert "daemon stopped with exit code 0" in output
