@@ -175,8 +175,11 @@ def test_no_credential_appears_anywhere_at_debug_log_level(
             daemons.append(daemon)
             _provoke_everything(daemon, identity, regions, receiver)
             metrics = daemon.get("/metrics")
-            assert metrics is not None
             api = daemon.get("/api/changes")
+            assert metrics is not None and metrics.status_code == 200, metrics
+            assert "schemadrift_poll_success" in metrics.text  # a real exposition, not an error page
+            assert api is not None and api.status_code == 200, api
+            assert api.json()["changes"], "the provoked change is listed"
             assert daemon.stop() == 0
     finally:
         receiver.close()
@@ -195,7 +198,7 @@ def test_no_credential_appears_anywhere_at_debug_log_level(
         "log": log,
         "log messages": messages,  # JSON escaping must not hide a secret from the grep
         "metrics": metrics.text,
-        "api": api.text if api is not None else "",
+        "api": api.text,
         "database": _dump_sqlite(tmp_path / "monitor.db"),
         "notifications": "\n".join(body.decode() for _, _, body, _ in receiver.requests),
     }
