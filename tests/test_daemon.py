@@ -5,92 +5,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from monitor.store.engine import head_revision
 from tests.conftest import TOKEN, config_data
 from tests.sim.regions import Simulator, mutate_breaking
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args], capture_output=True, text=True, timeout=60, env=env, check=False
-    )
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, step: float = 0.2, fail: bool = True) -> Any:
-    """The first truthy value of ``predicate``; after ``timeout`` an AssertionError (or None, with ``fail=False``)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    if not fail:
-        return None
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-class Daemon:
-    def __init__(
-        self, config_path: Path, port: int, log_path: Path, log_level: str = "INFO", log_format: str = "text"
-    ) -> None:
-        self.port = port
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "--log-level", log_level, "--log-format", log_format,
-             "run", "--config", str(config_path)],
-            stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def get(self, path: str) -> httpx.Response | None:
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=2)
-        except httpx.HTTPError:
-            return None
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        response = self.get("/metrics")
-        if response is None:
-            return None
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in response.text.splitlines():
-            if not labels and line.startswith(name + " "):
-                return float(line.rsplit(" ", 1)[1])
-            if line.startswith(name + "{"):
-                series, value = line.rsplit(" ", 1)
-                got = ",".join(sorted(series[len(name) + 1 : -1].split(",")))
-                if got == want:
-                    return float(value)
-        return None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        code = self.process.wait(timeout=timeout)
-        self._log.close()
-        return code
-
-    def log(self) -> str:
-        return self.log_path.read_text()
+from tests.support.process import Daemon, cli, free_port, wait_for
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tomllib
@@ -14,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+
+from tests.support.process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_INPUTS = ("pyproject.toml", "README.md", "monitor", "migrations")
@@ -106,12 +107,6 @@ def test_the_wheel_ships_the_demo_and_migrations_and_no_test_machinery(wheel: Pa
     assert not names & set(NOT_SHIPPED)
     assert not [name for name in names if name.startswith("tests/") or "simulator" in name]
     assert not {(name, word) for name, text in modules.items() for word in FAULT_MACHINERY if word in text}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.slow

@@ -27,28 +27,18 @@ import yaml
 from sqlalchemy import Engine, text
 
 from monitor.store.engine import make_engine, upgrade
-from tests import pgbouncer as bouncers
 from tests.conftest import PG_URL_BASE, TOKEN, config_data, create_pg_database, drop_pg_database, require_tool
-from tests.pgbouncer import PgBouncer, free_port
 from tests.sim.regions import Simulator, mutate_breaking
-from tests.test_daemon import Daemon
-from tests.test_notify import Receiver
+from tests.support import pgbouncer as bouncers
+from tests.support.pgbouncer import PgBouncer
+from tests.support.process import Daemon, free_port, wait_for
+from tests.support.receiver import Receiver
 
 start_pgbouncer = bouncers.start_pgbouncer  # the fixture, used by this module
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 INTERVAL = 2.0
 TTL = 6.0
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s")
 
 
 class Cluster:

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +19,13 @@ import yaml
 from tests.conftest import promtool
 from tests.sim.identity import IdentitySimulator
 from tests.sim.surface import SERVICES, SurfaceSimulator
-from tests.test_daemon import Daemon, free_port
+from tests.support.process import Daemon, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK = "https://github.com/schema-drift-monitor/schema-drift-monitor/blob/main/deploy/RUNBOOK.md"
 REGIONS = ("r1", "r2", "r3")
 CATALOG_TYPES = {"block-storage": "volumev3", "shared-file-system": "sharev2"}  # as real catalogs spell them
 USER, PASSWORD, DOMAIN = "surveyor", "surface-Pa55-7d1e", "acme"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s")
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import asyncio
 import ipaddress
 import json
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,8 +34,8 @@ from monitor.app import run_daemon
 from monitor.config import parse_config
 from tests.conftest import config_data, require_tool
 from tests.sim.regions import Simulator
-from tests.test_api import wait_for
-from tests.test_notify import Receiver
+from tests.support.process import free_port, wait_for
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 
@@ -52,12 +51,6 @@ CHANGED = "/properties/images/items/properties/min_disk"  # what mutate_breaking
 ADDED_ENUM = "/properties/images/items/properties/disk_format/enum"  # and where it adds a value (warning)
 PAGE_TIMEOUT_S = 30
 BROWSER_SCHEMES = ("data", "blob", "about", "chrome", "chrome-untrusted")  # answered inside the browser
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Daemon:

@@ -1,6 +1,6 @@
 """The web UI over real HTTP, on SQLite and PostgreSQL, without a browser (tests/web/test_browser.py has one).
 
-State as in tests/test_api.py (``start_live``): every target polled, then r1's ``images`` changed (breaking),
+State as in tests/web/test_api.py (``start_live``): every target polled, then r1's ``images`` changed (breaking),
 a property added to r2's ``member`` and r3's ``image``, each polled again; cloud ``up`` serves r2's images.
 Every page answers with its content and the security headers, no page carries an inline script or style or
 an absolute link, every link of every page leads to a page that answers, errors are HTML pages with the
@@ -25,7 +25,7 @@ from monitor.store.repository import HistoryFilter
 from monitor.web.ui import CSP, relative_root
 from tests.conftest import config_data
 from tests.sim.regions import Simulator
-from tests.test_api import R1_IMAGES, Live, api_config, start_live
+from tests.web.test_api import R1_IMAGES, Live, api_config, start_live
 
 REMOVED = "/properties/images/items/properties/min_disk"
 HTML = "text/html; charset=utf-8"

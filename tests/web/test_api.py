@@ -14,8 +14,7 @@ import hashlib
 import logging
 import socket
 import threading
-import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -37,6 +36,7 @@ from monitor.web.app import create_app
 from monitor.web.server import WebServer
 from tests.conftest import config_data
 from tests.sim.regions import Simulator, mutate_breaking
+from tests.support.process import wait_for
 
 T = TypeVar("T")
 API_TOKEN = "api-token-for-tests-7c1d0e"
@@ -139,16 +139,6 @@ def live(simulator: Simulator, migrated_db_url: str) -> Iterator[Live]:
     instance = start_live(simulator, migrated_db_url)
     yield instance
     instance.close()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def target_path(key: TargetKey, action: str) -> str:

@@ -21,11 +21,11 @@ import yaml
 
 from monitor.config.types import parse_duration
 from tests.conftest import TOKEN, config_data, require_tool
-from tests.grafana_queries import dashboard_expressions
+from tests.deploy.grafana_queries import dashboard_expressions
 from tests.sim.regions import Simulator, mutate_breaking
-from tests.test_daemon import Daemon, free_port, wait_for
+from tests.support.process import Daemon, free_port, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "schemadrift.rules.yml"
 FOR_SCALE = 60  # every `for:` shrinks from minutes to seconds, keeping the alerts' order (10m → 10s)
 

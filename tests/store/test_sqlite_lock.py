@@ -16,7 +16,7 @@ import pytest
 
 from monitor.store.sqlite_lock import DatabaseInUseError, SqliteLock, sqlite_lock_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOLDER = """
 import sys
 from pathlib import Path

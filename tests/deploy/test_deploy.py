@@ -28,7 +28,7 @@ import yaml
 
 from monitor.config import parse_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
 RULES = DEPLOY / "prometheus" / "schemadrift.rules.yml"

@@ -2,7 +2,7 @@
 
 ``dashboard_expressions()`` returns every expression the dashboard sends to Prometheus — panel targets,
 Prometheus annotations, and the ``label_values(...)`` variable queries reduced to their series selector — as
-plain PromQL that Prometheus (or ``promtool check rules``) accepts. tests/test_grafana.py checks them; the
+plain PromQL that Prometheus (or ``promtool check rules``) accepts. tests/deploy/test_grafana.py checks them; the
 end-to-end test evaluates them against a real Prometheus.
 
 Substitutions: ``$__rate_interval`` → 5m, ``$__interval`` → 1m, ``$__range`` → 1h, ``$__range_s`` → 3600, and
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "schema-drift-monitor.json"
 

@@ -25,8 +25,8 @@ import yaml
 from monitor.auth.credentials import renew_margin
 from tests.sim.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
 from tests.sim.regions import Simulator
-from tests.test_daemon import Daemon, cli, free_port, wait_for
-from tests.test_notify import Receiver
+from tests.support.process import Daemon, cli, free_port, wait_for
+from tests.support.receiver import Receiver
 
 REGIONS = ("r1", "r2", "r3")
 DOMAIN = "acme"

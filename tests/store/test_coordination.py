@@ -39,13 +39,13 @@ from monitor.store.coordination import (
 )
 from monitor.store.engine import _alembic_config, make_engine, upgrade
 from monitor.store.repository import Repository
-from tests import pgbouncer as bouncers
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.pgbouncer import PgBouncer, terminate_backends
+from tests.support import pgbouncer as bouncers
+from tests.support.pgbouncer import PgBouncer, terminate_backends
 
 T = TypeVar("T")
 DEADLINE_S = 30.0
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 start_pgbouncer = bouncers.start_pgbouncer  # the fixture, used through `backend`
 PG_ONLY = pytest.mark.parametrize("backend", ["postgresql", "pgbouncer"], indirect=True)
 

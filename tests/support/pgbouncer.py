@@ -1,6 +1,6 @@
 """A real PgBouncer (Debian's ``pgbouncer``) in transaction pooling mode in front of the test PostgreSQL.
 
-Import the fixtures into a test module (``from tests.pgbouncer import pgbouncer, pgbouncer_url``):
+Import the fixtures into a test module (``from tests.support.pgbouncer import pgbouncer, pgbouncer_url``):
 
 * ``pgbouncer`` — a :class:`PgBouncer` listening on a free 127.0.0.1 port, in front of 127.0.0.1:5432,
   stopped at teardown;
@@ -22,7 +22,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,7 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database, require_tool
+from tests.support.process import free_port
 
 UPSTREAM_HOST = "127.0.0.1"
 UPSTREAM_PORT = 5432
@@ -53,12 +53,6 @@ def pgbouncer_binary() -> str:
     """The pgbouncer executable (Debian installs it in /usr/sbin, which a user's PATH may lack)."""
     found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/sbin")
     return found or require_tool("pgbouncer", "SDM_REQUIRE_PGBOUNCER", "pgbouncer")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def terminate_backends(database: str) -> int:

@@ -11,7 +11,7 @@ from monitor.config import ConfigError, load_config, parse_config
 from monitor.config.auth import PasswordAuth
 from monitor.config.types import parse_duration, parse_size
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cloud(**overrides: object) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """The repository through a real PgBouncer in transaction pooling mode.
 
-Every scenario of tests/test_store.py that runs on a ``repo`` runs here again, with ``db_url`` pointing
+Every scenario of tests/store/test_repository.py that runs on a ``repo`` runs here again, with ``db_url`` pointing
 through PgBouncer (migrations included, and the check that they create exactly the models). Plus the
 trap that made ``make_engine`` turn off psycopg's automatic prepared statements.
 """
@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import text
 
 from monitor.store.engine import make_engine
-from tests import pgbouncer as bouncers
-from tests import test_store
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.pgbouncer import PgBouncer
+from tests.store import test_repository as test_store
+from tests.support import pgbouncer as bouncers
+from tests.support.pgbouncer import PgBouncer
 
 # fixtures used here: PgBouncer's, and test_store's ``repo`` (here on the PgBouncer ``db_url``)
 pgbouncer, pgbouncer_url, start_pgbouncer = bouncers.pgbouncer, bouncers.pgbouncer_url, bouncers.start_pgbouncer

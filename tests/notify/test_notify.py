@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -25,42 +23,11 @@ from monitor.notify.webhook import SIGNATURE_HEADER, sign
 from monitor.store.engine import make_engine
 from monitor.store.outbox import OutboxStore
 from monitor.store.repository import Repository, StoredDocument
+from tests.support.receiver import Receiver
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOOK_SECRET = "hook-path-secret-7f3a"
 HMAC_KEY = "hmac-key-1b2c"
-
-
-class Receiver:
-    """A loopback HTTP receiver answering from a script of statuses (then 200), recording each request."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes, int]] = []
-        self.script: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                status = receiver.script.pop(0) if receiver.script else 200
-                receiver.requests.append((self.path, dict(self.headers), body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def delivered(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _, _, body, status in self.requests if status == 200]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture

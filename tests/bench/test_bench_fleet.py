@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import require_tool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "bench_fleet.py"
 
 

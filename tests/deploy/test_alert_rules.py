@@ -17,7 +17,7 @@ from monitor.kinds import Microversion, VersionEntry
 from monitor.metrics import Metrics
 from tests.conftest import promtool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "schemadrift.rules.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "schemadrift.rules.test.yml"
 RUNBOOK = ROOT / "deploy" / "RUNBOOK.md"

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from monitor.domain import FailureReason, PollResult, TargetKey
 from monitor.metrics import Metrics
 from tests.conftest import promtool
-from tests.grafana_queries import (
+from tests.deploy.grafana_queries import (
     DASHBOARD,
     GRAFANA_DIR,
     dashboard_expressions,
