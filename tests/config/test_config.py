@@ -33,10 +33,23 @@ def test_shipped_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     keys = {str(spec.key) for spec in config.targets()}
     assert "huawei/cn-north-4/images" in keys
     assert "glance/regionone/tasks" in keys
-    assert len(keys) == 3 * 4 + 2 + 1 + 3  # the discovered cloud has no targets before discovery
+    # the discovered clouds have no targets before discovery; each Huawei service cloud has one per region
+    assert len(keys) == 3 * 4 + 2 + 1 + 4 * 2 + 3
     auth_types = {cloud.name: cloud.auth.type for cloud in config.clouds}
     assert auth_types == {"huawei": "token", "huawei-iam": "password", "huawei-aksk": "aksk",
-                          "openstack": "application_credential", "glance": "none"}  # fmt: skip
+                          "openstack": "application_credential", "openstack-surface": "application_credential",
+                          "huawei-ims": "password", "huawei-ecs": "password", "huawei-evs": "password",
+                          "huawei-vpc": "password", "glance": "none"}  # fmt: skip
+    surface = next(c for c in config.clouds if c.name == "openstack-surface")
+    assert (surface.services, surface.regions, surface.schemas) == ("all", "auto", [])
+    native = {s.key.cloud: s for s in config.targets() if s.key.region == "cn-north-4" and s.kind != "schema"}
+    assert {cloud: (s.url, s.kind, s.service) for cloud, s in native.items()} == {
+        "huawei-ims": ("https://ims.cn-north-4.myhuaweicloud.com/", "versions", "image"),
+        "huawei-ecs": ("https://ecs.cn-north-4.myhuaweicloud.com/", "versions", "compute"),
+        "huawei-evs": ("https://evs.cn-north-4.myhuaweicloud.com/", "versions", "block-storage"),
+        "huawei-vpc": ("https://vpc.cn-north-4.myhuaweicloud.com/v2.0/extensions", "extensions", "network"),
+    }
+    assert config.ha.replica is None and config.ha.expected_replicas == 1  # the ha block is commented out
     iam = next(s for s in config.targets() if s.key.cloud == "huawei-iam" and s.key.region == "cn-east-3")
     assert isinstance(iam.auth, PasswordAuth)
     assert iam.auth.for_region("cn-east-3").project_name == "cn-east-3"

@@ -48,6 +48,7 @@ CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 COMPOSE_VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?+-][^}]*)?\}")
 # ${VAR} as the monitor's config substitutes it.
 CONFIG_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MONITORS = ("monitor", "monitor-2")  # the compose stack's replicas
 
 
 def _strings(node: Any) -> Iterator[str]:
@@ -146,7 +147,10 @@ _API_DOCS = [(name, doc) for name, doc in _k8s_docs() if doc.get("kind") not in 
 
 def test_the_manifests_are_all_there() -> None:
     kinds = {doc["kind"] for _, doc in _k8s_docs()}
-    assert kinds == {"Namespace", "Deployment", "Service", "ConfigMap", "Secret", "ServiceMonitor", "PrometheusRule"}
+    assert kinds == {
+        "Namespace", "Deployment", "PodDisruptionBudget", "Service", "ConfigMap", "Secret", "ServiceMonitor",
+        "PrometheusRule",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -178,7 +182,7 @@ def test_kustomize_build_renders_valid_objects() -> None:
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
     assert sorted(d["kind"] for d in docs) == sorted(
-        ["Namespace", "ConfigMap", "Deployment", "Service", "ServiceMonitor", "PrometheusRule"]
+        ["Namespace", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor", "PrometheusRule"]
     )
     for doc in docs:
         if doc["kind"] not in CRD_KINDS:
@@ -190,11 +194,24 @@ def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     return [*pod.get("initContainers", []), *pod["containers"]]
 
 
-def test_deployment_runs_one_locked_down_non_root_replica() -> None:
+def _pod_labels() -> dict[str, str]:
+    labels: dict[str, str] = _k8s("Deployment")["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def _ha_settings() -> dict[str, Any]:
+    """The ``ha:`` block of the ConfigMap's config."""
+    settings: dict[str, Any] = yaml.safe_load(_k8s("ConfigMap")["data"]["config.yaml"])["ha"]
+    return settings
+
+
+def test_deployment_runs_locked_down_non_root_replicas() -> None:
     deployment = _k8s("Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate"  # never two pollers, not even during a rollout
+    assert spec["replicas"] == 2
+    # A rolling update starts the new pod before stopping an old one, which then hands its targets over.
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == _dockerfile_uid()
@@ -216,6 +233,36 @@ def test_deployment_runs_one_locked_down_non_root_replica() -> None:
     assert volumes["config"]["configMap"]["name"] == _k8s("ConfigMap")["metadata"]["name"]
 
 
+def test_replicas_prefer_different_nodes() -> None:
+    anti = _k8s("Deployment")["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in anti  # a one-node cluster still runs both
+    (preferred,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    term = preferred["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == _pod_labels()
+    assert 1 <= preferred["weight"] <= 100
+
+
+def test_disruption_budget_keeps_one_replica_and_lets_drains_proceed() -> None:
+    pdb = _k8s("PodDisruptionBudget")
+    deployment = _k8s("Deployment")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert pdb["spec"]["minAvailable"] == 1
+    assert 1 <= pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]  # one pod may always be evicted
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= _pod_labels().items()
+
+
+def test_each_replica_is_named_after_its_pod() -> None:
+    ha = _ha_settings()
+    assert ha["replica"] == "${POD_NAME}"
+    assert ha["expected_replicas"] == _k8s("Deployment")["spec"]["replicas"]
+    for container in _containers(_k8s("Deployment")):
+        env = {e["name"]: e for e in container["env"]}
+        assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, container["name"]
+
+
 def test_deployment_probes_and_port() -> None:
     (monitor,) = _k8s("Deployment")["spec"]["template"]["spec"]["containers"]
     assert monitor["args"] == ["run", "--config", CONFIG_PATH]
@@ -224,25 +271,86 @@ def test_deployment_probes_and_port() -> None:
     assert monitor["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
 
 
+UPGRADE = f"schema-drift-monitor db upgrade --config {CONFIG_PATH}"
+
+
+def _init_script() -> str:
+    """The db-upgrade init container's shell script."""
+    (init,) = _k8s("Deployment")["spec"]["template"]["spec"]["initContainers"]
+    assert init["command"] == ["sh", "-c"]
+    (script,) = init["args"]
+    return str(script)
+
+
 def test_init_container_migrates_the_database_first() -> None:
     pod = _k8s("Deployment")["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
     (monitor,) = pod["containers"]
-    assert init["command"] == ["schema-drift-monitor", "db", "upgrade", "--config", CONFIG_PATH]
+    script = _init_script()
+    assert UPGRADE in script and "for attempt in" in script  # retried: every replica's pod runs it
+    assert script.rstrip().endswith("exit 1")
     assert init["image"] == monitor["image"]
     assert init["env"] == monitor["env"]  # it loads the same config, so it needs the same variables
 
 
+def _run_init_script(script: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(["sh", "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.postgres
+def test_init_containers_of_two_pods_both_succeed_on_a_fresh_database(pg_server: str, tmp_path: Path) -> None:
+    """Two pods starting together race on the first migration: without the retry one of them usually fails with a
+    duplicate-key error (Alembic's transaction rolls back whole); with it both exit 0 and the schema is current."""
+    from monitor.store.engine import current_revision, head_revision, make_engine
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    database = create_pg_database()
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump({
+            "database": {"url": pg_server + database},
+            "ha": {"replica": "${POD_NAME}"},
+            "clouds": [{"name": "c", "endpoint": "https://x.{region}.example", "regions": ["r1"]}],
+        }),
+        encoding="utf-8",
+    )  # fmt: skip
+    script = _init_script().replace(CONFIG_PATH, str(config))
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    try:
+        pods = [_run_init_script(script, {**os.environ, "PATH": path, "POD_NAME": f"pod-{n}"}) for n in (1, 2)]
+        outputs = [pod.communicate(timeout=120)[0] for pod in pods]
+        assert [pod.returncode for pod in pods] == [0, 0], outputs
+        engine = make_engine(pg_server + database)
+        try:
+            assert current_revision(engine) == head_revision()
+        finally:
+            engine.dispose()
+    finally:
+        drop_pg_database(database)
+
+
+def test_init_script_does_not_retry_an_invalid_config(tmp_path: Path) -> None:
+    """Exit 2 (a config error) is final: retrying cannot fix it."""
+    config = tmp_path / "config.yaml"
+    config.write_text("database: {url: 'mysql://nope'}\n", encoding="utf-8")
+    script = _init_script().replace(CONFIG_PATH, str(config))
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    result = _run(["sh", "-c", script], env={**os.environ, "PATH": path})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "retrying" not in result.stderr
+
+
 def test_secrets_reach_the_config_only_through_the_secret() -> None:
-    """Every ${VAR} of the ConfigMap's config is an env var of every container, fed from the Secret's keys."""
+    """Every ${VAR} of the ConfigMap's config is an env var of every container, fed from the Secret's keys (the
+    replica name, POD_NAME, from the pod itself)."""
     config_text = _k8s("ConfigMap")["data"]["config.yaml"]
     referenced = _config_vars(config_text)
-    assert referenced == {"DATABASE_URL", "IMS_AUTH_TOKEN"}
+    assert referenced == {"DATABASE_URL", "IMS_AUTH_TOKEN", "POD_NAME"}
     secret = _k8s("Secret")
     for container in _containers(_k8s("Deployment")):
         env = {e["name"]: e for e in container["env"]}
         assert referenced <= set(env), container["name"]
-        for name in referenced:
+        for name in referenced - {"POD_NAME"}:
             ref = env[name]["valueFrom"]["secretKeyRef"]
             assert ref["name"] == secret["metadata"]["name"]
             assert ref["key"] in secret["stringData"]
@@ -259,8 +367,11 @@ def test_configmap_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     url = "postgresql+psycopg://schemadrift:pw@postgres.example.svc:5432/schemadrift"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("IMS_AUTH_TOKEN", "token-for-the-test")
+    monkeypatch.setenv("POD_NAME", "schema-drift-monitor-7d9f8b6c4-x2k8q")
     config = parse_config(yaml.safe_load(_k8s("ConfigMap")["data"]["config.yaml"]), "configmap.yaml")
     assert config.database.url.get_secret_value() == url
+    assert config.ha.replica == "schema-drift-monitor-7d9f8b6c4-x2k8q"
+    assert config.ha.expected_replicas == 2
     assert (config.http.host, config.http.port) == ("0.0.0.0", PORT)
     assert config.targets()
 
@@ -403,6 +514,7 @@ def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
         "postgres",
         "migrate",
         "monitor",
+        "monitor-2",
         "prometheus",
         "alertmanager",
         "grafana-db-user",
@@ -412,7 +524,7 @@ def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
     assert services["prometheus"]["image"] == "prom/prometheus:v2.42.0"
     assert services["alertmanager"]["image"] == "prom/alertmanager:v0.25.0"
     assert re.fullmatch(r"grafana/grafana:10\.4\.\d+", services["grafana"]["image"])
-    for name in ("migrate", "monitor"):
+    for name in ("migrate", *MONITORS):
         build = services[name]["build"]
         assert (DEPLOY / build["context"]).resolve() == ROOT
         assert (ROOT / build["dockerfile"]).resolve() == DOCKERFILE
@@ -444,7 +556,10 @@ def test_compose_file_passes_docker_compose_config(tmp_path: Path) -> None:
     result = _run([*argv, "--env-file", str(COMPOSE_DIR / ".env.example"), "config"], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(result.stdout)
-    assert rendered["services"]["monitor"]["environment"]["POSTGRES_PASSWORD"] == _env_example()["POSTGRES_PASSWORD"]
+    for name in MONITORS:
+        environment = rendered["services"][name]["environment"]
+        assert environment["POSTGRES_PASSWORD"] == _env_example()["POSTGRES_PASSWORD"], name
+        assert environment["MONITOR_REPLICA"] == name  # the YAML merge kept the secrets and added the name
     # Without the env file the secrets are missing, and compose says which and where to set them.
     result = _run([*argv, "config"], cwd=tmp_path, env=env)
     assert result.returncode != 0
@@ -459,12 +574,14 @@ def test_compose_orders_postgres_migration_monitor(compose: dict[str, Any]) -> N
     assert migrate["command"] == ["db", "upgrade", "--config", CONFIG_PATH]
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert migrate.get("restart") == "no"
-    monitor = services["monitor"]
-    assert monitor["command"] == ["run", "--config", CONFIG_PATH]
-    assert monitor["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert monitor["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert "/healthz" in " ".join(monitor["healthcheck"]["test"])
-    assert f"127.0.0.1:{PORT}:{PORT}" in monitor["ports"]
+    for name in MONITORS:  # one migration, before both replicas: they never race on it
+        monitor = services[name]
+        assert monitor["command"] == ["run", "--config", CONFIG_PATH], name
+        assert monitor["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+        assert monitor["depends_on"]["postgres"]["condition"] == "service_healthy", name
+        assert "/healthz" in " ".join(monitor["healthcheck"]["test"]), name
+    assert services["monitor"]["ports"] == [f"127.0.0.1:{PORT}:{PORT}"]
+    assert services["monitor-2"]["ports"] == [f"127.0.0.1:{PORT + 1}:{PORT}"]
 
 
 def test_compose_mounts_exist(compose: dict[str, Any]) -> None:
@@ -502,16 +619,22 @@ def test_compose_secrets_come_from_the_env_file(compose: dict[str, Any]) -> None
 def test_compose_config_loads(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in _env_example().items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MONITOR_REPLICA", "monitor")
     config_text = (COMPOSE_DIR / "config.yaml").read_text(encoding="utf-8")
     config = parse_config(yaml.safe_load(config_text), "compose/config.yaml")
+    assert (config.ha.replica, config.ha.expected_replicas) == ("monitor", len(MONITORS))
     password = _env_example()["POSTGRES_PASSWORD"]
     assert config.database.url.get_secret_value() == (
         f"postgresql+psycopg://schemadrift:{password}@postgres:5432/schemadrift"
     )
     assert (config.http.host, config.http.port) == ("0.0.0.0", PORT)
-    # Every variable the config needs is given to both containers that load it.
-    for name in ("migrate", "monitor"):
+    # Every variable the config needs is given to every container that loads it.
+    for name in ("migrate", *MONITORS):
         assert _config_vars(config_text) <= set(compose["services"][name]["environment"]), name
+    assert _config_vars(config_text) == {"POSTGRES_PASSWORD", "IMS_AUTH_TOKEN", "MONITOR_REPLICA"}
+    # Each replica has its own name, and the config expects as many as the stack runs.
+    names = [compose["services"][name]["environment"]["MONITOR_REPLICA"] for name in MONITORS]
+    assert names == list(MONITORS)
     postgres_env = compose["services"]["postgres"]["environment"]
     assert (postgres_env["POSTGRES_USER"], postgres_env["POSTGRES_DB"]) == ("schemadrift", "schemadrift")
 
@@ -523,7 +646,7 @@ def test_compose_prometheus_scrapes_the_monitor_with_the_shipped_rules(compose: 
     config = _yaml(config_path)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     targets = [t for sc in jobs[JOB]["static_configs"] for t in sc["targets"]]
-    assert targets == [f"monitor:{PORT}"]
+    assert targets == [f"{name}:{PORT}" for name in MONITORS]  # every replica
     assert jobs[JOB].get("metrics_path", "/metrics") == "/metrics"
     assert config["rule_files"] == ["/etc/prometheus/rules/schemadrift.rules.yml"]
     assert _host_path(prometheus, config["rule_files"][0]) == RULES

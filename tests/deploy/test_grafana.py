@@ -21,6 +21,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from monitor.domain import FailureReason, PollResult, TargetKey
+from monitor.kinds.microversion import Microversion
+from monitor.kinds.versions import VersionEntry
 from monitor.metrics import Metrics
 from tests.conftest import promtool
 from tests.deploy.grafana_queries import (
@@ -56,6 +58,28 @@ IDENTITY_METRICS = {
     "schemadrift_auth_requests_total",
     "schemadrift_auth_failures_total",
     "schemadrift_auth_token_expiry_timestamp_seconds",
+}
+# Metrics of the replicas sharing the targets: per process (``replica`` label) or its view of all of them, without
+# cloud/region/schema labels.
+REPLICA_METRICS = {
+    "schemadrift_replica_info",
+    "schemadrift_replica_owned_targets",
+    "schemadrift_replica_leader",
+    "schemadrift_replicas_live",
+    "schemadrift_replicas_expected",
+    "schemadrift_targets_unowned",
+}
+# Metrics per (cloud, region, service) of the Keystone/IAM catalog, without a schema label.
+CATALOG_METRICS = {
+    "schemadrift_catalog_service",
+    "schemadrift_catalog_service_missing",
+}
+# API-surface metrics per target (with service, version, ... labels): filtered like any per-target metric.
+SURFACE_METRICS = {
+    "schemadrift_api_max_microversion",
+    "schemadrift_api_min_microversion",
+    "schemadrift_api_version_info",
+    "schemadrift_target_kind",
 }
 METRIC = re.compile(r"schemadrift_[a-z_]+")
 RANGE = re.compile(r"\[([^\]]+)\]")
@@ -94,6 +118,13 @@ def exported_names() -> set[str]:
     # a failure reason's series appears with the first failure of that reason
     m.observe_poll(PollResult(TargetKey("c", "r", "s"), datetime(2026, 1, 1, tzinfo=UTC), 1.0, ok=False,
                               reason=FailureReason.TLS))  # fmt: skip
+    # the API surface: a versions target with microversions, and a catalog-derived cloud (monitor.topology)
+    versions = TargetKey("c", "r", "compute-versions")
+    m.set_kind(versions, "versions", "compute")
+    m.set_surface(versions, "compute", [VersionEntry("v2.1", "CURRENT", Microversion(2, 1), Microversion(2, 95))])
+    m.set_catalog("c", {"r": ["compute"], "r2": ["compute", "network"]})
+    # what monitor.replicas exports at every heartbeat
+    m.set_replica("replica-a", owned=1, live=2, leader=True, expected=2, unowned=0)
     return {s.name for family in m.registry.collect() for s in family.samples}
 
 
@@ -188,6 +219,13 @@ def test_per_target_metrics_are_filtered_by_the_target_variables(dashboard: dict
         for selector in SELECTOR.finditer(raw):
             name, matchers = selector.group(1), selector.group(2) or ""
             if name in MONITOR_METRICS:
+                continue
+            if name in REPLICA_METRICS:
+                assert not re.search(r"\b(cloud|region|schema)=", matchers), f"{where}: {name} has no target labels"
+                continue
+            if name in CATALOG_METRICS:
+                assert 'cloud=~"$cloud"' in matchers and 'region=~"$region"' in matchers, f"{where}: {name}"
+                assert "schema" not in matchers, f"{where}: {name} has no schema label to filter on"
                 continue
             if name in IDENTITY_METRICS:
                 assert 'cloud=~"$cloud"' in matchers and 'region=~"$region|_discovery"' in matchers, f"{where}: {name}"
@@ -491,6 +529,9 @@ def test_every_query_names_only_exported_metrics(
         *INTELLIGENCE_TARGET_METRICS,
         *IDENTITY_METRICS,
         *GROUP_METRICS,
+        *REPLICA_METRICS,
+        *CATALOG_METRICS,
+        *SURFACE_METRICS,
     }
 
 
@@ -511,6 +552,62 @@ def test_every_expression_parses_with_promtool(tmp_path: Path) -> None:
     result = subprocess.run([tool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(dashboard_expressions())} rules found" in result.stdout
+
+
+REPLICA_CASES = yaml.safe_load((Path(__file__).parent / "data" / "grafana_replica_cases.yaml").read_text("utf-8"))
+
+
+def panel_expr(dashboard: dict[str, Any], title: str, ref: str) -> str:
+    """The PromQL of one query of a panel, Grafana's variables substituted."""
+    (target,) = [t for t in by_title(dashboard, title)["targets"] if t["refId"] == ref]
+    return substitute(target["expr"])
+
+
+@pytest.mark.parametrize("case", REPLICA_CASES, ids=[f"{c['panel']} {c['ref']}" for c in REPLICA_CASES])
+def test_panels_count_each_target_once_with_several_replicas_scraped(
+    case: dict[str, Any], dashboard: dict[str, Any], tmp_path: Path
+) -> None:
+    """promtool evaluates the panel's query over the series several replicas export (cases in
+    tests/data/grafana_replica_cases.yaml): each target, region and replica counts once."""
+    tool = promtool()
+    (tmp_path / "none.yml").write_text("groups: []\n", encoding="utf-8")
+    test = {
+        "rule_files": ["none.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [{"series": series, "values": values} for series, values in case["series"].items()],
+            "promql_expr_test": [{"expr": panel_expr(dashboard, case["panel"], case["ref"]), "eval_time": "10m",
+                                  "exp_samples": case["expect"]}],
+        }],
+    }  # fmt: skip
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False), encoding="utf-8")
+    result = subprocess.run([tool, "test", "rules", path.name], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, f"{case['why']}:\n{result.stdout}{result.stderr}"
+
+
+def test_replica_and_surface_rows(dashboard: dict[str, Any]) -> None:
+    titles = [p["title"] for p in panels(dashboard) if p["type"] == "row"]
+    assert titles[-2:] == ["Replicas", "API surface"]
+
+    def exprs(title: str) -> str:
+        return "\n".join(t["expr"] for t in by_title(dashboard, title)["targets"])
+
+    assert "schemadrift_replicas_live" in exprs("Live vs expected replicas")
+    assert "schemadrift_replicas_expected" in exprs("Live vs expected replicas")
+    assert "max by (replica) (schemadrift_replica_owned_targets)" in exprs("Owned targets per replica")
+    assert "schemadrift_targets_unowned" in exprs("Owned targets per replica")
+    assert by_title(dashboard, "Leader over time")["type"] == "state-timeline"
+    assert "group_right" in exprs("Regions behind the others")
+    (matrix,) = by_title(dashboard, "Max microversion by region")["transformations"]
+    assert matrix["id"] == "groupingToMatrix" and matrix["options"]["rowField"] == "cloud_region"
+    assert "schemadrift_catalog_service_missing" in exprs("Services missing from a region's catalog")
+    assert "schemadrift_api_version_info" in exprs("API versions: status and microversion range")
+    # The per-target series of these rows are aggregated away from the scrape instance (a handover moves them).
+    for title in ("Max microversion by region", "Regions behind the others", "Max microversion over time"):
+        assert "max by (cloud, region, service, version" in exprs(title), title
 
 
 # --- provisioning ------------------------------------------------------------------------------------------
