@@ -554,7 +554,7 @@ def test_every_expression_parses_with_promtool(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(dashboard_expressions())} rules found" in result.stdout
 
 
-REPLICA_CASES = yaml.safe_load((Path(__file__).parent / "data" / "grafana_replica_cases.yaml").read_text("utf-8"))
+REPLICA_CASES = yaml.safe_load((Path(__file__).parents[1] / "data" / "grafana_replica_cases.yaml").read_text("utf-8"))
 
 
 def panel_expr(dashboard: dict[str, Any], title: str, ref: str) -> str:
