@@ -10,11 +10,12 @@ de-duplicated.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from monitor.domain import FailureReason
@@ -114,6 +115,23 @@ def set_key(item: Any) -> str:
     Equal to ``json.dumps(item, sort_keys=True)``; a shared encoder avoids building one per call.
     """
     return _SET_KEY_ENCODER.encode(item)
+
+
+def align(old: Sequence[Any], new: Sequence[Any]) -> Iterator[tuple[int | None, int | None]]:
+    """How two arrays line up, items matched by :func:`set_key` (difflib, no autojunk), equal items left out.
+
+    ``(i, j)``: ``old[i]`` replaced by ``new[j]`` (in a replaced run of equal length, item by item);
+    ``(i, None)``: ``old[i]`` deleted; ``(None, j)``: ``new[j]`` inserted.
+    """
+    matcher = difflib.SequenceMatcher(None, [set_key(i) for i in old], [set_key(i) for i in new], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            yield from zip(range(i1, i2), range(j1, j2), strict=True)
+            continue
+        yield from ((i, None) for i in range(i1, i2))
+        yield from ((None, j) for j in range(j1, j2))
 
 
 # --- parsing -------------------------------------------------------------------------------------------

@@ -67,7 +67,6 @@ Interpretations where RULES.md leaves room:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -75,7 +74,7 @@ from typing import Any, Final
 from deepdiff import DeepDiff
 from deepdiff.operator import BaseOperator
 
-from monitor.canonical import canonicalize, set_key
+from monitor.canonical import align, canonicalize, set_key
 from monitor.domain import ABSENT, Change, Severity, pointer_join
 
 _B, _W, _I, _C = Severity.BREAKING, Severity.WARNING, Severity.INFO, Severity.COSMETIC
@@ -522,18 +521,13 @@ def _diff_sequence(
     replaced item by item via ``pair``, every other inserted (deleted) item one change at its index in the
     new (old) array. A replaced pair at the same index was compared by deepdiff already (``reported``); a
     pair whose index moved is put to deepdiff again."""
-    matcher = difflib.SequenceMatcher(None, [set_key(i) for i in old], [set_key(i) for i in new], autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        if tag == "replace" and i2 - i1 == j2 - j1:
-            for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
-                inside = reported.child(i) if i == j else _detect(old[i], new[j])
-                yield from pair(old[i], new[j], pointer_join(path, j), inside)
-            continue
-        for i in range(i1, i2):
+    for i, j in align(old, new):
+        if i is not None and j is not None:
+            inside = reported.child(i) if i == j else _detect(old[i], new[j])
+            yield from pair(old[i], new[j], pointer_join(path, j), inside)
+        elif i is not None:
             yield make(pointer_join(path, i), old[i], ABSENT)
-        for j in range(j1, j2):
+        elif j is not None:
             yield make(pointer_join(path, j), ABSENT, new[j])
 
 

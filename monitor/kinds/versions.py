@@ -53,12 +53,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from monitor.domain import ABSENT, Change, Severity
+from monitor.domain import ABSENT, Change, Severity, pointer_join
 from monitor.kinds import entries
 from monitor.kinds.base import RuleTable, as_canonical, json_kind, not_this_kind, parse_object, short
 from monitor.kinds.hosts import strip_href_hosts
 from monitor.kinds.microversion import Microversion
-from monitor.kinds.walk import DiffMember, diff_members, join, members, sorted_changes
+from monitor.kinds.walk import DiffMember, diff_members, members, sorted_changes
 
 NAME: Final = "versions"
 STATUSES: Final = frozenset({200, 300})
@@ -284,14 +284,14 @@ def _diff_versions(old: Any, new: Any, path: str) -> Iterator[Change]:
     renamed = _renamed(removed, added)
     for version_id in removed:
         if version_id not in renamed:
-            yield Change(join(path, version_id), "version-removed", _B, old_entries[version_id], ABSENT)
+            yield Change(pointer_join(path, version_id), "version-removed", _B, old_entries[version_id], ABSENT)
     for version_id in added:
         if version_id not in renamed.values():
-            yield Change(join(path, version_id), "version-added", _I, ABSENT, new_entries[version_id])
+            yield Change(pointer_join(path, version_id), "version-added", _I, ABSENT, new_entries[version_id])
     for old_id, new_id in renamed.items():
-        yield from _diff_renamed(old_id, new_id, old_entries[old_id], new_entries[new_id], join(path, new_id))
+        yield from _diff_renamed(old_id, new_id, old_entries[old_id], new_entries[new_id], pointer_join(path, new_id))
     for version_id in sorted(old_entries.keys() & new_entries.keys()):
-        yield from _diff_entry(old_entries[version_id], new_entries[version_id], join(path, version_id))
+        yield from _diff_entry(old_entries[version_id], new_entries[version_id], pointer_join(path, version_id))
 
 
 def _renamed(removed: list[str], added: list[str]) -> dict[str, str]:
@@ -316,7 +316,7 @@ def _diff_renamed(old_id: str, new_id: str, old: Any, new: Any, path: str) -> It
     """One version whose id moved within its major version, then the rest of the two entries."""
     raised = (_id_number(new_id) or ()) > (_id_number(old_id) or ())
     rule, severity = ("version-id-raised", _I) if raised else ("version-id-lowered", _B)
-    yield Change(join(path, "id"), rule, severity, old_id, new_id)
+    yield Change(pointer_join(path, "id"), rule, severity, old_id, new_id)
     yield from _diff_entry(old, new, path)
 
 

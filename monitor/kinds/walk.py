@@ -14,12 +14,11 @@ replaced by one of the same length is compared item by item.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
-from monitor.canonical import set_key
-from monitor.domain import ABSENT, Change
+from monitor.canonical import align, set_key
+from monitor.domain import ABSENT, Change, pointer_join
 
 MakeChange = Callable[[str, Any, Any], Change]
 """Builds the change for one difference: ``(path, old, new)``, ``ABSENT`` for a missing side."""
@@ -35,11 +34,6 @@ def same(old: Any, new: Any) -> bool:
     if old is ABSENT or new is ABSENT:
         return old is new
     return set_key(old) == set_key(new)
-
-
-def join(path: str, token: str | int) -> str:
-    """``path`` extended by one RFC 6901 reference token (``~`` → ``~0``, ``/`` → ``~1``)."""
-    return f"{path}/{str(token).replace('~', '~0').replace('/', '~1')}"
 
 
 def members(value: Any) -> Mapping[str, Any]:
@@ -59,7 +53,7 @@ def diff_members(
     for name in sorted(old.keys() | new.keys()):
         before, after = old.get(name, ABSENT), new.get(name, ABSENT)
         if not same(before, after):
-            yield from handlers.get(name, default)(before, after, join(path, name))
+            yield from handlers.get(name, default)(before, after, pointer_join(path, name))
 
 
 def diff_values(old: Any, new: Any, path: str, make: MakeChange) -> Iterator[Change]:
@@ -76,20 +70,16 @@ def diff_values(old: Any, new: Any, path: str, make: MakeChange) -> Iterator[Cha
 
 
 def _diff_sequence(old: list[Any], new: list[Any], path: str, make: MakeChange) -> Iterator[Change]:
-    """Changes between two arrays, re-aligned: a run replaced by one of the same length item by item, every
-    other inserted (deleted) item one change at its index in the new (old) array."""
-    matcher = difflib.SequenceMatcher(None, [set_key(i) for i in old], [set_key(i) for i in new], autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        if tag == "replace" and i2 - i1 == j2 - j1:
-            for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
-                yield from diff_values(old[i], new[j], join(path, j), make)
-            continue
-        for i in range(i1, i2):
-            yield make(join(path, i), old[i], ABSENT)
-        for j in range(j1, j2):
-            yield make(join(path, j), ABSENT, new[j])
+    """Changes between two arrays, re-aligned (:func:`~monitor.canonical.align`): a run replaced by one of the
+    same length item by item, every other inserted (deleted) item one change at its index in the new (old)
+    array."""
+    for i, j in align(old, new):
+        if i is not None and j is not None:
+            yield from diff_values(old[i], new[j], pointer_join(path, j), make)
+        elif i is not None:
+            yield make(pointer_join(path, i), old[i], ABSENT)
+        elif j is not None:
+            yield make(pointer_join(path, j), ABSENT, new[j])
 
 
 def sorted_changes(changes: Iterable[Change]) -> list[Change]:
