@@ -23,46 +23,21 @@ import pytest
 import yaml
 
 from monitor.auth.credentials import renew_margin
+from tests.auth.conftest import AK, APP_SECRET, DOMAIN, PASSWORD, REGIONS, SK, password_auth
 from tests.sim.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
 from tests.sim.regions import Simulator
 from tests.support.process import Daemon, cli, free_port, wait_for
 from tests.support.receiver import Receiver
 
-REGIONS = ("r1", "r2", "r3")
-DOMAIN = "acme"
-USER = "monitor"
-PASSWORD = "soak-Pa55w0rd-4e5f6a"
-APP_SECRET = "app-secret-9a8b7c6d5e"
-AK = "AKDAEMONTEST0001"
-SK = "sk-daemon-secret-3c2b1a0f"
 SOAK_SECONDS = 120.0
 LIFETIME = 5.0
 
 
 @pytest.fixture
-def identity() -> Iterator[IdentitySimulator]:
-    with IdentitySimulator(token_lifetime=LIFETIME) as service:
-        service.add_user(USER, PASSWORD, domain=DOMAIN)
-        for region in REGIONS:
-            service.add_project(region, domain=DOMAIN)
-        service.add_aksk(AK, SK)
-        yield service
-
-
-@pytest.fixture
-def authorizer(identity: IdentitySimulator) -> RegionAuthorizer:
-    return region_authorizer(identity)
-
-
-@pytest.fixture
-def regions(authorizer: RegionAuthorizer) -> Iterator[Simulator]:
-    with Simulator(REGIONS, authorizer=authorizer) as sim:
-        yield sim
-
-
-def password_auth(identity: IdentitySimulator, **overrides: Any) -> dict[str, Any]:
-    return {"type": "password", "auth_url": identity.auth_url, "username": USER, "password": PASSWORD,
-            "user_domain_name": DOMAIN, "project_name": "{region}", "timeout": "2s", **overrides}  # fmt: skip
+def identity(identity: IdentitySimulator) -> IdentitySimulator:
+    """The shared identity service, issuing tokens that live only ``LIFETIME`` seconds."""
+    identity.token_lifetime = LIFETIME
+    return identity
 
 
 def start_daemon(

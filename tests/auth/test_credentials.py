@@ -22,51 +22,9 @@ from monitor.domain import FailureReason, TargetSpec
 from monitor.fetching import Fetcher, FetchError
 from monitor.metrics import Metrics
 from monitor.topology import Topology
+from tests.auth.conftest import AK, APP_SECRET, DOMAIN, PASSWORD, REGIONS, SK, USER, password_auth
 from tests.sim.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
 from tests.sim.regions import Simulator
-
-REGIONS = ("r1", "r2", "r3")
-DOMAIN = "acme"
-USER = "monitor"
-PASSWORD = "pa55-W0rd-for-identity-tests"
-APP_SECRET = "app-cred-secret-7c1b2a"
-AK = "AKTESTACCESSKEY0001"
-SK = "sk-secret-key-for-tests-0f9e8d7c"
-
-
-@pytest.fixture
-def identity() -> Iterator[IdentitySimulator]:
-    with IdentitySimulator() as service:
-        service.add_user(USER, PASSWORD, domain=DOMAIN)
-        for region in (*REGIONS, "MOS", "r1_dev"):
-            service.add_project(region, domain=DOMAIN)
-        service.add_aksk(AK, SK)
-        yield service
-
-
-@pytest.fixture
-def authorizer(identity: IdentitySimulator) -> RegionAuthorizer:
-    return region_authorizer(identity)
-
-
-@pytest.fixture
-def regions(identity: IdentitySimulator, authorizer: RegionAuthorizer) -> Iterator[Simulator]:
-    with Simulator(REGIONS, authorizer=authorizer) as sim:
-        identity.set_catalog({region: f"{sim.base_url}/{region}" for region in REGIONS})
-        yield sim
-
-
-def password_auth(identity: IdentitySimulator, **overrides: Any) -> dict[str, Any]:
-    return {
-        "type": "password",
-        "auth_url": identity.auth_url,
-        "username": USER,
-        "password": PASSWORD,
-        "user_domain_name": DOMAIN,
-        "project_name": "{region}",
-        "timeout": "2s",
-        **overrides,
-    }
 
 
 def config_for(sim: Simulator | None, auth: dict[str, Any], **cloud: Any) -> Config:
