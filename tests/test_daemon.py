@@ -20,6 +20,8 @@ from tests.conftest import TOKEN, config_data
 from tests.sim.regions import Simulator, mutate_breaking
 from tests.support.process import Daemon, cli, free_port, wait_for
 
+pytestmark = pytest.mark.slow  # the real daemon and CLI as processes
+
 
 @pytest.fixture
 def daemon_config(simulator: Simulator, migrated_db_url: str, tmp_path: Path) -> tuple[Path, int]:

@@ -152,6 +152,7 @@ def test_a_redirect_loop_is_bounded(simulator: Simulator) -> None:
     assert simulator.requests("r1") - before <= 6
 
 
+@pytest.mark.slow
 def test_transient_failures_are_retried(simulator: Simulator) -> None:
     simulator.set_fault("r1", "flaky", failures=2)
     body = fetch(spec_for(simulator, retries=2))
@@ -262,6 +263,7 @@ def test_an_unreadable_token_file_is_auth_and_sends_nothing(simulator: Simulator
     assert simulator.requests("r1") == before
 
 
+@pytest.mark.slow
 def test_a_connect_that_hangs_times_out(tmp_path: Any) -> None:
     """A listener whose accept backlog is full drops new SYNs: the connect hangs until the deadline."""
     with socket.socket() as listener:

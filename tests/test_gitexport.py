@@ -229,6 +229,7 @@ def test_a_second_run_adds_nothing_and_a_new_snapshot_adds_exactly_one_commit(hi
     assert git.run("status", "--porcelain") == ""
 
 
+@pytest.mark.slow
 def test_a_snapshot_committed_late_with_an_earlier_first_seen_is_still_exported_once(
     history: History, git: Git
 ) -> None:

@@ -178,6 +178,7 @@ def test_ignored_paths_are_stored_flagged_and_not_counted(pipeline_factory: Any,
                    severity="breaking") == 0  # fmt: skip
 
 
+@pytest.mark.slow
 def test_acknowledging_a_fingerprint_clears_it_and_a_new_change_raises_it_again(
     pipeline_factory: Any, simulator: Simulator, tmp_path: Path
 ) -> None:

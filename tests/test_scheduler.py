@@ -54,6 +54,7 @@ def test_an_exception_in_a_poll_job_is_counted_as_internal(parts: Components) ->
     assert get("schemadrift_poll_success", labels) == 0
 
 
+@pytest.mark.slow
 def test_the_scheduler_polls_every_target_on_its_interval(parts: Components) -> None:
     async def go() -> None:
         scheduler = PollScheduler(parts.service, parts.specs, 3600)

@@ -192,6 +192,7 @@ def test_a_fault_is_counted_and_writes_no_snapshot_or_change(
     assert recovered.ok and recovered.changes == () and rows(parts, Snapshot) == 1
 
 
+@pytest.mark.slow
 def test_a_database_failure_is_counted_and_the_change_is_caught_up(parts: Components, simulator: Simulator) -> None:
     poll(parts)
     simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
@@ -208,6 +209,7 @@ def test_a_database_failure_is_counted_and_the_change_is_caught_up(parts: Compon
     assert rows(parts, ChangeRow) == 2
 
 
+@pytest.mark.slow
 def test_gauges_are_restored_from_the_database_after_a_restart(simulator: Simulator, migrated_db_url: str) -> None:
     first = start(make_config(simulator, migrated_db_url))
     poll(first)

@@ -21,6 +21,8 @@ from tests.sim.identity import IdentitySimulator
 from tests.sim.surface import SERVICES, SurfaceSimulator
 from tests.support.process import Daemon, free_port, wait_for
 
+pytestmark = pytest.mark.slow  # the real daemon as a process, and promtool
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK = "https://github.com/schema-drift-monitor/schema-drift-monitor/blob/main/deploy/RUNBOOK.md"
 REGIONS = ("r1", "r2", "r3")

@@ -13,6 +13,8 @@ import threading
 import uvicorn
 from fastapi import FastAPI
 
+BACKLOG = 2048  # uvicorn's default
+
 
 class WebServer:
     """``start()`` serves ``app`` on ``host:port`` in a thread; ``stop()`` ends it (within a few seconds)."""
@@ -23,6 +25,9 @@ class WebServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((host, port))
+            # Listen here, not in the server thread: until a socket listens, SO_REUSEADDR lets a second process
+            # bind the same port, so a taken port would not be an error at start.
+            self._socket.listen(BACKLOG)
         except OSError:
             self._socket.close()
             raise

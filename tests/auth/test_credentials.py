@@ -107,6 +107,7 @@ def test_a_token_of_another_regions_project_is_refused(
     assert error.reason is FailureReason.AUTH and error.status == 401
 
 
+@pytest.mark.slow
 def test_token_is_renewed_before_it_expires_and_not_before(
     identity: IdentitySimulator, regions: Simulator, harness: Harness
 ) -> None:
@@ -197,6 +198,7 @@ def test_a_static_token_refused_is_http_401_without_reauthentication(
 # --- the identity service failing -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_identity_down_fails_polls_with_auth_and_backs_off(
     identity: IdentitySimulator, regions: Simulator, harness: Harness
 ) -> None:
@@ -256,6 +258,7 @@ def test_a_hanging_identity_service_does_not_hold_other_clouds(
         identity.set_fault(None)
 
 
+@pytest.mark.slow
 def test_a_hanging_identity_service_does_not_hold_another_clouds_logins(
     identity: IdentitySimulator, harness: Harness
 ) -> None:
@@ -550,6 +553,7 @@ def test_a_project_list_refused_with_a_token_gets_one_new_token(
     assert identity.project_list_requests() == 3  # first list, the refused one, the retry
 
 
+@pytest.mark.slow
 def test_a_failed_renewal_keeps_using_the_current_token_until_it_expires(
     identity: IdentitySimulator, regions: Simulator, harness: Harness
 ) -> None:
@@ -586,6 +590,7 @@ def test_an_unusable_client_certificate_is_a_tls_failure(tmp_path: Any, harness:
     assert harness.failure(config.targets()[0]).reason is FailureReason.TLS
 
 
+@pytest.mark.slow
 def test_a_failed_discovery_is_tried_again_sooner_than_the_refresh(
     identity: IdentitySimulator, regions: Simulator, harness: Harness
 ) -> None:

@@ -95,6 +95,7 @@ def test_promtool_accepts_the_rules() -> None:
     run_promtool("check", "rules", str(RULES.relative_to(ROOT)))
 
 
+@pytest.mark.slow
 @pytest.mark.promtool
 def test_promtool_unit_tests_pass() -> None:
     run_promtool("test", "rules", str(RULE_TESTS.relative_to(ROOT)))

@@ -297,6 +297,7 @@ def _run_init_script(script: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(["sh", "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_init_containers_of_two_pods_both_succeed_on_a_fresh_database(pg_server: str, tmp_path: Path) -> None:
     """Two pods starting together race on the first migration: without the retry one of them usually fails with a
@@ -329,6 +330,7 @@ def test_init_containers_of_two_pods_both_succeed_on_a_fresh_database(pg_server:
         drop_pg_database(database)
 
 
+@pytest.mark.slow
 def test_init_script_does_not_retry_an_invalid_config(tmp_path: Path) -> None:
     """Exit 2 (a config error) is final: retrying cannot fix it."""
     config = tmp_path / "config.yaml"

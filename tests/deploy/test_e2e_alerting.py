@@ -25,6 +25,8 @@ from tests.deploy.grafana_queries import dashboard_expressions
 from tests.sim.regions import Simulator, mutate_breaking
 from tests.support.process import Daemon, free_port, wait_for
 
+pytestmark = pytest.mark.slow  # real Prometheus and Alertmanager
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "schemadrift.rules.yml"
 FOR_SCALE = 60  # every `for:` shrinks from minutes to seconds, keeping the alerts' order (10m → 10s)

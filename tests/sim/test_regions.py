@@ -462,6 +462,7 @@ def first_line(process: subprocess.Popen[str], timeout: float) -> str:
     return line.strip()
 
 
+@pytest.mark.slow
 def test_main_prints_the_endpoint_template_and_exits_cleanly_on_sigterm() -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     command = [sys.executable, "-m", "tests.sim.regions", "--regions", "a,b", "--port", "0", "--token", TOKEN]

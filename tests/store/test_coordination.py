@@ -43,6 +43,8 @@ from tests.conftest import create_pg_database, drop_pg_database
 from tests.support import pgbouncer as bouncers
 from tests.support.pgbouncer import PgBouncer, terminate_backends
 
+pytestmark = pytest.mark.slow  # waits out real lease TTLs, on three backends
+
 T = TypeVar("T")
 DEADLINE_S = 30.0
 ROOT = Path(__file__).resolve().parents[2]

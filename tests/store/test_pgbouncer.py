@@ -21,6 +21,8 @@ from tests.store import test_repository as test_store
 from tests.support import pgbouncer as bouncers
 from tests.support.pgbouncer import PgBouncer
 
+pytestmark = pytest.mark.slow  # a real PgBouncer process
+
 # fixtures used here: PgBouncer's, and test_store's ``repo`` (here on the PgBouncer ``db_url``)
 pgbouncer, pgbouncer_url, start_pgbouncer = bouncers.pgbouncer, bouncers.pgbouncer_url, bouncers.start_pgbouncer
 repo = test_store.repo

@@ -358,6 +358,7 @@ def drift_gauge(live: Live, severity: str) -> float | None:
     return live.parts.metrics.registry.get_sample_value("schemadrift_drift_unacknowledged", labels)
 
 
+@pytest.mark.slow
 def test_acknowledging_a_fingerprint_clears_it_after_the_refresh(live: Live) -> None:
     pending = unacknowledged(live, R1_IMAGES)
     breaking = next(fp for fp, severity in pending.items() if severity == "breaking")
@@ -449,6 +450,7 @@ class BrokenRepository(Repository):
         raise StoreError("read", "OperationalError: connection refused to db.internal:5432")
 
 
+@pytest.mark.slow
 def test_a_database_failure_is_a_503_without_details(live: Live) -> None:
     parts = live.parts
     read = ReadModel(parts.config, parts.database)
@@ -504,6 +506,7 @@ def all_operations(schema: Any) -> list[Any]:
     return operations
 
 
+@pytest.mark.slow
 def test_the_api_conforms_to_its_openapi_document(live: Live) -> None:
     """Generated requests (positive, ≤ 20 per operation) and known-good ones, validated against the document."""
     schema = schemathesis.openapi.from_dict(live.get("/api/openapi.json"))  # from_url would skip that route

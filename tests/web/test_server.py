@@ -22,6 +22,7 @@ def status_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_keep_alive_client_carries_on_after_errors(status_url: str) -> None:
     """Errors (404, 405) keep the connection usable or announce its close: no request lands on a closing socket."""
     with httpx.Client(base_url=status_url, timeout=5.0) as client:

@@ -129,6 +129,7 @@ def test_the_baseline_and_region_diffs_highlight_the_same_change(live: Live) -> 
     assert "The two documents are the same." in page(live, "/ui/targets/sim/r2/images/against/up/r2")
 
 
+@pytest.mark.slow
 def test_the_compare_page_marks_the_reference_and_the_deviating_region(live: Live) -> None:
     html = page(live, "/ui/compare/sim/images")
     assert re.search(r'<tr class="deviating" data-region="r1">.*?≠ deviates', html, re.S)
@@ -222,6 +223,7 @@ def crawl(live: Live) -> dict[str, httpx.Response]:
     return seen
 
 
+@pytest.mark.slow
 def test_every_link_leads_to_a_page_with_the_headers_and_no_inline_code(live: Live) -> None:
     pages = crawl(live)
     kinds = {urlsplit(url).path.split("/")[2] or "overview" for url in pages if "/ui/" in url}
