@@ -7,6 +7,7 @@ into a failure so CI always runs them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -77,11 +78,11 @@ def drop_pg_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database on each backend; the PostgreSQL one is dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+@contextlib.contextmanager
+def fresh_database(request: pytest.FixtureRequest, backend: str, directory: Path) -> Iterator[str]:
+    """A fresh, empty database on ``backend`` (SQLite: a file in ``directory``); PostgreSQL's is dropped after."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'monitor.db'}"
         return
     base = request.getfixturevalue("pg_server")
     name = create_pg_database()
@@ -91,13 +92,25 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         drop_pg_database(name)
 
 
+def migrate(url: str) -> str:
+    """``url`` with the schema migrated to head (as ``db upgrade`` would)."""
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each backend; the PostgreSQL one is dropped afterwards."""
+    with fresh_database(request, request.param, tmp_path) as url:
+        yield url
+
+
 @pytest.fixture
 def migrated_db_url(db_url: str) -> str:
     """``db_url`` with the schema migrated to head (as ``db upgrade`` would)."""
-    engine = make_engine(db_url)
-    upgrade(engine)
-    engine.dispose()
-    return db_url
+    return migrate(db_url)
 
 
 @pytest.fixture

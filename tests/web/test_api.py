@@ -15,6 +15,7 @@ import logging
 import socket
 import threading
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -34,7 +35,7 @@ from monitor.store.repository import Repository, SnapshotRecord, StoreError
 from monitor.web.api import ApiContext
 from monitor.web.app import create_app
 from monitor.web.server import WebServer
-from tests.conftest import config_data
+from tests.conftest import REGIONS, TOKEN, config_data, fresh_database, migrate
 from tests.sim.regions import Simulator, mutate_breaking
 from tests.support.process import wait_for
 
@@ -134,11 +135,33 @@ def start_live(sim: Simulator, db_url: str, token: str | None = API_TOKEN) -> Li
     return live
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def shared_live(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    """One polled pipeline per backend for the tests that only read."""
+    directory = tmp_path_factory.mktemp("api")
+    with Simulator(REGIONS, token=TOKEN) as simulator, fresh_database(request, backend, directory) as url:
+        instance = start_live(simulator, migrate(url))
+        yield instance
+        instance.close()
+
+
 @pytest.fixture
-def live(simulator: Simulator, migrated_db_url: str) -> Iterator[Live]:
-    instance = start_live(simulator, migrated_db_url)
-    yield instance
-    instance.close()
+def live(request: pytest.FixtureRequest, backend: str, shared_live: Live, tmp_path: Path) -> Iterator[Live]:
+    """The polled pipeline: the shared one, or a fresh one of its own for a test marked ``writes``."""
+    if request.node.get_closest_marker("writes") is None:
+        yield shared_live
+        return
+    with Simulator(REGIONS, token=TOKEN) as simulator, fresh_database(request, backend, tmp_path) as url:
+        instance = start_live(simulator, migrate(url))
+        yield instance
+        instance.close()
 
 
 def target_path(key: TargetKey, action: str) -> str:
@@ -358,6 +381,7 @@ def drift_gauge(live: Live, severity: str) -> float | None:
     return live.parts.metrics.registry.get_sample_value("schemadrift_drift_unacknowledged", labels)
 
 
+@pytest.mark.writes
 @pytest.mark.slow
 def test_acknowledging_a_fingerprint_clears_it_after_the_refresh(live: Live) -> None:
     pending = unacknowledged(live, R1_IMAGES)
@@ -375,6 +399,7 @@ def test_acknowledging_a_fingerprint_clears_it_after_the_refresh(live: Live) -> 
     assert target_state(live, R1_IMAGES)["unacknowledged"]["warning"] == 1
 
 
+@pytest.mark.writes
 def test_approving_makes_the_current_document_the_baseline(live: Live) -> None:
     response = ack(live, R1_IMAGES, {"approve": True, "comment": "rolled out on purpose"})
     assert response.status_code == 200, response.text
@@ -506,6 +531,7 @@ def all_operations(schema: Any) -> list[Any]:
     return operations
 
 
+@pytest.mark.writes
 @pytest.mark.slow
 def test_the_api_conforms_to_its_openapi_document(live: Live) -> None:
     """Generated requests (positive, ≤ 20 per operation) and known-good ones, validated against the document."""

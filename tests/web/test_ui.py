@@ -23,7 +23,7 @@ from monitor.domain import TargetKey
 from monitor.notify.report import build_report
 from monitor.store.repository import HistoryFilter
 from monitor.web.ui import CSP, relative_root
-from tests.conftest import config_data
+from tests.conftest import REGIONS, TOKEN, config_data, fresh_database, migrate
 from tests.sim.regions import Simulator
 from tests.web.test_api import R1_IMAGES, Live, api_config, start_live
 
@@ -34,11 +34,14 @@ MAX_CRAWL = 400
 TAG_ATTRIBUTE = re.compile(r"""<[a-zA-Z][^>]*?\s(href|src|action)="([^"]*)\"""")
 
 
-@pytest.fixture
-def live(simulator: Simulator, migrated_db_url: str) -> Iterator[Live]:
-    instance = start_live(simulator, migrated_db_url)
-    yield instance
-    instance.close()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """One polled pipeline per backend for the whole module: the UI only reads, so its tests can share it."""
+    directory = tmp_path_factory.mktemp("ui")
+    with Simulator(REGIONS, token=TOKEN) as simulator, fresh_database(request, request.param, directory) as url:
+        instance = start_live(simulator, migrate(url))
+        yield instance
+        instance.close()
 
 
 def page(live: Live, path: str, status: int = 200) -> str:
@@ -129,7 +132,6 @@ def test_the_baseline_and_region_diffs_highlight_the_same_change(live: Live) -> 
     assert "The two documents are the same." in page(live, "/ui/targets/sim/r2/images/against/up/r2")
 
 
-@pytest.mark.slow
 def test_the_compare_page_marks_the_reference_and_the_deviating_region(live: Live) -> None:
     html = page(live, "/ui/compare/sim/images")
     assert re.search(r'<tr class="deviating" data-region="r1">.*?≠ deviates', html, re.S)
