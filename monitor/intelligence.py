@@ -57,7 +57,11 @@ class Fleet:
         self._regions: dict[Group, list[str]] = {}
         for spec in specs:
             self._regions.setdefault((spec.key.cloud, spec.key.schema), []).append(spec.key.region)
+        self._region_sets = {group: set(regions) for group, regions in self._regions.items()}
         self._current: dict[TargetKey, str] = {}
+        # per group: sha -> the regions serving it now, and the reference sha last exported (see _export_one)
+        self._serving: dict[Group, dict[str, set[str]]] = {group: {} for group in self._regions}
+        self._exported_reference: dict[Group, str | None] = {}
         self._rollouts: dict[Group, _Rollout] = {}
         self.exports_groups = groups  # the (cloud, schema) series: with replicas, the leader's alone
         if groups:
@@ -65,7 +69,9 @@ class Fleet:
 
     def reload(self, current: Mapping[TargetKey, str], own: Collection[TargetKey]) -> None:
         """The documents other replicas' regions serve, as the database says (``own`` ones are fresher here)."""
-        self._current.update({key: sha for key, sha in current.items() if key not in own})
+        for key, sha in current.items():
+            if key not in own:
+                self._put(key, sha)
         for group in self._regions:
             self._export(group)
 
@@ -77,7 +83,8 @@ class Fleet:
     def restore(self, current: Mapping[TargetKey, str], open_rollouts: Sequence[RolloutRecord],
                 completed: Sequence[RolloutRecord]) -> None:  # fmt: skip
         """Load the state of the previous run, then export it."""
-        self._current.update(current)
+        for key, sha in current.items():
+            self._put(key, sha)
         for r in open_rollouts:
             self._rollouts[(r.cloud, r.schema)] = _Rollout(r.id, r.from_sha256, r.to_sha256, r.started_at)
         for r in completed:
@@ -95,14 +102,36 @@ class Fleet:
         }
 
     def observe(self, key: TargetKey, sha: str, at: datetime, store: IntelligenceStore | None, expected: bool) -> None:
-        """A successful poll of ``key`` served ``sha``: update deviation and rollout state."""
+        """A successful poll of ``key`` served ``sha``: update deviation and rollout state.
+
+        Costs O(1) in the number of regions unless the document moved (then the rollout logic looks at every
+        region) or the group's reference changed (then every region's deviation is exported again).
+        """
         group = (key.cloud, key.schema)
-        before = self.current(*group)
-        self._current[key] = sha
+        previous = self._current.get(key)
         # A region's first document is no move: a region that always differed is a deviation, not a rollout.
-        if key.region in before and before[key.region] != sha and store is not None:
+        if previous is not None and previous != sha and store is not None and group in self._regions:
+            before = self.current(*group)
+            self._put(key, sha)
             self._advance_rollout(group, before, at, store, expected)
-        self._export(group)
+        else:
+            self._put(key, sha)
+        if group in self._regions:
+            self._export_one(group, key)
+
+    def _put(self, key: TargetKey, sha: str) -> None:
+        """``key`` serves ``sha`` now: the current documents and the per-group index of who serves what."""
+        previous = self._current.get(key)
+        self._current[key] = sha
+        group = (key.cloud, key.schema)
+        if previous == sha or key.region not in self._region_sets.get(group, ()):
+            return
+        serving = self._serving[group]
+        if previous is not None:
+            serving[previous].discard(key.region)
+            if not serving[previous]:
+                del serving[previous]
+        serving.setdefault(sha, set()).add(key.region)
 
     def settle(self, store: IntelligenceStore, at: datetime) -> None:
         """Finish open rollouts whose regions already agree (e.g. a finish lost to a database error or a
@@ -168,9 +197,36 @@ class Fleet:
         deviating = set(comparison.deviating) if comparison else set()
         for region in self._regions[group]:
             self._metrics.set_deviates(TargetKey(cloud, region, schema), region in deviating)
+        self._exported_reference[group] = comparison.reference if comparison else None
         if self.exports_groups:
             variants = len(comparison.variants) if comparison else None
             self._metrics.set_group(cloud, schema, rollout=group in self._rollouts, variants=variants)
+
+    def _export_one(self, group: Group, key: TargetKey) -> None:
+        """What ``key``'s new document changes: its own deviation and the group's series — or, when the
+        reference moved, everything (:meth:`_export`). The reference is chosen as ``compare_regions`` does."""
+        reference = self._reference_sha(group)
+        if group not in self._exported_reference or reference != self._exported_reference[group]:
+            self._export(group)
+            return
+        self._metrics.set_deviates(key, self._current[key] != reference)
+        if self.exports_groups:
+            variants = len(self._serving[group]) or None
+            self._metrics.set_group(key.cloud, key.schema, rollout=group in self._rollouts, variants=variants)
+
+    def _reference_sha(self, group: Group) -> str | None:
+        """The reference document of ``group`` from the index: the configured region's while it has one, else
+        the majority's (most regions; a tie to the variant whose first region sorts first)."""
+        serving = self._serving[group]
+        if not serving:
+            return None
+        cloud, schema = group
+        configured = self._references.get(cloud, MAJORITY)
+        if configured != MAJORITY and configured in self._region_sets[group]:
+            sha = self._current.get(TargetKey(cloud, configured, schema))
+            if sha is not None:
+                return sha
+        return min(serving.items(), key=lambda item: (-len(item[1]), min(item[1])))[0]
 
     def _reference(self, cloud: str, current: Mapping[str, str]) -> str:
         """The cloud's configured reference region while it has a document, else the majority."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import random
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,12 @@ from sqlalchemy import func, select
 
 from monitor.app import Components, build
 from monitor.cli import main
+from monitor.compare import compare_regions
 from monitor.config import parse_config
 from monitor.diffing import classify
 from monitor.domain import FailureReason, PollResult, TargetKey
 from monitor.fetching import Fetched, FetchError
-from monitor.intelligence import Intelligence
+from monitor.intelligence import Fleet, Intelligence
 from monitor.metrics import Metrics
 from monitor.service import PollService
 from monitor.store.engine import make_engine
@@ -58,6 +61,9 @@ class ScriptedFetcher:
 
     async def aclose(self) -> None:
         pass
+
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def rows(engine: Any, table: type) -> int:
@@ -361,3 +367,44 @@ def test_a_rollout_superseded_by_a_third_document_tracks_the_new_one(
     with p.parts.database.engine.connect() as conn:
         outcomes = [o for (o,) in conn.execute(select(Rollout.outcome).order_by(Rollout.id))]
     assert outcomes == ["superseded", None]
+
+
+class _RecordingMetrics:
+    """The three Fleet calls, recorded (unit level: the Fleet's bookkeeping, not the exposition)."""
+
+    def __init__(self) -> None:
+        self.deviates: dict[TargetKey, bool] = {}
+        self.variants: int | None = None
+
+    def register_groups(self, groups: Any) -> None:
+        pass
+
+    def set_deviates(self, key: TargetKey, deviates: bool) -> None:
+        self.deviates[key] = deviates
+
+    def set_group(self, cloud: str, schema: str, *, rollout: bool, variants: int | None = None) -> None:
+        if variants is not None:
+            self.variants = variants
+
+
+@pytest.mark.parametrize("reference", ["majority", "r03"])
+def test_the_fleet_exports_after_every_document_what_a_full_comparison_says(reference: str) -> None:
+    """One region at a time (as polls arrive), the cheap per-target export agrees with compare_regions over
+    every region — ties, a reference region without a document yet, and majorities that move included."""
+    regions = [f"r{i:02d}" for i in range(9)]
+    config = parse_config({"clouds": [{"name": "c", "endpoint": "https://{region}.example.org", "regions": regions,
+                                       "schemas": ["images"], "reference": reference}]}, "test")  # fmt: skip
+    metrics = _RecordingMetrics()
+    fleet = Fleet(config.targets(), config.clouds, metrics)  # type: ignore[arg-type]
+    rng = random.Random(13)
+    shas = ["a" * 64, "b" * 64, "c" * 64]
+    current: dict[str, str] = {}
+    for _ in range(400):
+        region, sha = rng.choice(regions), rng.choice(shas)
+        fleet.observe(TargetKey("c", region, "images"), sha, T0, None, expected=False)
+        current[region] = sha
+        chosen = reference if reference in current else "majority"
+        want = compare_regions(current, chosen)
+        got = {key.region for key, deviates in metrics.deviates.items() if deviates}
+        assert got == set(want.deviating), (current, reference)
+        assert metrics.variants == len(want.variants)
