@@ -14,6 +14,7 @@ import hashlib
 import logging
 import socket
 import threading
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -466,6 +467,22 @@ def test_unknown_routes_and_methods_answer_json(live: Live) -> None:
     assert live.http.get(target_path(R1_IMAGES, "ack")).headers["allow"] == "POST"
     assert "unknown query parameter" in error(live.http.get("/api/targets?verbose=1"), 400)
     assert live.http.get("/metrics").status_code == 200 and live.http.get("/healthz").text == "ok\n"
+
+
+def test_status_routes_answer_within_a_second_while_the_daemon_loop_is_stalled(live: Live) -> None:
+    """The HTTP side has its own thread and loop: a daemon loop blocked for 3 s delays no scrape."""
+    stalled = threading.Event()
+
+    def stall() -> None:
+        stalled.set()
+        time.sleep(3.0)
+
+    live.loop.call_soon_threadsafe(stall)
+    assert stalled.wait(5)
+    for path in ("/metrics", "/healthz", "/readyz"):
+        started = time.monotonic()
+        response = live.http.get(path)
+        assert response.status_code == 200 and time.monotonic() - started < 1.0, path
 
 
 class BrokenRepository(Repository):
