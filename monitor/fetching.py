@@ -20,11 +20,13 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import ssl
 import time
 import zlib
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import certifi
@@ -70,35 +72,82 @@ class Fetched:
     headers: Mapping[str, str]
 
 
+class _Clients:
+    """httpx clients of one connection each, for one TLS setting; each request in flight borrows one.
+
+    httpcore's pool re-examines every pooled connection for every request and every response it closes
+    (``_assign_requests_to_connections``: a ``getpeername`` per idle connection), so with 100 pooled
+    connections that scan is most of an unchanged poll's CPU. A client with one connection examines one.
+    An idle client goes preferably to a request for the origin it last served (its connection is still
+    open), else the one idle longest; a new client is made only when none is idle, so there are never
+    more clients than requests ever in flight at once.
+    """
+
+    def __init__(self, make: Callable[[], httpx.AsyncClient]) -> None:
+        self._make = make
+        self._idle: OrderedDict[httpx.AsyncClient, str] = OrderedDict()  # client -> its origin, longest idle first
+        self._by_origin: dict[str, list[httpx.AsyncClient]] = {}
+        self.all: list[httpx.AsyncClient] = []
+
+    @contextlib.asynccontextmanager
+    async def borrow(self, origin: str) -> AsyncIterator[httpx.AsyncClient]:
+        """A client for a request to ``origin`` (``scheme://host:port``), returned when the block ends."""
+        client = self._take(origin)
+        try:
+            yield client
+        finally:
+            self._idle[client] = origin
+            self._by_origin.setdefault(origin, []).append(client)
+
+    def _take(self, origin: str) -> httpx.AsyncClient:
+        warm = self._by_origin.get(origin)
+        if warm:
+            client = warm.pop()
+            del self._idle[client]
+            return client
+        if self._idle:
+            client, last = self._idle.popitem(last=False)
+            self._by_origin[last].remove(client)
+            return client
+        client = self._make()
+        self.all.append(client)
+        return client
+
+
 class Fetcher:
-    """Shares pooled httpx clients (one per TLS setting) across every target; close with ``aclose``."""
+    """Fetches for every target, at most ``max_connections`` connections open (:class:`_Clients`, one set per
+    TLS setting); close with ``aclose``."""
 
     def __init__(self, max_connections: int = 100) -> None:
-        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._clients: dict[TlsSettings, httpx.AsyncClient] = {}
+        self._limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self._slots = asyncio.Semaphore(max_connections)
+        self._clients: dict[TlsSettings, _Clients] = {}
 
-    def _client(self, tls: TlsSettings) -> httpx.AsyncClient:
-        """The pooled client for ``tls``; raises FetchError(tls) when its CA or client certificate is unusable."""
-        client = self._clients.get(tls)
-        if client is None:
+    def _clients_for(self, tls: TlsSettings) -> _Clients:
+        """The clients for ``tls``; raises FetchError(tls) when its CA or client certificate is unusable."""
+        clients = self._clients.get(tls)
+        if clients is None:
             try:
                 context = _ssl_context(tls)
             except (ssl.SSLError, OSError) as exc:
                 raise FetchError(FailureReason.TLS, f"cannot load the CA bundle or client certificate: {exc}") from None
-            client = httpx.AsyncClient(
-                verify=context,
-                limits=self._limits,
-                follow_redirects=False,
-                trust_env=False,
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            clients = _Clients(
+                lambda: httpx.AsyncClient(
+                    verify=context,
+                    limits=self._limits,
+                    follow_redirects=False,
+                    trust_env=False,
+                    headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                )
             )
-            self._clients[tls] = client
-        return client
+            self._clients[tls] = clients
+        return clients
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
-        for client in self._clients.values():
-            await client.aclose()
+        for clients in self._clients.values():
+            for client in clients.all:
+                await client.aclose()
         self._clients.clear()
 
     async def fetch(self, spec: TargetSpec, credentials: Credentials | None = None) -> Fetched:
@@ -144,21 +193,29 @@ class Fetcher:
             await asyncio.sleep(delay)
 
     async def _follow(self, spec: TargetSpec, signer: RequestSigner | None) -> Fetched:
-        client = self._client(spec.tls)
+        clients = self._clients_for(spec.tls)
         url = httpx.URL(spec.url)
-        seen = {url}
-        for _ in range(MAX_REDIRECTS + 1):
-            headers = {"Accept-Encoding": "gzip, deflate", **(signer.headers("GET", str(url)) if signer else {})}
-            try:
-                outcome = await _get_once(client, url, headers, spec)
-            except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
-                raise _translate(exc) from None
-            if isinstance(outcome, Fetched):
-                return outcome
-            if outcome in seen:
-                raise FetchError(FailureReason.REDIRECT, "redirect loop")
-            seen.add(url := outcome)
-        raise FetchError(FailureReason.REDIRECT, f"more than {MAX_REDIRECTS} redirects")
+        async with self._slots, clients.borrow(f"{url.scheme}://{url.netloc.decode('ascii')}") as client:
+            return await _follow_with(client, url, spec, signer)
+
+
+async def _follow_with(
+    client: httpx.AsyncClient, url: httpx.URL, spec: TargetSpec, signer: RequestSigner | None
+) -> Fetched:
+    """GET ``url`` and the redirects it permits (same origin), at most ``MAX_REDIRECTS``."""
+    seen = {url}
+    for _ in range(MAX_REDIRECTS + 1):
+        headers = {"Accept-Encoding": "gzip, deflate", **(signer.headers("GET", str(url)) if signer else {})}
+        try:
+            outcome = await _get_once(client, url, headers, spec)
+        except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
+            raise _translate(exc) from None
+        if isinstance(outcome, Fetched):
+            return outcome
+        if outcome in seen:
+            raise FetchError(FailureReason.REDIRECT, "redirect loop")
+        seen.add(url := outcome)
+    raise FetchError(FailureReason.REDIRECT, f"more than {MAX_REDIRECTS} redirects")
 
 
 async def _get_once(

@@ -16,7 +16,7 @@ import pytest
 from monitor.auth.credentials import StaticToken
 from monitor.config.auth import TokenAuth
 from monitor.domain import FailureReason, TargetKey, TargetSpec, TlsSettings
-from monitor.fetching import Fetcher, FetchError, _parse_retry_after
+from monitor.fetching import Fetcher, FetchError, _Clients, _parse_retry_after
 from tests.conftest import TOKEN
 from tests.sim.regions import Simulator
 
@@ -206,7 +206,7 @@ def test_a_non_json_content_type_is_refused_without_reading_the_body() -> None:
 
     async def go() -> None:
         fetcher = Fetcher()
-        fetcher._clients[TlsSettings()] = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        fetcher._clients[TlsSettings()] = _Clients(lambda: httpx.AsyncClient(transport=httpx.MockTransport(handler)))
         spec = TargetSpec(
             key=TargetKey("c", "r", "s"), url="https://example.invalid/x", interval=1, timeout=1, jitter=0,
             max_body_bytes=100, retries=0, retry_after_cap=1, allow_http=False,
@@ -298,3 +298,25 @@ def test_a_token_file_with_inner_whitespace_is_auth_and_not_echoed(simulator: Si
     error = failure(spec)
     assert error.reason is FailureReason.AUTH
     assert "secret part" not in str(error)
+
+
+def test_clients_are_reused_by_origin_and_made_only_when_none_is_idle() -> None:
+    made: list[httpx.AsyncClient] = []
+
+    def make() -> httpx.AsyncClient:
+        made.append(httpx.AsyncClient())
+        return made[-1]
+
+    async def go() -> None:
+        clients = _Clients(make)
+        async with clients.borrow("https://a:443") as first, clients.borrow("https://b:443") as second:
+            assert first is not second  # two requests in flight: two clients
+        async with clients.borrow("https://b:443") as again:
+            assert again is second  # the one whose connection is open to b
+        async with clients.borrow("https://c:443") as third:
+            assert third is first  # none served c: the one idle longest
+        assert len(made) == 2 and clients.all == made
+        for client in made:
+            await client.aclose()
+
+    asyncio.run(go())
