@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import (
@@ -185,6 +185,12 @@ def _from_json(text: str | None) -> Any:
 class Repository(Transactions):
     """All persistence of polls, snapshots and changes."""
 
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        # shas of documents known to be committed (documents are never deleted): their insert can be skipped,
+        # so the many targets that serve one document write it once, not once each
+        self._stored_documents: set[str] = set()
+
     # --- targets and restore -----------------------------------------------------------------
 
     def ensure_targets(self, targets: Iterable[tuple[TargetKey, str]]) -> dict[TargetKey, int]:
@@ -322,7 +328,8 @@ class Repository(Transactions):
             latest = session.scalar(select(func.max(Snapshot.id)).where(Snapshot.target_id == target_id))
             if latest != previous_snapshot_id:
                 raise SnapshotConflictError("record_snapshot", f"target {target_id} has a newer snapshot")
-            self._insert_document(session, document, result.started_at)
+            if document.sha256 not in self._stored_documents:
+                self._insert_document(session, document, result.started_at)
             snapshot = Snapshot(
                 target_id=target_id,
                 document_sha256=document.sha256,
@@ -346,7 +353,9 @@ class Repository(Transactions):
                             .values(last_poll_at=result.started_at, last_success_at=result.started_at))  # fmt: skip
             return snapshot.id
 
-        return self._run("record_snapshot", work)
+        snapshot_id = self._run("record_snapshot", work)
+        self._stored_documents.add(document.sha256)  # committed
+        return snapshot_id
 
     def _insert_document(self, session: Session, document: StoredDocument, when: datetime) -> None:
         values = {
