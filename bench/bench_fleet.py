@@ -15,7 +15,8 @@ Columns: ``first x`` = first round / bare cold round; ``steady x`` = steady roun
 ``start``/``restart`` = ``start(config)`` on the empty/filled database; ``after restart`` and ``x cold`` =
 the round after the restart and its ratio to the bare cold round; ``DB B/1k polls`` = database growth per
 1,000 unchanged polls over the steady rounds; ``RSS MiB`` after the steady rounds, ``peak MiB`` over the
-whole measurement; ``/metrics`` = ``generate_latest`` time, size and series; ``load`` = 1-minute load
+whole measurement; ``/metrics`` = ``Metrics.exposition`` time, size and series; ``targets ms`` = the read
+model's ``targets()``, what ``GET /api/targets`` answers (median of 3); ``load`` = 1-minute load
 average when the line was printed (the machine may be shared).
 
 It prints one table per backend, a line per N as it finishes, so the growth curve is visible, and how
@@ -65,7 +66,8 @@ COLUMNS = (
     ("targets", 7), ("base cold", 9), ("base warm", 9), ("first", 7), ("first x", 7), ("steady", 7),
     ("steady x", 8), ("ms/poll", 7), ("cpu ms/poll", 11), ("start", 6), ("restart", 7), ("after restart", 13),
     ("x cold", 6), ("DB B/1k polls", 13),
-    ("RSS MiB", 7), ("peak MiB", 8), ("/metrics ms", 11), ("/metrics KiB", 12), ("series", 7), ("failed", 6),
+    ("RSS MiB", 7), ("peak MiB", 8), ("/metrics ms", 11), ("/metrics KiB", 12), ("series", 7), ("targets ms", 10),
+    ("failed", 6),
     ("load", 4),
 )  # fmt: skip
 
@@ -182,7 +184,7 @@ def _cells(r: FleetResult) -> list[str]:
         f"{1000 * r.steady_cpu_s / r.targets:.2f}", f"{r.startup_s:.2f}s", f"{r.restart_s:.2f}s",
         f"{r.restart_round_s:.2f}s", f"{_ratio(r.restart_round_s, r.baseline_cold_s):.2f}x", f"{per_1k:,.0f}",
         f"{r.rss_mib:.0f}", f"{r.peak_rss_mib:.0f}", f"{1000 * r.metrics_s:.0f}", f"{r.metrics_bytes / KIB:,.0f}",
-        f"{r.metrics_series:,}", str(r.failed), f"{os.getloadavg()[0]:.1f}",
+        f"{r.metrics_series:,}", f"{1000 * r.read_targets_s:.0f}", str(r.failed), f"{os.getloadavg()[0]:.1f}",
     ]  # fmt: skip
 
 

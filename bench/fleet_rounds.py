@@ -26,6 +26,7 @@ from bench.fleet import fleet_config, fleet_urls, regions_for
 from bench.measure import database_bytes, peak_rss_mib, rss_mib
 from monitor.app import Components, start
 from monitor.config import parse_config
+from monitor.queries import ReadModel
 from monitor.store.engine import is_sqlite, make_engine, upgrade
 
 
@@ -65,6 +66,7 @@ class FleetResult:
     metrics_s: float = 0.0
     metrics_bytes: int = 0
     metrics_series: int = 0
+    read_targets_s: float = 0.0
     failed: int = 0
     error: str | None = None
 
@@ -151,6 +153,17 @@ def metrics_exposition(parts: Components) -> tuple[float, int, int]:
     return statistics.median(timings), len(body), series
 
 
+def read_targets(parts: Components) -> float:
+    """Median seconds of three answers of the read model's ``targets()`` (what ``GET /api/targets`` serves)."""
+    read = ReadModel(parts.config, parts.database)
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        read.targets()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
 def prepare_database(url: str) -> None:
     """PostgreSQL must be at the current revision before ``start`` (``db upgrade``); SQLite migrates itself."""
     if is_sqlite(url):
@@ -186,6 +199,7 @@ async def monitor_rounds(settings: Settings, result: FleetResult) -> None:
         result.db_bytes_growth = database_bytes(settings.database_url) - result.db_bytes_first
         result.rss_mib = rss_mib()
         result.metrics_s, result.metrics_bytes, result.metrics_series = metrics_exposition(parts)
+        result.read_targets_s = await asyncio.to_thread(read_targets, parts)
     finally:
         await parts.aclose()
     started = time.perf_counter()
