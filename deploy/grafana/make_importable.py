@@ -9,7 +9,7 @@ provisioned ``dashboards/`` directory, because file provisioning would load it t
 ``${DS_PROMETHEUS}``).
 
     python deploy/grafana/make_importable.py           # rewrite the importable copy
-    python deploy/grafana/make_importable.py --check   # exit 1 if it is out of date (tests/deploy/test_grafana.py checks too)
+    python deploy/grafana/make_importable.py --check   # exit 1 if it is out of date (tests/deploy/test_grafana.py too)
 """
 
 from __future__ import annotations
