@@ -11,6 +11,8 @@ What a poll costs depends on what it finds:
   no thread, no row — only its time is marked for the next batch (:mod:`monitor.lastseen`);
 * **different bytes, same canonical document** (reordered keys, whitespace): parsed in a worker thread;
   no row either;
+* **bytes another target served just now** (a fleet of regions serving one document, typically on the first
+  round): the parsed, canonical form is taken from a small cache of recent digests, not computed again;
 * **a different document**: confirmed by reading again, then the snapshot and its changes are written in
   one transaction;
 * **a failure**: written only when the target's outcome changes (ok → failing, failing → ok, another reason),
@@ -25,6 +27,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -119,6 +122,30 @@ def _raw_digest(fetched: Fetched) -> bytes:
     return digest.digest()
 
 
+_DigestKey = tuple[bytes, str, bool]  # the raw digest, the kind and keep_hosts: all that decides the canonical form
+
+
+class _Digests:
+    """The last ``size`` successful digests (least recently used dropped): identical bodies of many targets
+    are normalised once. The documents are shared, as after a restore, and never modified."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._reads: OrderedDict[_DigestKey, _Read] = OrderedDict()
+
+    def get(self, key: _DigestKey) -> _Read | None:
+        read = self._reads.get(key)
+        if read is not None:
+            self._reads.move_to_end(key)
+        return read
+
+    def put(self, key: _DigestKey, read: _Read) -> None:
+        self._reads[key] = read
+        self._reads.move_to_end(key)
+        while len(self._reads) > self._size:
+            self._reads.popitem(last=False)
+
+
 class PollService:
     """Polls targets; safe to call concurrently for different targets, serialised per target."""
 
@@ -144,6 +171,7 @@ class PollService:
         self._specs: dict[TargetKey, TargetSpec] = {}  # as last registered: URL, kind (it judges the changes)
         self._locks: dict[TargetKey, asyncio.Lock] = {}
         self._seen = LastSeen()
+        self._digests = _Digests()
         self.in_flight: set[asyncio.Task[Any]] = set()
         self.replica: str | None = None  # with replicas: this one's name; every write is fenced by its leases
         self._epochs: dict[TargetKey, int] = {}
@@ -293,7 +321,12 @@ class PollService:
         raw = _raw_digest(fetched)
         if raw == base.raw and base.sha256 is not None:
             return _Read(raw, base.sha256)
-        return await in_thread(self._executor, _digest, raw, fetched, spec)
+        key = (raw, spec.kind, spec.keep_hosts)
+        read = self._digests.get(key)
+        if read is None:
+            read = await in_thread(self._executor, _digest, raw, fetched, spec)
+            self._digests.put(key, read)
+        return read
 
     async def _confirm(self, spec: TargetSpec, read: _Read) -> None:
         """Read a new document again ``confirm_reads - 1`` times, ``confirm_delay`` apart.

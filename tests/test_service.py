@@ -156,6 +156,25 @@ def test_two_regions_serving_the_same_document_share_one_row(parts: Components) 
     assert rows(parts, Document) == 1 and rows(parts, Snapshot) == 2
 
 
+def test_regions_serving_the_same_bytes_have_them_parsed_once(
+    parts: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[bytes] = []
+    real_digest = service_module._digest
+
+    def counting_digest(raw: bytes, fetched: Fetched, spec: TargetSpec) -> Any:
+        parsed.append(fetched.body)
+        return real_digest(raw, fetched, spec)
+
+    monkeypatch.setattr(service_module, "_digest", counting_digest)
+    first, second = poll(parts, IMAGES), poll(parts, TargetKey("sim", "r2", "images"))
+    other_schema = poll(parts, TargetKey("sim", "r2", "image"))
+
+    assert first.first_snapshot and second.first_snapshot and first.document_sha == second.document_sha
+    assert len(parsed) == 2 and other_schema.document_sha != first.document_sha  # images once, image once
+    assert rows(parts, Snapshot) == 3 and rows(parts, Document) == 2
+
+
 FAULTS: list[tuple[str, dict[str, Any], FailureReason]] = [
     ("status", {"code": 503}, FailureReason.HTTP_503),
     ("status", {"code": 403}, FailureReason.HTTP_403),

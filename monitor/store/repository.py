@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import (
@@ -267,7 +267,7 @@ class Repository(Transactions):
         def work(session: Session) -> None:
             if fence is not None:
                 check_fence(session, fence.replica, target_id, fence.epoch)
-            session.add(_transition_row(target_id, result))
+            session.execute(insert(PollTransition).values(_transition_values(target_id, result)))
 
         self._run("record_poll", work)
 
@@ -330,19 +330,16 @@ class Repository(Transactions):
                 raise SnapshotConflictError("record_snapshot", f"target {target_id} has a newer snapshot")
             if document.sha256 not in self._stored_documents:
                 self._insert_document(session, document, result.started_at)
-            snapshot = Snapshot(
-                target_id=target_id,
-                document_sha256=document.sha256,
-                first_seen=result.started_at,
-                last_seen=result.started_at,
-            )
-            session.add(snapshot)
-            session.flush()
+            # Core statements, not the ORM's unit of work: a first round writes thousands of these
+            snapshot_id: int = session.execute(
+                insert(Snapshot).values(target_id=target_id, document_sha256=document.sha256,
+                                        first_seen=result.started_at, last_seen=result.started_at)
+            ).inserted_primary_key[0]  # fmt: skip
             from_sha = self._snapshot_sha(session, previous_snapshot_id) if changes else ""
             for change in changes:
-                session.add(_change_row(target_id, snapshot.id, from_sha, document.sha256, change, result))
+                session.add(_change_row(target_id, snapshot_id, from_sha, document.sha256, change, result))
             if transition:
-                session.add(_transition_row(target_id, result))
+                session.execute(insert(PollTransition).values(_transition_values(target_id, result)))
             if acknowledge is not None:
                 session.add_all(
                     Acknowledgement(target_id=target_id, fingerprint=fp, comment=acknowledge.comment,
@@ -351,7 +348,7 @@ class Repository(Transactions):
                 )  # fmt: skip
             session.execute(update(Target).where(Target.id == target_id)
                             .values(last_poll_at=result.started_at, last_success_at=result.started_at))  # fmt: skip
-            return snapshot.id
+            return snapshot_id
 
         snapshot_id = self._run("record_snapshot", work)
         self._stored_documents.add(document.sha256)  # committed
@@ -532,16 +529,16 @@ def _opt_stored(document: Document | None) -> StoredDocument | None:
     return _stored(document) if document is not None else None
 
 
-def _transition_row(target_id: int, result: PollResult) -> PollTransition:
-    return PollTransition(
-        target_id=target_id,
-        started_at=result.started_at,
-        duration=result.duration,
-        outcome="success" if result.ok else "failure",
-        reason=result.reason.value if isinstance(result.reason, FailureReason) else None,
-        http_status=result.http_status,
-        error=result.error,
-    )
+def _transition_values(target_id: int, result: PollResult) -> dict[str, Any]:
+    return {
+        "target_id": target_id,
+        "started_at": result.started_at,
+        "duration": result.duration,
+        "outcome": "success" if result.ok else "failure",
+        "reason": result.reason.value if isinstance(result.reason, FailureReason) else None,
+        "http_status": result.http_status,
+        "error": result.error,
+    }
 
 
 def _transition(row: PollTransition) -> TransitionRecord:
