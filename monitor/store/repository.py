@@ -12,9 +12,9 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy import CursorResult, Engine, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import (
@@ -331,10 +331,13 @@ class Repository(Transactions):
             if document.sha256 not in self._stored_documents:
                 self._insert_document(session, document, result.started_at)
             # Core statements, not the ORM's unit of work: a first round writes thousands of these
-            snapshot_id: int = session.execute(
+            inserted = session.execute(
                 insert(Snapshot).values(target_id=target_id, document_sha256=document.sha256,
                                         first_seen=result.started_at, last_seen=result.started_at)
-            ).inserted_primary_key[0]  # fmt: skip
+            )  # fmt: skip
+            key = cast(CursorResult[Any], inserted).inserted_primary_key  # lastrowid or RETURNING: any SQLite
+            assert key is not None
+            snapshot_id = int(key[0])
             from_sha = self._snapshot_sha(session, previous_snapshot_id) if changes else ""
             for change in changes:
                 session.add(_change_row(target_id, snapshot_id, from_sha, document.sha256, change, result))
