@@ -28,6 +28,7 @@ The definitions live here, one each:
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -221,6 +222,7 @@ class ReadModel:
         self._references = {cloud.name: cloud.reference for cloud in config.clouds}
         self._parsed = lru_cache(maxsize=256)(self._parse)
         self._drift = lru_cache(maxsize=4096)(self._classified)  # (kind, old, new) → changes: documents never change
+        self._specs = lru_cache(maxsize=65536)(self._lookup_spec)  # the configuration never changes either
 
     # --- targets -------------------------------------------------------------------------------------
 
@@ -262,24 +264,19 @@ class ReadModel:
             pending = self._pending(key, baselines.get(row.id), state, acks.get(row.id, set()))
             views.append(TargetView(
                 key=key, url=row.url, interval=interval, state=state, baseline=baselines.get(row.id),
-                deviates=key in deviating, unacknowledged={s: sum(1 for i in pending if i.change.severity is s)
-                                                           for s in Severity},
+                deviates=key in deviating, unacknowledged=_by_severity(pending),
                 flapping=len(changes.get(row.id, ())) >= self._config.changes.flapping_threshold,
                 rollout=(key.cloud, key.schema) in open_groups, stale=_stale(state, interval, now),
             ))  # fmt: skip
         return views
 
     def _interval(self, key: TargetKey) -> float:
-        try:
-            return self._config.spec_for(key).interval
-        except LookupError:  # a discovered region of a cloud with listed regions: the cloud's settings apply
-            return self._config.defaults.interval
+        spec = self._spec(key)  # None: a discovered region of a cloud with listed regions: the defaults apply
+        return spec.interval if spec is not None else self._config.defaults.interval
 
     def _ignore(self, key: TargetKey) -> IgnoreRules:
-        try:
-            return self._config.spec_for(key).ignore
-        except LookupError:
-            return IgnoreRules()
+        spec = self._spec(key)
+        return spec.ignore if spec is not None else IgnoreRules()
 
     def _deviating(self, states: Mapping[TargetKey, TargetState]) -> set[TargetKey]:
         groups: dict[tuple[str, str], dict[str, str]] = {}
@@ -374,10 +371,8 @@ class ReadModel:
 
     def _kind(self, key: TargetKey) -> str:
         """The kind of ``key``'s document (schema for a target the config no longer lists)."""
-        try:
-            return self._config.spec_for(key).kind
-        except LookupError:
-            return "schema"
+        spec = self._spec(key)
+        return spec.kind if spec is not None else "schema"
 
     # --- drift ---------------------------------------------------------------------------------------
 
@@ -442,6 +437,10 @@ class ReadModel:
         return SurfaceView(cloud, regions, table, gaps, _missing_services(services))
 
     def _spec(self, key: TargetKey) -> TargetSpec | None:
+        """``key``'s settings (None: not a target of the configuration), looked up once per key."""
+        return self._specs(key)
+
+    def _lookup_spec(self, key: TargetKey) -> TargetSpec | None:
         try:
             return self._config.spec_for(key)
         except LookupError:
@@ -536,6 +535,11 @@ def _extension_gaps(per_region: Mapping[str, set[str]]) -> dict[str, list[str]]:
 def _missing_services(services: Mapping[str, set[str]]) -> dict[str, list[str]]:
     anywhere = set().union(*services.values()) if services else set()
     return {region: sorted(anywhere - have) for region, have in services.items() if anywhere - have}
+
+
+def _by_severity(items: Sequence[DriftItem]) -> dict[Severity, int]:
+    counts = Counter(item.change.severity for item in items)
+    return {severity: counts[severity] for severity in Severity}
 
 
 def _stale(state: TargetState, interval: float, now: datetime) -> bool:

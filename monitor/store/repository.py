@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Engine, delete, func, insert, select, text, update
+from sqlalchemy import CursorResult, Engine, Row, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import (
@@ -565,7 +565,9 @@ def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
 def _states(session: Session, target_ids: Sequence[int]) -> dict[int, TargetState]:
     """The state of each of ``target_ids`` (at most :data:`CHUNK`), in five queries."""
     latest = select(func.max(Snapshot.id)).where(Snapshot.target_id.in_(target_ids)).group_by(Snapshot.target_id)
-    snapshots = {row.target_id: row for row in session.scalars(select(Snapshot).where(Snapshot.id.in_(latest)))}
+    # columns, not ORM entities: a restore or GET /api/targets reads 10,000 of each
+    snapshot_columns = select(Snapshot.id, Snapshot.target_id, Snapshot.document_sha256, Snapshot.last_seen)
+    snapshots = {row.target_id: row for row in session.execute(snapshot_columns.where(Snapshot.id.in_(latest)))}
     shas = {snapshot.document_sha256 for snapshot in snapshots.values()}
     documents = {row.sha256: _stored(row) for row in session.scalars(select(Document).where(Document.sha256.in_(shas)))}
     last_transition = (
@@ -573,9 +575,11 @@ def _states(session: Session, target_ids: Sequence[int]) -> dict[int, TargetStat
         .where(PollTransition.target_id.in_(target_ids))
         .group_by(PollTransition.target_id)
     )
+    transition_columns = select(
+        PollTransition.target_id, PollTransition.started_at, PollTransition.outcome, PollTransition.reason
+    )
     outcomes = {
-        row.target_id: row
-        for row in session.scalars(select(PollTransition).where(PollTransition.id.in_(last_transition)))
+        row.target_id: row for row in session.execute(transition_columns.where(PollTransition.id.in_(last_transition)))
     }
     last_changes = session.execute(
         select(ChangeRow.target_id, func.max(ChangeRow.detected_at))
@@ -597,9 +601,9 @@ def _states(session: Session, target_ids: Sequence[int]) -> dict[int, TargetStat
 
 def _state(
     target_id: int,
-    snapshot: Snapshot | None,
+    snapshot: Row[int, int, str, datetime] | None,
     documents: dict[str, StoredDocument],
-    outcome: PollTransition | None,
+    outcome: Row[int, datetime, str, str | None] | None,
     last_change: datetime | None,
     polls: Any,
 ) -> TargetState:
