@@ -66,9 +66,16 @@ def _needs_catalog(cloud: CloudConfig) -> bool:
 
 def _relevant(cloud: CloudConfig, services: Mapping[str, str]) -> bool:
     """Whether a region of the catalog offers what ``cloud`` watches (its schemas' service, a listed service)."""
-    if cloud.services is not None and (cloud.services == "all" or set(services) & set(cloud.services)):
+    if cloud.services is not None and (cloud.services == "all" or set(services) & _listed_services(cloud)):
         return True
     return bool(cloud.schemas) and cloud.discovery.service_type in services
+
+
+def _listed_services(cloud: CloudConfig) -> set[str]:
+    """The official names of the service types ``services:`` lists (``volumev3`` → ``block-storage``), as the
+    catalog is keyed by them."""
+    listed = cloud.services if isinstance(cloud.services, list) else []
+    return {_SERVICE_TYPES.get_service_type(service) or service for service in listed}
 
 
 def _region_endpoints(cloud: CloudConfig, region: str, catalog: Mapping[str, str]) -> dict[str, str]:
@@ -82,7 +89,7 @@ def _region_endpoints(cloud: CloudConfig, region: str, catalog: Mapping[str, str
             log.warning("cloud %s: no %s endpoint (%s) for region %s in the catalog; its schemas are not polled",
                         cloud.name, cloud.discovery.service_type, cloud.discovery.interface, region)  # fmt: skip
     if cloud.services is not None:
-        wanted = set(catalog) if cloud.services == "all" else set(cloud.services)
+        wanted = set(catalog) if cloud.services == "all" else _listed_services(cloud)
         endpoints |= {service: url for service, url in catalog.items() if service in wanted}
     for name, url in list(endpoints.items()):
         if url.startswith("http://") and not cloud.allow_http:
