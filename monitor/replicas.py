@@ -13,7 +13,10 @@ Every ``ha.heartbeat`` seconds :meth:`Replicas.tick` (one short transaction each
 A replica that joins gets its share within two heartbeats of the others noticing it (they release, it
 claims); one that dies is replaced once its leases expire (``ha.lease_ttl``); one stopped with SIGTERM
 hands everything over at once (:meth:`leave`). A replica paused past its leases (SIGSTOP, a frozen VM) is
-refused every write by the fencing epochs and gives the targets up at its next tick.
+refused every write by the fencing epochs and gives the targets up at its next tick. A replica that cannot
+reach the database for ``ha.lease_ttl`` (counted on its own monotonic clock from the start of its last
+successful tick, so never later than the database's expiry) stops polling and exporting its targets: the
+others own them by then, and a partition must not double the load on the cloud APIs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,6 +40,8 @@ from monitor.store.repository import Repository, StoreError
 log = logging.getLogger(__name__)
 
 LEADER = "leader"
+FORGET_AFTER_S = 3600.0
+"""The leader deletes the rows of replicas expired this long ago (pods get new names on every restart)."""
 
 
 def replica_name(configured: str | None) -> str:
@@ -74,11 +80,20 @@ class Replicas:
         self._registered: frozenset[TargetKey] = frozenset()
         self.ownership = Ownership()
         self.ticked = False
+        self._renewed = time.monotonic()  # the start of the last tick that reached the database
+        self._forgotten_at = -FORGET_AFTER_S  # when the leader last deleted the rows of long-dead replicas
 
     async def tick(self, specs: Sequence[TargetSpec]) -> Ownership:
         """One round of the protocol (module docstring) over ``specs``, every target of the config; raises
-        StoreError when the database cannot be reached (the leases then run out: others take over)."""
-        ownership = await asyncio.to_thread(self._coordinate, specs)
+        StoreError when the database cannot be reached (the leases then run out: others take over, and
+        once they have, this replica polls nothing until the database answers again)."""
+        started = time.monotonic()
+        try:
+            ownership = await asyncio.to_thread(self._coordinate, specs)
+        except StoreError:
+            await self._release_if_expired()
+            raise
+        self._renewed = started
         changed = ownership.epochs != self.ownership.epochs
         if ownership.leader != self.ownership.leader:
             log.info("replica %s: %s the leader", self.name, "is now" if ownership.leader else "is no longer")
@@ -88,6 +103,16 @@ class Replicas:
         self.ticked = True
         self._export(ownership)
         return ownership
+
+    async def _release_if_expired(self) -> None:
+        if not self.ownership.epochs or time.monotonic() - self._renewed < self._settings.lease_ttl:
+            return
+        log.warning("replica %s: no heartbeat for the lease TTL (%gs): its %d target(s) belong to the others now; "
+                    "polling none until the database answers", self.name, self._settings.lease_ttl,
+                    len(self.ownership.epochs))  # fmt: skip
+        self.ownership = Ownership(live=self.ownership.live)
+        await self._retargeter.release()
+        self._export(self.ownership)
 
     def _coordinate(self, specs: Sequence[TargetSpec]) -> Ownership:
         keys = frozenset(spec.key for spec in specs)
@@ -105,7 +130,15 @@ class Replicas:
         if leader:
             live = {lease.target_id for lease in self._store.leases() if lease.live}
             unowned = sum(1 for tid in by_id if tid not in live)
+            self._forget_dead_replicas()
         return Ownership(epochs, leader, membership.live, len(share), unowned)
+
+    def _forget_dead_replicas(self) -> None:
+        if time.monotonic() - self._forgotten_at < FORGET_AFTER_S / 6:
+            return
+        self._forgotten_at = time.monotonic()
+        if forgotten := self._store.forget_replicas(FORGET_AFTER_S):
+            log.info("replica %s: forgot %d replica(s) gone for over %gs", self.name, forgotten, FORGET_AFTER_S)
 
     def _export(self, ownership: Ownership) -> None:
         self._metrics.set_replica(self.name, owned=len(ownership.epochs), live=len(ownership.live),

@@ -100,6 +100,17 @@ class Retargeter:
         self.leader = leader
         await self._move()
 
+    async def release(self) -> None:
+        """With replicas, cut off from the database past the lease TTL: the others own every target now.
+        Poll none, export none and stop leading — without the database; the next :meth:`own` restores."""
+        self._epochs = {}
+        if self._scheduler is not None:
+            self._scheduler.sync([])
+        self._service.release_all()
+        if self.leader and self._service.intelligence is not None:
+            await asyncio.to_thread(self._service.intelligence.set_leader, False)
+        self.leader = False
+
     async def _move(self) -> None:
         polled = self.polled
         wanted = {spec.key for spec in polled}

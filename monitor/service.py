@@ -460,6 +460,12 @@ class PollService:
         self._active.discard(key)
         self._metrics.remove_targets([key])
 
+    def release_all(self) -> None:
+        """Stop exporting every target (their leases ran out while the database was unreachable); writes
+        nothing. A later :meth:`retarget` restores the targets it gets back from the database."""
+        released, self._active, self._epochs = self._active, set(), {}
+        self._metrics.remove_targets(released)
+
     def _reload_base(self, key: TargetKey) -> None:
         target_id = self._bases[key].target_id
         self._restore(key, self._repository.load_states([target_id])[target_id], {})

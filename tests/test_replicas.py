@@ -5,7 +5,8 @@ recorded. Scenarios of issue 10 and shared/FAULTS.md 25, 34-38: steady sharing (
 per interval, each replica its third), kill -9 (the others take over within the lease TTL plus one
 interval; a change made right after is recorded and notified exactly once), SIGTERM (the handover leaves
 no gap longer than one interval), PostgreSQL restarted mid-run (every replica recovers, nothing twice),
-and SIGSTOP past the lease (the paused replica writes nothing for what it lost and gives it up).
+SIGSTOP past the lease (the paused replica writes nothing for what it lost and gives it up), and a replica
+cut off from the database (it stops polling once its leases are gone, and comes back with its share).
 """
 
 from __future__ import annotations
@@ -275,6 +276,38 @@ def test_a_replica_paused_past_its_lease_writes_nothing_it_lost_and_gives_it_up(
     assert all(totals[r] == (1, 0) for r in cluster.regions if r != region), totals
     assert owned_b is not None and 4 <= owned_b <= 8  # it gave the lost targets up and took its share back
     assert max(rates) <= 1.5, rates  # and nobody polls a target twice after the pause
+
+
+def test_a_replica_cut_off_from_the_database_stops_polling_once_its_leases_are_gone(
+    tmp_path: Path, start_pgbouncer: Callable[..., PgBouncer], database: tuple[str, Engine]
+) -> None:
+    cluster, sim = make_cluster(tmp_path, start_pgbouncer, database, 12, ["images"])
+    cut = start_pgbouncer()  # b's own way to the database, to be cut
+    try:
+        cluster.start("a")
+        cluster.url = cut.url(database[0])
+        cluster.start("b")
+        wait_for(lambda: cluster.settled(["a", "b"], 12), 60, "two replicas holding every target")
+        cut.stop()
+        wait_for(lambda: cluster.owned("a") == 12, TTL * 4, "the connected replica holding every target")
+        wait_for(lambda: cluster.owned("b") == 0, TTL * 2, "the cut-off replica holding none")
+        time.sleep(INTERVAL * 2)  # polls already running when b gave up have ended
+        since = time.monotonic()
+        time.sleep(INTERVAL * 5)
+        until = time.monotonic()
+        rates = [per_interval(sim, region, "images", since, until) for region in cluster.regions]
+        cut_off = cluster.daemons["b"].get("/metrics")
+        cut.start()
+        wait_for(lambda: cluster.settled(["a", "b"], 12) and (cluster.owned("b") or 0) > 0, 60,
+                 "the replica back with its share")  # fmt: skip
+        log = cluster.daemons["b"].log()
+    finally:
+        cluster.stop_all()
+        sim.stop()
+    assert max(rates) <= 1.5, rates  # polled by one replica, not by both
+    assert min(rates) >= 0.5, rates  # and still polled
+    assert cut_off is not None and "schemadrift_poll_success{" not in cut_off.text  # b exports none of them
+    assert "belong to the others now" in log
 
 
 def test_the_replica_metrics_name_each_replica_and_one_leader(
