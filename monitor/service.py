@@ -15,6 +15,9 @@ What a poll costs depends on what it finds:
   round): the parsed, canonical form is taken from a small cache of recent digests, not computed again;
 * **a different document**: confirmed by reading again, then the snapshot and its changes are written in
   one transaction;
+* **a first document** (a new target, typically the whole fleet at the first start): no changes to judge,
+  so first snapshots are written in batches — whatever arrives while the previous batch is being written
+  goes into the next one, in one transaction (group commit: no waiting, no timer);
 * **a failure**: written only when the target's outcome changes (ok → failing, failing → ok, another reason),
   so "when did it start failing, and why" stays in the database while a long outage writes one row.
 """
@@ -30,7 +33,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -47,6 +50,8 @@ from monitor.metrics import Metrics
 from monitor.store.coordination import FencedError
 from monitor.store.repository import (
     Fence,
+    FirstSnapshot,
+    FirstsRecorded,
     Repository,
     SnapshotConflictError,
     StoredDocument,
@@ -59,6 +64,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 Outcome = tuple[bool, FailureReason | None]
+FIRSTS_BATCH = 500
+"""First snapshots written per transaction at most."""
 """A poll's outcome as transitions are recorded: (succeeded, failure reason)."""
 
 
@@ -87,6 +94,17 @@ class _Read:
     sha256: str
     document: dict[str, Any] | None = None  # canonical form
     stored: StoredDocument | None = None
+
+
+@dataclass(slots=True)
+class _First:
+    """A first snapshot waiting for the batch writer, and the poll's future for its result."""
+
+    key: TargetKey
+    read: _Read
+    started: datetime
+    t0: float
+    done: asyncio.Future[PollResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class ReadFailed(Exception):
@@ -172,6 +190,8 @@ class PollService:
         self._locks: dict[TargetKey, asyncio.Lock] = {}
         self._seen = LastSeen()
         self._digests = _Digests()
+        self._firsts: list[_First] = []  # first snapshots waiting for the next batch
+        self._firsts_writer: asyncio.Task[None] | None = None
         self.in_flight: set[asyncio.Task[Any]] = set()
         self.replica: str | None = None  # with replicas: this one's name; every write is fenced by its leases
         self._epochs: dict[TargetKey, int] = {}
@@ -296,7 +316,9 @@ class PollService:
         except _Unconfirmed:
             unconfirmed = _result(spec.key, started, t0, ok=True, sha=base.sha256, unconfirmed=True)
             return await self._shielded(self._store_outcome, unconfirmed)
-        if read.sha256 != base.sha256 or base.snapshot_id is None:
+        if base.snapshot_id is None:
+            return await self._store_first(_First(spec.key, read, started, t0))
+        if read.sha256 != base.sha256:
             return await self._shielded(self._store_read, spec.key, read, started, t0)
         base.raw = read.raw
         unchanged = _result(spec.key, started, t0, ok=True, sha=read.sha256)
@@ -357,6 +379,85 @@ class PollService:
                 self._finish(future.result())
             raise
         return self._finish(result)
+
+    async def _store_first(self, first: _First) -> PollResult:
+        """Queue a first snapshot for the batch writer and wait for it; like :meth:`_shielded`, a cancelled
+        poll lets its write land (and be counted) before the cancellation goes on."""
+        self._firsts.append(first)
+        if self._firsts_writer is None or self._firsts_writer.done():
+            self._firsts_writer = asyncio.ensure_future(self._write_firsts())
+        try:
+            return await asyncio.shield(first.done)
+        except asyncio.CancelledError:
+            await asyncio.wait([first.done])
+            raise
+
+    async def _write_firsts(self) -> None:
+        """Write the queued first snapshots, a batch per transaction, until none is left; resolves each
+        poll's future with its counted result (or the unexpected error). Cancelled, it lets the batch in
+        hand land first and cancels the polls still queued (nothing of theirs was written)."""
+        while self._firsts:
+            batch, self._firsts = self._firsts[:FIRSTS_BATCH], self._firsts[FIRSTS_BATCH:]
+            work = asyncio.ensure_future(in_thread(self._executor, self._record_firsts, batch))
+            try:
+                await asyncio.wait([work])
+            except asyncio.CancelledError:
+                await asyncio.wait([work])
+                self._resolve(batch, work)
+                for queued in self._firsts:
+                    queued.done.cancel()
+                self._firsts = []
+                raise
+            self._resolve(batch, work)
+
+    def _resolve(self, batch: Sequence[_First], work: asyncio.Future[list[PollResult]]) -> None:
+        error = work.exception()
+        for index, first in enumerate(batch):
+            if error is not None:
+                first.done.set_exception(error)
+            else:
+                first.done.set_result(self._finish(work.result()[index]))
+
+    def _record_firsts(self, batch: Sequence[_First]) -> list[PollResult]:
+        """Store a batch of first snapshots (a worker thread); returns each poll's result, in order."""
+        firsts = [self._first_snapshot(first) for first in batch]
+        fence = None
+        if self.replica is not None:
+            epochs = {
+                stored.target_id: self._epochs.get(first.key, 0) for first, stored in zip(batch, firsts, strict=True)
+            }
+            fence = Fence(self.replica, epochs=epochs)
+        try:
+            recorded = self._repository.record_firsts(firsts, fence)
+        except StoreError as exc:
+            self._metrics.db_result(False, exc.operation)
+            return [_result(b.key, b.started, b.t0, ok=False, reason=FailureReason.DB, status=200, error=str(exc))
+                    for b in batch]  # fmt: skip
+        self._metrics.db_result(True)
+        return [self._first_recorded(first, stored, recorded) for first, stored in zip(batch, firsts, strict=True)]
+
+    def _first_recorded(self, first: _First, stored: FirstSnapshot, recorded: FirstsRecorded) -> PollResult:
+        """After the batch: advance the base and export — or, for a target another writer got to first or
+        whose lease is gone, what the one-by-one path does."""
+        key, read = first.key, first.read
+        if stored.target_id in recorded.fenced:
+            self._lose(key)
+            return _result(key, first.started, first.t0, ok=True, sha=read.sha256)
+        if stored.target_id in recorded.conflicts:  # reload the base and compare
+            return self._store_read(key, read, first.started, first.t0)
+        snapshot_id = recorded.snapshots[stored.target_id]
+        self._bases[key] = _Base(stored.target_id, snapshot_id, read.sha256, read.document, read.raw, (True, None))
+        if key in self._active and read.document is not None:
+            self._describe(key, read.document, stored.document)
+        self._after_success(key, read.sha256, stored.result)
+        return stored.result
+
+    def _first_snapshot(self, first: _First) -> FirstSnapshot:
+        base = self._bases[first.key]
+        assert first.read.stored is not None
+        result = _result(first.key, first.started, first.t0, ok=True, sha=first.read.sha256)
+        return FirstSnapshot(base.target_id, first.read.stored, replace(result, first_snapshot=True),
+                             transition=base.outcome != (True, None))  # fmt: skip
 
     def _finish(self, result: PollResult) -> PollResult:
         if result.target in self._active:  # a poll that outlived its target's removal is stored, not exported

@@ -175,6 +175,96 @@ def test_regions_serving_the_same_bytes_have_them_parsed_once(
     assert rows(parts, Snapshot) == 3 and rows(parts, Document) == 2
 
 
+def poll_all(parts: Components) -> list[PollResult]:
+    """Every target at once, as a first round does."""
+
+    async def every() -> list[PollResult]:
+        return await asyncio.gather(*(parts.service.poll(spec) for spec in parts.specs))
+
+    return _LOOPS[id(parts)].run_until_complete(every())
+
+
+def test_first_snapshots_polled_together_are_written_in_batches(
+    parts: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    real = Repository.record_firsts
+
+    def counting(self: Repository, firsts: Any, fence: Any = None) -> Any:
+        batches.append(len(firsts))
+        return real(self, firsts, fence)
+
+    monkeypatch.setattr(Repository, "record_firsts", counting)
+    results = poll_all(parts)
+
+    assert all(r.ok and r.first_snapshot for r in results) and sum(batches) == len(parts.specs)
+    assert len(batches) < len(parts.specs)  # whatever waited while a batch was written went into the next one
+    assert rows(parts, Snapshot) == len(parts.specs) and rows(parts, PollTransition) == len(parts.specs)
+    assert all(sample(parts, "schemadrift_poll_success", spec.key) == 1 for spec in parts.specs)
+    assert sample(parts, "schemadrift_schema_properties") == 33
+    again = poll_all(parts)
+    assert all(r.ok and not r.first_snapshot for r in again) and rows(parts, Snapshot) == len(parts.specs)
+
+
+def test_cancelled_first_polls_let_their_queued_writes_land_and_be_counted(
+    parts: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+    real = Repository.record_firsts
+
+    def held_up(self: Repository, firsts: Any, fence: Any = None) -> Any:
+        entered.set()
+        release.wait(10)
+        return real(self, firsts, fence)
+
+    monkeypatch.setattr(Repository, "record_firsts", held_up)
+
+    async def cancel_midway() -> list[Any]:
+        tasks = [asyncio.ensure_future(parts.service.poll(spec)) for spec in parts.specs]
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+        for task in tasks:
+            task.cancel()
+        await asyncio.sleep(0.05)
+        release.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = _LOOPS[id(parts)].run_until_complete(cancel_midway())
+
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    written = rows(parts, Snapshot)
+    counted = sum(sample(parts, "schemadrift_polls_total", spec.key) or 0 for spec in parts.specs)
+    assert written > 0 and counted == written  # what was queued landed, and every write was counted
+
+
+def test_a_first_snapshot_another_writer_stored_first_is_compared_with_it(
+    parts: Components, simulator: Simulator, migrated_db_url: str
+) -> None:
+    original = simulator.document("r1", "images")
+    other = start(make_config(simulator, migrated_db_url))
+    try:
+        simulator.set_document("r1", "images", mutate_breaking(original))
+        poll(other)  # another writer stored the changed document first
+    finally:
+        stop(other)
+    simulator.set_document("r1", "images", original)
+
+    result = poll(parts)  # its base is empty: the batch finds the other snapshot, the target is compared with it
+
+    assert result.ok and not result.first_snapshot and {c.rule for c in result.changes} >= {"property-added"}
+    assert rows(parts, Snapshot) == 2 and rows(parts, ChangeRow) == len(result.changes)
+
+
+def test_a_batch_of_first_snapshots_that_cannot_be_stored_is_counted_as_db_and_stored_later(parts: Components) -> None:
+    fail_inserts(parts.database.engine, "snapshots")
+    failed = poll_all(parts)
+    allow_inserts(parts.database.engine, "snapshots")
+    stored_later = poll_all(parts)
+
+    assert all(not r.ok and r.reason is FailureReason.DB for r in failed)
+    assert all(r.ok and r.first_snapshot for r in stored_later) and rows(parts, Snapshot) == len(parts.specs)
+
+
 FAULTS: list[tuple[str, dict[str, Any], FailureReason]] = [
     ("status", {"code": 503}, FailureReason.HTTP_503),
     ("status", {"code": 403}, FailureReason.HTTP_403),

@@ -62,6 +62,27 @@ class ExpectedAck:
 
 
 @dataclass(frozen=True, slots=True)
+class FirstSnapshot:
+    """A target's first snapshot, to be written with others in one transaction (:meth:`Repository.record_firsts`).
+    ``transition``: also record the poll's outcome (the target had none, or a failure, before)."""
+
+    target_id: int
+    document: StoredDocument
+    result: PollResult
+    transition: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FirstsRecorded:
+    """What :meth:`Repository.record_firsts` did: target id → new snapshot id, and the targets it refused
+    because another writer recorded a snapshot first (``conflicts``) or the lease is gone (``fenced``)."""
+
+    snapshots: dict[int, int]
+    conflicts: set[int]
+    fenced: set[int]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredDocument:
     sha256: str
     body: str  # canonical JSON
@@ -356,6 +377,55 @@ class Repository(Transactions):
         snapshot_id = self._run("record_snapshot", work)
         self._stored_documents.add(document.sha256)  # committed
         return snapshot_id
+
+    def record_firsts(self, firsts: Sequence[FirstSnapshot], fence: Fence | None = None) -> FirstsRecorded:
+        """The batch form of :meth:`record_snapshot` for first snapshots (no changes, no acknowledgements):
+        a few statements for the whole batch in one transaction, whatever its size.
+
+        A target that has a snapshot already is left out (``conflicts``: reload and compare it), one whose
+        lease ``fence.epochs`` (target id → epoch) no longer holds too (``fenced``); the rest are written.
+        Raises StoreError (nothing written) when the database fails.
+        """
+
+        def work(session: Session) -> FirstsRecorded:
+            ids = [first.target_id for first in firsts]
+            held = check_fences(session, fence.replica, fence.epochs) if fence is not None else set(ids)
+            fenced = set(ids) - held
+            conflicts: set[int] = set()
+            for chunk in _chunks(sorted(held)):  # lock the targets (PostgreSQL), then look for snapshots
+                session.execute(select(Target.id).where(Target.id.in_(chunk)).order_by(Target.id).with_for_update())
+                conflicts.update(session.scalars(select(Snapshot.target_id).where(Snapshot.target_id.in_(chunk))))
+            writing = [first for first in firsts if first.target_id in held - conflicts]
+            if writing:
+                self._write_firsts(session, writing)
+            snapshots: dict[int, int] = {}
+            for chunk in _chunks([first.target_id for first in writing]):  # each has exactly one snapshot now
+                query = select(Snapshot.target_id, Snapshot.id).where(Snapshot.target_id.in_(chunk))
+                snapshots.update((target_id, snapshot_id) for target_id, snapshot_id in session.execute(query))
+            return FirstsRecorded(snapshots, conflicts, fenced)
+
+        recorded = self._run("record_snapshot", work)
+        self._stored_documents.update(
+            first.document.sha256 for first in firsts if first.target_id in recorded.snapshots
+        )
+        return recorded
+
+    def _write_firsts(self, session: Session, firsts: Sequence[FirstSnapshot]) -> None:
+        documents = {
+            first.document.sha256: first for first in firsts if first.document.sha256 not in self._stored_documents
+        }
+        for first in documents.values():
+            self._insert_document(session, first.document, first.result.started_at)
+        snapshots = [{"target_id": f.target_id, "document_sha256": f.document.sha256, "first_seen": f.result.started_at,
+                      "last_seen": f.result.started_at} for f in firsts]  # fmt: skip
+        transitions = [_transition_values(f.target_id, f.result) for f in firsts if f.transition]
+        polls = [{"id": f.target_id, "last_poll_at": f.result.started_at, "last_success_at": f.result.started_at}
+                 for f in firsts]  # fmt: skip
+        for table, rows in ((Snapshot, snapshots), (PollTransition, transitions)):
+            for chunk in _chunks(rows):
+                session.execute(insert(table), chunk)
+        for chunk in _chunks(polls):
+            session.execute(update(Target), chunk)
 
     def _insert_document(self, session: Session, document: StoredDocument, when: datetime) -> None:
         values = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +15,11 @@ from monitor.app import StartupError, open_database
 from monitor.canonical import canonical_json, count_properties, document_sha256
 from monitor.config import parse_config
 from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey
+from monitor.store.coordination import CoordinationStore
 from monitor.store.engine import current_revision, head_revision, make_engine, upgrade
 from monitor.store.repository import (
+    Fence,
+    FirstSnapshot,
     HistoryFilter,
     Repository,
     Seen,
@@ -114,6 +118,39 @@ def test_a_stale_base_is_a_conflict_and_writes_nothing(repo: Repository) -> None
     with pytest.raises(SnapshotConflictError):
         repo.record_snapshot(tid, first, stored(DOC_B), [CHANGE], ok(KEY, T0 + timedelta(hours=2)))
     assert count(repo, ChangeRow) == 1 and count(repo, Snapshot) == 2
+
+
+def test_first_snapshots_are_written_as_one_batch_leaving_out_conflicts_and_lost_leases(repo: Repository) -> None:
+    keys = [TargetKey("c", f"r{i}", "images") for i in range(4)]
+    ids = repo.ensure_targets([(key, "u") for key in keys])
+    other_writer = repo.record_snapshot(ids[keys[0]], None, stored(DOC_B), [], ok(keys[0], T0))
+    held = CoordinationStore(repo.engine).sync("a", 30, [ids[key] for key in keys[:3]])  # keys[3]: not ours
+    firsts = [FirstSnapshot(ids[k], stored(DOC_A), replace(ok(k, T0), first_snapshot=True), transition=True)
+              for k in keys]  # fmt: skip
+
+    recorded = repo.record_firsts(firsts, Fence("a", epochs={ids[k]: held.get(ids[k], 1) for k in keys}))
+
+    assert recorded.conflicts == {ids[keys[0]]} and recorded.fenced == {ids[keys[3]]}
+    assert set(recorded.snapshots) == {ids[keys[1]], ids[keys[2]]}
+    states = repo.load_states(list(ids.values()))
+    for key in keys[1:3]:
+        state = states[ids[key]]
+        assert state.snapshot_id == recorded.snapshots[ids[key]] and state.document is not None
+        assert state.document.sha256 == stored(DOC_A).sha256
+        assert state.last_poll_ok is True and state.last_success_at == T0 and state.last_poll_at == T0
+    assert states[ids[keys[0]]].snapshot_id == other_writer and states[ids[keys[3]]].snapshot_id is None
+    assert count(repo, Snapshot) == 3 and count(repo, PollTransition) == 2 and count(repo, Document) == 2
+
+
+def test_a_failed_batch_of_first_snapshots_writes_nothing(repo: Repository) -> None:
+    keys = [TargetKey("c", f"r{i}", "images") for i in range(3)]
+    ids = repo.ensure_targets([(key, "u") for key in keys])
+    fail_inserts(repo.engine, "poll_transitions")
+    firsts = [FirstSnapshot(ids[k], stored(DOC_A), ok(k, T0), transition=True) for k in keys]
+    with pytest.raises(StoreError) as info:
+        repo.record_firsts(firsts)
+    assert info.value.operation == "record_snapshot"
+    assert count(repo, Snapshot) == 0 and count(repo, Document) == 0
 
 
 def test_a_failed_change_write_leaves_neither_snapshot_nor_change(repo: Repository) -> None:
