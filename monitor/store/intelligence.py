@@ -60,17 +60,15 @@ class IntelligenceStore(Transactions):
         """Each target's approved document: its baseline snapshot, or its first snapshot."""
 
         def work(session: Session) -> dict[int, Baseline]:
-            first = dict(
-                session.execute(select(Snapshot.target_id, func.min(Snapshot.id)).group_by(Snapshot.target_id)).all()
-            )
-            chosen = {tid: sid for tid, sid in session.execute(select(Target.id, Target.baseline_snapshot_id))}
-            wanted = {tid: chosen.get(tid) or first[tid] for tid in first}
-            shas = dict(
-                session.execute(
-                    select(Snapshot.id, Snapshot.document_sha256).where(Snapshot.id.in_(list(wanted.values())))
-                ).all()
-            )
-            return {tid: Baseline(sid, shas[sid]) for tid, sid in wanted.items() if sid in shas}
+            first = select(Snapshot.target_id, func.min(Snapshot.id).label("id")).group_by(Snapshot.target_id)
+            firsts = first.subquery()
+            wanted = func.coalesce(Target.baseline_snapshot_id, firsts.c.id)
+            query = (
+                select(Target.id, Snapshot.id, Snapshot.document_sha256)
+                .join(firsts, firsts.c.target_id == Target.id)
+                .join(Snapshot, Snapshot.id == wanted)
+            )  # one query, no parameter list, whatever the number of targets
+            return {tid: Baseline(sid, sha) for tid, sid, sha in session.execute(query)}
 
         return self._run("read", work)
 

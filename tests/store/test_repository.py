@@ -205,6 +205,8 @@ def test_load_states_answers_for_many_targets_at_once(repo: Repository) -> None:
     with_documents = {tid for tid, state in states.items() if state.document is not None}
     assert with_documents == {ids[key] for key in keys[::100]}
     assert all(states[ids[key]].last_poll_ok is None for key in keys[1:100])
+    some = [ids[key] for key in keys[:700]]  # more than a batch, fewer than all: the others are left out
+    assert repo.load_states(some) == {tid: states[tid] for tid in some}
 
 
 def test_transitions_tell_when_a_target_started_failing_and_why(repo: Repository) -> None:
