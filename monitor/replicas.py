@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from monitor import __version__
 from monitor.config import HaConfig
 from monitor.domain import TargetKey, TargetSpec
 from monitor.metrics import Metrics
@@ -82,6 +83,7 @@ class Replicas:
         self.ticked = False
         self._renewed = time.monotonic()  # the start of the last tick that reached the database
         self._forgotten_at = -FORGET_AFTER_S  # when the leader last deleted the rows of long-dead replicas
+        self._info = {"version": __version__, "host": socket.gethostname(), "pid": os.getpid()}  # who this is
 
     async def tick(self, specs: Sequence[TargetSpec]) -> Ownership:
         """One round of the protocol (module docstring) over ``specs``, every target of the config; raises
@@ -120,7 +122,7 @@ class Replicas:
             self._ids = self._repository.ensure_targets((spec.key, spec.url) for spec in specs)
             self._registered = keys
         ttl = self._settings.lease_ttl
-        membership = self._store.heartbeat(self.name, ttl, {"pid": os.getpid()})
+        membership = self._store.heartbeat(self.name, ttl, self._info)
         by_id = {tid: key for key, tid in self._ids.items()}
         share = [tid for tid, owner in assign(sorted(by_id), membership.live).items() if owner == self.name]
         held = self._store.sync(self.name, ttl, share)

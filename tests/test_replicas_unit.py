@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -11,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from monitor import __version__
 from monitor import replicas as replicas_module
 from monitor.config import HaConfig
 from monitor.domain import TargetKey
@@ -43,6 +46,7 @@ class FakeStore:
 
     down: bool = False
     forgotten: list[float] = field(default_factory=list)
+    infos: list[Mapping[str, Any]] = field(default_factory=list)
 
     def _check(self) -> None:
         if self.down:
@@ -50,6 +54,7 @@ class FakeStore:
 
     def heartbeat(self, name: str, ttl: float, info: Mapping[str, Any]) -> FakeMembership:
         self._check()
+        self.infos.append(info)
         return FakeMembership((name,))
 
     def sync(self, name: str, ttl: float, wanted: Collection[int]) -> dict[int, int]:
@@ -152,3 +157,10 @@ def test_the_leader_forgets_long_dead_replicas_every_ten_minutes(clock: Clock) -
     clock.now += 300
     tick(replicas)
     assert store.forgotten == [replicas_module.FORGET_AFTER_S, replicas_module.FORGET_AFTER_S]
+
+
+def test_the_heartbeat_says_which_version_runs_where() -> None:
+    store = FakeStore()
+    tick(make(store, FakeRetargeter()))
+    [info] = store.infos
+    assert info == {"version": __version__, "host": socket.gethostname(), "pid": os.getpid()}
