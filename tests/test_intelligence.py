@@ -26,6 +26,7 @@ from monitor.domain import FailureReason, PollResult, TargetKey
 from monitor.fetching import Fetched, FetchError
 from monitor.intelligence import Fleet, Intelligence
 from monitor.metrics import Metrics
+from monitor.queries import ReadModel
 from monitor.service import PollService
 from monitor.store.engine import make_engine
 from monitor.store.intelligence import IntelligenceStore
@@ -408,3 +409,19 @@ def test_the_fleet_exports_after_every_document_what_a_full_comparison_says(refe
         got = {key.region for key, deviates in metrics.deviates.items() if deviates}
         assert got == set(want.deviating), (current, reference)
         assert metrics.variants == len(want.variants)
+
+
+def test_flapping_has_one_definition_that_survives_a_restart(pipeline_factory: Any, simulator: Simulator) -> None:
+    first = pipeline_factory(changes={"flapping_threshold": 3})
+    labels = {"cloud": "sim", "region": "r1", "schema": "images"}
+    first.poll_all(("r1",))
+    for document in (DOC_B, DOC_A, DOC_B):  # three changes within the window
+        simulator.set_document("r1", "images", document)
+        first.poll_all(("r1",))
+    assert first.gauge("schemadrift_flapping", **labels) == 1
+
+    again = pipeline_factory(changes={"flapping_threshold": 3})  # a new process on the same database (own metrics)
+
+    assert again.gauge("schemadrift_flapping", **labels) == 1  # the metric, restored from the stored changes
+    views = {view.key: view for view in ReadModel(again.config, again.parts.database).targets()}
+    assert views[IMAGES].flapping and not views[TargetKey("sim", "r2", "images")].flapping  # the read model agrees

@@ -157,6 +157,10 @@ def test_no_credential_appears_anywhere_at_debug_log_level(
             assert "schemadrift_poll_success" in metrics.text  # a real exposition, not an error page
             assert api is not None and api.status_code == 200, api
             assert api.json()["changes"], "the provoked change is listed"
+            change = api.json()["changes"][0]
+            target = f"{change['cloud']}/{change['region']}/{change['schema']}"
+            pages = [daemon.get(path) for path in ("/ui/", f"/ui/targets/{target}", f"/ui/changes/{change['id']}")]
+            assert all(page is not None and page.status_code == 200 for page in pages), pages
             assert daemon.stop() == 0
     finally:
         receiver.close()
@@ -176,6 +180,7 @@ def test_no_credential_appears_anywhere_at_debug_log_level(
         "log messages": messages,  # JSON escaping must not hide a secret from the grep
         "metrics": metrics.text,
         "api": api.text,
+        "ui": "\n".join(page.text for page in pages if page is not None),
         "database": _dump_sqlite(tmp_path / "monitor.db"),
         "notifications": "\n".join(body.decode() for _, _, body, _ in receiver.requests),
     }
