@@ -84,8 +84,9 @@ def utcnow() -> datetime:
 
 
 def exponential_backoff(failures: int, base: float, cap: float) -> float:
-    """Seconds to wait after ``failures`` consecutive failures (1 or more): ``base`` doubling up to ``cap``."""
-    return float(min(cap, base * 2 ** max(0, failures - 1)))
+    """Seconds to wait after ``failures`` consecutive failures (1 or more): ``base`` doubling up to ``cap``
+    (for any count: an outage of days must not overflow the float)."""
+    return float(min(cap, base * 2 ** min(max(0, failures - 1), 62)))
 
 
 def pointer_join(path: str, token: str | int) -> str:
