@@ -24,10 +24,10 @@ import httpx
 
 from bench.fleet import fleet_config, fleet_urls, regions_for
 from bench.measure import database_bytes, peak_rss_mib, rss_mib
-from monitor.app import Components, start
+from monitor.app import Components, build_api, start
 from monitor.config import parse_config
-from monitor.queries import ReadModel
 from monitor.store.engine import is_sqlite, make_engine, upgrade
+from monitor.web.app import create_app
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,11 @@ class FleetResult:
         return dataclasses.asdict(self)
 
 
-class RoundTimeoutError(Exception):
+class MeasurementError(Exception):
+    """A measurement could not be completed (its message says why)."""
+
+
+class RoundTimeoutError(MeasurementError):
     """A round did not finish within its timeout."""
 
 
@@ -153,14 +157,19 @@ def metrics_exposition(parts: Components) -> tuple[float, int, int]:
     return statistics.median(timings), len(body), series
 
 
-def read_targets(parts: Components) -> float:
-    """Median seconds of three answers of the read model's ``targets()`` (what ``GET /api/targets`` serves)."""
-    read = ReadModel(parts.config, parts.database)
+async def read_targets(parts: Components) -> float:
+    """Median seconds of three ``GET /api/targets`` through the daemon's ASGI application (routing, the read
+    model, validation and JSON of every target), without the socket."""
+    api = build_api(parts, asyncio.get_running_loop())
+    app = create_app(parts.metrics, lambda: {"scheduler": True}, api)
     timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        read.targets()
-        timings.append(time.perf_counter() - started)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+        for _ in range(3):
+            started = time.perf_counter()
+            response = await client.get("/api/targets")
+            timings.append(time.perf_counter() - started)
+            if response.status_code != 200 or len(response.json()["targets"]) != len(parts.specs):
+                raise MeasurementError(f"GET /api/targets answered {response.status_code}: {response.text[:200]}")
     return statistics.median(timings)
 
 
@@ -199,7 +208,7 @@ async def monitor_rounds(settings: Settings, result: FleetResult) -> None:
         result.db_bytes_growth = database_bytes(settings.database_url) - result.db_bytes_first
         result.rss_mib = rss_mib()
         result.metrics_s, result.metrics_bytes, result.metrics_series = metrics_exposition(parts)
-        result.read_targets_s = await asyncio.to_thread(read_targets, parts)
+        result.read_targets_s = await read_targets(parts)
     finally:
         await parts.aclose()
     started = time.perf_counter()
@@ -229,6 +238,6 @@ async def measure(settings: Settings) -> FleetResult:
             return result
         result.rss_baseline_mib = rss_mib()
         await monitor_rounds(settings, result)
-    except RoundTimeoutError as exc:
+    except MeasurementError as exc:
         result.error = str(exc)
     return result
