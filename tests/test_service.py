@@ -76,9 +76,8 @@ def every_row(parts: Components) -> dict[str, int]:
     return {table.name: rows(parts, table) for table in Base.metadata.sorted_tables}
 
 
-def test_an_unchanged_poll_writes_no_row_and_parses_nothing(parts: Components, monkeypatch: pytest.MonkeyPatch) -> None:
-    poll(parts)
-    before = every_row(parts)
+def count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """From now on, the body of every document the service parses (normalises and hashes) is appended."""
     parsed: list[bytes] = []
     real_digest = service_module._digest
 
@@ -87,6 +86,13 @@ def test_an_unchanged_poll_writes_no_row_and_parses_nothing(parts: Components, m
         return real_digest(raw, fetched, spec)
 
     monkeypatch.setattr(service_module, "_digest", counting_digest)
+    return parsed
+
+
+def test_an_unchanged_poll_writes_no_row_and_parses_nothing(parts: Components, monkeypatch: pytest.MonkeyPatch) -> None:
+    poll(parts)
+    before = every_row(parts)
+    parsed = count_parses(monkeypatch)
 
     results = [poll(parts) for _ in range(3)]
     _LOOPS[id(parts)].run_until_complete(parts.service.flush())
@@ -159,14 +165,7 @@ def test_two_regions_serving_the_same_document_share_one_row(parts: Components) 
 def test_regions_serving_the_same_bytes_have_them_parsed_once(
     parts: Components, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parsed: list[bytes] = []
-    real_digest = service_module._digest
-
-    def counting_digest(raw: bytes, fetched: Fetched, spec: TargetSpec) -> Any:
-        parsed.append(fetched.body)
-        return real_digest(raw, fetched, spec)
-
-    monkeypatch.setattr(service_module, "_digest", counting_digest)
+    parsed = count_parses(monkeypatch)
     first, second = poll(parts, IMAGES), poll(parts, TargetKey("sim", "r2", "images"))
     other_schema = poll(parts, TargetKey("sim", "r2", "image"))
 
