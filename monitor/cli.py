@@ -270,14 +270,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_snapshots(args: argparse.Namespace, out: TextIO) -> int:
     rows = _read(_load(args)).snapshots(TargetKey(args.cloud, args.region, args.schema))
     if args.json:
-        json.dump(
-            [
-                {"id": r.id, "sha256": r.document_sha256, "first_seen": r.first_seen.isoformat(),
-                 "last_seen": r.last_seen.isoformat()}
-                for r in rows
-            ],
-            out, indent=2,
-        )  # fmt: skip
+        json.dump([r.as_json() for r in rows], out, indent=2)
         out.write("\n")
     else:
         for r in rows:

@@ -10,8 +10,16 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import TargetKey
-from monitor.store.repository import StoreError, Transactions, as_utc, change_times, dialect_insert, opt_aware
-from monitor.store.tables import Acknowledgement, Document, ExpectedWindow, Rollout, Snapshot, Target
+from monitor.store.repository import (
+    StoreError,
+    Transactions,
+    as_utc,
+    change_times,
+    dialect_insert,
+    load_document,
+    opt_aware,
+)
+from monitor.store.tables import Acknowledgement, ExpectedWindow, Rollout, Snapshot, Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +86,10 @@ class IntelligenceStore(Transactions):
 
     def document_body(self, sha256: str) -> str:
         def work(session: Session) -> str:
-            body = session.scalar(select(Document.body).where(Document.sha256 == sha256))
-            if body is None:
+            document = load_document(session, sha256)
+            if document is None:
                 raise StoreError("read", f"no document {sha256[:12]}")
-            return body
+            return document.body
 
         return self._run("read", work)
 

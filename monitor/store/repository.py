@@ -183,6 +183,11 @@ class SnapshotRecord:
     first_seen: datetime
     last_seen: datetime
 
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO 8601), as the CLI's ``--json`` and the API answer it."""
+        return {"id": self.id, "sha256": self.document_sha256, "first_seen": self.first_seen.isoformat(),
+                "last_seen": self.last_seen.isoformat()}  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryFilter:
@@ -460,7 +465,7 @@ class Repository(Transactions):
     # --- reading -----------------------------------------------------------------------------
 
     def document(self, sha256: str) -> StoredDocument | None:
-        return self._run("read", lambda session: _opt_stored(session.get(Document, sha256)))
+        return self._run("read", lambda session: load_document(session, sha256))
 
     def target_id(self, key: TargetKey) -> int | None:
         return self._run(
@@ -593,6 +598,11 @@ def hold_changes_lock(session: Session, *, shared: bool) -> None:
 
 def _stored(document: Document) -> StoredDocument:
     return StoredDocument(document.sha256, document.body, document.size, document.properties)
+
+
+def load_document(session: Session, sha256: str) -> StoredDocument | None:
+    """The stored document with this SHA-256 (None: there is none): the one way every store reads one."""
+    return _opt_stored(session.get(Document, sha256))
 
 
 def _opt_stored(document: Document | None) -> StoredDocument | None:

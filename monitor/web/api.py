@@ -36,7 +36,7 @@ from monitor.domain import Severity, TargetKey, TargetSpec, change_json, utcnow
 from monitor.queries import ReadModel, TargetView
 from monitor.reports import render
 from monitor.store.intelligence import IntelligenceStore
-from monitor.store.repository import HistoryFilter, SnapshotRecord
+from monitor.store.repository import HistoryFilter
 from monitor.web import models
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def router(context: ApiContext) -> APIRouter:
              summary="A target's snapshots, oldest first")  # fmt: skip
     def snapshots(cloud: Cloud, region: Region, schema: Schema) -> dict[str, Any]:
         key = key_of(cloud, region, schema)
-        return {**_labels(key), "snapshots": [_snapshot_json(s) for s in read.snapshots(key)]}
+        return {**_labels(key), "snapshots": [s.as_json() for s in read.snapshots(key)]}
 
     @api.get("/targets/{cloud}/{region}/{schema}/transitions", response_model=list[models.Transition],
              responses=_errors(404), dependencies=[Depends(strict_query())],
@@ -306,11 +306,6 @@ def _since(value: str | None) -> datetime | None:
 
 def _labels(key: TargetKey) -> dict[str, str]:
     return {"cloud": key.cloud, "region": key.region, "schema": key.schema}
-
-
-def _snapshot_json(snapshot: SnapshotRecord) -> dict[str, Any]:
-    return {"id": snapshot.id, "sha256": snapshot.document_sha256, "first_seen": snapshot.first_seen,
-            "last_seen": snapshot.last_seen}  # fmt: skip
 
 
 def _target_json(view: TargetView) -> dict[str, Any]:
