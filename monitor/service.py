@@ -64,9 +64,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 Outcome = tuple[bool, FailureReason | None]
+"""A poll's outcome as transitions are recorded: (succeeded, failure reason)."""
 FIRSTS_BATCH = 500
 """First snapshots written per transaction at most."""
-"""A poll's outcome as transitions are recorded: (succeeded, failure reason)."""
 
 
 @dataclass(slots=True)
