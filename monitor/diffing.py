@@ -67,6 +67,7 @@ Interpretations where RULES.md leaves room:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -187,15 +188,24 @@ _WHOLE: Final = _Reported(whole=True)
 _NOTHING: Final = _Reported()
 
 
+_DEEPDIFF_LOCK: Final = threading.Lock()
+"""One diff at a time: deepdiff builds its paths with ``ast.literal_eval``, and CPython 3.11 keeps the AST
+constructor's recursion depth in per-interpreter state, so two threads parsing at once can fail with
+``SystemError: AST constructor recursion depth mismatch`` (see CPython gh-106905; seen here on 3.11.7 with the
+four store threads classifying at once)."""
+
+
 def _detect(old: Any, new: Any) -> _Reported:
-    """Ask deepdiff what differs between two canonical values; its reports as a tree of paths."""
+    """Ask deepdiff what differs between two canonical values; its reports as a tree of paths. Thread-safe."""
     reported = _Reported()
-    for levels in DeepDiff(old, new, **DEEPDIFF_OPTIONS).values():
-        for level in levels:
-            node = reported
-            for token in level.path(output_format="list"):
-                node = node.children.setdefault(token, _Reported())
-            node.whole = True
+    with _DEEPDIFF_LOCK:  # the GIL serialises this work anyway; the lock only keeps the parser's state whole
+        tree = DeepDiff(old, new, **DEEPDIFF_OPTIONS)
+        paths = [level.path(output_format="list") for levels in tree.values() for level in levels]
+    for path in paths:
+        node = reported
+        for token in path:
+            node = node.children.setdefault(token, _Reported())
+        node.whole = True
     return reported
 
 

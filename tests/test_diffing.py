@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -19,6 +20,7 @@ from deepdiff import DeepDiff
 from monitor.canonical import canonical_json, parse_document
 from monitor.diffing import SEVERITIES, classify
 from monitor.domain import ABSENT, Change, Severity
+from tests.sim.regions import default_document, mutate_breaking
 
 CASES_DIR = Path(__file__).parent / "data" / "diff_cases"
 CASES = sorted(path for path in CASES_DIR.iterdir() if path.is_dir())
@@ -254,3 +256,13 @@ def test_a_link_changed_after_an_insertion_is_compared_with_its_realigned_counte
         Change("/links/0", "value-changed", Severity.INFO, ABSENT, {"href": "{first}", "rel": "first"}),
         Change("/links/2/href", "value-changed", Severity.INFO, "{a}", "{b}"),
     ]
+
+
+def test_classifying_from_many_threads_at_once_gives_every_thread_the_same_changes() -> None:
+    """The daemon classifies in four store threads and the API's; deepdiff parses paths with ast (see _detect)."""
+    old = default_document("images")
+    new = mutate_breaking(old)
+    expected = classify(old, new)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: classify(old, new), range(400)))
+    assert expected and all(result == expected for result in results)
