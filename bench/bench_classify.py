@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.canonical import canonical_json, parse_document
-from monitor.diffing import classify
+from monitor.judge.canonical import canonical_json, parse_document
+from monitor.judge.kinds.schema.rules import classify
 
 CASE = Path(__file__).resolve().parent.parent / "tests" / "data" / "diff_cases" / "seed-glance-train-combined"
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.app import build
 from monitor.config import parse_config
-from tests.sim.regions import Simulator
+from tests.support.regions import Simulator
 
 SCHEMAS = ["images", "image", "members", "member"]
 TOKEN = "bench-token"

@@ -142,7 +142,7 @@ async def v_workers(stack: AsyncExitStack, c: int) -> Fetch:
 
 
 async def v_stream(stack: AsyncExitStack, c: int, *, timeout: bool = False, headers: bool = False) -> Fetch:
-    """As monitor/fetching.py: build_request, send(stream=True), aiter_raw, aclose; optional extras."""
+    """As monitor/poll/fetch.py: build_request, send(stream=True), aiter_raw, aclose; optional extras."""
     http = await client(stack, c)
     extra = {**MONITOR_HEADERS, "Accept-Encoding": "gzip, deflate"} if headers else {}
 
@@ -159,9 +159,9 @@ async def v_stream(stack: AsyncExitStack, c: int, *, timeout: bool = False, head
 
 
 async def v_fetcher(stack: AsyncExitStack, c: int) -> Fetch:
-    """monitor.fetching.Fetcher.fetch itself, on the bench fleet's target specs."""
+    """monitor.poll.fetch.Fetcher.fetch itself, on the bench fleet's target specs."""
     from monitor.config import parse_config
-    from monitor.fetching import Fetcher
+    from monitor.poll.fetch import Fetcher
 
     config = parse_config(fleet_config(FLEET["base_url"], "sqlite://", regions_for(len(FLEET["urls"])), c), "x")
     specs = {s.url: s for s in config.targets()}

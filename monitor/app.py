@@ -19,20 +19,20 @@ from monitor import __version__
 from monitor.auth.manager import AuthManager, warn_insecure
 from monitor.config import Config
 from monitor.domain import PollResult, TargetSpec
-from monitor.fetching import Fetcher
-from monitor.intelligence import Intelligence
-from monitor.metrics import Metrics
-from monitor.notify.dispatcher import Dispatcher, build_channels
-from monitor.queries import ReadModel
-from monitor.replicas import Replicas, SoloReplica, replica_name
-from monitor.retarget import Retargeter
-from monitor.scheduler import PollScheduler
-from monitor.service import PollService
+from monitor.fleet.live import Intelligence
+from monitor.ha.replicas import Replicas, SoloReplica, replica_name
+from monitor.poll.fetch import Fetcher
+from monitor.poll.scheduler import PollScheduler
+from monitor.poll.service import PollService
+from monitor.read.model import ReadModel
+from monitor.signals.metrics import Metrics
+from monitor.signals.notify.dispatcher import Dispatcher, build_channels
 from monitor.store.database import Database, DatabaseUnavailableError
 from monitor.store.engine import SchemaOutdatedError
 from monitor.store.repository import StoreError
 from monitor.store.sqlite_lock import DatabaseInUseError, sqlite_lock_for
-from monitor.topology import Topology
+from monitor.targets.retarget import Retargeter
+from monitor.targets.topology import Topology
 from monitor.web.api import ApiContext
 from monitor.web.app import create_app
 from monitor.web.server import WebServer
@@ -156,7 +156,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     """Serve until stopped; returns the exit code. Raises StartupError before serving.
 
     On SQLite the database file is locked for this process (a second one is refused, naming the first); on
-    PostgreSQL the replicas coordinate (:mod:`monitor.replicas`) and this one polls its share.
+    PostgreSQL the replicas coordinate (:mod:`monitor.ha.replicas`) and this one polls its share.
     """
     stop = stop or asyncio.Event()
     with _exclusive(config):
@@ -178,7 +178,7 @@ async def _serve(config: Config, stop: asyncio.Event) -> int:
         await parts.aclose()
         raise StartupError(f"cannot listen on {config.http.listen}: {exc.strerror}") from None
     scheduler = _scheduler(parts, replicas)
-    parts.retargeter.attach(scheduler, api)
+    parts.retargeter.attach(scheduler, api.set_targets if api is not None else None)
     server.start()
     scheduler.start()
     notifier = _start_notifications(parts, lambda: parts.retargeter.leader)

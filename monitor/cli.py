@@ -18,15 +18,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-from monitor import __version__, reports
-from monitor.compare import comparison_json, matrix_markdown, matrix_text
+from monitor import __version__
 from monitor.config import NO_CLOUDS_YAML, CloudsYamlCloud, Config, ConfigError, load_config
 from monitor.config.types import parse_duration
 from monitor.domain import PollResult, Severity, TargetKey, change_json
 from monitor.logs import FORMATS as LOG_FORMATS
 from monitor.logs import setup_logging
-from monitor.queries import Conflict, ReadModel, SurfaceView, parse_since
-from monitor.reports import change_line, paint, short_json
+from monitor.read import reports
+from monitor.read.matrix import comparison_json, matrix_markdown, matrix_text
+from monitor.read.model import Conflict, ReadModel, SurfaceView, parse_since
+from monitor.read.reports import change_line, paint, short_json
 from monitor.store.database import Database
 from monitor.store.intelligence import Window
 from monitor.store.repository import ChangeRecord, HistoryFilter, StoreError
@@ -409,7 +410,7 @@ def cmd_expect(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_export_git(args: argparse.Namespace, out: TextIO) -> int:
-    from monitor.gitexport import ExportError, ExportRefusedError, export_git
+    from monitor.signals.gitexport import ExportError, ExportRefusedError, export_git
     from monitor.store.export import ExportScope
 
     scope = ExportScope(args.cloud, args.region, args.schema)

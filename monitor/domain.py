@@ -5,14 +5,18 @@ Standard library only; every adapter (HTTP, database, scheduler, metrics) speaks
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, ParamSpec, Protocol, TypeVar
 
 
 class Severity(enum.StrEnum):
@@ -238,7 +242,7 @@ class TargetSpec:
     confirm_delay: float = 0.0
     ignore: IgnoreRules = field(default_factory=IgnoreRules)
     tls: TlsSettings = field(default_factory=TlsSettings)
-    kind: str = "schema"  # what the body is: schema, versions, extensions or json (monitor.kinds)
+    kind: str = "schema"  # what the body is: schema, versions, extensions or json (monitor.judge.kinds)
     service: str | None = None  # the API (compute, network...) a versions document describes, for metrics
     keep_hosts: bool = False  # keep the hosts of links in the stored document (they differ per region)
 
@@ -263,3 +267,16 @@ class PollResult:
     def counted_changes(self) -> tuple[Change, ...]:
         """The changes that count as drift (neither ignored nor expected)."""
         return tuple(c for c in self.changes if not (c.ignored or c.expected))
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def in_thread(executor: Executor | None, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(*args, **kwargs)`` on ``executor`` (None: the loop's default); returns its result or raises its error.
+
+    What ``loop.run_in_executor`` does, typed, without ``Any``.
+    """
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))

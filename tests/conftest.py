@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 
 from monitor.config import Config, parse_config
 from monitor.store.engine import make_engine, upgrade
-from tests.sim.regions import Simulator
+from tests.support.regions import Simulator
 
 PG_ADMIN_DSN = os.environ.get("SDM_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 PG_URL_BASE = os.environ.get("SDM_PG_URL_BASE", "postgresql+psycopg://postgres@127.0.0.1:5432/")

@@ -17,8 +17,8 @@ import yaml
 
 from monitor.store.engine import head_revision
 from tests.conftest import TOKEN, config_data
-from tests.sim.regions import Simulator, mutate_breaking
 from tests.support.process import Daemon, cli, free_port, wait_for
+from tests.support.regions import Simulator, mutate_breaking
 
 pytestmark = pytest.mark.slow  # the real daemon and CLI as processes
 

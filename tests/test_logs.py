@@ -20,8 +20,8 @@ from monitor.logs import NOISY_LOGGERS, JsonLogFormatter, formatter, setup_loggi
 def _record(
     message: str = "polled %s", args: tuple[Any, ...] = ("sim/r1/images",), exc_info: Any = None, **extra: Any
 ) -> logging.LogRecord:
-    record = logging.getLogger("monitor.service").makeRecord(
-        "monitor.service", logging.WARNING, __file__, 1, message, args, exc_info, extra=extra
+    record = logging.getLogger("monitor.poll.service").makeRecord(
+        "monitor.poll.service", logging.WARNING, __file__, 1, message, args, exc_info, extra=extra
     )
     record.created = datetime(2025, 3, 4, 5, 6, 7, 890000, tzinfo=UTC).timestamp()
     return record
@@ -39,7 +39,7 @@ def test_a_json_line_has_time_level_logger_and_message() -> None:
     assert _json(_record()) == {
         "time": "2025-03-04T05:06:07.890+00:00",
         "level": "WARNING",
-        "logger": "monitor.service",
+        "logger": "monitor.poll.service",
         "message": "polled sim/r1/images",
     }
 

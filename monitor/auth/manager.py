@@ -22,7 +22,7 @@ from monitor.auth.credentials import AkSk, Credentials, KeystoneAuthConfig, Keys
 from monitor.config import CloudConfig
 from monitor.config.auth import AkSkAuth, ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
 from monitor.domain import AuthSettings, TargetSpec, TlsSettings
-from monitor.metrics import Metrics
+from monitor.signals.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor import catalog
+from monitor.config import catalog
 from monitor.config.auth import (
     REGION_PLACEHOLDER,
     AkSkAuth,
@@ -175,7 +175,7 @@ class IgnoreConfig(Model):
 class SchemaConfig(PollSettings):
     """A watched document: ``/v2/schemas/<name>`` unless ``path`` says otherwise.
 
-    ``kind`` says what it is (:mod:`monitor.kinds`): ``schema`` (a JSON schema, the default), ``versions`` (a
+    ``kind`` says what it is (:mod:`monitor.judge.kinds`): ``schema`` (a JSON schema, the default), ``versions`` (a
     version discovery document), ``extensions`` (an extension list) or ``json`` (any JSON object); every kind
     but ``schema`` needs its ``path``. ``service`` names the API a versions document describes (the metric
     label; default: the target's name). ``keep_hosts`` keeps the hosts of links, which differ per region.
@@ -277,7 +277,7 @@ class CloudConfig(PollSettings):
     insecure: bool = False
     ignore: IgnoreConfig | None = None
     reference: str = "majority"  # cross-region comparison: "majority" or one of the regions
-    # API surface from the catalog: these service types (or all of them) in every region (monitor.catalog)
+    # API surface from the catalog: these service types (or all of them) in every region (monitor.config.catalog)
     services: list[SchemaName] | Literal["all"] | None = None
 
     @model_validator(mode="before")
@@ -560,8 +560,8 @@ class Config(Model):
         """Every (cloud, region, schema) with its effective settings, in config order.
 
         ``discovered`` maps a cloud name to its regions' endpoints as found in the identity service
-        (:mod:`monitor.auth.discovery`): under :data:`BASE` the base URL of its schemas, under a service type
-        that service's catalog endpoint (for ``services``: :mod:`monitor.catalog` derives their targets). A
+        (:mod:`monitor.targets.discovery`): under :data:`BASE` the base URL of its schemas, under a service type
+        that service's catalog endpoint (for ``services``: :mod:`monitor.config.catalog` derives their targets). A
         cloud whose regions or URLs come from there has no targets until it is given.
         """
         discovered = discovered or {}

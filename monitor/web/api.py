@@ -30,11 +30,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
-from monitor.compare import comparison_json
 from monitor.config import Config
 from monitor.domain import Severity, TargetKey, TargetSpec, change_json, utcnow
-from monitor.queries import ReadModel, TargetView
-from monitor.reports import render
+from monitor.read.matrix import comparison_json
+from monitor.read.model import ReadModel, TargetView
+from monitor.read.reports import render
 from monitor.store.intelligence import IntelligenceStore
 from monitor.store.repository import HistoryFilter
 from monitor.web import models
@@ -294,7 +294,7 @@ def _notify(context: ApiContext) -> None:
 
 
 def _since(value: str | None) -> datetime | None:
-    from monitor.queries import parse_since
+    from monitor.read.model import parse_since
 
     if value is None:
         return None

@@ -1,6 +1,6 @@
 """What each page of the web UI shows, arranged from the read model's answers; layout only.
 
-Every fact comes from :class:`monitor.queries.ReadModel` (a target's flags from ``TargetView``, a region's
+Every fact comes from :class:`monitor.read.model.ReadModel` (a target's flags from ``TargetView``, a region's
 deviation from ``RegionView``, changes from ``Comparison``); this module only groups, orders and names them
 for the templates. Paths are relative to ``/ui/`` (``targets/<cloud>/<region>/<schema>``), each label
 percent-encoded as one path segment; the templates put the page's way back to ``/ui/`` in front.
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import quote
 
-from monitor.compare import MAJORITY, RegionComparison, Variant
 from monitor.domain import ABSENT, Change, Severity, TargetKey
-from monitor.queries import DriftItem, RegionView, TargetView
-from monitor.reports import Comparison, short_json
+from monitor.judge.regions import MAJORITY, RegionComparison, Variant
+from monitor.read.model import DriftItem, RegionView, TargetView
+from monitor.read.reports import Comparison, short_json
 from monitor.store.repository import ChangeRecord, SnapshotRecord, TransitionRecord
 from monitor.web.jsonview import Pane, anchor_id, link_side, pane
 

@@ -37,10 +37,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import __version__
-from monitor.compare import SHORT_SHA
 from monitor.domain import ABSENT, TargetKey, utcnow
-from monitor.queries import Conflict, NotFound, pick_snapshots
-from monitor.reports import ABSENT_MARK
+from monitor.read.matrix import SHORT_SHA
+from monitor.read.model import Conflict, NotFound, pick_snapshots
+from monitor.read.reports import ABSENT_MARK
 from monitor.store.repository import HistoryFilter
 from monitor.web import models, pages
 from monitor.web.api import ApiContext, ApiError

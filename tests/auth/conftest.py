@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.sim.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
-from tests.sim.regions import Simulator
+from tests.support.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
+from tests.support.regions import Simulator
 
 REGIONS = ("r1", "r2", "r3")
 DOMAIN = "acme"

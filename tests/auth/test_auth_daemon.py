@@ -24,10 +24,10 @@ import yaml
 
 from monitor.auth.credentials import renew_margin
 from tests.auth.conftest import AK, APP_SECRET, DOMAIN, PASSWORD, REGIONS, SK, password_auth
-from tests.sim.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
-from tests.sim.regions import Simulator
+from tests.support.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
 from tests.support.process import Daemon, cli, free_port, wait_for
 from tests.support.receiver import Receiver
+from tests.support.regions import Simulator
 
 pytestmark = pytest.mark.slow  # the real daemon as a process, a minute of token renewals
 

@@ -19,12 +19,12 @@ from monitor.auth.credentials import BACKOFF_BASE, KeystoneToken, renew_margin
 from monitor.auth.manager import AuthManager
 from monitor.config import Config, ConfigError, parse_config
 from monitor.domain import FailureReason, TargetSpec
-from monitor.fetching import Fetcher, FetchError
-from monitor.metrics import Metrics
-from monitor.topology import Topology
+from monitor.poll.fetch import Fetcher, FetchError
+from monitor.signals.metrics import Metrics
+from monitor.targets.topology import Topology
 from tests.auth.conftest import AK, APP_SECRET, DOMAIN, PASSWORD, REGIONS, SK, USER, password_auth
-from tests.sim.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
-from tests.sim.regions import Simulator
+from tests.support.identity import IdentitySimulator, RegionAuthorizer, region_authorizer
+from tests.support.regions import Simulator
 
 
 def config_for(sim: Simulator | None, auth: dict[str, Any], **cloud: Any) -> Config:

@@ -13,8 +13,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from monitor.domain import FailureReason, PollResult, TargetKey
-from monitor.kinds import Microversion, VersionEntry
-from monitor.metrics import Metrics
+from monitor.judge.kinds import Microversion, VersionEntry
+from monitor.signals.metrics import Metrics
 from tests.conftest import promtool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def exported_names() -> set[str]:
     metrics.set_interval(key, 300)
     metrics.register_channels(["x"])
     metrics.register_identity("c", "r")  # clouds with password / application_credential auth
-    metrics.register_groups([("c", "s")])  # what monitor.intelligence.Fleet creates for every (cloud, schema)
+    metrics.register_groups([("c", "s")])  # what monitor.fleet.live.Fleet creates for every (cloud, schema)
     metrics.set_kind(key, "versions", "compute")
     metrics.set_surface(key, "compute", [VersionEntry("v2.1", "CURRENT", Microversion(2, 1), Microversion(2, 95))])
     metrics.set_catalog("c", {"r": {"compute"}, "other": {"compute", "network"}})

@@ -21,9 +21,9 @@ import yaml
 
 from monitor.config.types import parse_duration
 from tests.conftest import TOKEN, config_data, require_tool
-from tests.deploy.grafana_queries import dashboard_expressions
-from tests.sim.regions import Simulator, mutate_breaking
+from tests.support.grafana_queries import dashboard_expressions
 from tests.support.process import Daemon, free_port, wait_for
+from tests.support.regions import Simulator, mutate_breaking
 
 pytestmark = pytest.mark.slow  # real Prometheus and Alertmanager
 

@@ -21,11 +21,11 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from monitor.domain import FailureReason, PollResult, TargetKey
-from monitor.kinds.microversion import Microversion
-from monitor.kinds.versions import VersionEntry
-from monitor.metrics import Metrics
+from monitor.judge.kinds.microversion import Microversion
+from monitor.judge.kinds.versions import VersionEntry
+from monitor.signals.metrics import Metrics
 from tests.conftest import promtool
-from tests.deploy.grafana_queries import (
+from tests.support.grafana_queries import (
     DASHBOARD,
     GRAFANA_DIR,
     dashboard_expressions,
@@ -114,16 +114,16 @@ def exported_names() -> set[str]:
     m.register_channels(["x"])
     m.register_identity("c", "r")
     m.set_interval(TargetKey("c", "r", "s"), 300)  # the service sets it for every target at start-up
-    m.register_groups([("c", "s")])  # what monitor.intelligence.Fleet creates for every (cloud, schema)
+    m.register_groups([("c", "s")])  # what monitor.fleet.live.Fleet creates for every (cloud, schema)
     # a failure reason's series appears with the first failure of that reason
     m.observe_poll(PollResult(TargetKey("c", "r", "s"), datetime(2026, 1, 1, tzinfo=UTC), 1.0, ok=False,
                               reason=FailureReason.TLS))  # fmt: skip
-    # the API surface: a versions target with microversions, and a catalog-derived cloud (monitor.topology)
+    # the API surface: a versions target with microversions, and a catalog-derived cloud (monitor.targets.topology)
     versions = TargetKey("c", "r", "compute-versions")
     m.set_kind(versions, "versions", "compute")
     m.set_surface(versions, "compute", [VersionEntry("v2.1", "CURRENT", Microversion(2, 1), Microversion(2, 95))])
     m.set_catalog("c", {"r": ["compute"], "r2": ["compute", "network"]})
-    # what monitor.replicas exports at every heartbeat
+    # what monitor.ha.replicas exports at every heartbeat
     m.set_replica("replica-a", owned=1, live=2, leader=True, expected=2, unowned=0)
     return {s.name for family in m.registry.collect() for s in family.samples}
 

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.domain import TargetKey
-from monitor.ownership import assign
+from monitor.ha.ownership import assign
 from monitor.store.coordination import (
     CoordinationStore,
     FencedError,

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from monitor.app import StartupError, open_database
-from monitor.canonical import canonical_json, count_properties, document_sha256
 from monitor.config import parse_config
 from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey
+from monitor.judge.canonical import canonical_json, count_properties, document_sha256
 from monitor.store.coordination import CoordinationStore
 from monitor.store.engine import current_revision, head_revision, make_engine, upgrade
 from monitor.store.repository import (

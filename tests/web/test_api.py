@@ -28,17 +28,17 @@ from openapi_spec_validator import validate
 from schemathesis.core.result import Ok
 
 from monitor.app import Components, build, build_api, run_daemon
-from monitor.canonical import canonicalize
 from monitor.config import Config, parse_config
 from monitor.domain import TargetKey
-from monitor.queries import ReadModel
+from monitor.judge.canonical import canonicalize
+from monitor.read.model import ReadModel
 from monitor.store.repository import Repository, SnapshotRecord, StoreError
 from monitor.web.api import ApiContext
 from monitor.web.app import create_app
 from monitor.web.server import WebServer
 from tests.conftest import REGIONS, TOKEN, config_data, fresh_database, migrate
-from tests.sim.regions import Simulator, mutate_breaking
 from tests.support.process import wait_for
+from tests.support.regions import Simulator, mutate_breaking
 
 T = TypeVar("T")
 API_TOKEN = "api-token-for-tests-7c1d0e"

@@ -33,9 +33,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from monitor.app import run_daemon
 from monitor.config import parse_config
 from tests.conftest import config_data, require_tool
-from tests.sim.regions import Simulator
 from tests.support.process import free_port, wait_for
 from tests.support.receiver import Receiver
+from tests.support.regions import Simulator
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from monitor.metrics import Metrics
+from monitor.signals.metrics import Metrics
 from monitor.web.app import create_app
 from monitor.web.server import WebServer
 

@@ -20,11 +20,11 @@ import pytest
 
 from monitor.config import Config, parse_config
 from monitor.domain import TargetKey
-from monitor.notify.report import build_report
+from monitor.signals.notify.report import build_report
 from monitor.store.repository import HistoryFilter
 from monitor.web.ui import CSP, relative_root
 from tests.conftest import REGIONS, TOKEN, config_data, fresh_database, migrate
-from tests.sim.regions import Simulator
+from tests.support.regions import Simulator
 from tests.web.test_api import R1_IMAGES, Live, api_config, start_live
 
 REMOVED = "/properties/images/items/properties/min_disk"

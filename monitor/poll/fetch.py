@@ -1,0 +1,413 @@
+"""HTTP fetching with httpx: one poll of one endpoint, bounded in time and size.
+
+``Fetcher.fetch(spec)`` returns the decoded response body of a 2xx JSON response or raises
+:class:`FetchError`, whose ``reason`` is one of the fixed :class:`~monitor.domain.FailureReason` values.
+Guarantees:
+
+* the whole poll (connect, redirects, retries, reading the body) ends within ``spec.timeout``;
+* at most ``spec.max_body_bytes`` are read, counted both on the wire and after gzip/deflate decoding;
+* redirects are followed only within the same scheme, host and port, at most ``MAX_REDIRECTS`` times;
+  so the auth token never leaves the configured origin;
+* only transient failures (connect errors, timeouts, 429/502/503/504) are retried, with exponential
+  backoff or the server's ``Retry-After`` capped at ``spec.retry_after_cap``, never past the deadline;
+* TLS verification is on unless the cloud's config says ``insecure: true``; ``ca_bundle`` adds a custom
+  CA to the usual trust store and ``cert``/``key`` present a client certificate;
+* credentials come from a :class:`~monitor.auth.credentials.Credentials` object, are added to every
+  hop, and a 401 answered to a renewable token makes one new authentication and one more attempt; a
+  second 401, or no credentials to be had, fails with reason ``auth``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import ssl
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+
+import certifi
+import httpx
+
+from monitor import __version__
+from monitor.auth.credentials import AuthError, Credentials, RequestSigner
+from monitor.domain import FailureReason, TargetSpec, TlsSettings, exponential_backoff
+from monitor.judge.kinds import get_kind
+
+MAX_REDIRECTS = 5
+BACKOFF_BASE = 0.5
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+USER_AGENT = f"schema-drift-monitor/{__version__}"
+
+
+class FetchError(Exception):
+    """A poll failed; ``reason`` is the metric label, ``transient`` whether a retry may help."""
+
+    def __init__(
+        self,
+        reason: FailureReason,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A fetched document: the decoded body, the HTTP status (2xx, or 300 for version discovery) and the
+    response headers (lower-case names)."""
+
+    body: bytes
+    status: int
+    headers: Mapping[str, str]
+
+
+class _Clients:
+    """httpx clients of one connection each, for one TLS setting; each request in flight borrows one.
+
+    httpcore's pool re-examines every pooled connection for every request and every response it closes
+    (``_assign_requests_to_connections``: a ``getpeername`` per idle connection), so with 100 pooled
+    connections that scan is most of an unchanged poll's CPU. A client with one connection examines one.
+    An idle client goes preferably to a request for the origin it last served (its connection is still
+    open), else the one idle longest; a new client is made only when none is idle, so there are never
+    more clients than requests ever in flight at once.
+    """
+
+    def __init__(self, make: Callable[[], httpx.AsyncClient]) -> None:
+        self._make = make
+        self._idle: OrderedDict[httpx.AsyncClient, str] = OrderedDict()  # client -> its origin, longest idle first
+        self._by_origin: dict[str, list[httpx.AsyncClient]] = {}
+        self.all: list[httpx.AsyncClient] = []
+
+    @contextlib.asynccontextmanager
+    async def borrow(self, origin: str) -> AsyncIterator[httpx.AsyncClient]:
+        """A client for a request to ``origin`` (``scheme://host:port``), returned when the block ends."""
+        client = self._take(origin)
+        try:
+            yield client
+        finally:
+            self._idle[client] = origin
+            self._by_origin.setdefault(origin, []).append(client)
+
+    def _take(self, origin: str) -> httpx.AsyncClient:
+        warm = self._by_origin.get(origin)
+        if warm:
+            client = warm.pop()
+            del self._idle[client]
+            return client
+        if self._idle:
+            client, last = self._idle.popitem(last=False)
+            self._by_origin[last].remove(client)
+            return client
+        client = self._make()
+        self.all.append(client)
+        return client
+
+
+class Fetcher:
+    """Fetches for every target, at most ``max_connections`` connections open (:class:`_Clients`, one set per
+    TLS setting); close with ``aclose``."""
+
+    def __init__(self, max_connections: int = 100) -> None:
+        self._limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self._slots = asyncio.Semaphore(max_connections)
+        self._clients: dict[TlsSettings, _Clients] = {}
+
+    def _clients_for(self, tls: TlsSettings) -> _Clients:
+        """The clients for ``tls``; raises FetchError(tls) when its CA or client certificate is unusable."""
+        clients = self._clients.get(tls)
+        if clients is None:
+            try:
+                context = _ssl_context(tls)
+            except (ssl.SSLError, OSError) as exc:
+                raise FetchError(FailureReason.TLS, f"cannot load the CA bundle or client certificate: {exc}") from None
+            clients = _Clients(
+                lambda: httpx.AsyncClient(
+                    verify=context,
+                    limits=self._limits,
+                    follow_redirects=False,
+                    trust_env=False,
+                    headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                )
+            )
+            self._clients[tls] = clients
+        return clients
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        for clients in self._clients.values():
+            for client in clients.all:
+                await client.aclose()
+        self._clients.clear()
+
+    async def fetch(self, spec: TargetSpec, credentials: Credentials | None = None) -> Fetched:
+        """Fetch ``spec.url``; returns the decoded document or raises FetchError (see module docstring).
+
+        A 2xx answer is a document, and so is any status the target's kind accepts (300 for version discovery).
+        """
+        signer = await _acquire(credentials)
+        try:
+            return await self._fetch_timed(spec, signer)
+        except FetchError as exc:
+            if exc.status != 401 or credentials is None or signer is None or not credentials.renewable:
+                raise
+            credentials.invalidate(signer)
+        signer = await _acquire(credentials)
+        try:
+            return await self._fetch_timed(spec, signer)
+        except FetchError as exc:
+            if exc.status == 401:
+                raise FetchError(FailureReason.AUTH, "HTTP 401 again with a new token", status=401) from None
+            raise
+
+    async def _fetch_timed(self, spec: TargetSpec, signer: RequestSigner | None) -> Fetched:
+        deadline = time.monotonic() + spec.timeout
+        try:
+            async with asyncio.timeout(spec.timeout):
+                return await self._with_retries(spec, signer, deadline)
+        except TimeoutError:
+            raise FetchError(
+                FailureReason.TIMEOUT, f"no complete response within {spec.timeout:g}s", transient=True
+            ) from None
+
+    async def _with_retries(self, spec: TargetSpec, signer: RequestSigner | None, deadline: float) -> Fetched:
+        attempt = 0
+        while True:
+            try:
+                return await self._follow(spec, signer)
+            except FetchError as exc:
+                delay = _retry_delay(exc, attempt, spec)
+                if delay is None or time.monotonic() + delay >= deadline:
+                    raise
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _follow(self, spec: TargetSpec, signer: RequestSigner | None) -> Fetched:
+        clients = self._clients_for(spec.tls)
+        url = httpx.URL(spec.url)
+        async with self._slots, clients.borrow(f"{url.scheme}://{url.netloc.decode('ascii')}") as client:
+            return await _follow_with(client, url, spec, signer)
+
+
+async def _follow_with(
+    client: httpx.AsyncClient, url: httpx.URL, spec: TargetSpec, signer: RequestSigner | None
+) -> Fetched:
+    """GET ``url`` and the redirects it permits (same origin), at most ``MAX_REDIRECTS``."""
+    seen = {url}
+    for _ in range(MAX_REDIRECTS + 1):
+        headers = {"Accept-Encoding": "gzip, deflate", **(signer.headers("GET", str(url)) if signer else {})}
+        try:
+            outcome = await _get_once(client, url, headers, spec)
+        except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
+            raise _translate(exc) from None
+        if isinstance(outcome, Fetched):
+            return outcome
+        if outcome in seen:
+            raise FetchError(FailureReason.REDIRECT, "redirect loop")
+        seen.add(url := outcome)
+    raise FetchError(FailureReason.REDIRECT, f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _get_once(
+    client: httpx.AsyncClient, url: httpx.URL, headers: Mapping[str, str], spec: TargetSpec
+) -> Fetched | httpx.URL:
+    """One request: the document of a final response, or the URL a permitted redirect points to."""
+    # httpx's own per-operation timeouts (5 s by default) must not undercut the whole-poll deadline.
+    request = client.build_request("GET", url, headers=headers, timeout=httpx.Timeout(spec.timeout))
+    response = await client.send(request, stream=True)
+    statuses = get_kind(spec.kind).statuses
+    try:
+        # 300 Multiple Choices is how Keystone, Cinder, Manila and Glance answer version discovery (with a
+        # Location naming their preferred version): for that kind it is the document, not a redirect
+        if response.is_redirect and response.status_code not in statuses:
+            return _redirect_target(url, response, spec.allow_http)
+        return await _read_response(response, spec.max_body_bytes, statuses)
+    finally:
+        await response.aclose()
+
+
+async def _acquire(credentials: Credentials | None) -> RequestSigner | None:
+    if credentials is None:
+        return None
+    try:
+        return await credentials.acquire()
+    except AuthError as exc:
+        raise FetchError(FailureReason.AUTH, str(exc)) from None
+
+
+def _ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The usual trust store plus ``ca_bundle``; a client certificate; no verification only if insecure."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if tls.ca_bundle is not None:  # in addition to the usual trust store, not instead of it
+        context.load_verify_locations(cafile=str(tls.ca_bundle))
+    if tls.cert is not None:
+        context.load_cert_chain(str(tls.cert), str(tls.key) if tls.key else None)
+    if tls.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _retry_delay(exc: FetchError, attempt: int, spec: TargetSpec) -> float | None:
+    """Seconds to wait before the next attempt, or None when the failure must not be retried."""
+    if not exc.transient or attempt >= spec.retries:
+        return None
+    if exc.retry_after is not None:
+        return min(exc.retry_after, spec.retry_after_cap)
+    return exponential_backoff(attempt + 1, BACKOFF_BASE, spec.timeout)
+
+
+def _translate(exc: BaseException) -> FetchError:
+    """A FetchError with a fixed reason for an httpx/ssl/socket exception (no secrets in the text)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return FetchError(FailureReason.TIMEOUT, type(exc).__name__, transient=True)
+    if _is_tls_error(exc):
+        return FetchError(FailureReason.TLS, f"TLS failure: {_tls_detail(exc)}")
+    if isinstance(exc, httpx.LocalProtocolError):
+        # our own request was refused by the HTTP library; its text may quote a header value (the token)
+        return FetchError(FailureReason.CONNECT, "invalid request (LocalProtocolError)")
+    return FetchError(FailureReason.CONNECT, f"{type(exc).__name__}: {_short(exc)}", transient=True)
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else "connection failed"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes/contexts, innermost last (bounded)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    return any(isinstance(e, ssl.SSLError) for e in _causes(exc)) or "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def _tls_detail(exc: BaseException) -> str:
+    for e in _causes(exc):
+        if isinstance(e, ssl.SSLError):
+            return str(getattr(e, "reason", None) or type(e).__name__)
+    return "certificate verify failed"
+
+
+def _redirect_target(current: httpx.URL, response: httpx.Response, allow_http: bool) -> httpx.URL:
+    """The next URL of a same-origin redirect; raises FetchError(redirect) for any other."""
+    location = response.headers.get("Location")
+    if not location:
+        raise FetchError(FailureReason.REDIRECT, f"{response.status_code} redirect without Location")
+    target = current.join(location)
+    if (target.host, target.port) != (current.host, current.port):
+        raise FetchError(FailureReason.REDIRECT, f"redirect to another host ({target.host}) not followed")
+    if target.scheme != current.scheme and not (target.scheme == "https" or allow_http):
+        raise FetchError(FailureReason.REDIRECT, "redirect from https to plain http not followed")
+    return target
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent or unparsable."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _is_json_type(content_type: str | None) -> bool:
+    if content_type is None:
+        return True  # no claim either way: let the JSON parser decide
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+async def _read_response(response: httpx.Response, limit: int, statuses: frozenset[int]) -> Fetched:
+    """Check status (2xx, or one of ``statuses``) and content type, then read at most ``limit`` decoded bytes."""
+    status = response.status_code
+    if not (200 <= status < 300 or status in statuses):
+        raise FetchError(
+            FailureReason.for_status(status),
+            f"HTTP {status}",
+            status=status,
+            transient=status in TRANSIENT_STATUSES,
+            retry_after=_parse_retry_after(response.headers.get("Retry-After")),
+        )
+    content_type = response.headers.get("Content-Type")
+    if not _is_json_type(content_type):
+        media = (content_type or "").split(";", 1)[0].strip()[:60]
+        raise FetchError(FailureReason.INVALID_JSON, f"content type {media!r} is not JSON", status=status)
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise FetchError(FailureReason.TOO_LARGE, f"Content-Length {declared} over limit {limit}", status=status)
+    decoder = _Decoder(response.headers.get("Content-Encoding", "identity"), limit, status)
+    async for chunk in response.aiter_raw():
+        decoder.feed(chunk)
+    return Fetched(decoder.finish(), status, {name.lower(): value for name, value in response.headers.items()})
+
+
+class _Decoder:
+    """Decodes gzip/deflate/identity incrementally, refusing more than ``limit`` bytes either side."""
+
+    def __init__(self, encoding: str, limit: int, status: int) -> None:
+        self._limit = limit
+        self._status = status
+        self._raw = 0
+        self._out = bytearray()
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._zlib = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS)
+        else:
+            raise FetchError(
+                FailureReason.INVALID_JSON, f"unsupported Content-Encoding {encoding[:30]!r}", status=status
+            )
+
+    def _too_large(self) -> FetchError:
+        return FetchError(FailureReason.TOO_LARGE, f"body over limit {self._limit} bytes", status=self._status)
+
+    def feed(self, chunk: bytes) -> None:
+        self._raw += len(chunk)
+        if self._raw > self._limit:
+            raise self._too_large()
+        if self._zlib is None:
+            self._out += chunk
+            return
+        data = chunk
+        try:
+            while data:
+                room = self._limit - len(self._out) + 1
+                self._out += self._zlib.decompress(data, room)
+                if len(self._out) > self._limit:
+                    raise self._too_large()
+                data = self._zlib.unconsumed_tail
+        except zlib.error:
+            raise FetchError(FailureReason.INVALID_JSON, "corrupt compressed body", status=self._status) from None
+
+    def finish(self) -> bytes:
+        if self._zlib is not None:
+            try:
+                self._out += self._zlib.flush()
+            except zlib.error:
+                raise FetchError(FailureReason.INVALID_JSON, "corrupt compressed body", status=self._status) from None
+            if len(self._out) > self._limit:
+                raise self._too_large()
+        return bytes(self._out)

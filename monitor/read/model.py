@@ -1,0 +1,548 @@
+"""The read model: every answer the CLI, the read API and the web UI give, computed once, from the database.
+
+Callers parse their input, call one method here, and render the result; nothing is derived twice. Each
+method reads through the repositories in a few set-based queries (``targets`` answers for 10,000 targets
+without a query per target) and raises:
+
+* :class:`NotFound` (a ``LookupError``) when a target, snapshot, change or document does not exist;
+* :class:`Conflict` when the question cannot be answered yet (a diff needs two snapshots, a comparison a
+  document);
+* ``StoreError`` when the database fails.
+
+The definitions live here, one each:
+
+* the **current document** of a target is its latest snapshot; the **baseline** its approved snapshot
+  (its first until someone approves another);
+* the **reference** of a (cloud, schema) is its configured ``reference`` region while that region has a
+  document, else the majority (when clouds are compared, regions are labelled ``cloud/region`` and the
+  first cloud's reference is used);
+* **drift** is baseline → current, classified, without ignored changes; it is **unacknowledged** unless an
+  unexpired acknowledgement names its fingerprint;
+* a target is **flapping** when its document changed ``changes.flapping_threshold`` times within
+  ``changes.flapping_window`` (the snapshots stored then, its first one not counted) — from the database,
+  so it survives a restart;
+* a target is **stale** when it polls fine but its last success is older than two intervals (as the
+  ``SchemaDriftTargetStale`` alert says).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from monitor.config import Config
+from monitor.config.types import parse_duration
+from monitor.domain import Change, FailureReason, IgnoreRules, Severity, TargetKey, TargetSpec, fingerprint, utcnow
+from monitor.judge.kinds import Microversion, extension_aliases, get_kind, version_entries
+from monitor.judge.regions import MAJORITY, RegionComparison, compare_regions
+from monitor.read.reports import Comparison
+from monitor.store.database import Database
+from monitor.store.intelligence import Baseline, RolloutRecord
+from monitor.store.repository import (
+    ChangeRecord,
+    HistoryFilter,
+    SnapshotRecord,
+    StoredDocument,
+    TargetRow,
+    TargetState,
+    TransitionRecord,
+)
+
+
+class NotFound(LookupError):
+    """What was asked for does not exist (HTTP 404, exit code 2)."""
+
+
+class Conflict(Exception):
+    """The question cannot be answered yet (HTTP 409, exit code 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetView:
+    """A target as the overview, ``/api/targets`` and the target page show it."""
+
+    key: TargetKey
+    url: str
+    interval: float
+    state: TargetState
+    baseline: Baseline | None
+    deviates: bool
+    unacknowledged: Mapping[Severity, int]
+    flapping: bool
+    rollout: bool  # a rollout is in progress in the target's (cloud, schema)
+    stale: bool
+
+    @property
+    def reason(self) -> FailureReason | None:
+        """Why the last polls fail (None while they succeed)."""
+        return self.state.last_reason if self.state.last_poll_ok is False else None
+
+
+@dataclass(frozen=True, slots=True)
+class DriftItem:
+    fingerprint: str
+    change: Change
+    acknowledged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutView:
+    """A rollout in progress: documents, start, and which regions have the new document or lag."""
+
+    cloud: str
+    schema: str
+    from_sha256: str | None
+    to_sha256: str
+    started_at: datetime
+    updated: tuple[str, ...]
+    lagging: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RegionView:
+    """The region-by-document matrix of one (cloud, schema), and each deviating region's changes."""
+
+    cloud: str
+    schema: str
+    other_cloud: str | None
+    comparison: RegionComparison
+    labels: list[str]  # every compared region label, documents or not
+    current: dict[str, str]  # label → current sha256
+    deviations: list[tuple[str, Comparison]]  # (label, reference → that region)
+    rollouts: list[RolloutView] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SurfaceCell:
+    """One API version in one region: its status and microversion range (None: no microversions)."""
+
+    status: str
+    min_version: Microversion | None
+    max_version: Microversion | None
+
+    @property
+    def range(self) -> str:
+        """``2.1-2.95``; ``-`` when the version has no microversions."""
+        if self.min_version is None and self.max_version is None:
+            return "-"
+        return f"{self.min_version or ''}-{self.max_version or ''}"
+
+
+@dataclass(frozen=True)
+class SurfaceRow:
+    """One (service, API version) across the regions; ``deviating``: regions off the majority (or lacking it)."""
+
+    service: str
+    version: str
+    cells: dict[str, SurfaceCell | None]
+    deviating: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SurfaceView:
+    """A cloud's API surface, region by region: versions and microversions per service, extension differences,
+    and services some regions lack."""
+
+    cloud: str
+    regions: list[str]
+    rows: list[SurfaceRow]
+    extensions: dict[str, dict[str, list[str]]]  # service → alias → regions lacking it (aliases all have: left out)
+    missing_services: dict[str, list[str]]  # region → services other regions have
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready: ``{"cloud", "regions", "versions": [{"service", "version", "deviating", "regions": {region:
+        {"status", "min_version", "max_version"} | null}}], "extensions": {...}, "missing_services": {...}}``."""
+        return {
+            "cloud": self.cloud,
+            "regions": self.regions,
+            "versions": [
+                {"service": row.service, "version": row.version, "deviating": list(row.deviating),
+                 "regions": {region: _cell_json(cell) for region, cell in row.cells.items()}}
+                for row in self.rows
+            ],
+            "extensions": self.extensions,
+            "missing_services": self.missing_services,
+        }  # fmt: skip
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """A point in time from a duration ago (``24h``, ``7d``) or an ISO 8601 / RFC 3339 time (naive: UTC).
+
+    Raises ValueError naming both forms.
+    """
+    try:
+        return (now or utcnow()) - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"since: expected a duration like 24h or an ISO date/time, got {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999: as early/late as can be
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
+def pick_snapshots(ids: Sequence[int], from_id: int | None, to_id: int | None) -> tuple[int, int]:
+    """Resolve ``from``/``to`` against a target's snapshot ids (ascending): ``to`` defaults to the latest,
+    ``from`` to the one before ``to``. Raises NotFound for an id of another target, Conflict without two."""
+    for given in (from_id, to_id):
+        if given is not None and given not in ids:
+            raise NotFound(f"snapshot {given} does not belong to this target; see its snapshots")
+    chosen = to_id
+    if to_id is None:
+        if not ids:
+            raise Conflict("the target has no snapshot yet; a diff needs two")
+        to_id = ids[-1]
+    if from_id is None:
+        earlier = [i for i in ids if i < to_id]
+        if not earlier and chosen is None:
+            raise Conflict(f"the target has {len(ids)} snapshot(s); a diff needs two")
+        if not earlier:
+            raise Conflict(f"snapshot {to_id} is the target's first; a diff needs an earlier one to start from")
+        from_id = earlier[-1]
+    return from_id, to_id
+
+
+class ReadModel:
+    """Answers over one database for one configuration; thread-safe (every method is its own reads)."""
+
+    def __init__(self, config: Config, database: Database) -> None:
+        self._config = config
+        self._repository = database.repository
+        self._intelligence = database.intelligence
+        self._references = {cloud.name: cloud.reference for cloud in config.clouds}
+        self._parsed = lru_cache(maxsize=256)(self._parse)
+        self._drift = lru_cache(maxsize=4096)(self._classified)  # (kind, old, new) → changes: documents never change
+        self._specs = lru_cache(maxsize=65536)(self._lookup_spec)  # the configuration never changes either
+
+    # --- targets -------------------------------------------------------------------------------------
+
+    def known(self) -> dict[TargetKey, TargetRow]:
+        """The targets polled now: registered in the database, not retired, of a configured (cloud, schema)."""
+        return {
+            key: row for key, row in self._repository.targets().items() if self._config.watches(key.cloud, key.schema)
+        }
+
+    def row(self, key: TargetKey) -> TargetRow:
+        """A known target; raises NotFound."""
+        row = self.known().get(key)
+        if row is None:
+            raise NotFound(f"no configured target {str(key)[:200]} in the database (has the monitor polled it yet?)")
+        return row
+
+    def targets(self, now: datetime | None = None) -> list[TargetView]:
+        """Every known target with its state, in label order."""
+        return self._views(self.known(), now or utcnow())
+
+    def target(self, key: TargetKey, now: datetime | None = None) -> TargetView:
+        """One known target's view (its deviation judged within its cloud and schema); raises NotFound."""
+        self.row(key)
+        group = {k: row for k, row in self.known().items() if (k.cloud, k.schema) == (key.cloud, key.schema)}
+        return next(view for view in self._views(group, now or utcnow()) if view.key == key)
+
+    def _views(self, rows: Mapping[TargetKey, TargetRow], now: datetime) -> list[TargetView]:
+        states = self._repository.load_states([row.id for row in rows.values()])
+        baselines = self._intelligence.baselines()
+        acks = self._intelligence.active_acks(now)
+        window = timedelta(seconds=self._config.changes.flapping_window)
+        changes = self._intelligence.change_times(now - window)
+        open_groups = {(r.cloud, r.schema) for r in self._intelligence.open_rollouts()}
+        deviating = self._deviating({key: states[row.id] for key, row in rows.items()})
+        views = []
+        for key in sorted(rows, key=lambda k: (k.cloud, k.region, k.schema)):
+            row, state = rows[key], states[rows[key].id]
+            interval = self._interval(key)
+            pending = self._pending(key, baselines.get(row.id), state, acks.get(row.id, set()))
+            views.append(TargetView(
+                key=key, url=row.url, interval=interval, state=state, baseline=baselines.get(row.id),
+                deviates=key in deviating, unacknowledged=_by_severity(pending),
+                flapping=len(changes.get(row.id, ())) >= self._config.changes.flapping_threshold,
+                rollout=(key.cloud, key.schema) in open_groups, stale=_stale(state, interval, now),
+            ))  # fmt: skip
+        return views
+
+    def _interval(self, key: TargetKey) -> float:
+        spec = self._spec(key)  # None: a discovered region of a cloud with listed regions: the defaults apply
+        return spec.interval if spec is not None else self._config.defaults.interval
+
+    def _ignore(self, key: TargetKey) -> IgnoreRules:
+        spec = self._spec(key)
+        return spec.ignore if spec is not None else IgnoreRules()
+
+    def _deviating(self, states: Mapping[TargetKey, TargetState]) -> set[TargetKey]:
+        groups: dict[tuple[str, str], dict[str, str]] = {}
+        for key, state in states.items():
+            if state.document is not None:
+                groups.setdefault((key.cloud, key.schema), {})[key.region] = state.document.sha256
+        found: set[TargetKey] = set()
+        for (cloud, schema), current in groups.items():
+            comparison = compare_regions(current, self._default_reference(cloud, current))
+            found.update(TargetKey(cloud, region, schema) for region in comparison.deviating)
+        return found
+
+    def _default_reference(self, cloud: str, current: Mapping[str, str]) -> str:
+        configured = self._references.get(cloud, MAJORITY)
+        return configured if configured in current else MAJORITY
+
+    # --- documents, snapshots, history ---------------------------------------------------------------
+
+    def document(self, sha256: str) -> StoredDocument:
+        """A stored canonical document; raises NotFound."""
+        document = self._repository.document(sha256)
+        if document is None:
+            raise NotFound(f"no stored document {sha256[:64]}")
+        return document
+
+    def parsed(self, sha256: str) -> dict[str, Any]:
+        """A stored document, parsed (cached: documents never change); raises NotFound."""
+        parsed: dict[str, Any] = self._parsed(sha256)
+        return parsed
+
+    def _parse(self, sha256: str) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.document(sha256).body)
+        return parsed
+
+    def snapshots(self, key: TargetKey) -> list[SnapshotRecord]:
+        """A target's snapshots, oldest first; raises NotFound."""
+        return self._repository.snapshots(self.row(key).id)
+
+    def transitions(self, key: TargetKey, limit: int = 100) -> list[TransitionRecord]:
+        """A target's latest poll-outcome transitions, oldest first; raises NotFound."""
+        return self._repository.transitions(self.row(key).id, limit)
+
+    def history(self, where: HistoryFilter) -> list[ChangeRecord]:
+        """Stored changes, oldest first (the newest ``where.limit``)."""
+        return self._repository.history(where)
+
+    def change(self, change_id: int) -> ChangeRecord:
+        """One stored change; raises NotFound."""
+        record = self._repository.change(change_id)
+        if record is None:
+            raise NotFound(f"no change {change_id}")
+        return record
+
+    # --- diffs ---------------------------------------------------------------------------------------
+
+    def snapshot_diff(self, key: TargetKey, from_id: int | None = None, to_id: int | None = None) -> Comparison:
+        """Two snapshots of a target (default: its last two); raises NotFound, Conflict."""
+        snapshots = {s.id: s for s in self.snapshots(key)}
+        from_id, to_id = pick_snapshots(sorted(snapshots), from_id, to_id)
+        old, new = snapshots[from_id].document_sha256, snapshots[to_id].document_sha256
+        return self._comparison(f"{key}: snapshot {from_id} → {to_id}", self._kind(key), old, new)
+
+    def baseline_diff(self, key: TargetKey) -> Comparison:
+        """The approved baseline against the current document; raises NotFound, Conflict."""
+        row = self.row(key)
+        baseline = self._intelligence.baselines().get(row.id)
+        state = self._repository.load_states([row.id])[row.id]
+        if baseline is None or state.document is None:
+            raise Conflict(f"{key} has no snapshot yet")
+        title = f"{key}: baseline (snapshot {baseline.snapshot_id}) → current"
+        return self._comparison(title, self._kind(key), baseline.sha256, state.document.sha256)
+
+    def region_diff(self, key: TargetKey, other: TargetKey) -> Comparison:
+        """The current document of ``other`` (old side) against that of ``key`` (new side)."""
+        rows = {k: self.row(k) for k in (key, other)}
+        states = self._repository.load_states([row.id for row in rows.values()])
+        documents = {k: states[row.id].document for k, row in rows.items()}
+        missing = [str(k) for k, document in documents.items() if document is None]
+        if missing:
+            raise Conflict(f"no document yet for {', '.join(missing)}")
+        shas = {k: document.sha256 for k, document in documents.items() if document is not None}
+        return self._comparison(f"{other} → {key}", self._kind(key), shas[other], shas[key])
+
+    def _comparison(self, title: str, kind: str, old_sha: str, new_sha: str) -> Comparison:
+        old, new = self.parsed(old_sha), self.parsed(new_sha)
+        return Comparison(title, old, new, self._drift(kind, old_sha, new_sha))
+
+    def _classified(self, kind: str, old_sha: str, new_sha: str) -> tuple[Change, ...]:
+        if old_sha == new_sha:
+            return ()
+        return tuple(get_kind(kind).classify(self.parsed(old_sha), self.parsed(new_sha)))
+
+    def _kind(self, key: TargetKey) -> str:
+        """The kind of ``key``'s document (schema for a target the config no longer lists)."""
+        spec = self._spec(key)
+        return spec.kind if spec is not None else "schema"
+
+    # --- drift ---------------------------------------------------------------------------------------
+
+    def drift(self, key: TargetKey, now: datetime | None = None) -> list[DriftItem]:
+        """Every change between the target's baseline and its current document (ignored ones left out), with
+        its fingerprint and whether it is acknowledged; raises NotFound, Conflict."""
+        now = now or utcnow()
+        row = self.row(key)
+        state = self._repository.load_states([row.id])[row.id]
+        baseline = self._intelligence.baselines().get(row.id)
+        if baseline is None or state.document is None:
+            raise Conflict(f"{key} has no snapshot yet")
+        return self._items(key, baseline, state, self._intelligence.active_acks(now).get(row.id, set()))
+
+    def _pending(
+        self, key: TargetKey, baseline: Baseline | None, state: TargetState, acked: set[str]
+    ) -> list[DriftItem]:
+        if baseline is None or state.document is None:
+            return []
+        return [item for item in self._items(key, baseline, state, acked) if not item.acknowledged]
+
+    def _items(self, key: TargetKey, baseline: Baseline, state: TargetState, acked: set[str]) -> list[DriftItem]:
+        assert state.document is not None
+        rules = self._ignore(key)
+        items = []
+        for change in self._drift(self._kind(key), baseline.sha256, state.document.sha256):
+            if not rules.matches(change):
+                fp = fingerprint(key, change)
+                items.append(DriftItem(fp, change, fp in acked))
+        return items
+
+    # --- API surface ----------------------------------------------------------------------------------
+
+    def surface(self, cloud: str) -> SurfaceView:
+        """The cloud's API surface from the current versions and extensions documents; raises NotFound."""
+        if cloud not in self._references:
+            raise NotFound(f"unknown cloud {cloud[:100]!r}")
+        rows = {key: row for key, row in self.known().items() if key.cloud == cloud}
+        states = self._repository.load_states([row.id for row in rows.values()])
+        regions = sorted({key.region for key in rows})
+        versions: dict[tuple[str, str], dict[str, SurfaceCell]] = {}
+        aliases: dict[str, dict[str, set[str]]] = {}
+        services: dict[str, set[str]] = {region: set() for region in regions}
+        for key, row in rows.items():
+            document = states[row.id].document
+            spec = self._spec(key)
+            if spec is None or document is None or spec.kind not in ("versions", "extensions"):
+                continue
+            service = spec.service or key.schema.removesuffix("-extensions")
+            services[key.region].add(service)
+            parsed = self.parsed(document.sha256)
+            if spec.kind == "versions":
+                for entry in version_entries(parsed):
+                    cell = SurfaceCell(entry.status, entry.min_version, entry.max_version)
+                    versions.setdefault((service, entry.id), {})[key.region] = cell
+            else:
+                aliases.setdefault(service, {})[key.region] = set(extension_aliases(parsed))
+        table = [
+            _surface_row(service, version, regions, cells) for (service, version), cells in sorted(versions.items())
+        ]
+        gaps = {service: _extension_gaps(per) for service, per in sorted(aliases.items())}
+        return SurfaceView(cloud, regions, table, gaps, _missing_services(services))
+
+    def _spec(self, key: TargetKey) -> TargetSpec | None:
+        """``key``'s settings (None: not a target of the configuration), looked up once per key."""
+        return self._specs(key)
+
+    def _lookup_spec(self, key: TargetKey) -> TargetSpec | None:
+        try:
+            return self._config.spec_for(key)
+        except LookupError:
+            return None
+
+    # --- comparison across regions ---------------------------------------------------------------------
+
+    def compare(self, cloud: str, schema: str, reference: str | None = None,
+                other_cloud: str | None = None) -> RegionView:  # fmt: skip
+        """Group the regions of ``cloud`` (and ``other_cloud``) by the document they serve now.
+
+        ``reference``: ``majority`` or a region label (default: see the module docstring). Raises NotFound for
+        an unknown cloud, schema or reference, Conflict when no region (or the reference) has a document.
+        """
+        clouds = [cloud] if other_cloud in (None, cloud) else [cloud, str(other_cloud)]
+        several = len(clouds) > 1
+        rows = self.known()
+        labelled: dict[str, TargetKey] = {}
+        for name in clouds:
+            if not self._config.watches(name, schema):
+                raise NotFound(f"no configured targets for cloud {name[:100]!r} and schema {schema[:100]!r}")
+            for key in sorted((k for k in rows if k.cloud == name and k.schema == schema), key=lambda k: k.region):
+                labelled[f"{name}/{key.region}" if several else key.region] = key
+        states = self._repository.load_states([rows[key].id for key in labelled.values()])
+        current = {
+            label: state.document.sha256
+            for label, key in labelled.items()
+            if (state := states[rows[key].id]).document is not None
+        }
+        if not current:
+            raise Conflict(f"no region of {cloud}/{schema} has a document yet")
+        chosen = self._reference(clouds, list(labelled), current, reference)
+        comparison = compare_regions(current, chosen)
+        deviations = [
+            (label, self._comparison(f"{cloud}/{schema}: {label} against the reference ({comparison.reference_label})",
+                                     self._kind(labelled[label]), comparison.reference, current[label]))
+            for label in comparison.deviating
+        ]  # fmt: skip
+        rollouts = [self._rollout(r, current, several) for r in self._intelligence.open_rollouts()
+                    if r.cloud in clouds and r.schema == schema]  # fmt: skip
+        return RegionView(cloud, schema, clouds[1] if several else None, comparison, list(labelled), current,
+                          deviations, rollouts)  # fmt: skip
+
+    def _reference(self, clouds: Sequence[str], labels: Sequence[str], current: Mapping[str, str],
+                   asked: str | None) -> str:  # fmt: skip
+        several = len(clouds) > 1
+        if asked is None:
+            configured = self._references.get(clouds[0], MAJORITY)
+            label = f"{clouds[0]}/{configured}" if several and configured != MAJORITY else configured
+            return label if label in current else MAJORITY
+        if several and asked != MAJORITY and "/" not in asked:
+            asked = f"{clouds[0]}/{asked}"
+        if asked != MAJORITY and asked not in labels:
+            raise NotFound(f"reference {asked[:100]!r} is not a compared region: {', '.join(labels)}")
+        if asked != MAJORITY and asked not in current:
+            raise Conflict(f"reference region {asked} has no document yet")
+        return asked
+
+    @staticmethod
+    def _rollout(record: RolloutRecord, current: Mapping[str, str], several: bool) -> RolloutView:
+        mine = {label: sha for label, sha in current.items() if not several or label.startswith(f"{record.cloud}/")}
+        return RolloutView(
+            record.cloud, record.schema, record.from_sha256, record.to_sha256, record.started_at,
+            tuple(sorted(label for label, sha in mine.items() if sha == record.to_sha256)),
+            tuple(sorted(label for label, sha in mine.items() if sha != record.to_sha256)),
+        )  # fmt: skip
+
+
+def _surface_row(service: str, version: str, regions: Sequence[str], cells: Mapping[str, SurfaceCell]) -> SurfaceRow:
+    """The row of one API version: the regions whose range or status is not the majority's, or that lack it."""
+    counts: dict[SurfaceCell, int] = {}
+    for cell in cells.values():
+        counts[cell] = counts.get(cell, 0) + 1
+    reference = max(counts, key=lambda cell: (counts[cell], cell.max_version or Microversion(0, 0)))
+    deviating = tuple(region for region in regions if cells.get(region) != reference)
+    return SurfaceRow(service, version, {region: cells.get(region) for region in regions}, deviating)
+
+
+def _cell_json(cell: SurfaceCell | None) -> dict[str, Any] | None:
+    if cell is None:
+        return None
+    return {"status": cell.status, "min_version": str(cell.min_version) if cell.min_version else None,
+            "max_version": str(cell.max_version) if cell.max_version else None}  # fmt: skip
+
+
+def _extension_gaps(per_region: Mapping[str, set[str]]) -> dict[str, list[str]]:
+    everywhere = set.union(*per_region.values()) if per_region else set()
+    return {alias: sorted(r for r, have in per_region.items() if alias not in have)
+            for alias in sorted(everywhere) if not all(alias in have for have in per_region.values())}  # fmt: skip
+
+
+def _missing_services(services: Mapping[str, set[str]]) -> dict[str, list[str]]:
+    anywhere = set().union(*services.values()) if services else set()
+    return {region: sorted(anywhere - have) for region, have in services.items() if anywhere - have}
+
+
+def _by_severity(items: Sequence[DriftItem]) -> dict[Severity, int]:
+    counts = Counter(item.change.severity for item in items)
+    return {severity: counts[severity] for severity in Severity}
+
+
+def _stale(state: TargetState, interval: float, now: datetime) -> bool:
+    if state.last_poll_ok is not True or state.last_success_at is None:
+        return False
+    return now - state.last_success_at > timedelta(seconds=2 * interval)

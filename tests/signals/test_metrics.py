@@ -1,0 +1,131 @@
+"""The metric set: names, zero-initialised label sets, and ``promtool check metrics`` on the exposition."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey
+from monitor.signals.metrics import Metrics
+from tests.conftest import promtool
+
+KEY = TargetKey("huawei", "cn-north-4", "images")
+LABELS = {"cloud": "huawei", "region": "cn-north-4", "schema": "images"}
+EXPECTED_NAMES = {
+    "schemadrift_poll_success",
+    "schemadrift_polls_total",
+    "schemadrift_poll_duration_seconds_bucket",
+    "schemadrift_last_poll_duration_seconds",
+    "schemadrift_last_poll_timestamp_seconds",
+    "schemadrift_last_success_timestamp_seconds",
+    "schemadrift_last_change_timestamp_seconds",
+    "schemadrift_changes_total",
+    "schemadrift_schema_properties",
+    "schemadrift_response_size_bytes",
+    "schemadrift_db_up",
+    "schemadrift_db_errors_total",
+    "schemadrift_build_info",
+}
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    m = Metrics(CollectorRegistry(), "1.2.3")
+    m.register_targets([KEY])
+    return m
+
+
+def test_every_documented_metric_is_exported(metrics: Metrics) -> None:
+    names = {s.name for family in metrics.registry.collect() for s in family.samples}
+    assert names >= EXPECTED_NAMES
+    assert not any(n.endswith("_created") for n in names)
+
+
+def test_known_label_sets_start_at_zero(metrics: Metrics) -> None:
+    get = metrics.registry.get_sample_value
+    assert get("schemadrift_polls_total", LABELS) == 0
+    for severity in Severity:
+        assert get("schemadrift_changes_total", {**LABELS, "severity": severity.value}) == 0
+    assert get("schemadrift_db_errors_total", {"operation": "record_snapshot"}) == 0
+    assert get("schemadrift_build_info", {"version": "1.2.3"}) == 1
+
+
+def test_a_failure_reason_series_appears_with_its_first_failure(metrics: Metrics) -> None:
+    get = metrics.registry.get_sample_value
+    assert all(get("schemadrift_poll_failures_total", {**LABELS, "reason": r.value}) is None for r in FailureReason)
+
+    metrics.observe_poll(PollResult(KEY, datetime(2026, 1, 1, tzinfo=UTC), 0.3, ok=False, reason=FailureReason.TLS))
+
+    assert get("schemadrift_poll_failures_total", {**LABELS, "reason": "tls"}) == 1
+    assert get("schemadrift_poll_failures_total", {**LABELS, "reason": "timeout"}) is None
+
+
+def test_a_failed_poll_counts_its_reason_and_clears_success(metrics: Metrics) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=True))
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=False, reason=FailureReason.HTTP_503))
+    get = metrics.registry.get_sample_value
+    assert get("schemadrift_poll_success", LABELS) == 0
+    assert get("schemadrift_polls_total", LABELS) == 2
+    assert get("schemadrift_poll_failures_total", {**LABELS, "reason": "http_503"}) == 1
+    assert get("schemadrift_last_success_timestamp_seconds", LABELS) == at.timestamp()
+
+
+def test_changes_are_counted_by_severity(metrics: Metrics) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    changes = (
+        Change("/a", "property-removed", Severity.BREAKING, 1, ABSENT),
+        Change("/b", "description-changed", Severity.COSMETIC, "x", "y"),
+        Change("/c", "property-removed", Severity.BREAKING, 1, ABSENT),
+    )
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=True, changes=changes))
+    get = metrics.registry.get_sample_value
+    assert get("schemadrift_changes_total", {**LABELS, "severity": "breaking"}) == 2
+    assert get("schemadrift_changes_total", {**LABELS, "severity": "cosmetic"}) == 1
+    assert get("schemadrift_last_change_timestamp_seconds", LABELS) == at.timestamp()
+
+
+def test_exposition_passes_promtool_check_metrics(metrics: Metrics, tmp_path: object) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=False, reason=FailureReason.TIMEOUT))
+    metrics.observe_poll(
+        PollResult(KEY, at, 0.2, ok=True, changes=(Change("/a", "value-changed", Severity.WARNING, 1, 2),))
+    )
+    metrics.set_document(KEY, 8945, 33)
+    metrics.db_result(False, "record_poll")
+    exposition = metrics.exposition()
+    result = subprocess.run(
+        [promtool(), "check", "metrics"], input=exposition, capture_output=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert result.stdout.decode().strip() == "" and result.stderr.decode().strip() == ""
+
+
+def test_the_fast_exposition_is_what_prometheus_client_writes(metrics: Metrics) -> None:
+    other = TargetKey("glance", 'we"ird\\region', "member")
+    metrics.register_targets([other, TargetKey("glance", "r2", "images")])
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=False, reason=FailureReason.HTTP_503))
+    metrics.observe_poll(PollResult(other, at, 1.7, ok=True, changes=(Change("/a", "x", Severity.INFO, 1, 2),)))
+    metrics.set_drift(other, {Severity.BREAKING: 2})
+    metrics.set_deviates(KEY, True)
+    metrics.register_groups([("huawei", "images")])
+
+    fast = metrics.exposition().decode()
+
+    assert sorted(fast.splitlines()) == sorted(generate_latest(metrics.registry).decode().splitlines())
+    assert 'schemadrift_drift_unacknowledged{cloud="glance",region="we\\"ird\\\\region",schema="member",' in fast
+
+
+def test_a_removed_target_loses_every_series_and_unknown_targets_are_ignored(metrics: Metrics) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=False, reason=FailureReason.TIMEOUT))
+
+    metrics.remove_targets([KEY])
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=True))  # a poll that outlived its target
+    metrics.set_deviates(KEY, True)
+
+    assert "cn-north-4" not in metrics.exposition().decode()
