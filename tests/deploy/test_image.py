@@ -153,8 +153,8 @@ def test_the_image_is_labelled_with_the_version_and_the_commit(image: str) -> No
     assert config["Labels"]["org.opencontainers.image.version"] == __version__
     assert config["Labels"]["org.opencontainers.image.revision"] == _revision()
     assert config["User"] == f"{UID}:{UID}"
-    # --format docker keeps the HEALTHCHECK (podman's default OCI format drops it).
-    assert "http://127.0.0.1:9478/healthz" in " ".join(config["Healthcheck"]["Test"])
+    # --format docker keeps the HEALTHCHECK (podman's default OCI format drops it); podman shows it beside Config.
+    assert "http://127.0.0.1:9478/healthz" in " ".join(data["Healthcheck"]["Test"])
     assert config["StopSignal"] in ("SIGTERM", "15")
 
 
