@@ -287,6 +287,40 @@ def test_the_workload_mounts_the_generated_configmap(rendered: dict[str, list[di
     assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
 
 
+DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
+DOC_CHECKOUT = "../schema-drift-monitor/deploy/kubernetes"  # where docs/deployment.md's own overlay finds ours
+
+
+def _documented_overlay() -> str:
+    """The ``my-monitor/kustomization.yaml`` that docs/deployment.md shows."""
+    match = re.search(r"```yaml\n# my-monitor/kustomization.yaml\n(.*?)```", DEPLOYMENT_DOC.read_text(encoding="utf-8"),
+                      re.DOTALL)  # fmt: skip
+    assert match, "docs/deployment.md: no my-monitor/kustomization.yaml example"
+    return match[1]
+
+
+def test_the_documented_overlay_of_ones_own_renders_with_its_config_image_and_release_label(tmp_path: Path) -> None:
+    text = _documented_overlay()
+    assert DOC_CHECKOUT in text
+    mine = tmp_path / "my-monitor"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(text.replace(DOC_CHECKOUT, os.path.relpath(K8S, mine)), encoding="utf-8")
+    config = _config_text("ha").replace("regions: [cn-north-4, cn-east-3, ap-southeast-1]", "regions: [cn-south-1]")
+    (mine / "config.yaml").write_text(config, encoding="utf-8")
+    result = _run([*_kustomize(), str(mine)])
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    (config_map,) = [d for d in docs if d["metadata"]["name"].startswith("schema-drift-monitor-config")]
+    assert config_map["data"] == {"config.yaml": config}
+    deployment = _one(docs, "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+    images = {c["image"] for c in _containers(deployment)}
+    assert images == {"registry.example.com/schema-drift-monitor:0.1.0"}
+    for kind in CRD_KINDS:
+        assert _one(docs, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
 def _containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
     pod = workload["spec"]["template"]["spec"]
     return [*pod.get("initContainers", []), *pod["containers"]]
