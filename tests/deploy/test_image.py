@@ -73,15 +73,24 @@ def _revision() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
+def _image_id() -> str | None:
+    done = podman("image", "inspect", "--format", "{{.Id}}", IMAGE)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 @pytest.fixture(scope="session")
 def image() -> str:
-    """The image built from deploy/Dockerfile for this session (the tag is reused: the previous one is replaced)."""
+    """The image built from deploy/Dockerfile for this session. The tag is reused, and the image it named before
+    (built by an earlier session) is removed once replaced; the build stage's layers stay as podman's cache."""
+    previous = _image_id()
     argv = ["build", "--format", "docker", "--network", "host", "-f", str(DOCKERFILE), "-t", IMAGE,
             "--build-arg", f"VERSION={__version__}", "--build-arg", f"REVISION={_revision()}"]  # fmt: skip
     if CA_BUNDLE.is_file():
         argv += ["--volume", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
     done = podman(*argv, str(ROOT), timeout=BUILD_TIMEOUT_S)
     assert done.returncode == 0, f"podman build failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    if previous is not None and previous != _image_id():
+        podman("rmi", previous)  # fails harmlessly while a container of someone else's still uses it
     return IMAGE
 
 
