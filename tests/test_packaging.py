@@ -41,8 +41,8 @@ NOT_SHIPPED = (
     "monitor/simulator_identity.py",
     "monitor/simserver.py",
     "monitor/simdata/images.json",
-    "tests/sim/regions.py",
-    "tests/sim/identity.py",
+    "tests/support/regions.py",
+    "tests/support/identity.py",
 )
 FAULT_MACHINERY = ("set_fault", "/_sim/", "gzip_bomb", "IdentitySimulator", "verify_aksk")
 """Names that only the test simulators define; no shipped module may contain them."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate deploy/kubernetes/prometheusrule.yaml from deploy/prometheus/schemadrift.rules.yml.
+"""Generate components/prometheus-operator/prometheusrule.yaml from deploy/prometheus/schemadrift.rules.yml.
 
 The Prometheus rules file is the one source of truth: Prometheus (compose, systemd setups) loads it as is, and
 the Prometheus Operator gets the same ``groups`` wrapped in a ``PrometheusRule``. Re-run after editing the rules:
@@ -22,7 +22,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 DEPLOY = HERE.parent
 DEFAULT_RULES = DEPLOY / "prometheus" / "schemadrift.rules.yml"
-DEFAULT_OUTPUT = HERE / "prometheusrule.yaml"
+DEFAULT_OUTPUT = HERE / "components" / "prometheus-operator" / "prometheusrule.yaml"
 
 NAME = "schema-drift-monitor"
 NAMESPACE = "schema-drift-monitor"

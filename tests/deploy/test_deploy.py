@@ -11,6 +11,7 @@ offline ``config`` command) and ``systemd-analyze``.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -98,11 +99,27 @@ def _yaml(path: Path) -> Any:
 
 
 # --- Kubernetes ----------------------------------------------------------------------------------------------
+# deploy/kubernetes/: base/ (Namespace, Service, NetworkPolicy), two overlays (single: a StatefulSet on SQLite; ha:
+# a Deployment of replicas on PostgreSQL) and two components a user adds in an overlay of their own
+# (prometheus-operator: ServiceMonitor + PrometheusRule, which need the CRDs; grafana-dashboard: the dashboard
+# ConfigMap). The files are checked offline; what kustomize renders of every overlay, with and without the
+# components, is checked too (with kubectl or kustomize).
+
+OVERLAYS = ("single", "ha")
+WORKLOADS = {"single": "single/statefulset.yaml", "ha": "ha/deployment.yaml"}
+COMPONENTS = ("prometheus-operator", "grafana-dashboard")
+VARIANTS = [f"{overlay}{suffix}" for overlay in OVERLAYS for suffix in ("", "+components")]
+PROMETHEUSRULE = K8S / "components" / "prometheus-operator" / "prometheusrule.yaml"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "schema-drift-monitor.json"
+DASHBOARD_CONFIGMAP = K8S / "components" / "grafana-dashboard" / "dashboard-configmap.yaml"
+# kubectl apply (client-side) keeps the whole object in an annotation, and annotations hold at most 256 KiB.
+ANNOTATION_LIMIT = 262144
+DATA_DIR = "/var/lib/schema-drift-monitor"
 
 
 def _k8s_files() -> list[Path]:
-    """Every manifest in deploy/kubernetes (the kustomization itself is not a Kubernetes object)."""
-    return sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    """Every Kubernetes object file under deploy/kubernetes (not the kustomizations, not the monitor's configs)."""
+    return sorted(p for p in K8S.rglob("*.yaml") if p.name not in ("kustomization.yaml", "config.yaml"))
 
 
 def _k8s_docs() -> list[tuple[str, dict[str, Any]]]:
@@ -110,22 +127,35 @@ def _k8s_docs() -> list[tuple[str, dict[str, Any]]]:
     for path in _k8s_files():
         for i, doc in enumerate(yaml.safe_load_all(path.read_text(encoding="utf-8"))):
             if doc is not None:
-                docs.append((f"{path.name}#{i}", doc))
+                docs.append((f"{path.relative_to(K8S)}#{i}", doc))
     return docs
 
 
-def _k8s(kind: str) -> dict[str, Any]:
-    found = [doc for _, doc in _k8s_docs() if doc.get("kind") == kind]
-    assert len(found) == 1, f"expected exactly one {kind} in deploy/kubernetes, found {len(found)}"
-    return found[0]
+def _k8s(relative: str) -> dict[str, Any]:
+    """The one object of a file under deploy/kubernetes."""
+    doc: dict[str, Any] = _yaml(K8S / relative)
+    return doc
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_prometheusrule", K8S / "generate_prometheusrule.py")
+def _workload(overlay: str) -> dict[str, Any]:
+    return _k8s(WORKLOADS[overlay])
+
+
+def _config_text(overlay: str) -> str:
+    """The monitor's config of an overlay (its configMapGenerator's config.yaml)."""
+    return (K8S / overlay / "config.yaml").read_text(encoding="utf-8")
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, K8S / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _generator() -> ModuleType:
+    return _script("generate_prometheusrule")
 
 
 @pytest.fixture
@@ -145,14 +175,6 @@ def _validate(doc: dict[str, Any], version: str) -> None:
 _API_DOCS = [(name, doc) for name, doc in _k8s_docs() if doc.get("kind") not in CRD_KINDS]
 
 
-def test_the_manifests_are_all_there() -> None:
-    kinds = {doc["kind"] for _, doc in _k8s_docs()}
-    assert kinds == {
-        "Namespace", "Deployment", "PodDisruptionBudget", "Service", "ConfigMap", "Secret", "ServiceMonitor",
-        "PrometheusRule",
-    }  # fmt: skip
-
-
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize(("name", "doc"), _API_DOCS, ids=[name for name, _ in _API_DOCS])
 def test_manifest_is_valid_for_kubernetes(name: str, doc: dict[str, Any], version: str) -> None:
@@ -160,64 +182,170 @@ def test_manifest_is_valid_for_kubernetes(name: str, doc: dict[str, Any], versio
     _validate(doc, version)
 
 
-def test_kustomization_lists_every_manifest_but_the_secret_example() -> None:
-    kustomization = _yaml(K8S / "kustomization.yaml")
-    assert kustomization["kind"] == "Kustomization"
+def _kustomizations() -> list[Path]:
+    return sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
+
+
+@pytest.mark.parametrize("directory", _kustomizations(), ids=lambda p: str(p.relative_to(K8S)))
+def test_each_kustomization_lists_every_manifest_of_its_directory_but_the_secret_example(directory: Path) -> None:
+    kustomization = _yaml(directory / "kustomization.yaml")
+    component = directory.parent.name == "components"
+    assert kustomization["kind"] == ("Component" if component else "Kustomization")
     resources = kustomization["resources"]
     assert len(resources) == len(set(resources))
-    expected = {p.name for p in _k8s_files()} - {"secret.example.yaml"}
-    assert set(resources) == expected
-    assert kustomization["namespace"] == _k8s("Namespace")["metadata"]["name"]
+    files = {r for r in resources if (directory / r).is_file()}
+    assert files == {p.name for p in directory.glob("*.yaml")} - {"kustomization.yaml", "config.yaml",
+                                                                    "secret.example.yaml"}  # fmt: skip
+    for reference in set(resources) - files:
+        assert (directory / reference / "kustomization.yaml").is_file(), reference
+    if not component:
+        assert kustomization["namespace"] == _k8s("base/namespace.yaml")["metadata"]["name"]
+    for generator in kustomization.get("configMapGenerator", []):
+        assert generator["files"] == ["config.yaml"] and (directory / "config.yaml").is_file()
 
 
-def test_kustomize_build_renders_valid_objects() -> None:
-    """``kubectl kustomize`` (or ``kustomize build``) renders the kustomization; the result validates too."""
+def _kustomize() -> list[str]:
     if kubectl := shutil.which("kubectl"):
-        argv = [kubectl, "kustomize", str(K8S)]
-    elif kustomize := shutil.which("kustomize"):
-        argv = [kustomize, "build", str(K8S)]
-    else:
-        _missing("neither kubectl nor kustomize installed (apt-get install kubernetes-client)")
-    result = _run(argv)
+        return [kubectl, "kustomize"]
+    if kustomize := shutil.which("kustomize"):
+        return [kustomize, "build"]
+    _missing("neither kubectl nor kustomize installed (apt-get install kubernetes-client)")
+
+
+def _with_components(directory: Path, overlay: str) -> Path:
+    """An overlay of the user's own (as docs/deployment.md shows): ``overlay`` plus both components."""
+    up = Path(os.path.relpath(K8S, directory))  # kustomize takes relative paths only
+    directory.mkdir(parents=True)
+    (directory / "kustomization.yaml").write_text(
+        yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [str(up / overlay)],
+            "components": [str(up / "components" / name) for name in COMPONENTS],
+        }),
+        encoding="utf-8",
+    )  # fmt: skip
+    return directory
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    """What ``kubectl kustomize`` (or ``kustomize build``) renders of each variant, by name."""
+    argv = _kustomize()
+    out = {}
+    for variant in VARIANTS:
+        overlay, _, components = variant.partition("+")
+        directory = K8S / overlay
+        if components:
+            directory = _with_components(tmp_path_factory.mktemp("overlay") / "mine", overlay)
+        result = _run([*argv, str(directory)])
+        assert result.returncode == 0, f"{variant}: {result.stderr}"
+        out[variant] = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return out
+
+
+def _one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+EXPECTED_KINDS = {
+    "single": ["Namespace", "ConfigMap", "Service", "NetworkPolicy", "StatefulSet"],
+    "ha": ["Namespace", "ConfigMap", "Service", "NetworkPolicy", "Deployment", "PodDisruptionBudget",
+           "NetworkPolicy"],
+    "components": ["ServiceMonitor", "PrometheusRule", "ConfigMap"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_kustomize_build_renders_valid_objects(
+    rendered: dict[str, list[dict[str, Any]]], variant: str, version: str
+) -> None:
+    """Every overlay, with and without the components, renders; the result validates strictly too."""
+    docs = rendered[variant]
+    overlay, _, components = variant.partition("+")
+    expected = EXPECTED_KINDS[overlay] + (EXPECTED_KINDS["components"] if components else [])
+    assert sorted(d["kind"] for d in docs) == sorted(expected)
+    namespace = _one(docs, "Namespace")["metadata"]["name"]
+    for doc in docs:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == namespace, doc["kind"]
+        if doc["kind"] not in CRD_KINDS:
+            _validate(doc, version)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_workload_mounts_the_generated_configmap(rendered: dict[str, list[dict[str, Any]]], overlay: str) -> None:
+    docs = rendered[overlay]
+    (config_map,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert re.fullmatch(r"schema-drift-monitor-config-[a-z0-9]{10}", config_map["metadata"]["name"])
+    assert config_map["data"] == {"config.yaml": _config_text(overlay)}
+    workload = _one(docs, _workload(overlay)["kind"])
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+
+
+DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
+DOC_CHECKOUT = "../schema-drift-monitor/deploy/kubernetes"  # where docs/deployment.md's own overlay finds ours
+
+
+def _documented_overlay() -> str:
+    """The ``my-monitor/kustomization.yaml`` that docs/deployment.md shows."""
+    match = re.search(r"```yaml\n# my-monitor/kustomization.yaml\n(.*?)```", DEPLOYMENT_DOC.read_text(encoding="utf-8"),
+                      re.DOTALL)  # fmt: skip
+    assert match, "docs/deployment.md: no my-monitor/kustomization.yaml example"
+    return match[1]
+
+
+def test_the_documented_overlay_of_ones_own_renders_with_its_config_image_and_release_label(tmp_path: Path) -> None:
+    text = _documented_overlay()
+    assert DOC_CHECKOUT in text
+    mine = tmp_path / "my-monitor"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(text.replace(DOC_CHECKOUT, os.path.relpath(K8S, mine)), encoding="utf-8")
+    config = _config_text("ha").replace("regions: [cn-north-4, cn-east-3, ap-southeast-1]", "regions: [cn-south-1]")
+    (mine / "config.yaml").write_text(config, encoding="utf-8")
+    result = _run([*_kustomize(), str(mine)])
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert sorted(d["kind"] for d in docs) == sorted(
-        ["Namespace", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor", "PrometheusRule"]
-    )
-    for doc in docs:
-        if doc["kind"] not in CRD_KINDS:
-            _validate(doc, K8S_VERSIONS[-1])
+    (config_map,) = [d for d in docs if d["metadata"]["name"].startswith("schema-drift-monitor-config")]
+    assert config_map["data"] == {"config.yaml": config}
+    deployment = _one(docs, "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+    images = {c["image"] for c in _containers(deployment)}
+    assert images == {"registry.example.com/schema-drift-monitor:0.1.0"}
+    for kind in CRD_KINDS:
+        assert _one(docs, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
-def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
-    pod = deployment["spec"]["template"]["spec"]
+def _containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = workload["spec"]["template"]["spec"]
     return [*pod.get("initContainers", []), *pod["containers"]]
 
 
-def _pod_labels() -> dict[str, str]:
-    labels: dict[str, str] = _k8s("Deployment")["spec"]["template"]["metadata"]["labels"]
+def _pod_labels(overlay: str = "ha") -> dict[str, str]:
+    labels: dict[str, str] = _workload(overlay)["spec"]["template"]["metadata"]["labels"]
     return labels
 
 
 def _ha_settings() -> dict[str, Any]:
-    """The ``ha:`` block of the ConfigMap's config."""
-    settings: dict[str, Any] = yaml.safe_load(_k8s("ConfigMap")["data"]["config.yaml"])["ha"]
+    """The ``ha:`` block of the ha overlay's config."""
+    settings: dict[str, Any] = yaml.safe_load(_config_text("ha"))["ha"]
     return settings
 
 
-def test_deployment_runs_locked_down_non_root_replicas() -> None:
-    deployment = _k8s("Deployment")
-    spec = deployment["spec"]
-    assert spec["replicas"] == 2
-    # A rolling update starts the new pod before stopping an old one, which then hands its targets over.
-    assert spec["strategy"]["type"] == "RollingUpdate"
-    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    pod = spec["template"]["spec"]
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workload_runs_locked_down_non_root_pods(overlay: str) -> None:
+    workload = _workload(overlay)
+    pod = workload["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == _dockerfile_uid()
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert pod.get("automountServiceAccountToken") is False
-    for container in _containers(deployment):
+    for container in _containers(workload):
         security = container["securityContext"]
         assert security["runAsNonRoot"] is True, container["name"]
         assert security["readOnlyRootFilesystem"] is True, container["name"]
@@ -230,11 +358,67 @@ def test_deployment_runs_locked_down_non_root_replicas() -> None:
         assert "/tmp" in mounts, container["name"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes["tmp"]
-    assert volumes["config"]["configMap"]["name"] == _k8s("ConfigMap")["metadata"]["name"]
+    generators = _yaml(K8S / overlay / "kustomization.yaml")["configMapGenerator"]
+    assert volumes["config"]["configMap"]["name"] in {g["name"] for g in generators}
+
+
+def _measured_soak_rss_mib() -> int:
+    """The peak RSS of the 10,000-target daemon soak, as the docs state it ("RSS 227-247 MiB")."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        if match := re.search(r"RSS (\d+)[\u2013-](\d+) MiB", page.read_text(encoding="utf-8")):
+            return int(match[2])
+    raise AssertionError('no measured RSS ("RSS N-M MiB") in README.md or docs/')
+
+
+def _mebibytes(quantity: str) -> float:
+    units = {"Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_resources_fit_the_measured_fleet_they_state(overlay: str) -> None:
+    """The monitor's requests hold the measured RSS of 10,000 targets, its limit twice that; the manifest says
+    which fleet size that is and where the figure comes from."""
+    (monitor,) = _workload(overlay)["spec"]["template"]["spec"]["containers"]
+    resources = monitor["resources"]
+    peak = _measured_soak_rss_mib()
+    assert _mebibytes(resources["requests"]["memory"]) >= peak
+    assert _mebibytes(resources["limits"]["memory"]) >= 2 * peak
+    text = (K8S / WORKLOADS[overlay]).read_text(encoding="utf-8")
+    assert "up to 10,000 targets" in text and 'README "Scale"' in text and f"{peak} MiB" in text
+
+
+def test_ha_runs_two_replicas_that_roll_without_a_gap() -> None:
+    spec = _workload("ha")["spec"]
+    assert spec["replicas"] == 2
+    # A rolling update starts the new pod before stopping an old one, which then hands its targets over.
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_single_runs_one_pod_on_its_own_volume_never_two_on_one_sqlite_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    statefulset = _workload("single")
+    spec = statefulset["spec"]
+    assert statefulset["kind"] == "StatefulSet" and spec["replicas"] == 1
+    assert spec["serviceName"] == _k8s("base/service.yaml")["metadata"]["name"]
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    (monitor,) = spec["template"]["spec"]["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in monitor["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == DATA_DIR
+    assert spec["template"]["spec"]["securityContext"]["fsGroup"] == _dockerfile_uid()  # the volume is writable
+    monkeypatch.setenv("IMS_AUTH_TOKEN", "token-for-the-test")
+    config = parse_config(yaml.safe_load(_config_text("single")), "single/config.yaml")
+    url = config.database.url.get_secret_value()
+    assert url.startswith("sqlite:////") and Path(url.removeprefix("sqlite:///")).parent == Path(DATA_DIR)
+    assert config.ha.expected_replicas == 1
+    # No PodDisruptionBudget: with one replica it would block every node drain.
+    assert "PodDisruptionBudget" not in {doc["kind"] for name, doc in _k8s_docs() if name.startswith("single/")}
 
 
 def test_replicas_prefer_different_nodes() -> None:
-    anti = _k8s("Deployment")["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    anti = _workload("ha")["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     assert "requiredDuringSchedulingIgnoredDuringExecution" not in anti  # a one-node cluster still runs both
     (preferred,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
     term = preferred["podAffinityTerm"]
@@ -244,8 +428,8 @@ def test_replicas_prefer_different_nodes() -> None:
 
 
 def test_disruption_budget_keeps_one_replica_and_lets_drains_proceed() -> None:
-    pdb = _k8s("PodDisruptionBudget")
-    deployment = _k8s("Deployment")
+    pdb = _k8s("ha/pdb.yaml")
+    deployment = _workload("ha")
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     assert pdb["spec"]["minAvailable"] == 1
@@ -257,14 +441,15 @@ def test_disruption_budget_keeps_one_replica_and_lets_drains_proceed() -> None:
 def test_each_replica_is_named_after_its_pod() -> None:
     ha = _ha_settings()
     assert ha["replica"] == "${POD_NAME}"
-    assert ha["expected_replicas"] == _k8s("Deployment")["spec"]["replicas"]
-    for container in _containers(_k8s("Deployment")):
+    assert ha["expected_replicas"] == _workload("ha")["spec"]["replicas"]
+    for container in _containers(_workload("ha")):
         env = {e["name"]: e for e in container["env"]}
         assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, container["name"]
 
 
-def test_deployment_probes_and_port() -> None:
-    (monitor,) = _k8s("Deployment")["spec"]["template"]["spec"]["containers"]
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workload_probes_and_port(overlay: str) -> None:
+    (monitor,) = _workload(overlay)["spec"]["template"]["spec"]["containers"]
     assert monitor["args"] == ["run", "--config", CONFIG_PATH]
     assert monitor["ports"] == [{"name": "metrics", "containerPort": PORT, "protocol": "TCP"}]
     assert monitor["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
@@ -276,14 +461,14 @@ UPGRADE = f"schema-drift-monitor db upgrade --config {CONFIG_PATH}"
 
 def _init_script() -> str:
     """The db-upgrade init container's shell script."""
-    (init,) = _k8s("Deployment")["spec"]["template"]["spec"]["initContainers"]
+    (init,) = _workload("ha")["spec"]["template"]["spec"]["initContainers"]
     assert init["command"] == ["sh", "-c"]
     (script,) = init["args"]
     return str(script)
 
 
 def test_init_container_migrates_the_database_first() -> None:
-    pod = _k8s("Deployment")["spec"]["template"]["spec"]
+    pod = _workload("ha")["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
     (monitor,) = pod["containers"]
     script = _init_script()
@@ -342,14 +527,18 @@ def test_init_script_does_not_retry_an_invalid_config(tmp_path: Path) -> None:
     assert "retrying" not in result.stderr
 
 
-def test_secrets_reach_the_config_only_through_the_secret() -> None:
-    """Every ${VAR} of the ConfigMap's config is an env var of every container, fed from the Secret's keys (the
-    replica name, POD_NAME, from the pod itself)."""
-    config_text = _k8s("ConfigMap")["data"]["config.yaml"]
-    referenced = _config_vars(config_text)
-    assert referenced == {"DATABASE_URL", "IMS_AUTH_TOKEN", "POD_NAME"}
-    secret = _k8s("Secret")
-    for container in _containers(_k8s("Deployment")):
+SECRET_KEYS = {"single": {"ims-auth-token"}, "ha": {"database-url", "ims-auth-token"}}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secrets_reach_the_config_only_through_the_secret(overlay: str) -> None:
+    """Every ${VAR} of the overlay's config is an env var of every container, fed from the keys of the overlay's
+    Secret (the replica name, POD_NAME, from the pod itself)."""
+    referenced = _config_vars(_config_text(overlay))
+    assert referenced == {"single": {"IMS_AUTH_TOKEN"}, "ha": {"DATABASE_URL", "IMS_AUTH_TOKEN", "POD_NAME"}}[overlay]
+    secret = _k8s(f"{overlay}/secret.example.yaml")
+    assert set(secret["stringData"]) == SECRET_KEYS[overlay]
+    for container in _containers(_workload(overlay)):
         env = {e["name"]: e for e in container["env"]}
         assert referenced <= set(env), container["name"]
         for name in referenced - {"POD_NAME"}:
@@ -358,19 +547,20 @@ def test_secrets_reach_the_config_only_through_the_secret() -> None:
             assert ref["key"] in secret["stringData"]
 
 
-def test_secret_example_holds_placeholders_only() -> None:
-    secret = _k8s("Secret")
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secret_example_holds_placeholders_only(overlay: str) -> None:
+    secret = _k8s(f"{overlay}/secret.example.yaml")
     assert "data" not in secret
     for key, value in secret["stringData"].items():
         assert "CHANGE-ME" in value, f"{key} should be a placeholder"
 
 
-def test_configmap_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ha_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     url = "postgresql+psycopg://schemadrift:pw@postgres.example.svc:5432/schemadrift"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("IMS_AUTH_TOKEN", "token-for-the-test")
     monkeypatch.setenv("POD_NAME", "schema-drift-monitor-7d9f8b6c4-x2k8q")
-    config = parse_config(yaml.safe_load(_k8s("ConfigMap")["data"]["config.yaml"]), "configmap.yaml")
+    config = parse_config(yaml.safe_load(_config_text("ha")), "ha/config.yaml")
     assert config.database.url.get_secret_value() == url
     assert config.ha.replica == "schema-drift-monitor-7d9f8b6c4-x2k8q"
     assert config.ha.expected_replicas == 2
@@ -378,16 +568,57 @@ def test_configmap_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.targets()
 
 
-def test_service_exposes_the_metrics_port_of_the_pods() -> None:
-    service = _k8s("Service")
-    template = _k8s("Deployment")["spec"]["template"]
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_service_exposes_the_metrics_port_of_the_pods(overlay: str) -> None:
+    service = _k8s("base/service.yaml")
+    template = _workload(overlay)["spec"]["template"]
     assert service["spec"]["ports"] == [{"name": "metrics", "port": PORT, "targetPort": "metrics", "protocol": "TCP"}]
     assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
 
 
+def _policies(overlay: str) -> list[dict[str, Any]]:
+    """The NetworkPolicies the overlay applies: the base's and its own."""
+    return [doc for name, doc in _k8s_docs() if doc["kind"] == "NetworkPolicy" and name.startswith(("base/", overlay))]
+
+
+def _ports(rules: list[dict[str, Any]]) -> set[tuple[int, str]]:
+    return {(port["port"], port.get("protocol", "TCP")) for rule in rules for port in rule["ports"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_admit_prometheus_only_and_reach_dns_https_and_the_database(overlay: str) -> None:
+    policies = _policies(overlay)
+    pod_labels = _pod_labels(overlay)
+    for policy in policies:
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+        for rule in policy["spec"].get("egress", []) + policy["spec"].get("ingress", []):
+            assert rule.get("ports"), f"{policy['metadata']['name']}: a rule without ports allows every port"
+    ingress = [rule for policy in policies for rule in policy["spec"].get("ingress", [])]
+    (scrape,) = ingress
+    assert _ports([scrape]) == {(PORT, "TCP")}
+    (source,) = scrape["from"]
+    assert set(source) == {"namespaceSelector"}  # a namespace, never an address block
+    assert set(source["namespaceSelector"]["matchLabels"]) == {"kubernetes.io/metadata.name"}
+    egress = [rule for policy in policies for rule in policy["spec"].get("egress", [])]
+    expected = {(53, "UDP"), (53, "TCP"), (443, "TCP")}
+    if overlay == "ha":  # PostgreSQL, at the port of the Secret's database URL
+        url = _k8s("ha/secret.example.yaml")["stringData"]["database-url"]
+        match = re.search(r"@[^/:]+:(\d+)/", url)
+        assert match
+        expected.add((int(match[1]), "TCP"))
+    assert _ports(egress) == expected
+    assert all("policyTypes" in policy["spec"] for policy in policies)
+
+
+def test_the_network_policy_says_why_https_goes_to_any_address() -> None:
+    text = (K8S / "base" / "networkpolicy.yaml").read_text(encoding="utf-8")
+    assert "cannot name" in text and "host names" in text
+    assert "cannot name the clouds' hosts" in (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+
+
 def test_servicemonitor_scrapes_the_service_as_job_schema_drift_monitor() -> None:
-    monitor = _k8s("ServiceMonitor")
-    service = _k8s("Service")
+    monitor = _k8s("components/prometheus-operator/servicemonitor.yaml")
+    service = _k8s("base/service.yaml")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
@@ -407,14 +638,29 @@ def test_servicemonitor_scrapes_the_service_as_job_schema_drift_monitor() -> Non
 
 
 def test_prometheusrule_carries_the_rules_file_groups(rules_text: str) -> None:
-    rule = _k8s("PrometheusRule")
+    rule = _yaml(PROMETHEUSRULE)
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
-    assert rule["metadata"]["namespace"] == _k8s("Namespace")["metadata"]["name"]
+    assert rule["metadata"]["namespace"] == _k8s("base/namespace.yaml")["metadata"]["name"]
     assert rule["spec"] == {"groups": yaml.safe_load(rules_text)["groups"]}
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_with_the_components_carries_the_rules_and_the_dashboard_unchanged(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str, rules_text: str
+) -> None:
+    docs = rendered[f"{overlay}+components"]
+    assert _one(docs, "PrometheusRule")["spec"] == {"groups": yaml.safe_load(rules_text)["groups"]}
+    dashboard = _one(docs, "ConfigMap", "schema-drift-monitor-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["data"] == {"schema-drift-monitor.json": DASHBOARD.read_text(encoding="utf-8")}
+    monitor = _one(docs, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= _one(docs, "Service")["metadata"]["labels"].items()
+    without = rendered[overlay]
+    assert not {"PrometheusRule", "ServiceMonitor"} & {d["kind"] for d in without}
+
+
 def test_committed_prometheusrule_is_the_generator_output(rules_text: str) -> None:
-    committed = (K8S / "prometheusrule.yaml").read_text(encoding="utf-8")
+    committed = PROMETHEUSRULE.read_text(encoding="utf-8")
     assert committed == _generator().render(rules_text), "run: python deploy/kubernetes/generate_prometheusrule.py"
 
 
@@ -469,6 +715,60 @@ def test_generator_writes_nothing_without_a_rules_file(tmp_path: Path) -> None:
 
 def test_generator_runs_as_a_script(rules_text: str) -> None:
     result = _run([sys.executable, str(K8S / "generate_prometheusrule.py"), "--check"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+def _dashboard_generator() -> ModuleType:
+    return _script("generate_dashboard_configmap")
+
+
+def test_committed_dashboard_configmap_is_the_generator_output() -> None:
+    committed = DASHBOARD_CONFIGMAP.read_text(encoding="utf-8")
+    expected = _dashboard_generator().render(DASHBOARD.read_text(encoding="utf-8"))
+    assert committed == expected, "run: python deploy/kubernetes/generate_dashboard_configmap.py"
+
+
+def test_dashboard_configmap_carries_the_dashboard_unchanged_for_grafanas_sidecar() -> None:
+    config_map = _yaml(DASHBOARD_CONFIGMAP)
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    (text,) = config_map["data"].values()
+    assert text == DASHBOARD.read_text(encoding="utf-8")
+    assert json.loads(text)["uid"] == "schema-drift-monitor"
+    assert len(json.dumps(config_map)) < ANNOTATION_LIMIT, "too big for kubectl apply: use --server-side"
+
+
+def test_dashboard_generator_copies_the_file_deterministically(tmp_path: Path) -> None:
+    generator = _dashboard_generator()
+    dashboard, output = tmp_path / "dashboard.json", tmp_path / "dashboard-configmap.yaml"
+    dashboard.write_text(json.dumps({"uid": "u", "title": "T", "panels": [{"id": 1}]}, indent=2) + "\n")
+    argv = ["--dashboard", str(dashboard), "--output", str(output)]
+
+    assert generator.main(argv) == 0
+    first = output.read_text(encoding="utf-8")
+    assert first.startswith("# generated — do not edit")
+    doc = yaml.safe_load(first)
+    assert (doc["apiVersion"], doc["kind"]) == ("v1", "ConfigMap")
+    assert doc["data"] == {"schema-drift-monitor.json": dashboard.read_text(encoding="utf-8")}
+    assert "schema-drift-monitor.json: |\n" in first  # the JSON stays a readable block
+
+    assert generator.main(argv) == 0
+    assert output.read_text(encoding="utf-8") == first  # same input, same bytes
+    assert generator.main([*argv, "--check"]) == 0
+    output.write_text(first + "# hand edit\n", encoding="utf-8")
+    assert generator.main([*argv, "--check"]) == 1
+
+
+@pytest.mark.parametrize("content", [None, "[]\n", "{not json\n", '{"title": "no uid, no panels"}\n'])
+def test_dashboard_generator_writes_nothing_without_a_dashboard(tmp_path: Path, content: str | None) -> None:
+    dashboard, output = tmp_path / "dashboard.json", tmp_path / "dashboard-configmap.yaml"
+    if content is not None:
+        dashboard.write_text(content, encoding="utf-8")
+    assert _dashboard_generator().main(["--dashboard", str(dashboard), "--output", str(output)]) == 2
+    assert not output.exists()
+
+
+def test_dashboard_generator_runs_as_a_script() -> None:
+    result = _run([sys.executable, str(K8S / "generate_dashboard_configmap.py"), "--check"], cwd=ROOT)
     assert result.returncode == 0, result.stderr
 
 
