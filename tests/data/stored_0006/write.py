@@ -47,7 +47,7 @@ def main() -> None:
         dump: dict[str, Any] = {"written_by": "commit 0cbbf44, schema revision 0006"}
         with parts.database.engine.connect() as conn:
             for name, table in tables.items():
-                rows = conn.execute(select(table.__table__)).mappings().all()  # type: ignore[attr-defined]
+                rows = conn.execute(select(table.__table__)).mappings().all()
                 dump[name] = [{key: _plain(value) for key, value in row.items()} for row in rows]
         parts.database.dispose()
     json.dump(dump, sys.stdout, indent=1, sort_keys=True, ensure_ascii=False)
