@@ -29,9 +29,9 @@ from monitor import __version__
 from monitor.demo import DEMO_REGIONS
 from monitor.store.engine import current_revision, head_revision, make_engine
 from tests.conftest import TOKEN, config_data, create_pg_database, drop_pg_database, require_tool
-from tests.support.regions import Simulator, mutate_breaking
 from tests.support.lockfile import normalize, read_lock
 from tests.support.process import free_port, wait_for
+from tests.support.regions import Simulator, mutate_breaking
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"

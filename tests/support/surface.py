@@ -123,6 +123,11 @@ class SurfaceSimulator(LoopbackServer):
             old = self._documents[(region, service, path)]
             self._documents[(region, service, path)] = Document(old.status, old.headers, copy.deepcopy(body))
 
+    def serve(self, region: str, service: str, document: Document, path: str = "/") -> None:
+        """Serve ``document`` (its status, headers and body) at ``path`` below ``service``'s root in ``region``."""
+        with self._lock:
+            self._documents[(region, service, path)] = document
+
     def catalog(self, service: str) -> dict[str, str]:
         """Region → the service's endpoint as a catalog lists it (version and project id included)."""
         return {region: f"{self.base_url}/{region}/{service}{SERVICES[service][0]}" for region in self.regions}

@@ -20,7 +20,9 @@ scheme, host and port, so two regions serving the same surface normalise to byte
 
 For metrics and a surface view: ``version_entries(doc)`` lists the API versions of a normalised versions
 document (id, closed-set status, minimum and maximum as ``Microversion | None``); ``extension_aliases(doc)``
-the aliases of a normalised extensions document.
+the aliases of a normalised extensions document. ``fold_headers(headers)`` is the part of a response's headers
+that can be part of a versions document (its microversion range); ``reconciled(doc)`` brings a stored versions
+document of the earlier canonical form (the served microversion and restating headers kept) into today's.
 
 Standard library only (and what ``monitor.judge.canonical`` / ``monitor.judge.kinds.schema.rules`` use).
 """
@@ -35,7 +37,7 @@ from monitor.judge.kinds.extensions import ExtensionsKind, extension_aliases
 from monitor.judge.kinds.jsondoc import JsonKind
 from monitor.judge.kinds.microversion import Microversion
 from monitor.judge.kinds.schema import SchemaKind
-from monitor.judge.kinds.versions import VersionEntry, VersionsKind, fold_headers, version_entries
+from monitor.judge.kinds.versions import VersionEntry, VersionsKind, fold_headers, reconciled, version_entries
 
 _KINDS: Final[Mapping[str, DocumentKind]] = {
     kind.name: kind for kind in (SchemaKind(), VersionsKind(), ExtensionsKind(), JsonKind())
@@ -62,5 +64,6 @@ __all__ = [
     "extension_aliases",
     "fold_headers",
     "get_kind",
+    "reconciled",
     "version_entries",
 ]

@@ -18,10 +18,13 @@
 * The body's other top-level members (ironic's ``name``, ``description``, resource links) go under
   ``other``; ironic's ``default_version`` is reduced to its ``id`` there, its details being those of the
   entry it names.
-* Only the response headers that describe the surface are kept, under ``headers``: ``OpenStack-API-Version``
-  and ``X-OpenStack-<service>-API-Version`` (the microversion the response was served at),
-  ``X-OpenStack-<service>-API-Minimum-Version`` and ``-Maximum-Version``. Never ``Date``, ``Last-Modified``
-  (placement sets it to the time of the request), request ids, ``Server`` and the like.
+* Of the response headers, only the microversion range (``X-OpenStack-<service>-API-Minimum-Version`` and
+  ``-Maximum-Version``) can be part of the document, and only where it disagrees with the body: the range is
+  the body and those headers reconciled (``monitor.judge.kinds.headers``); a header that restates the body is
+  dropped, one that disagrees is kept under ``headers``. The microversion one response was served at
+  (``OpenStack-API-Version``, ``X-OpenStack-<service>-API-Version``) is no part of the surface, nor are
+  ``Date``, ``Last-Modified`` (placement sets it to the time of the request), request ids, ``Server`` and
+  the like.
 
 Canonical form (nova ``GET /``; the hosts of links removed, see ``hosts``)::
 
@@ -42,8 +45,8 @@ going is ``min-microversion-lowered`` too, since no request that worked before i
 status moving out of what keystoneauth's discovery accepts by default (``CURRENT``, ``SUPPORTED``,
 ``DEPRECATED``) into ``EXPERIMENTAL`` or an unknown status is breaking (clients stop finding the version),
 a move down that lifecycle (``CURRENT`` → ``SUPPORTED`` → ``DEPRECATED``) a warning, any other move info.
-The folded minimum/maximum headers follow the microversion rules at ``/headers/<name>``; a change of the
-served microversion is ``served-microversion-changed``, info. Everything else is judged by ``entries``.
+A disagreeing minimum/maximum header follows the microversion rules at ``/headers/<name>``, a header missing
+on one side standing for that side's body (``headers.effective``). Everything else is judged by ``entries``.
 """
 
 from __future__ import annotations
@@ -51,14 +54,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from monitor.domain import ABSENT, Change, Severity, pointer_join
 from monitor.judge.kinds import entries
 from monitor.judge.kinds.base import RuleTable, as_canonical, json_kind, not_this_kind, parse_object, short
+from monitor.judge.kinds.headers import effective, is_maximum, is_minimum, is_range_header, is_served_header, reconcile
 from monitor.judge.kinds.hosts import strip_href_hosts
 from monitor.judge.kinds.microversion import Microversion
-from monitor.judge.kinds.walk import DiffMember, diff_members, members, sorted_changes
+from monitor.judge.kinds.walk import DiffMember, diff_members, members, same, sorted_changes
 
 NAME: Final = "versions"
 STATUSES: Final = frozenset({200, 300})
@@ -78,19 +83,14 @@ RULES: Final[RuleTable] = {
     "min-microversion-raised": frozenset({_B}),
     "min-microversion-lowered": frozenset({_I}),
     "version-status-changed": frozenset({_B, _W, _I}),
-    "served-microversion-changed": frozenset({_I}),
     **entries.ENTRY_RULES,
 }
 """Every rule id of the kind with its possible severities, as in docs/change-rules.md."""
 
-_SURFACE_HEADER: Final = re.compile(
-    r"openstack-api-version|x-openstack-[a-z0-9]+(?:-[a-z0-9]+)*?-api-(?:minimum-|maximum-)?version"
-)
-_MINIMUM_SUFFIX: Final = "-api-minimum-version"
-_MAXIMUM_SUFFIX: Final = "-api-maximum-version"
 _DISCOVERABLE_RANK: Final = {"CURRENT": 3, "SUPPORTED": 2, "DEPRECATED": 1}
 """The statuses keystoneauth's discovery accepts by default, highest first in the lifecycle."""
 _VERSION_ID: Final = re.compile(r"v?([0-9]+(?:\.[0-9]+)*)")
+_CANONICAL_MEMBERS: Final = frozenset({"id", "status", "min_version", "max_version"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,25 +117,49 @@ class VersionsKind:
         doc = parse_object(body, NAME)
         surface = fold_headers(headers)
         raw_entries, other = _split(doc, surface)
-        canonical: dict[str, Any] = {"versions": _keyed(raw_entries), "headers": surface}
+        versions = _keyed(raw_entries)
+        canonical: dict[str, Any] = {"versions": versions, "headers": reconcile(versions, surface)}
         if other:
             canonical["other"] = entries.canonical_entry(other)
         return as_canonical(canonical if keep_hosts else strip_href_hosts(canonical))
 
     def classify(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
         """The changes between two normalised versions documents, sorted by path, rule and values."""
-        return sorted_changes(diff_members(old, new, "", _TOP_HANDLERS, entries.diff_value))
+        sides = members(old.get("versions")), members(new.get("versions"))
+        handlers: dict[str, DiffMember] = {**_TOP_HANDLERS, "headers": partial(_diff_headers, sides)}
+        return sorted_changes(diff_members(old, new, "", handlers, entries.diff_value))
 
 
 def fold_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The response headers that describe the surface (see the module), by lower-case name, whitespace
-    collapsed; minimum/maximum values in the canonical microversion spelling when they are one."""
+    """The response headers that can be part of the surface: the microversion range (see
+    ``monitor.judge.kinds.headers``), by lower-case name, in the canonical microversion spelling (a malformed value
+    as text, whitespace collapsed). The served microversion and every other header are left out."""
     folded: dict[str, str] = {}
     for name, value in headers.items():
         lower = name.lower()
-        if _SURFACE_HEADER.fullmatch(lower):
-            folded[lower] = _header_value(lower, value)
+        if is_range_header(lower):
+            folded[lower] = _header_value(value)
     return folded
+
+
+def reconciled(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A normalised versions document of an earlier canonical form in today's: the served microversion dropped
+    from ``headers`` and the range headers reconciled with the body, as ``normalise`` does now (migration
+    0007). A document already in today's form comes back equal.
+
+    Raises ``ValueError`` when ``doc`` is no normalised versions document: other top-level members than
+    ``versions``, ``headers`` and ``other``, an entry that is no object with its own id, a status and both
+    microversions, or a header that is neither a range nor a served microversion.
+    """
+    versions, headers = doc.get("versions"), doc.get("headers")
+    if not set(doc) <= {"versions", "headers", "other"} or not isinstance(headers, Mapping):
+        raise ValueError("not a normalised versions document: members other than versions, headers and other")
+    if not isinstance(versions, Mapping) or not all(_is_canonical_entry(k, e) for k, e in versions.items()):
+        raise ValueError("not a normalised versions document: 'versions' is no object of canonical entries")
+    if not all(isinstance(v, str) and (is_range_header(n) or is_served_header(n)) for n, v in headers.items()):
+        raise ValueError("not a normalised versions document: a header that is no microversion header")
+    ranges = {name: value for name, value in headers.items() if is_range_header(name)}
+    return as_canonical({**doc, "headers": reconcile(versions, ranges)})
 
 
 def version_entries(doc: Mapping[str, Any]) -> list[VersionEntry]:
@@ -190,9 +214,9 @@ def _bare_version(doc: dict[str, Any], surface: Mapping[str, str]) -> dict[str, 
     for name, value in surface.items():
         if _microversion_or_none(value) is None:
             continue  # a malformed header stays under ``headers`` and is judged there
-        if name.startswith("x-openstack") and name.endswith(_MINIMUM_SUFFIX):
+        if is_minimum(name):
             entry.setdefault("min_version", value)
-        if name.startswith("x-openstack") and name.endswith(_MAXIMUM_SUFFIX):
+        if is_maximum(name):
             entry.setdefault("version", value)
     return entry
 
@@ -242,16 +266,19 @@ def _entry_microversion(raw: Mapping[str, Any], key: str) -> str | None:
     return None if parsed is None else str(parsed)
 
 
-def _header_value(name: str, value: str) -> str:
-    """A folded header's value: whitespace collapsed; a minimum/maximum in canonical microversion spelling
-    when it is one (a malformed value is kept as text and judged as text)."""
+def _header_value(value: str) -> str:
+    """A range header's value in canonical microversion spelling; a malformed value is kept as text
+    (whitespace collapsed) and judged as text."""
     text = " ".join(value.split())
-    if name.endswith((_MINIMUM_SUFFIX, _MAXIMUM_SUFFIX)):
-        try:
-            return str(Microversion.parse(text) or "")
-        except ValueError:
-            return text
-    return text.lower()
+    try:
+        return str(Microversion.parse(text) or "")
+    except ValueError:
+        return text
+
+
+def _is_canonical_entry(version_id: str, entry: Any) -> bool:
+    """Whether ``entry`` has the members ``_canonical_entry`` always writes, and its own id."""
+    return isinstance(entry, Mapping) and entry.get("id") == version_id and entry.keys() >= _CANONICAL_MEMBERS
 
 
 def _version_entry(version_id: str, entry: Mapping[str, Any]) -> VersionEntry:
@@ -365,18 +392,26 @@ def _diff_microversion(
     yield Change(path, rule, severity, old, new)
 
 
+def _diff_headers(
+    sides: tuple[Mapping[str, Any], Mapping[str, Any]], old: Any, new: Any, path: str
+) -> Iterator[Change]:
+    """The range headers of two documents, each missing one standing for its side's body (``effective``);
+    ``sides`` are the two documents' entries."""
+    old_headers, new_headers = members(old), members(new)
+    for name in sorted(old_headers.keys() | new_headers.keys()):
+        before, after = effective(old_headers, sides[0], name), effective(new_headers, sides[1], name)
+        if not same(before, after):
+            yield from _diff_header(before, after, pointer_join(path, name))
+
+
 def _diff_header(old: Any, new: Any, path: str) -> Iterator[Change]:
-    """A folded header: minimum/maximum by the microversion rules, the served microversion as info."""
-    if path.endswith(_MAXIMUM_SUFFIX):
+    """A range header by the microversion rules (a header that is none, of no canonical document: a value)."""
+    if is_maximum(path):
         yield from _diff_maximum(old, new, path)
-    elif path.endswith(_MINIMUM_SUFFIX):
+    elif is_minimum(path):
         yield from _diff_minimum(old, new, path)
     else:
-        yield Change(path, "served-microversion-changed", _I, old, new)
-
-
-def _diff_headers(old: Any, new: Any, path: str) -> Iterator[Change]:
-    yield from diff_members(members(old), members(new), path, {}, _diff_header)
+        yield from entries.diff_value(old, new, path)
 
 
 def _microversion_or_none(value: Any) -> Microversion | None:
@@ -398,6 +433,7 @@ _ENTRY_HANDLERS: Final[Mapping[str, DiffMember]] = {
 }
 _TOP_HANDLERS: Final[Mapping[str, DiffMember]] = {
     "versions": _diff_versions,
-    "headers": _diff_headers,
     "other": entries.diff_other,
 }
+"""The members of a document with their own rules; ``classify`` adds ``headers``, which needs both sides'
+entries."""

@@ -10,7 +10,7 @@ import pytest
 from monitor.domain import FailureReason
 from monitor.judge.canonical import DocumentError, canonical_json
 from monitor.judge.kinds import Microversion, VersionEntry, get_kind, version_entries
-from monitor.judge.kinds.versions import fold_headers, normalise_status
+from monitor.judge.kinds.versions import fold_headers, normalise_status, reconciled
 from tests.support.paths import DATA
 
 REAL = DATA / "openstack_surface"
@@ -83,15 +83,14 @@ def test_placement_keeps_its_empty_relative_href_and_reads_max_version() -> None
 
     assert doc["versions"]["v1.0"]["links"] == [{"href": "", "rel": "self"}]
     assert (doc["versions"]["v1.0"]["min_version"], doc["versions"]["v1.0"]["max_version"]) == ("1.0", "1.36")
-    assert doc["headers"] == {"openstack-api-version": "placement 1.0"}
+    assert doc["headers"] == {}  # the served microversion is no part of the surface
 
 
-def test_placement_latest_differs_from_root_only_in_the_served_microversion() -> None:
+def test_placement_served_at_latest_is_the_same_document_as_served_at_the_default() -> None:
     root, latest = normalised("placement-5.0.1/root"), normalised("placement-5.0.1/root-latest")
 
-    assert [(c.path, c.rule) for c in VERSIONS.classify(root, latest)] == [
-        ("/headers/openstack-api-version", "served-microversion-changed")
-    ]
+    assert VERSIONS.classify(root, latest) == []
+    assert canonical_json(root) == canonical_json(latest)
 
 
 def test_nova_v2_0_empty_microversions_mean_none() -> None:
@@ -106,7 +105,11 @@ def test_the_single_version_shape_of_nova_is_one_entry() -> None:
 
     assert list(doc["versions"]) == ["v2.1"]
     assert "other" not in doc
-    assert doc["headers"] == {"openstack-api-version": "compute 2.1", "x-openstack-nova-api-version": "2.1"}
+    assert doc["headers"] == {}
+
+
+def test_nova_served_at_latest_is_the_same_document_as_served_at_the_default() -> None:
+    assert canonical_json(normalised("nova-27.5.1/v2.1")) == canonical_json(normalised("nova-27.5.1/v2.1-latest"))
 
 
 def test_the_single_version_shape_of_ironic_keeps_its_resources_under_other() -> None:
@@ -114,7 +117,7 @@ def test_the_single_version_shape_of_ironic_keeps_its_resources_under_other() ->
 
     assert version_entries(doc) == [VersionEntry("v1", "CURRENT", Microversion(1, 1), Microversion(1, 82))]
     assert doc["other"]["nodes"] == [{"href": "/v1/nodes/", "rel": "self"}, {"href": "/nodes/", "rel": "bookmark"}]
-    assert doc["headers"]["x-openstack-ironic-api-maximum-version"] == "1.82"
+    assert doc["headers"] == {}  # the range headers restate the body's (1.1-1.82), the served version is none
 
 
 def test_the_same_version_through_root_and_single_shape_has_the_same_entry() -> None:
@@ -134,7 +137,7 @@ def test_ironic_root_default_version_is_kept_by_its_id() -> None:
     assert doc["other"]["name"] == "OpenStack Ironic API"
 
 
-def test_a_header_is_folded_only_when_it_describes_the_surface() -> None:
+def test_only_the_microversion_range_headers_are_folded() -> None:
     headers = {
         "openstack-api-version": "Compute   2.1",
         "x-openstack-nova-api-version": " 2.1 ",
@@ -152,11 +155,8 @@ def test_a_header_is_folded_only_when_it_describes_the_surface() -> None:
     }
 
     assert fold_headers(headers) == {
-        "openstack-api-version": "compute 2.1",
-        "x-openstack-nova-api-version": "2.1",
         "x-openstack-ironic-api-minimum-version": "1.1",
         "x-openstack-ironic-api-maximum-version": "1.82",
-        "x-openstack-manila-api-version": "2.78",
     }
 
 
@@ -265,3 +265,113 @@ def test_a_malformed_maximum_header_does_not_make_a_bare_version_invalid() -> No
 
     assert version_entries(doc) == [VersionEntry("v1", "CURRENT", Microversion(1, 1), None)]
     assert doc["headers"]["x-openstack-ironic-api-maximum-version"] == "1.82, 1.83"
+
+
+RESTATING = {  # what a later ironic sends with every response: the body's own range, and the served version
+    "x-openstack-ironic-api-minimum-version": "1.1",
+    "x-openstack-ironic-api-maximum-version": "1.82",
+    "x-openstack-ironic-api-version": "1.1",
+}
+
+
+@pytest.mark.parametrize("document", ["ironic-21.4.4/root", "ironic-21.4.4/v1"])
+def test_headers_that_restate_the_real_ironic_range_are_no_change_either_way(document: str) -> None:
+    without = VERSIONS.normalise(body(document), {})
+    restated = VERSIONS.normalise(body(document), RESTATING)
+
+    assert VERSIONS.classify(without, restated) == []
+    assert VERSIONS.classify(restated, without) == []
+    assert canonical_json(without) == canonical_json(restated)
+
+
+def v1_with(**headers: str) -> dict[str, Any]:
+    """ironic 21.4.4's GET /v1/ (range 1.1-1.82 in the body) with these range headers (``max=``, ``min=``)."""
+    names = {"min": "x-openstack-ironic-api-minimum-version", "max": "x-openstack-ironic-api-maximum-version"}
+    return VERSIONS.normalise(body("ironic-21.4.4/v1"), {names[k]: v for k, v in headers.items()})
+
+
+def test_a_header_that_disagrees_with_the_body_stays_in_the_document() -> None:
+    assert v1_with(min="1.1", max="1.80")["headers"] == {"x-openstack-ironic-api-maximum-version": "1.80"}
+    assert v1_with(min="1.01", max="1.82")["headers"] == {}  # another spelling of the same microversion
+
+
+def test_a_disagreeing_header_that_goes_away_is_judged_against_the_body_that_remains() -> None:
+    [change] = VERSIONS.classify(v1_with(max="1.80"), v1_with(max="1.82"))
+
+    assert (change.path, change.rule, change.old, change.new) == (
+        "/headers/x-openstack-ironic-api-maximum-version", "max-microversion-raised", "1.80", "1.82"
+    )  # fmt: skip
+    assert VERSIONS.classify(v1_with(max="1.80"), v1_with()) == [change]  # not sent: the body's range
+
+
+def test_the_body_moving_to_what_a_disagreeing_header_said_is_one_change_of_the_entry() -> None:
+    lowered = json.loads(body("ironic-21.4.4/v1"))
+    lowered["version"]["version"] = "1.80"
+    new = VERSIONS.normalise(json.dumps(lowered).encode(), {"x-openstack-ironic-api-maximum-version": "1.80"})
+
+    assert [(c.path, c.rule, c.old, c.new) for c in VERSIONS.classify(v1_with(max="1.80"), new)] == [
+        ("/versions/v1/max_version", "max-microversion-lowered", "1.82", "1.80")
+    ]
+
+
+def test_headers_describe_the_only_entry_with_a_range_among_several() -> None:
+    restating = {"x-openstack-nova-api-minimum-version": "2.1", "x-openstack-nova-api-maximum-version": "2.95"}
+
+    assert VERSIONS.normalise(body("nova-27.5.1/root"), restating) == normalised("nova-27.5.1/root")
+
+
+def test_headers_beside_two_entries_with_a_range_describe_neither_and_stay() -> None:
+    raw = b'{"versions": [{"id": "v1", "max_version": "1.5"}, {"id": "v2", "max_version": "2.3"}]}'
+    headers = {"x-openstack-x-api-maximum-version": "1.5"}
+
+    assert VERSIONS.normalise(raw, headers)["headers"] == headers
+
+
+def test_a_range_header_beside_a_body_without_one_stays_as_keystoneauth_reads_only_the_body() -> None:
+    raw = b'{"version": {"id": "v1", "status": "CURRENT", "links": []}}'
+    doc = VERSIONS.normalise(raw, {"x-openstack-ironic-api-maximum-version": "1.82"})
+
+    assert doc["headers"] == {"x-openstack-ironic-api-maximum-version": "1.82"}
+    assert version_entries(doc) == [VersionEntry("v1", "CURRENT", None, None)]
+
+
+REAL_VERSIONS = [
+    "nova-27.5.1/root", "nova-27.5.1/v2.1", "nova-27.5.1/v2.1-latest", "nova-27.5.1/v2", "placement-5.0.1/root",
+    "placement-5.0.1/root-latest", "cinder-22.3.0/root", "ironic-21.4.4/root", "ironic-21.4.4/v1",
+    "ironic-21.4.4/v1-latest", "keystone-23.0.2/root", "keystone-23.0.2/v3", "manila-16.3.0/root",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("document", REAL_VERSIONS)
+def test_reconciled_leaves_a_document_of_todays_form_as_it_is(document: str) -> None:
+    doc = normalised(document)
+
+    assert reconciled(doc) == doc
+
+
+def test_reconciled_brings_a_document_of_the_earlier_form_to_what_normalise_gives_now() -> None:
+    earlier = {**normalised("ironic-21.4.4/v1"), "headers": {
+        "x-openstack-ironic-api-minimum-version": "1.1", "x-openstack-ironic-api-maximum-version": "1.80",
+        "x-openstack-ironic-api-version": "1.1", "openstack-api-version": "baremetal 1.1",
+    }}  # fmt: skip
+
+    assert reconciled(earlier) == v1_with(min="1.1", max="1.80")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"type": "object", "properties": {"headers": {"type": "object"}}},
+        {"headers": {}, "versions": {"v1": {"id": "v1"}}},  # no canonical entry: min/max/status missing
+        {
+            "headers": {},
+            "versions": {"v1": {"id": "v2", "status": "CURRENT", "min_version": None, "max_version": None}},
+        },
+        {"headers": {"vary": "x"}, "versions": {}},
+        {"headers": {}, "versions": {}, "import-methods": {}},
+        {"headers": [], "versions": {}},
+    ],
+)
+def test_reconciled_refuses_what_is_no_normalised_versions_document(doc: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="not a normalised versions document"):
+        reconciled(doc)
