@@ -75,6 +75,15 @@ def _whoami() -> str:
     return os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
 
 
+def _add_healthcheck(sub: Any) -> None:
+    health = sub.add_parser("healthcheck", help="exit 0 when this host's monitor answers /healthz (for HEALTHCHECK)")
+    _add_config(health)
+    _add_web_config(health)
+    health.add_argument("--timeout", default="4s", help="how long to wait for the answer (default 4s)")
+    health.add_argument("--client-cert", metavar="FILE", help="client certificate, for RequireAndVerifyClientCert")
+    health.add_argument("--client-key", metavar="FILE", help="its private key (default: in --client-cert)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="schema-drift-monitor",
@@ -95,12 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(run)
     _add_web_config(run)
 
-    health = sub.add_parser("healthcheck", help="exit 0 when this host's monitor answers /healthz (for HEALTHCHECK)")
-    _add_config(health)
-    _add_web_config(health)
-    health.add_argument("--timeout", default="4s", help="how long to wait for the answer (default 4s)")
-    health.add_argument("--client-cert", metavar="FILE", help="client certificate, for RequireAndVerifyClientCert")
-    health.add_argument("--client-key", metavar="FILE", help="its private key (default: in --client-cert)")
+    _add_healthcheck(sub)
 
     check = sub.add_parser("check", help="poll every target once and exit (for cron and CI)")
     _add_config(check)

@@ -6,9 +6,10 @@ credentials, and serves it through :class:`GuardMiddleware` (ASGI, outermost) an
 (:meth:`Guard.watch`) or when asked (:meth:`Guard.reload`, on SIGHUP): the new configuration is built
 completely first and swapped in at once; a bad one is logged and the last good one stays.
 
-* TLS: the socket keeps one :class:`SwappableContext` whose ``wrap_bio`` hands each new connection the
-  current context, so a renewed certificate, CA or client-auth policy applies from the next connection on
-  without a restart (open keep-alive connections keep theirs). Turning TLS on or off needs a restart.
+* TLS (:mod:`monitor.web.tls`): the socket keeps one :class:`~monitor.web.tls.SwappableContext` whose
+  ``wrap_bio`` hands each new connection the current context, so a renewed certificate, CA or client-auth
+  policy applies from the next connection on without a restart (open keep-alive connections keep theirs).
+  Turning TLS on or off needs a restart.
 * Authentication: with ``basic_auth_users`` every route but :data:`HEALTH_PATHS` needs a valid user, or the
   API's bearer token (``api.token``), which authenticates a request on its own. Write routes check the bearer
   token themselves (:mod:`monitor.web.api`), so a basic-auth user can read but not write.
@@ -25,18 +26,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
 import ssl
-import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -49,7 +47,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor.config import ConfigError
-from monitor.config.webconfig import RateLimit, TlsServerSettings, WebSettings, load_web_config
+from monitor.config.webconfig import RateLimit, WebSettings, load_web_config
+from monitor.web.tls import ServerContext, SwappableContext, server_context
 
 log = logging.getLogger(__name__)
 
@@ -58,140 +57,6 @@ HEALTH_PATHS: Final = frozenset({"/healthz", "/readyz", "/-/healthy", "/-/ready"
 REALM: Final = "schema-drift-monitor"
 CACHE_SIZE: Final = 100
 WATCH_INTERVAL_S: Final = 2.0
-TLS_VERSIONS: Final = {
-    "TLS10": ssl.TLSVersion.TLSv1,
-    "TLS11": ssl.TLSVersion.TLSv1_1,
-    "TLS12": ssl.TLSVersion.TLSv1_2,
-    "TLS13": ssl.TLSVersion.TLSv1_3,
-}
-VERIFY_MODES: Final = {
-    "NoClientCert": ssl.CERT_NONE,
-    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
-    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
-}
-
-
-# --- TLS -------------------------------------------------------------------------------------------------------
-
-
-class ServerContext(ssl.SSLContext):
-    """A server context that may also require one of ``allowed_sans`` in the client's certificate."""
-
-    allowed_sans: frozenset[str] = frozenset()
-
-
-class _SanCheckedObject(ssl.SSLObject):
-    """Ends the handshake when the (verified) client certificate has none of the context's allowed SANs."""
-
-    def do_handshake(self) -> None:
-        super().do_handshake()
-        allowed: frozenset[str] = getattr(self.context, "allowed_sans", frozenset())
-        if allowed and not peer_sans(self.getpeercert()) & allowed:
-            log.debug("refused a client certificate: none of its SANs is in client_allowed_sans")
-            raise ssl.SSLError("the client certificate has none of the names in client_allowed_sans")
-
-
-class SwappableContext(ssl.SSLContext):
-    """The listening socket's one context: each new connection is wrapped by whatever ``current`` is then.
-
-    asyncio wraps every accepted connection with ``context.wrap_bio``; delegating it is what lets a reload
-    change the certificate, the CA and the client-auth policy without a new socket.
-    """
-
-    current: ssl.SSLContext
-
-    def wrap_bio(
-        self,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
-        server_side: bool = False,
-        server_hostname: str | bytes | None = None,
-        session: ssl.SSLSession | None = None,
-    ) -> ssl.SSLObject:
-        return self.current.wrap_bio(incoming, outgoing, server_side, server_hostname, session)
-
-
-def _normal_san(value: str) -> str:
-    """IP addresses in one spelling (OpenSSL writes IPv6 in full, upper case); other names as they are."""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return value
-
-
-def peer_sans(certificate: Mapping[str, object] | None) -> set[str]:
-    """The DNS, IP, e-mail and URI names of ``ssl.SSLObject.getpeercert()``'s certificate."""
-    names = (certificate or {}).get("subjectAltName", ())
-    return {_normal_san(str(value)) for _, value in names}  # type: ignore[attr-defined]
-
-
-class _EncryptedKeyError(Exception):
-    """The private key asks for a passphrase (raised instead of letting OpenSSL prompt on a terminal)."""
-
-
-def _no_passphrase() -> bytes:
-    raise _EncryptedKeyError
-
-
-@contextlib.contextmanager
-def _key_pair_files(tls: TlsServerSettings) -> Iterator[tuple[str, str]]:
-    """Paths of the certificate and key; inline PEM goes to a private temporary folder, removed at once."""
-    with tempfile.TemporaryDirectory(prefix="sdm-tls-") as folder:  # mode 0700: only this user reads the key
-        cert, key = tls.cert_file, tls.key_file
-        if cert is None:
-            cert = Path(folder, "cert.pem")
-            cert.write_text(tls.cert_pem or "", encoding="utf-8")
-        if key is None:
-            key = Path(folder, "key.pem")
-            key.touch(mode=0o600)
-            key.write_text(tls.key_pem.get_secret_value() if tls.key_pem else "", encoding="utf-8")
-        yield str(cert), str(key)
-
-
-def _load_key_pair(context: ssl.SSLContext, tls: TlsServerSettings, source: str) -> None:
-    where = f"cert_file {str(tls.cert_file)!r}" if tls.cert_file else "cert"
-    try:
-        with _key_pair_files(tls) as (cert, key):
-            context.load_cert_chain(cert, key, password=_no_passphrase)
-    except _EncryptedKeyError:
-        raise ConfigError(source, ["tls_server_config: the private key is encrypted; give an unencrypted key "
-                                   "(exporter-toolkit takes no passphrase)"]) from None  # fmt: skip
-    except (ssl.SSLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
-        raise ConfigError(source, [f"tls_server_config: cannot load the certificate ({where}) and its key: not "
-                                   f"PEM, or the key does not match the certificate ({reason})"]) from None  # fmt: skip
-
-
-def _load_client_ca(context: ssl.SSLContext, tls: TlsServerSettings, source: str) -> None:
-    where = f"client_ca_file {str(tls.client_ca_file)!r}" if tls.client_ca_file else "client_ca"
-    try:
-        if tls.client_ca_file is not None:
-            context.load_verify_locations(cafile=str(tls.client_ca_file))
-        else:
-            context.load_verify_locations(cadata=tls.client_ca_pem or "")
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or "no PEM certificate found"
-        raise ConfigError(source, [f"tls_server_config: cannot load the client CA ({where}): {reason}"]) from None
-
-
-def server_context(tls: TlsServerSettings, source: str) -> ServerContext:
-    """The TLS context for ``tls``; raises ConfigError (naming the setting) when a file cannot be used."""
-    context = ServerContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = TLS_VERSIONS[tls.min_version]
-    context.maximum_version = TLS_VERSIONS[tls.max_version]
-    if tls.prefer_server_cipher_suites:
-        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    else:
-        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
-    context.set_alpn_protocols(["http/1.1"])  # the server speaks HTTP/1.1: an HTTP/2 client learns it here
-    _load_key_pair(context, tls, source)
-    context.verify_mode = VERIFY_MODES[tls.client_auth]
-    if tls.client_auth != "NoClientCert":
-        _load_client_ca(context, tls, source)
-    if tls.client_allowed_sans:
-        context.allowed_sans = frozenset(_normal_san(name) for name in tls.client_allowed_sans)
-        context.sslobject_class = _SanCheckedObject
-    return context
 
 
 # --- credentials ---------------------------------------------------------------------------------------------
@@ -352,8 +217,10 @@ class Guard:
         if self._state.context is not None:
             self.context = SwappableContext(ssl.PROTOCOL_TLS_SERVER)
             self.context.current = self._state.context
+        self._failing: str | None = None  # the problem of the last reload while it stays unsolved
+        self._last_logged: str | None = None
         self.reloads = 0
-        self.failed_reloads = 0
+        self.failed_reloads = 0  # reloads that failed and said so in the log
 
     @classmethod
     def load(cls, path: str | Path, token: Secret | None, watch_interval: float = WATCH_INTERVAL_S) -> Guard:
@@ -397,20 +264,23 @@ class Guard:
         return f"web configuration {settings.source}: " + "; ".join(parts)
 
     def reload(self, why: str = "SIGHUP") -> bool:
-        """Read the file again and swap it in; on a problem log it, keep the last good one and return False."""
+        """Read the file again and swap it in; on a problem log it, keep the last good one and return False.
+
+        A look of the watcher (``why`` "file changed" or "retry") does not log the same problem twice.
+        """
         with self._lock:
-            path = self._state.settings.source
             self._fingerprint = _fingerprint(self._state.settings.files)
             try:
-                state = self._build(load_web_config(path))
-                if (state.context is None) != (self.context is None):
-                    raise ConfigError(path, ["turning TLS on or off needs a restart of the monitor"])
+                state = self._load()
             except ConfigError as exc:
-                self.failed_reloads += 1
-                log.error("reloading the web configuration (%s) failed; the last good one stays in force: %s",
-                          why, exc)  # fmt: skip
+                problem, self._failing = str(exc), str(exc)
+                if why == "SIGHUP" or problem != self._last_logged:
+                    self._last_logged = problem
+                    self.failed_reloads += 1
+                    log.error("reloading the web configuration (%s) failed; the last good one stays in force: %s",
+                              why, problem)  # fmt: skip
                 return False
-            self._state = state
+            self._state, self._failing, self._last_logged = state, None, None
             self._fingerprint = _fingerprint(state.settings.files)
             if self.context is not None and state.context is not None:
                 self.context.current = state.context
@@ -418,8 +288,19 @@ class Guard:
         log.info("reloaded (%s): %s", why, self.describe())
         return True
 
+    def _load(self) -> GuardState:
+        """The file built anew; raises ConfigError, also for a change between plain HTTP and TLS."""
+        path = self._state.settings.source
+        state = self._build(load_web_config(path))
+        if (state.context is None) != (self.context is None):
+            raise ConfigError(path, ["turning TLS on or off needs a restart of the monitor"])
+        return state
+
     def check(self) -> bool:
-        """Reload when the file or a file it names changed since the last look; returns whether it did."""
+        """Reload when the file or a file it names changed since the last look, or while the last reload
+        failed (a certificate it names may have appeared since); returns whether it reloaded."""
+        if self._failing is not None:
+            return self.reload("retry")
         if _fingerprint(self._state.settings.files) == self._fingerprint:
             return False
         return self.reload("file changed")

@@ -206,3 +206,13 @@ def test_run_refuses_a_bad_web_config_file_before_starting(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert f"{bad}: tls_server_config.cipher_suites" in err
     assert not (tmp_path / "db").exists(), "nothing may start before the web configuration is accepted"
+
+
+def test_demo_refuses_a_bad_web_config_file_before_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the demo writes data/ under the working directory
+    bad = web(tmp_path, {"http_server_config": {"http2": True}})
+    assert main(["demo", "--web.config.file", str(bad), "--duration", "1s", "--listen", "127.0.0.1:0"]) == 2
+    assert "http_server_config.http2: HTTP/2 cannot be honoured" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()

@@ -312,6 +312,22 @@ def test_a_bad_file_later_keeps_the_last_good_one_and_says_so(
     assert secret_hash[:20] not in caplog.text and PASSWORD not in caplog.text
 
 
+def test_a_certificate_that_appears_after_a_failed_reload_is_picked_up_by_the_next_look(
+    basic: Port, tmp_path: Path, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    later = tmp_path / "later"
+    users = {"prom": bcrypt_hash(PASSWORD)}
+    settings = {"cert_file": str(later / "server.pem"), "key_file": str(later / "server.key")}
+    with caplog.at_level(logging.ERROR, logger="monitor.web.guard"):
+        basic.rewrite({"tls_server_config": settings, "basic_auth_users": users})  # its files are not there yet
+        assert not basic.guard.check() and not basic.guard.check()
+        assert caplog.text.count("is not a readable file") == 2  # cert_file and key_file, in one report
+    later.mkdir()
+    pki.renewed.write(later, "server")  # the config file itself does not change again
+    assert basic.guard.check()
+    assert served_serial(basic) == pki.renewed.cert.serial_number
+
+
 def test_certificate_problems_are_clear_errors(tmp_path: Path, pki: Pki) -> None:
     pki.server.write(tmp_path, "server")
     pki.renewed.write(tmp_path, "other")
