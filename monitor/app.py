@@ -35,7 +35,8 @@ from monitor.targets.retarget import Retargeter
 from monitor.targets.topology import Topology
 from monitor.web.api import ApiContext
 from monitor.web.app import create_app
-from monitor.web.server import WebServer
+from monitor.web.guard import Guard
+from monitor.web.server import guarded_server
 
 log = logging.getLogger(__name__)
 
@@ -153,17 +154,32 @@ async def _poll_guarded(service: PollService, spec: TargetSpec) -> PollResult:
 
 
 async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
-    """Serve until stopped; returns the exit code. Raises StartupError before serving.
+    """Serve until stopped; returns the exit code. Raises StartupError (or ConfigError, for the web
+    configuration file) before serving.
 
     On SQLite the database file is locked for this process (a second one is refused, naming the first); on
     PostgreSQL the replicas coordinate (:mod:`monitor.ha.replicas`) and this one polls its share.
     """
     stop = stop or asyncio.Event()
-    with _exclusive(config):
-        return await _serve(config, stop)
+    guard = open_guard(config)
+    if guard is not None:
+        log.info("%s", guard.describe())
+        guard.watch()  # re-reads the file when it (or a certificate it names) changes
+    try:
+        with _exclusive(config):
+            return await _serve(config, stop, guard)
+    finally:
+        if guard is not None:
+            guard.close()
 
 
-async def _serve(config: Config, stop: asyncio.Event) -> int:
+def open_guard(config: Config) -> Guard | None:
+    """The guard of ``http.web_config_file`` (None without one); raises ConfigError naming that file."""
+    path = config.http.web_config_file
+    return None if path is None else Guard.load(path, config.api.token)
+
+
+async def _serve(config: Config, stop: asyncio.Event, guard: Guard | None) -> int:
     parts = await start(config)
     replicas = _replicas(parts)
     try:
@@ -173,7 +189,7 @@ async def _serve(config: Config, stop: asyncio.Event) -> int:
     api = build_api(parts, asyncio.get_running_loop())
     app = create_app(parts.metrics, lambda: _readiness(scheduler, parts, replicas), api, ui=config.ui.enabled)
     try:
-        server = WebServer(app, config.http.host, config.http.port)
+        server = guarded_server(app, config.http.host, config.http.port, guard)
     except OSError as exc:
         await parts.aclose()
         raise StartupError(f"cannot listen on {config.http.listen}: {exc.strerror}") from None
@@ -182,10 +198,11 @@ async def _serve(config: Config, stop: asyncio.Event) -> int:
     server.start()
     scheduler.start()
     notifier = _start_notifications(parts, lambda: parts.retargeter.leader)
-    _install_signal_handlers(stop)
+    _install_signal_handlers(stop, guard)
     log.info(
-        "schema-drift-monitor %s: replica %s polling %d of %d target(s); metrics on http://%s:%d/metrics",
-        __version__, replicas.name, len(parts.retargeter.polled), len(parts.specs), config.http.host, server.port,
+        "schema-drift-monitor %s: replica %s polling %d of %d target(s); metrics on %s://%s:%d/metrics",
+        __version__, replicas.name, len(parts.retargeter.polled), len(parts.specs),
+        guard.scheme if guard else "http", config.http.host, server.port,
     )  # fmt: skip
     try:
         await stop.wait()
@@ -306,8 +323,9 @@ def _readiness(scheduler: PollScheduler, parts: Components, replicas: Replicas |
     return {"scheduler": scheduler.running, "share": share, "database": parts.metrics.db_ok}
 
 
-def _install_signal_handlers(stop: asyncio.Event) -> None:
-    """First SIGTERM/SIGINT asks for a graceful stop; a second one exits at once."""
+def _install_signal_handlers(stop: asyncio.Event, guard: Guard | None = None) -> None:
+    """First SIGTERM/SIGINT asks for a graceful stop; a second one exits at once. With a ``guard``, SIGHUP
+    re-reads the web configuration (on a worker thread: it reads files and loads certificates)."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
@@ -321,3 +339,5 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
             loop.add_signal_handler(signum, on_signal, signum)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests) or not POSIX
             return
+    if guard is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, guard.reload, "SIGHUP"))

@@ -52,6 +52,14 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_web_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web.config.file", dest="web_config_file", metavar="FILE",
+        help="Prometheus exporter-toolkit web configuration (TLS, basic auth) for the HTTP port; "
+             "wins over http.web_config_file",
+    )  # fmt: skip
+
+
 def _add_target_filters(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--cloud", required=required, help="cloud name from the config")
     parser.add_argument("--region", required=required, help="region name from the config")
@@ -66,6 +74,15 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 
 def _whoami() -> str:
     return os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
+
+
+def _add_healthcheck(sub: Any) -> None:
+    health = sub.add_parser("healthcheck", help="exit 0 when this host's monitor answers /healthz (for HEALTHCHECK)")
+    _add_config(health)
+    _add_web_config(health)
+    health.add_argument("--timeout", default="4s", help="how long to wait for the answer (default 4s)")
+    health.add_argument("--client-cert", metavar="FILE", help="client certificate, for RequireAndVerifyClientCert")
+    health.add_argument("--client-key", metavar="FILE", help="its private key (default: in --client-cert)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon: poll on schedule, serve /metrics, /healthz, /readyz")
     _add_config(run)
+    _add_web_config(run)
+
+    _add_healthcheck(sub)
 
     check = sub.add_parser("check", help="poll every target once and exit (for cron and CI)")
     _add_config(check)
@@ -190,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--interval", default="5s", help="poll interval (default 5s)")
     demo.add_argument("--change-after", default="20s", help="when to change one region's schema (default 20s)")
     demo.add_argument("--duration", default="0", help="stop after this long (default 0: until Ctrl-C)")
+    _add_web_config(demo)
     return parser
 
 
@@ -197,7 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(args.config, clouds_yaml=_read_clouds_yaml)
+    config = load_config(args.config, clouds_yaml=_read_clouds_yaml)
+    web_config = getattr(args, "web_config_file", None)
+    if web_config is None:
+        return config
+    return config.model_copy(update={"http": config.http.model_copy(update={"web_config_file": Path(web_config)})})
 
 
 def _read_clouds_yaml(name: str | None) -> CloudsYamlCloud:
@@ -223,6 +248,27 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.app import run_daemon
 
     return asyncio.run(run_daemon(_load(args)))
+
+
+def cmd_healthcheck(args: argparse.Namespace, out: TextIO) -> int:
+    """One line, and 0 when healthy, 1 otherwise — also for an unreadable config (Docker reserves 2)."""
+    from monitor.config.webconfig import load_web_config
+    from monitor.web.probe import check_health, client_context, health_url
+
+    try:
+        config = _load(args)
+        path = config.http.web_config_file
+        tls = load_web_config(path).tls if path is not None else None
+        url = health_url(config.http.host, config.http.port, tls is not None)
+        cert, key = (Path(f) if f else None for f in (args.client_cert, args.client_key))
+        context = client_context(tls, cert, key) if tls is not None else None
+        healthy, line = check_health(url, context, parse_duration(args.timeout))
+    except ConfigError as exc:
+        healthy, line = False, f"unhealthy: {exc.source}: {exc.problems[0]}"
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        healthy, line = False, f"unhealthy: {exc}"
+    out.write(line + "\n")
+    return EXIT_OK if healthy else EXIT_FAILED
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
@@ -479,11 +525,13 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         change_after=parse_duration(args.change_after),
         duration=parse_duration(args.duration),
         out=out,
+        web_config_file=args.web_config_file,
     )
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "run": cmd_run,
+    "healthcheck": cmd_healthcheck,
     "check": cmd_check,
     "history": cmd_history,
     "snapshots": cmd_snapshots,

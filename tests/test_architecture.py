@@ -40,6 +40,7 @@ BITES: list[tuple[str, str, str]] = [
     ("domain-stdlib-only", "domain.py", "import deepdiff"),
     ("dulwich-jsonlogger", "read/reports.py", "import dulwich"),
     ("os-service-types-in-discovery", "config/catalog.py", "import os_service_types"),
+    ("bcrypt-in-guard", "web/api.py", "import bcrypt"),
 ]
 
 

@@ -92,9 +92,14 @@ class DatabaseConfig(Model):
 
 
 class HttpConfig(Model):
-    """The daemon's own HTTP listener (/metrics, /healthz, /readyz)."""
+    """The daemon's own HTTP listener (/metrics, /healthz, /readyz).
+
+    ``web_config_file`` names a Prometheus exporter-toolkit web configuration (TLS, basic auth, headers) for the
+    whole port (:mod:`monitor.config.webconfig`); ``--web.config.file`` on the command line wins over it.
+    """
 
     listen: str = DEFAULT_LISTEN
+    web_config_file: Path | None = None
 
     @field_validator("listen")
     @classmethod

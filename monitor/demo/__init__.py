@@ -16,6 +16,7 @@ import yaml
 
 from monitor.app import run_daemon
 from monitor.config import parse_config
+from monitor.config.webconfig import load_web_config
 from monitor.demo.server import RegionServer
 
 DEMO_REGIONS = ("cn-north-4", "cn-east-3", "ap-southeast-1")
@@ -74,19 +75,30 @@ def _reset_demo_database() -> None:
         Path(f"data/demo.db{suffix}").unlink(missing_ok=True)
 
 
-def run_demo(*, listen: str, database: str, interval: float, change_after: float, duration: float, out: TextIO) -> int:
-    """Run the demo until Ctrl-C (or ``duration`` seconds when > 0); returns the exit code."""
+def run_demo(
+    *, listen: str, database: str, interval: float, change_after: float, duration: float, out: TextIO,
+    web_config_file: str | None = None,
+) -> int:  # fmt: skip
+    """Run the demo until Ctrl-C (or ``duration`` seconds when > 0); returns the exit code.
+
+    ``web_config_file`` guards the port as ``run --web.config.file`` does; a bad one raises ConfigError.
+    """
+    scheme = "http"
+    if web_config_file is not None:
+        scheme = "https" if load_web_config(web_config_file).tls else "http"  # a bad file: refused before start
     if database == DEMO_DATABASE:
         _reset_demo_database()
     with RegionServer(DEMO_REGIONS, token=DEMO_TOKEN) as regions:
         data = demo_config(regions.endpoint_template(), listen, database, interval)
+        if web_config_file is not None:
+            data["http"]["web_config_file"] = str(Path(web_config_file).absolute())
         DEMO_CONFIG_PATH.parent.mkdir(parents=True, exist_ok=True)
         DEMO_CONFIG_PATH.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         out.write(
             f"demo: simulated regions {', '.join(DEMO_REGIONS)} at {regions.base_url}\n"
-            f"demo: metrics at http://{listen}/metrics; a schema change in {DEMO_REGIONS[0]} after "
+            f"demo: metrics at {scheme}://{listen}/metrics; a schema change in {DEMO_REGIONS[0]} after "
             f"{change_after:g}s\n"
-            f"demo: the web UI at http://{listen}/ui/\n"
+            f"demo: the web UI at {scheme}://{listen}/ui/\n"
             f"demo: in another terminal: schema-drift-monitor history --config {DEMO_CONFIG_PATH}\n"
         )
         out.flush()

@@ -1,6 +1,9 @@
 """The daemon's HTTP application (FastAPI): ``/metrics``, ``/healthz``, ``/readyz``, the read API and the UI.
 
-The three status routes answer from memory (they are ``async`` and never wait for the database or the
+``/-/healthy`` and ``/-/ready`` (Prometheus's own names) answer as ``/healthz`` and ``/readyz``. Without the UI,
+``/`` is a small landing page linking to what the port serves (with the UI, ``/`` redirects to ``/ui/``).
+
+The status routes answer from memory (they are ``async`` and never wait for the database or the
 server's thread pool), so they keep answering during a database lock or outage and while the daemon's own
 event loop is busy — the server runs on a thread and loop of its own (:mod:`monitor.web.server`).
 
@@ -16,11 +19,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from html import escape
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
 from monitor import __version__
@@ -43,6 +47,8 @@ def create_app(
                   docs_url=None, redoc_url=None)  # fmt: skip
     _status_routes(app, metrics, ready)
     with_ui = ui and api is not None
+    if not with_ui:
+        _landing_page(app, api is not None)
     if ui and api is None:
         log.warning("ui.enabled is ignored: the web UI reads through the read API, which api.enabled turns off")
     _error_handlers(app, with_ui)
@@ -60,14 +66,37 @@ def _status_routes(app: FastAPI, metrics: Metrics, ready: Callable[[], dict[str,
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/healthz", include_in_schema=False)
+    @app.get("/-/healthy", include_in_schema=False)
     async def healthz() -> PlainTextResponse:
         return PlainTextResponse("ok\n")
 
     @app.get("/readyz", include_in_schema=False)
+    @app.get("/-/ready", include_in_schema=False)
     async def readyz() -> JSONResponse:
         checks = ready()  # the database is reported, not required: Prometheus keeps scraping an outage
         ok = checks.get("scheduler", False) and checks.get("share", True)
         return JSONResponse(checks, status_code=200 if ok else 503)
+
+
+LANDING_LINKS: Final = (
+    ("/metrics", "Prometheus metrics"),
+    ("/healthz", "liveness (also /-/healthy)"),
+    ("/readyz", "readiness (also /-/ready)"),
+)
+LANDING_HEADERS: Final = {"Content-Security-Policy": "default-src 'none'", "X-Content-Type-Options": "nosniff",
+                          "Cache-Control": "no-store"}  # fmt: skip
+
+
+def _landing_page(app: FastAPI, with_api: bool) -> None:
+    """``/`` when the UI is off: what this port serves, as links (no script, no style, nothing from outside)."""
+    links = LANDING_LINKS + ((("/api/openapi.json", "read API (OpenAPI document)"),) if with_api else ())
+    items = "".join(f'<li><a href="{path}">{path}</a> — {escape(what)}</li>' for path, what in links)
+    body = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>schema-drift-monitor</title></head>"
+            f"<body><h1>schema-drift-monitor {escape(__version__)}</h1><ul>{items}</ul></body></html>")  # fmt: skip
+
+    @app.get("/", include_in_schema=False)
+    async def landing() -> HTMLResponse:
+        return HTMLResponse(body, headers=LANDING_HEADERS)
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

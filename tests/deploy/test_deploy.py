@@ -1162,7 +1162,9 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     assert _dockerfile_uid() != 0
     healthchecks = [args for keyword, args in stage if keyword == "HEALTHCHECK"]
     assert len(healthchecks) == 1
-    assert f"127.0.0.1:{PORT}/healthz" in healthchecks[0]
+    # the healthcheck command reads the config: the listen address, and the scheme of its web configuration
+    assert yaml.safe_load(healthchecks[0].partition("CMD")[2]) == ["schema-drift-monitor", "healthcheck", "--config",
+                                                                    CONFIG_PATH]  # fmt: skip
     assert ("EXPOSE", str(PORT)) in stage
     entrypoint = [args for keyword, args in stage if keyword == "ENTRYPOINT"]
     cmd = [args for keyword, args in stage if keyword == "CMD"]

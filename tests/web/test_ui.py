@@ -277,10 +277,13 @@ def test_the_ui_is_off_when_disabled_while_the_api_answers(simulator: Simulator,
     data["ui"] = {"enabled": False}
     live = Live(parse_config(data, "test"))
     try:
-        for path in ("/ui/", "/ui/static/ui.css", "/ui/targets/sim/r1/images", "/"):
+        for path in ("/ui/", "/ui/static/ui.css", "/ui/targets/sim/r1/images"):
             response = live.http.get(path)
             assert response.status_code == 404 and response.headers["content-type"].startswith("text/plain"), path
         assert live.get("/api/targets")["targets"]
+        landing = live.http.get("/")  # exporters' landing page instead of the UI's redirect
+        assert landing.status_code == 200 and '<a href="/api/openapi.json">' in landing.text
+        assert "/ui/" not in landing.text
     finally:
         live.close()
 
