@@ -18,7 +18,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
@@ -100,15 +100,17 @@ def _yaml(path: Path) -> Any:
 
 # --- Kubernetes ----------------------------------------------------------------------------------------------
 # deploy/kubernetes/: base/ (Namespace, Service, NetworkPolicy), two overlays (single: a StatefulSet on SQLite; ha:
-# a Deployment of replicas on PostgreSQL) and two components a user adds in an overlay of their own
+# a Deployment of replicas on PostgreSQL) and three components a user adds in an overlay of their own
 # (prometheus-operator: ServiceMonitor + PrometheusRule, which need the CRDs; grafana-dashboard: the dashboard
-# ConfigMap). The files are checked offline; what kustomize renders of every overlay, with and without the
-# components, is checked too (with kubectl or kustomize).
+# ConfigMap; tls: the web configuration mounted, probes and scrapes over HTTPS — patches only). The files are
+# checked offline; what kustomize renders of every overlay, with and without the components, is checked too
+# (with kubectl or kustomize).
 
 OVERLAYS = ("single", "ha")
 WORKLOADS = {"single": "single/statefulset.yaml", "ha": "ha/deployment.yaml"}
-COMPONENTS = ("prometheus-operator", "grafana-dashboard")
-VARIANTS = [f"{overlay}{suffix}" for overlay in OVERLAYS for suffix in ("", "+components")]
+COMPONENTS = ("prometheus-operator", "grafana-dashboard", "tls")  # in this order: tls patches the ServiceMonitor
+VARIANTS = [f"{overlay}{suffix}" for overlay in OVERLAYS for suffix in ("", "+components")] + ["single+tls"]
+TLS_WEB_CONFIG = "/etc/schema-drift-monitor/web/web-config.yml"
 PROMETHEUSRULE = K8S / "components" / "prometheus-operator" / "prometheusrule.yaml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "schema-drift-monitor.json"
 DASHBOARD_CONFIGMAP = K8S / "components" / "grafana-dashboard" / "dashboard-configmap.yaml"
@@ -117,9 +119,18 @@ ANNOTATION_LIMIT = 262144
 DATA_DIR = "/var/lib/schema-drift-monitor"
 
 
+def _patches(directory: Path) -> set[str]:
+    """The files a kustomization names as patches (JSON 6902 operations, not objects)."""
+    return {patch["path"] for patch in _yaml(directory / "kustomization.yaml").get("patches", []) if "path" in patch}
+
+
 def _k8s_files() -> list[Path]:
-    """Every Kubernetes object file under deploy/kubernetes (not the kustomizations, not the monitor's configs)."""
-    return sorted(p for p in K8S.rglob("*.yaml") if p.name not in ("kustomization.yaml", "config.yaml"))
+    """Every Kubernetes object file under deploy/kubernetes (not the kustomizations, their patches, or the
+    monitor's configs)."""
+    return sorted(
+        p for p in K8S.rglob("*.yaml")
+        if p.name not in ("kustomization.yaml", "config.yaml") and p.name not in _patches(p.parent)
+    )  # fmt: skip
 
 
 def _k8s_docs() -> list[tuple[str, dict[str, Any]]]:
@@ -191,9 +202,9 @@ def test_each_kustomization_lists_every_manifest_of_its_directory_but_the_secret
     kustomization = _yaml(directory / "kustomization.yaml")
     component = directory.parent.name == "components"
     assert kustomization["kind"] == ("Component" if component else "Kustomization")
-    resources = kustomization["resources"]
+    resources = kustomization.get("resources", [])
     assert len(resources) == len(set(resources))
-    files = {r for r in resources if (directory / r).is_file()}
+    files = {r for r in resources if (directory / r).is_file()} | _patches(directory)
     assert files == {p.name for p in directory.glob("*.yaml")} - {"kustomization.yaml", "config.yaml",
                                                                     "secret.example.yaml"}  # fmt: skip
     for reference in set(resources) - files:
@@ -212,8 +223,8 @@ def _kustomize() -> list[str]:
     _missing("neither kubectl nor kustomize installed (apt-get install kubernetes-client)")
 
 
-def _with_components(directory: Path, overlay: str) -> Path:
-    """An overlay of the user's own (as docs/deployment.md shows): ``overlay`` plus both components."""
+def _with_components(directory: Path, overlay: str, components: Sequence[str] = COMPONENTS) -> Path:
+    """An overlay of the user's own (as docs/deployment.md shows): ``overlay`` plus ``components``."""
     up = Path(os.path.relpath(K8S, directory))  # kustomize takes relative paths only
     directory.mkdir(parents=True)
     (directory / "kustomization.yaml").write_text(
@@ -221,7 +232,7 @@ def _with_components(directory: Path, overlay: str) -> Path:
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
             "resources": [str(up / overlay)],
-            "components": [str(up / "components" / name) for name in COMPONENTS],
+            "components": [str(up / "components" / name) for name in components],
         }),
         encoding="utf-8",
     )  # fmt: skip
@@ -237,7 +248,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[st
         overlay, _, components = variant.partition("+")
         directory = K8S / overlay
         if components:
-            directory = _with_components(tmp_path_factory.mktemp("overlay") / "mine", overlay)
+            chosen = COMPONENTS if components == "components" else (components,)
+            directory = _with_components(tmp_path_factory.mktemp("overlay") / "mine", overlay, chosen)
         result = _run([*argv, str(directory)])
         assert result.returncode == 0, f"{variant}: {result.stderr}"
         out[variant] = [d for d in yaml.safe_load_all(result.stdout) if d]
@@ -266,7 +278,7 @@ def test_kustomize_build_renders_valid_objects(
     """Every overlay, with and without the components, renders; the result validates strictly too."""
     docs = rendered[variant]
     overlay, _, components = variant.partition("+")
-    expected = EXPECTED_KINDS[overlay] + (EXPECTED_KINDS["components"] if components else [])
+    expected = EXPECTED_KINDS[overlay] + (EXPECTED_KINDS["components"] if components == "components" else [])
     assert sorted(d["kind"] for d in docs) == sorted(expected)
     namespace = _one(docs, "Namespace")["metadata"]["name"]
     for doc in docs:
@@ -285,6 +297,33 @@ def test_the_workload_mounts_the_generated_configmap(rendered: dict[str, list[di
     workload = _one(docs, _workload(overlay)["kind"])
     volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
     assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+
+
+@pytest.mark.parametrize("variant", ["single+tls", "ha+components"])
+def test_the_tls_component_names_the_web_config_and_probes_and_scrapes_over_https(
+    rendered: dict[str, list[dict[str, Any]]], variant: str
+) -> None:
+    """With components/tls the monitor reads the web configuration from its Secret and every probe (which needs
+    no credentials) speaks HTTPS; with the Prometheus Operator too, the ServiceMonitor scrapes over HTTPS."""
+    docs = rendered[variant]
+    workload = _one(docs, _workload(variant.partition("+")[0])["kind"])
+    pod = workload["spec"]["template"]["spec"]
+    (monitor,) = pod["containers"]
+    assert f"--web.config.file={TLS_WEB_CONFIG}" in monitor["args"]
+    assert monitor["args"][0] == "run"
+    mounts = {m["name"]: m["mountPath"] for m in monitor["volumeMounts"]}
+    assert TLS_WEB_CONFIG.startswith(mounts["web"] + "/")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["web"]["secret"]["secretName"] == "schema-drift-monitor-web"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert monitor[probe]["httpGet"]["scheme"] == "HTTPS", probe
+    for init in pod.get("initContainers", []):
+        assert not any("web.config" in arg for arg in init.get("args", []))
+    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    for service_monitor in monitors:
+        (endpoint,) = service_monitor["spec"]["endpoints"]
+        assert endpoint["scheme"] == "https" and endpoint["tlsConfig"]["ca"]["secret"]["key"] == "ca.crt"
+    assert len(monitors) == (1 if variant == "ha+components" else 0)
 
 
 DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
