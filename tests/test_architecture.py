@@ -41,6 +41,8 @@ BITES: list[tuple[str, str, str]] = [
     ("dulwich-jsonlogger", "read/reports.py", "import dulwich"),
     ("os-service-types-in-discovery", "config/catalog.py", "import os_service_types"),
     ("bcrypt-in-guard", "web/api.py", "import bcrypt"),
+    ("auth-takes-plain-settings", "auth/manager.py", "import monitor.config.models"),
+    ("auth-takes-plain-settings", "targets/discovery.py", "import pydantic"),
 ]
 
 

@@ -203,7 +203,7 @@ def test_run_refuses_a_bad_config_with_exit_2(tmp_path: Path) -> None:
     path.write_text("clouds: [{name: c, endpoint: 'http://127.0.0.1:1/{region}', regions: [r], auth: {type: x}}]\n")
     result = cli("run", "--config", str(path))
     assert result.returncode == 2
-    assert f"{path}: clouds[0].auth" in result.stderr
+    assert f"{path}: clouds[0] (c).auth: unknown type 'x'" in result.stderr
 
 
 def test_every_command_has_help_and_version() -> None:

@@ -4,5 +4,6 @@
 (cloud, region); ``clouds`` reads clouds.yaml. (Region discovery, which uses these, is
 :mod:`monitor.targets.discovery`.)
 
-May import: ``signals`` (its metrics), ``config``, ``domain``.
+May import: ``signals`` (its metrics), ``config.settings`` (the plain settings the configuration builds for it:
+never pydantic or the configuration's models), ``domain``.
 """

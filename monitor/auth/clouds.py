@@ -8,11 +8,11 @@ openstacksdk's own loader reads the files, so whatever works for the ``openstack
 
 :func:`resolve` returns what it found as plain data (:class:`CloudsYamlCloud`); the configuration applies
 it (:func:`monitor.config.apply_clouds_yaml`), only where the monitor's config leaves a setting unset (the config
-wins):
+wins), and validates its auth mapping as one written in the config file:
 
-* ``auth_type`` ``password``/``v3password`` (or unset) → ``PasswordAuth``; ``v3applicationcredential``/
-  ``applicationcredential`` → ``ApplicationCredentialAuth``; ``token``/``v3token`` (or unset, with a token
-  and no password) → ``TokenAuth``: a static token, sent as is and never renewed, so its ``auth_url`` and
+* ``auth_type`` ``password``/``v3password`` (or unset) → ``type: password``; ``v3applicationcredential``/
+  ``applicationcredential`` → ``type: application_credential``; ``token``/``v3token`` (or unset, with a token
+  and no password) → ``type: token``: a static token, sent as is and never renewed, so its ``auth_url`` and
   scope are not used. Other auth types are refused. An ``auth_url`` without ``/v3`` is kept as written:
   keystoneauth's v3 plugins add ``/v3`` when it is missing. ``default_domain_*`` fill the user and project
   domains; ``system_scope`` and ``trust_id`` are refused (the monitor cannot honour them).
@@ -49,15 +49,12 @@ from openstack import warnings as sdk_warnings
 from openstack.config import loader as sdk_loader
 from openstack.config import vendors as sdk_vendors
 from openstack.config.cloud_region import CloudRegion
-from pydantic import BaseModel, ValidationError
 
-from monitor.config import CloudsYamlCloud
-from monitor.config.auth import REGION_PLACEHOLDER, ApplicationCredentialAuth, PasswordAuth, TokenAuth
+from monitor.config.settings import REGION_PLACEHOLDER, CloudsYamlCloud
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_M = TypeVar("_M", bound=BaseModel)
 
 # clouds.yaml auth_type → the keystoneauth plugin whose options openstacksdk normalises the auth section to
 _PLUGINS = {
@@ -130,7 +127,7 @@ def resolve(name: str | None) -> CloudsYamlCloud:
         found = _found(where, regions, settings)
     except ValueError as exc:  # openstacksdk's own messages were redacted in _sdk()
         raise ValueError(f"{where}: {exc}") from None
-    log.debug("clouds.yaml: %s auth from %s", found.auth.type, where)
+    log.debug("clouds.yaml: %s auth from %s", found.auth["type"], where)
     return found
 
 
@@ -138,7 +135,7 @@ def _found(where: str, regions: list[str], settings: dict[str, Any]) -> CloudsYa
     interface = settings.get("interface")
     return CloudsYamlCloud(
         where=where,
-        auth=_auth_model(settings),
+        auth=_auth_mapping(settings),
         regions=regions,
         endpoint_override=settings.get("endpoint_override") or None,
         cacert=_path(settings["cacert"]) if settings.get("cacert") else None,
@@ -352,14 +349,15 @@ def _interface(value: Any) -> str:
     return name
 
 
-def _auth_model(settings: dict[str, Any]) -> PasswordAuth | ApplicationCredentialAuth | TokenAuth:
+def _auth_mapping(settings: dict[str, Any]) -> dict[str, Any]:
+    """The cloud's ``auth:`` as the monitor's config would write it (validated by the configuration)."""
     auth = {k.removeprefix("auth."): v for k, v in settings.items() if k.startswith("auth.")}
     plugin = settings.get("auth_type")
     if plugin == "token":
         # a static token: sent as is, never renewed; the auth_url and scope it was issued for are not needed
         if not auth.get("token"):
             raise ValueError("auth_type token needs auth.token (OS_TOKEN)")
-        return _validate(TokenAuth, {"type": "token", "token": auth["token"]})
+        return {"type": "token", "token": auth["token"]}
     for key in _UNSUPPORTED_AUTH_KEYS:
         if key in auth:
             raise ValueError(f"auth.{key} is not supported by the monitor")
@@ -371,30 +369,13 @@ def _auth_model(settings: dict[str, Any]) -> PasswordAuth | ApplicationCredentia
                 data[f"{scope}_domain_{kind}"] = default
     if plugin == "password":
         data.update({f: auth[f] for f in ("username", "user_id", "password") if f in auth})
-        return _validate(PasswordAuth, {"type": "password", **data})
+        return {"type": "password", **data}
     fields = ("application_credential_id", "application_credential_name", "application_credential_secret")
     # an application credential carries its own scope: project/domain settings (often inherited from
     # OS_PROJECT_* or default_domain) would only make Keystone refuse it
     data = {f: value for f, value in data.items() if not f.startswith(("project_", "domain_"))}
     data.update({f: auth[f] for f in (*fields, "username", "user_id") if f in auth})
-    return _validate(ApplicationCredentialAuth, {"type": "application_credential", **data})
-
-
-def _validate(model: type[_M], data: dict[str, Any]) -> _M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(_errors(exc, prefix="auth")) from None
-
-
-def _errors(exc: ValidationError, prefix: str = "") -> str:
-    """pydantic's messages and locations only: ``str(exc)`` would show the input values."""
-    lines = []
-    for error in exc.errors():
-        loc = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
-        message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{loc}: {message}" if loc else message)
-    return "; ".join(lines)
+    return {"type": "application_credential", **data}
 
 
 # --- secrets ---------------------------------------------------------------------------------------

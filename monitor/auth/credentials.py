@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from monitor.config.auth import AkSkAuth, ApplicationCredentialAuth, PasswordAuth, TokenAuth
+from monitor.config.settings import AkSkSettings, KeystoneCredentials, PasswordSettings, TokenSettings
 from monitor.domain import exponential_backoff
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class _TokenHeader(RequestSigner):
 class StaticToken(Credentials):
     """``auth: token``: the configured token (a ``token_file`` is re-read on every poll)."""
 
-    def __init__(self, auth: TokenAuth) -> None:
+    def __init__(self, auth: TokenSettings) -> None:
         self._auth = auth
 
     async def acquire(self) -> RequestSigner:
@@ -97,7 +97,7 @@ class StaticToken(Credentials):
 class AkSk(Credentials):
     """``auth: aksk``: every request is signed with huaweicloudsdkcore's SDK-HMAC-SHA256 signer."""
 
-    def __init__(self, auth: AkSkAuth, region: str) -> None:
+    def __init__(self, auth: AkSkSettings, region: str) -> None:
         self._signer = _AkSkSigner(auth, auth.project_for(region))
 
     async def acquire(self) -> RequestSigner:
@@ -105,7 +105,7 @@ class AkSk(Credentials):
 
 
 class _AkSkSigner(RequestSigner):
-    def __init__(self, auth: AkSkAuth, project_id: str | None) -> None:
+    def __init__(self, auth: AkSkSettings, project_id: str | None) -> None:
         from huaweicloudsdkcore.auth.credentials import BasicCredentials
         from huaweicloudsdkcore.signer.signer import Signer
 
@@ -136,9 +136,6 @@ class _AkSkSigner(RequestSigner):
         return "_AkSkSigner(<credentials>)"
 
 
-KeystoneAuthConfig = PasswordAuth | ApplicationCredentialAuth
-
-
 @dataclass(frozen=True, slots=True)
 class _Token:
     value: str = field(repr=False)
@@ -164,7 +161,7 @@ class KeystoneToken(Credentials):
 
     def __init__(
         self,
-        auth: KeystoneAuthConfig,
+        auth: KeystoneCredentials,
         *,
         verify: bool | str = True,
         cert: str | tuple[str, str] | None = None,
@@ -375,7 +372,7 @@ def renew_margin(lifetime: float) -> float:
     return max(lifetime / 10, min(1.0, lifetime / 2))
 
 
-def _plugin(auth: KeystoneAuthConfig) -> Any:
+def _plugin(auth: KeystoneCredentials) -> Any:
     """The keystoneauth1 v3 plugin for ``auth`` (a project name is looked up in the user's domain by default)."""
     from keystoneauth1.identity import v3
 
@@ -390,7 +387,7 @@ def _plugin(auth: KeystoneAuthConfig) -> Any:
     if auth.project_name and not (auth.project_domain_id or auth.project_domain_name):
         scope = {**scope, "project_domain_id": auth.user_domain_id, "project_domain_name": auth.user_domain_name}
     common = {"auth_url": auth.auth_url, "include_catalog": True, **scope}
-    if isinstance(auth, PasswordAuth):
+    if isinstance(auth, PasswordSettings):
         return v3.Password(
             username=auth.username,
             user_id=auth.user_id,

@@ -13,14 +13,22 @@ import asyncio
 import logging
 import os
 import tempfile
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import certifi
 
-from monitor.auth.credentials import AkSk, Credentials, KeystoneAuthConfig, KeystoneToken, StaticToken
-from monitor.config import CloudConfig
-from monitor.config.auth import AkSkAuth, ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
+from monitor.auth.credentials import AkSk, Credentials, KeystoneToken, StaticToken
+from monitor.config.settings import (
+    AkSkSettings,
+    ApplicationCredentialSettings,
+    CloudSettings,
+    KeystoneCredentials,
+    PasswordSettings,
+    TokenSettings,
+)
 from monitor.domain import AuthSettings, TargetSpec, TlsSettings
 from monitor.signals.metrics import Metrics
 
@@ -45,22 +53,20 @@ class AuthManager:
         """The credentials of the target's (cloud, region); None for ``auth: none``."""
         return self._get(spec.key.cloud, spec.key.region, spec.auth, spec.tls)
 
-    def for_region(self, cloud: CloudConfig, region: str) -> Credentials | None:
+    def for_region(self, cloud: CloudSettings, region: str) -> Credentials | None:
         """The credentials polls of ``region`` use (the same object as :meth:`for_target`)."""
-        assert not isinstance(cloud.auth, CloudsYamlAuth), "clouds.yaml is resolved when the config loads"
         return self._get(cloud.name, region, cloud.auth, cloud.tls)
 
-    def for_discovery(self, cloud: CloudConfig, *, domain_scope: bool = False) -> KeystoneToken:
+    def for_discovery(self, cloud: CloudSettings, *, domain_scope: bool = False) -> KeystoneToken:
         """The token used to find a cloud's regions: its configured scope, or the user's domain."""
         key = (cloud.name, DISCOVERY_REGION)
         credentials = self._cache.get(key)
         if credentials is None:
             auth = cloud.auth
-            if not isinstance(auth, PasswordAuth | ApplicationCredentialAuth):
+            if not isinstance(auth, PasswordSettings | ApplicationCredentialSettings):
                 raise TypeError(f"cloud {cloud.name}: discovery needs password or application_credential auth")
-            if domain_scope and isinstance(auth, PasswordAuth):  # an application credential has its own scope
-                domain = {"domain_name": auth.user_domain_name, "domain_id": auth.user_domain_id}
-                auth = auth.model_copy(update={"project_name": None, "project_id": None, **domain})
+            if domain_scope:  # an application credential keeps its own scope
+                auth = auth.domain_scoped()
             credentials = self._keystone(cloud.name, DISCOVERY_REGION, auth, cloud.tls)
             self._cache[key] = credentials
         assert isinstance(credentials, KeystoneToken)
@@ -85,11 +91,11 @@ class AuthManager:
             bundle.unlink(missing_ok=True)
 
     def _build(self, cloud: str, region: str, auth: AuthSettings, tls: TlsSettings) -> Credentials | None:
-        if isinstance(auth, TokenAuth):
+        if isinstance(auth, TokenSettings):
             return StaticToken(auth)
-        if isinstance(auth, AkSkAuth):
+        if isinstance(auth, AkSkSettings):
             return AkSk(auth, region)
-        if isinstance(auth, PasswordAuth | ApplicationCredentialAuth):
+        if isinstance(auth, PasswordSettings | ApplicationCredentialSettings):
             return self._keystone(cloud, region, auth.for_region(region) if auth.per_region else auth, tls)
         return None
 
@@ -120,7 +126,7 @@ class AuthManager:
     def _gate(self, cloud: str) -> asyncio.Semaphore:
         return self._gates.setdefault(cloud, asyncio.Semaphore(self._workers))
 
-    def _keystone(self, cloud: str, region: str, auth: KeystoneAuthConfig, tls: TlsSettings) -> KeystoneToken:
+    def _keystone(self, cloud: str, region: str, auth: KeystoneCredentials, tls: TlsSettings) -> KeystoneToken:
         self._metrics.register_identity(cloud, region)
 
         def on_attempt(ok: bool, expires_at: float) -> None:
@@ -137,8 +143,18 @@ class AuthManager:
         )
 
 
-def warn_insecure(clouds: list[CloudConfig]) -> None:
+class _NamedTls(Protocol):
+    """A cloud as far as TLS warnings go (a configured cloud, or its :class:`CloudSettings`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tls(self) -> TlsSettings: ...
+
+
+def warn_insecure(clouds: Iterable[_NamedTls]) -> None:
     """Log a warning for every cloud whose TLS verification the config switches off."""
     for cloud in clouds:
-        if cloud.insecure:
+        if cloud.tls.insecure:
             log.warning("cloud %s: insecure: true — TLS certificates are NOT verified (polls and identity)", cloud.name)

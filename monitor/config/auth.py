@@ -1,8 +1,12 @@
 """The ``auth:`` section of a cloud: one model per auth type, discriminated by ``type``.
 
-Secrets are ``SecretStr`` and may come from ``${ENV}`` or a ``<key>_file``. ``{region}`` in the
-identity URL or the project fields is replaced per region (:meth:`KeystoneAuth.for_region`), so each
-region of a Huawei Cloud account authenticates against its own project.
+Secrets are ``SecretStr`` and may come from ``${ENV}`` or a ``<key>_file``. ``{region}`` in the identity URL or the
+project fields is replaced per region, so each region of a Huawei Cloud account authenticates against its own
+project. Each model's ``to_settings()`` builds the plain settings (:mod:`monitor.config.settings`) the credentials
+use at runtime: :mod:`monitor.auth` never sees these models.
+
+Whether ``auth_url`` may be plain ``http://`` depends on the cloud's ``allow_http``: :class:`~monitor.config.cloud.
+CloudConfig` checks it with the cloud's other URLs.
 """
 
 from __future__ import annotations
@@ -12,15 +16,31 @@ from typing import Any, Literal
 
 from pydantic import SecretStr, model_validator
 
-from monitor.config.types import TOKEN_RE, Model, PositiveDuration
+from monitor.config.errors import FieldProblem
+from monitor.config.settings import (
+    REGION_PLACEHOLDER,
+    TOKEN_RE,
+    AkSkSettings,
+    ApplicationCredentialSettings,
+    NoAuthSettings,
+    PasswordSettings,
+    Secret,
+    TokenSettings,
+)
+from monitor.config.types import Model, PositiveDuration
 
-REGION_PLACEHOLDER = "{region}"
+
+def _secret(value: SecretStr | None) -> Secret | None:
+    return Secret(value.get_secret_value()) if value is not None else None
 
 
 class NoAuth(Model):
     """No credentials (a public schema endpoint, or the simulator without a token)."""
 
     type: Literal["none"]
+
+    def to_settings(self) -> NoAuthSettings:
+        return NoAuthSettings()
 
 
 class TokenAuth(Model):
@@ -36,22 +56,12 @@ class TokenAuth(Model):
             raise ValueError("give exactly one of token or token_file")
         return self
 
+    def to_settings(self) -> TokenSettings:
+        return TokenSettings(token=_secret(self.token), token_file=self.token_file)
+
     def resolve(self) -> str:
-        """The token text; raises ValueError when the file cannot be read or is empty."""
-        if self.token is not None:
-            secret = self.token.get_secret_value()
-        else:
-            assert self.token_file is not None
-            try:
-                secret = self.token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"cannot read token_file {str(self.token_file)!r}: {exc.strerror}") from None
-        if not secret:
-            raise ValueError("token is empty")
-        if not TOKEN_RE.match(secret):
-            # never echo the token: it may be a real secret with a stray newline or quote
-            raise ValueError("token contains whitespace, control or non-ASCII characters")
-        return secret
+        """The token text; raises ValueError when the file cannot be read or the token is unusable."""
+        return self.to_settings().resolve()
 
 
 class KeystoneAuth(Model):
@@ -75,8 +85,6 @@ class KeystoneAuth(Model):
 
     @model_validator(mode="after")
     def _valid_scope(self) -> KeystoneAuth:
-        if not self.auth_url.startswith(("https://", "http://")):
-            raise ValueError(f"auth_url must be an https:// URL, got {self.auth_url!r}")
         project = self.project_name is not None or self.project_id is not None
         domain = self.domain_name is not None or self.domain_id is not None
         if project and domain:
@@ -88,21 +96,8 @@ class KeystoneAuth(Model):
         """True when the identity URL or the project scope differs per region."""
         return any(REGION_PLACEHOLDER in (v or "") for v in (self.auth_url, self.project_name, self.project_id))
 
-    def for_region(self, region: str) -> Any:
-        """A copy (of the same type) with ``{region}`` replaced in the URL and project fields."""
-        fields = ("auth_url", "project_name", "project_id")
-        update = {
-            f: getattr(self, f).replace(REGION_PLACEHOLDER, region) for f in fields if getattr(self, f) is not None
-        }
-        return self.model_copy(update=update)
-
-    def scope_label(self) -> str:
-        """A short description of the scope for log lines (names and ids are not secrets)."""
-        if self.project_id or self.project_name:
-            return f"project {self.project_id or self.project_name}"
-        if self.domain_id or self.domain_name:
-            return f"domain {self.domain_id or self.domain_name}"
-        return "unscoped"
+    def _keystone_fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in KeystoneAuth.model_fields}
 
 
 class PasswordAuth(KeystoneAuth):
@@ -122,8 +117,16 @@ class PasswordAuth(KeystoneAuth):
         if self.username is not None and self.user_domain_name is None and self.user_domain_id is None:
             raise ValueError("username needs user_domain_name or user_domain_id (Huawei Cloud: the account name)")
         if not self.password.get_secret_value():
-            raise ValueError("password is empty")
+            raise FieldProblem("password", "is empty")
         return self
+
+    def to_settings(self) -> PasswordSettings:
+        return PasswordSettings(
+            **self._keystone_fields(),
+            username=self.username,
+            user_id=self.user_id,
+            password=Secret(self.password.get_secret_value()),
+        )
 
 
 class ApplicationCredentialAuth(KeystoneAuth):
@@ -138,10 +141,6 @@ class ApplicationCredentialAuth(KeystoneAuth):
     application_credential_secret_file: Path | None = None
     secret_files = ("application_credential_secret",)
 
-    def scope_label(self) -> str:
-        """The credential's id or name: its scope is fixed by the credential itself."""
-        return f"application credential {self.application_credential_id or self.application_credential_name}"
-
     @model_validator(mode="after")
     def _identified(self) -> ApplicationCredentialAuth:
         scope = ("project_name", "project_id", "project_domain_name", "project_domain_id", "domain_name", "domain_id")
@@ -154,8 +153,18 @@ class ApplicationCredentialAuth(KeystoneAuth):
             if self.username is None and self.user_id is None:
                 raise ValueError("application_credential_name needs username or user_id")
         if not self.application_credential_secret.get_secret_value():
-            raise ValueError("application_credential_secret is empty")
+            raise FieldProblem("application_credential_secret", "is empty")
         return self
+
+    def to_settings(self) -> ApplicationCredentialSettings:
+        return ApplicationCredentialSettings(
+            **self._keystone_fields(),
+            application_credential_id=self.application_credential_id,
+            application_credential_name=self.application_credential_name,
+            username=self.username,
+            user_id=self.user_id,
+            application_credential_secret=Secret(self.application_credential_secret.get_secret_value()),
+        )
 
 
 class AkSkAuth(Model):
@@ -181,16 +190,19 @@ class AkSkAuth(Model):
         for name in ("access_key", "secret_key", "security_token"):
             secret = getattr(self, name)
             if secret is not None and not TOKEN_RE.match(secret.get_secret_value()):
-                raise ValueError(f"{name} is empty or contains whitespace or non-ASCII characters")
+                raise FieldProblem(name, "is empty or contains whitespace or non-ASCII characters")
         if self.project_id is not None and self.project_ids:
             raise ValueError("give project_id or project_ids, not both")
         return self
 
-    def project_for(self, region: str) -> str | None:
-        """The ``X-Project-Id`` for ``region`` (None: none is sent)."""
-        if self.project_ids:
-            return self.project_ids.get(region)
-        return self.project_id.replace(REGION_PLACEHOLDER, region) if self.project_id else None
+    def to_settings(self) -> AkSkSettings:
+        return AkSkSettings(
+            access_key=Secret(self.access_key.get_secret_value()),
+            secret_key=Secret(self.secret_key.get_secret_value()),
+            security_token=_secret(self.security_token),
+            project_id=self.project_id,
+            project_ids=tuple(sorted(self.project_ids.items())),
+        )
 
 
 class CloudsYamlAuth(Model):

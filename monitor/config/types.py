@@ -1,6 +1,7 @@
 """Building blocks of the configuration models: durations, sizes, names, secret files, the base model.
 
-Shared by :mod:`monitor.config` and :mod:`monitor.config.auth`; nothing here reads the environment.
+Shared by the models (:mod:`monitor.config.models`, :mod:`monitor.config.cloud`, :mod:`monitor.config.auth`);
+nothing here reads the environment.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from monitor.config.errors import FieldProblem
+from monitor.config.settings import REGION_RE
+
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # OpenStack's default region is RegionOne
-TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header value can carry unencoded
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -74,7 +76,7 @@ def check_region(value: str) -> str:
 
 
 def read_secret_files(data: Any, keys: tuple[str, ...]) -> Any:
-    """For each ``key`` given as ``<key>_file``, read the file (stripped) into ``key``; raises ValueError."""
+    """For each ``key`` given as ``<key>_file``, read the file (stripped) into ``key``; raises FieldProblem."""
     if not isinstance(data, dict):
         return data
     for key in keys:
@@ -82,11 +84,11 @@ def read_secret_files(data: Any, keys: tuple[str, ...]) -> Any:
         if path is None:
             continue
         if data.get(key) is not None:
-            raise ValueError(f"give {key} or {key}_file, not both")
+            raise FieldProblem(f"{key}_file", f"give {key} or {key}_file, not both")
         try:
             data = {**data, key: Path(path).read_text(encoding="utf-8").strip()}
         except OSError as exc:
-            raise ValueError(f"cannot read {key}_file {str(path)!r}: {exc.strerror}") from None
+            raise FieldProblem(f"{key}_file", f"cannot read {str(path)!r}: {exc.strerror}") from None
     return data
 
 

@@ -33,7 +33,7 @@ from typing import Any, Final, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from monitor.config import ConfigError
+from monitor.config.errors import ConfigError
 
 CLIENT_AUTH_TYPES: Final = ("NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
 """The ``client_auth_type`` values served; ``NoClientCert`` is the default."""

@@ -25,9 +25,7 @@ import os_service_types
 
 from monitor.auth.credentials import KeystoneToken
 from monitor.auth.manager import AuthManager
-from monitor.config import BASE, CloudConfig
-from monitor.config.auth import KeystoneAuth
-from monitor.config.types import REGION_RE
+from monitor.config.settings import BASE, REGION_RE, CloudSettings, KeystoneSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +38,10 @@ class DiscoveryError(Exception):
     """The identity service answered, but not with usable regions; the message is safe to log."""
 
 
-async def discover(cloud: CloudConfig, auth: AuthManager) -> dict[str, dict[str, str]]:
+async def discover(cloud: CloudSettings, auth: AuthManager) -> dict[str, dict[str, str]]:
     """Region → endpoints for ``cloud``; raises AuthError (credentials) or DiscoveryError (content).
 
-    A region's endpoints are its schemas' base URL under :data:`~monitor.config.BASE` and, for ``services``,
+    A region's endpoints are its schemas' base URL under :data:`~monitor.config.settings.BASE` and, for ``services``,
     each listed service type's catalog endpoint under its official type. A region with no usable URL is left
     out with a warning rather than failing the whole discovery.
     """
@@ -60,28 +58,28 @@ async def discover(cloud: CloudConfig, auth: AuthManager) -> dict[str, dict[str,
     return found
 
 
-def _needs_catalog(cloud: CloudConfig) -> bool:
-    return cloud.services is not None or (bool(cloud.schemas) and cloud.base_url_template is None)
+def _needs_catalog(cloud: CloudSettings) -> bool:
+    return cloud.services is not None or (cloud.watches_schemas and cloud.endpoint is None)
 
 
-def _relevant(cloud: CloudConfig, services: Mapping[str, str]) -> bool:
+def _relevant(cloud: CloudSettings, services: Mapping[str, str]) -> bool:
     """Whether a region of the catalog offers what ``cloud`` watches (its schemas' service, a listed service)."""
     if cloud.services is not None and (cloud.services == "all" or set(services) & _listed_services(cloud)):
         return True
-    return bool(cloud.schemas) and cloud.discovery.service_type in services
+    return cloud.watches_schemas and cloud.discovery.service_type in services
 
 
-def _listed_services(cloud: CloudConfig) -> set[str]:
+def _listed_services(cloud: CloudSettings) -> set[str]:
     """The official names of the service types ``services:`` lists (``volumev3`` → ``block-storage``), as the
     catalog is keyed by them."""
-    listed = cloud.services if isinstance(cloud.services, list) else []
+    listed = cloud.services if isinstance(cloud.services, tuple) else ()
     return {_SERVICE_TYPES.get_service_type(service) or service for service in listed}
 
 
-def _region_endpoints(cloud: CloudConfig, region: str, catalog: Mapping[str, str]) -> dict[str, str]:
+def _region_endpoints(cloud: CloudSettings, region: str, catalog: Mapping[str, str]) -> dict[str, str]:
     """The usable endpoints of one region: plain http:// ones only where the cloud allows it (warned about)."""
     endpoints: dict[str, str] = {}
-    if cloud.schemas:
+    if cloud.watches_schemas:
         base = cloud.base_url(region) or _base(catalog.get(cloud.discovery.service_type))
         if base is not None:
             endpoints[BASE] = base
@@ -104,9 +102,9 @@ def _base(endpoint: str | None) -> str | None:
     return _VERSION_SUFFIX.sub("", endpoint.rstrip("/")) if endpoint else None
 
 
-async def _regions(cloud: CloudConfig, auth: AuthManager) -> list[str]:
-    if isinstance(cloud.regions, list):
-        return cloud.regions
+async def _regions(cloud: CloudSettings, auth: AuthManager) -> list[str]:
+    if cloud.regions is not None:
+        return list(cloud.regions)
     if cloud.discovery.source == "catalog":
         catalog = await _catalog(cloud, auth.for_discovery(cloud), fresh=True)
         relevant = [region for region, services in catalog.items() if _relevant(cloud, services)]
@@ -121,7 +119,7 @@ async def _regions(cloud: CloudConfig, auth: AuthManager) -> list[str]:
     return regions
 
 
-async def _catalog_token(cloud: CloudConfig, auth: AuthManager, region: str) -> KeystoneToken:
+async def _catalog_token(cloud: CloudSettings, auth: AuthManager, region: str) -> KeystoneToken:
     """The token whose catalog is read: the region's own one when the scope is per region."""
     if _per_region(cloud):
         credentials = auth.for_region(cloud, region)
@@ -134,7 +132,7 @@ _Catalog = dict[str, dict[str, str]]
 """Region → official service type → endpoint URL (of the configured interface)."""
 
 
-async def _catalog(cloud: CloudConfig, token: KeystoneToken, *, fresh: bool = False) -> _Catalog:
+async def _catalog(cloud: CloudSettings, token: KeystoneToken, *, fresh: bool = False) -> _Catalog:
     """Every endpoint of the configured interface in the token's catalog, by region and official service type.
 
     ``fresh`` takes a new token: a cached token's catalog is as old as the token.
@@ -150,7 +148,7 @@ async def _catalog(cloud: CloudConfig, token: KeystoneToken, *, fresh: bool = Fa
     return catalog
 
 
-def _usable(cloud: CloudConfig, region: str) -> bool:
+def _usable(cloud: CloudSettings, region: str) -> bool:
     """Region names become metric labels and URL path segments: odd ones are skipped, with a warning."""
     if REGION_RE.match(region):
         return True
@@ -159,5 +157,5 @@ def _usable(cloud: CloudConfig, region: str) -> bool:
     return False
 
 
-def _per_region(cloud: CloudConfig) -> bool:
-    return isinstance(cloud.auth, KeystoneAuth) and cloud.auth.per_region
+def _per_region(cloud: CloudSettings) -> bool:
+    return isinstance(cloud.auth, KeystoneSettings) and cloud.auth.per_region

@@ -97,7 +97,7 @@ class Topology:
 
     async def _discover(self, cloud: CloudConfig) -> dict[str, dict[str, str]] | None:
         try:
-            found = await discover(cloud, self._auth)
+            found = await discover(cloud.settings(), self._auth)
         except (AuthError, DiscoveryError) as exc:
             self._failed(cloud, str(exc))
             return None

@@ -13,6 +13,7 @@ import yaml
 from monitor.auth import clouds
 from monitor.config import CloudConfig, ConfigError, apply_clouds_yaml, parse_config
 from monitor.config.auth import ApplicationCredentialAuth, CloudsYamlAuth, PasswordAuth, TokenAuth
+from monitor.config.settings import PasswordSettings
 
 PASSWORD = "s3cret-Passw0rd-{not-a-placeholder}"
 SECRET = "app-cred-secret-7f3e9d"
@@ -359,7 +360,8 @@ def test_values_that_differ_only_by_region_become_region_templates(home: Path) -
     assert isinstance(resolved.auth, PasswordAuth)
     assert resolved.auth.auth_url == "https://iam.{region}.myhuaweicloud.com/v3"
     assert resolved.auth.project_name == "{region}"
-    assert resolved.auth.for_region("cn-north-4").project_name == "cn-north-4"
+    settings = resolved.credentials()
+    assert isinstance(settings, PasswordSettings) and settings.for_region("cn-north-4").project_name == "cn-north-4"
     assert resolved.regions == ["cn-north-4", "ap-southeast-1"]
     assert resolved.base_url("ap-southeast-1") == "https://ims.ap-southeast-1.myhuaweicloud.com"
 
@@ -434,5 +436,5 @@ def test_parse_config_reports_a_clouds_yaml_problem_as_config_error(home: Path) 
             clouds_yaml=clouds.resolve,
         )
 
-    assert "clouds[0].auth: cloud 'other' not found" in str(info.value)
+    assert "clouds[0] (x).auth: cloud 'other' not found" in str(info.value)
     assert PASSWORD not in str(info.value)

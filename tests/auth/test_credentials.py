@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from monitor.auth.credentials import BACKOFF_BASE, KeystoneToken, renew_margin
 from monitor.auth.manager import AuthManager
 from monitor.config import Config, ConfigError, parse_config
+from monitor.config.settings import PasswordSettings
 from monitor.domain import FailureReason, TargetSpec
 from monitor.poll.fetch import Fetcher, FetchError
 from monitor.signals.metrics import Metrics
@@ -442,10 +443,10 @@ def test_endpoint_taken_from_the_catalog_for_listed_regions(
          "no project for region(s) r2"),
         ({"auth": {"type": "application_credential", "auth_url": "https://k.example.com/v3", "project_name": "x",
                    "application_credential_id": "i", "application_credential_secret": "s"}}, "remove project_name"),
-        ({"auth_url_http": True, "allow_http": False}, "auth.auth_url uses plain http://"),
+        ({"auth_url_http": True, "allow_http": False}, "(c).auth.auth_url: uses plain http://"),
         ({"auth": {"type": "password", "auth_url": "https://iam.example.com/v3", "username": "u",
                    "password": PASSWORD}}, "user_domain_name"),
-        ({"auth": {"type": "aksk", "access_key": "a b", "secret_key": "s"}}, "access_key is empty or contains"),
+        ({"auth": {"type": "aksk", "access_key": "a b", "secret_key": "s"}}, "auth.access_key: is empty or contains"),
         ({"auth": {"type": "application_credential", "auth_url": "https://k.example.com/v3",
                    "application_credential_secret": "s"}}, "application_credential_id"),
     ],
@@ -504,9 +505,11 @@ def test_insecure_is_explicit_and_warned(caplog: pytest.LogCaptureFixture) -> No
 
 def test_keystone_token_never_shows_its_secrets_in_repr(identity: IdentitySimulator, regions: Simulator) -> None:
     config = config_for(regions, password_auth(identity))
-    token = KeystoneToken(config.clouds[0].auth.for_region("r1"))  # type: ignore[union-attr]
+    auth = config.clouds[0].credentials()
+    assert isinstance(auth, PasswordSettings)
+    token = KeystoneToken(auth.for_region("r1"))
     signer = asyncio.run(token.acquire())
-    assert PASSWORD not in repr(config.clouds[0]) and "<token>" in repr(signer)
+    assert PASSWORD not in repr(config.clouds[0]) and PASSWORD not in repr(auth) and "<token>" in repr(signer)
 
 
 def test_a_yaml_syntax_error_is_located_without_quoting_the_line(tmp_path: Any) -> None:

@@ -1,14 +1,15 @@
-"""Config loading: the shipped example loads; every mistake is reported in one message."""
+"""Config loading: the shipped example and the reference load; every mistake is reported in one message."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from monitor.cli import main
 from monitor.config import ConfigError, load_config, parse_config
-from monitor.config.auth import PasswordAuth
+from monitor.config.settings import PasswordSettings
 from monitor.config.types import parse_duration, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,21 +21,44 @@ def _cloud(**overrides: object) -> dict[str, object]:
     return cloud
 
 
-EXAMPLE_ENV = (
-    "IMS_AUTH_TOKEN", "HWC_ACCOUNT", "HWC_IAM_USER", "HWC_IAM_PASSWORD", "HWC_AK", "HWC_SK",
-    "HWC_PROJECT_AP_SOUTHEAST_1", "OS_APPLICATION_CREDENTIAL_ID", "OS_APPLICATION_CREDENTIAL_SECRET",
-)  # fmt: skip
+EXAMPLE = ROOT / "config.example.yaml"
+REFERENCE = ROOT / "docs" / "config.reference.yaml"
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def test_shipped_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in EXAMPLE_ENV:
+def variables(path: Path, *, comments: bool) -> set[str]:
+    """The ``${VAR}`` names a file uses (in its YAML only, or in its comments too)."""
+    lines = path.read_text("utf-8").splitlines()
+    return {name for line in lines if comments or not line.lstrip().startswith("#") for name in _VARIABLE.findall(line)}
+
+
+def test_the_shipped_example_needs_only_the_token_the_readme_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 18.1: README "Point it at real regions" exports IMS_AUTH_TOKEN and nothing else
+    assert variables(EXAMPLE, comments=False) == {"IMS_AUTH_TOKEN"}
+    assert "export IMS_AUTH_TOKEN=" in (ROOT / "README.md").read_text("utf-8")
+    monkeypatch.setenv("IMS_AUTH_TOKEN", "MIIexample-token")
+    config = load_config(EXAMPLE)
+    assert [spec.url for spec in config.targets()] == [
+        f"https://ims.cn-north-4.myhuaweicloud.com/v2/schemas/{schema}"
+        for schema in ("images", "image", "members", "member")
+    ]
+    huawei = config.targets()[0]
+    assert huawei.ignore.paths == ("/properties/images/items/properties/updated_at",)
+    assert huawei.confirm_reads == 2 and config.api.token is None
+    assert config.ha.replica is None and config.ha.expected_replicas == 1  # the ha block is commented out
+
+
+def test_the_reference_config_loads_every_kind_of_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+    header = REFERENCE.read_text("utf-8").split("clouds:", 1)[0]
+    for name in variables(REFERENCE, comments=True):
+        assert name in header, f"the reference's header does not name {name}"
         monkeypatch.setenv(name, f"example-{name.lower().replace('_', '-')}")
-    config = load_config(ROOT / "config.example.yaml")
+    config = load_config(REFERENCE)
     keys = {str(spec.key) for spec in config.targets()}
     assert "huawei/cn-north-4/images" in keys
     assert "glance/regionone/tasks" in keys
     # the discovered clouds have no targets before discovery; each Huawei service cloud has one per region
-    assert len(keys) == 3 * 4 + 2 + 1 + 4 * 2 + 3
+    assert len(keys) == 4 + 2 + 1 + 4 * 2 + 3
     auth_types = {cloud.name: cloud.auth.type for cloud in config.clouds}
     assert auth_types == {"huawei": "token", "huawei-iam": "password", "huawei-aksk": "aksk",
                           "openstack": "application_credential", "openstack-surface": "application_credential",
@@ -49,18 +73,14 @@ def test_shipped_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
         "huawei-evs": ("https://evs.cn-north-4.myhuaweicloud.com/", "versions", "block-storage"),
         "huawei-vpc": ("https://vpc.cn-north-4.myhuaweicloud.com/v2.0/extensions", "extensions", "network"),
     }
-    assert config.ha.replica is None and config.ha.expected_replicas == 1  # the ha block is commented out
     iam = next(s for s in config.targets() if s.key.cloud == "huawei-iam" and s.key.region == "cn-east-3")
-    assert isinstance(iam.auth, PasswordAuth)
+    assert isinstance(iam.auth, PasswordSettings)
     assert iam.auth.for_region("cn-east-3").project_name == "cn-east-3"
     tasks = next(s for s in config.targets() if s.key.schema == "tasks")
     assert tasks.url == "https://glance.regionone.example.org:9292/v2/schemas/tasks"
     image = next(s for s in config.targets() if s.key.cloud == "glance" and s.key.schema == "image")
     assert image.interval == 900
     assert image.ignore.min_severity is not None and image.ignore.min_severity.value == "warning"
-    huawei = next(s for s in config.targets() if s.key.cloud == "huawei")
-    assert huawei.ignore.paths == ("/properties/images/items/properties/updated_at",)
-    assert huawei.confirm_reads == 2 and config.api.token is None
 
 
 def test_every_mistake_is_listed_in_one_message(tmp_path: Path) -> None:
@@ -85,9 +105,9 @@ clouds:
         "http.listen",
         "defaults.interval",
         "defaults.colour: unknown key",
-        "clouds[0].name",
-        "clouds[0].regions",
-        "clouds[0].auth",
+        "clouds[0] (Huawei).name",
+        "clouds[0] (Huawei).regions",
+        "clouds[0] (Huawei).auth: unknown type 'magic'",
     ):
         assert f"{path}: {expected}" in message, expected
     assert len(info.value.problems) == 7
@@ -97,7 +117,7 @@ def test_missing_environment_variable_names_the_field(monkeypatch: pytest.Monkey
     monkeypatch.delenv("SDM_UNSET_TOKEN", raising=False)
     with pytest.raises(ConfigError) as info:
         parse_config({"clouds": [_cloud(auth={"type": "token", "token": "${SDM_UNSET_TOKEN}"})]}, "f.yaml")
-    assert "clouds[0].auth.token: environment variable SDM_UNSET_TOKEN is not set" in str(info.value)
+    assert info.value.problems == ["clouds[0] (c).auth.token: environment variable SDM_UNSET_TOKEN is not set"]
 
 
 def test_environment_variable_is_substituted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,7 +132,7 @@ def test_token_file_is_read_and_a_missing_one_is_reported(tmp_path: Path) -> Non
     secret.write_text("from-file\n")
     config = parse_config({"clouds": [_cloud(auth={"type": "token", "token_file": str(secret)})]})
     assert config.clouds[0].auth.resolve() == "from-file"  # type: ignore[union-attr]
-    with pytest.raises(ConfigError, match=r"clouds\[0\]\.auth: cannot read token_file"):
+    with pytest.raises(ConfigError, match=r"clouds\[0\] \(c\)\.auth\.token_file: cannot read token_file"):
         parse_config({"clouds": [_cloud(auth={"type": "token", "token_file": str(tmp_path / "nope")})]})
 
 
@@ -124,7 +144,7 @@ def test_plain_http_needs_allow_http() -> None:
 
 
 def test_unknown_auth_type_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"clouds\[0\]\.auth"):
+    with pytest.raises(ConfigError, match=r"clouds\[0\] \(c\)\.auth: unknown type 'kerberos': use none, token"):
         parse_config({"clouds": [_cloud(auth={"type": "kerberos"})]})
 
 
@@ -166,7 +186,7 @@ def test_config_check_command_exits_2_on_bad_config(tmp_path: Path, capsys: pyte
     path.write_text("clouds: [{name: X, endpoint: ftp://x, regions: []}]\n")
     assert main(["config", "check", "--config", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "clouds[0].name" in err and "clouds[0].regions" in err
+    assert "clouds[0] (X).name" in err and "clouds[0] (X).regions" in err
 
 
 def test_config_check_command_lists_targets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -183,7 +203,7 @@ def test_database_url_can_come_from_a_file(tmp_path: Path) -> None:
     config = parse_config({"database": {"url_file": str(secret)}, "clouds": [_cloud()]})
     assert config.database.url.get_secret_value() == "postgresql+psycopg://monitor:pw-in-file@db:5432/drift"
     assert "pw-in-file" not in repr(config)
-    with pytest.raises(ConfigError, match="database: cannot read url_file"):
+    with pytest.raises(ConfigError, match=r"database\.url_file: cannot read '.*missing'"):
         parse_config({"database": {"url_file": str(tmp_path / "missing")}, "clouds": [_cloud()]})
 
 
@@ -218,16 +238,16 @@ def test_notification_channels_validate_and_keep_urls_secret(tmp_path: Path) -> 
             }
         )
     text = str(info.value)
-    assert "notifications.channels[0]" in text
-    assert "notifications.channels[1].webhook.url" in text or "notifications.channels[1].url" in text
-    assert "min_severity" in text
+    assert "notifications.channels[0] (x): unknown type 'pager': use webhook, slack or alertmanager" in text
+    assert "notifications.channels[1] (y).url: must be an http:// or https:// URL" in text
+    assert "notifications.channels[1] (y).min_severity" in text
 
 
 def test_a_token_with_stray_whitespace_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SDM_CRLF_TOKEN", "tok-from-crlf-file\r")
     with pytest.raises(ConfigError) as info:
         parse_config({"clouds": [_cloud(auth={"type": "token", "token": "${SDM_CRLF_TOKEN}"})]})
-    assert "clouds[0].auth: token contains whitespace" in str(info.value)
+    assert "clouds[0] (c).auth.token: token contains whitespace" in str(info.value)
     assert "tok-from-crlf-file" not in str(info.value)
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from monitor.auth.credentials import StaticToken
-from monitor.config.auth import TokenAuth
+from monitor.config.settings import Secret, TokenSettings
 from monitor.domain import FailureReason, TargetKey, TargetSpec, TlsSettings
 from monitor.poll.fetch import Fetcher, FetchError, _Clients, _parse_retry_after
 from tests.conftest import TOKEN
@@ -32,14 +32,14 @@ def spec_for(sim: Simulator, region: str = "r1", schema: str = "images", **overr
         "retries": 0,
         "retry_after_cap": 5.0,
         "allow_http": True,
-        "auth": TokenAuth(type="token", token=TOKEN),  # type: ignore[arg-type]
+        "auth": TokenSettings(token=Secret(TOKEN)),
     }
     values.update(overrides)
     return TargetSpec(**values)
 
 
 def credentials_for(spec: TargetSpec) -> StaticToken | None:
-    return StaticToken(spec.auth) if isinstance(spec.auth, TokenAuth) else None
+    return StaticToken(spec.auth) if isinstance(spec.auth, TokenSettings) else None
 
 
 def fetch(spec: TargetSpec) -> bytes:
@@ -78,7 +78,7 @@ def test_an_unlisted_status_is_http_other(simulator: Simulator) -> None:
 
 
 def test_a_wrong_token_is_http_401_and_not_retried(simulator: Simulator) -> None:
-    spec = spec_for(simulator, auth=TokenAuth(type="token", token="wrong"), retries=3)  # type: ignore[arg-type]
+    spec = spec_for(simulator, auth=TokenSettings(token=Secret("wrong")), retries=3)
     before = simulator.requests("r1")
     assert failure(spec).reason is FailureReason.HTTP_401
     assert simulator.requests("r1") - before == 1
@@ -103,7 +103,7 @@ def test_a_refused_connection_is_connect() -> None:
     spec = TargetSpec(
         key=TargetKey("sim", "r1", "images"), url="http://127.0.0.1:9/v2/schemas/images", interval=60,
         timeout=2, jitter=0, max_body_bytes=1000, retries=0, retry_after_cap=1, allow_http=True,
-        auth=TokenAuth(type="token", token=TOKEN),  # type: ignore[arg-type]
+        auth=TokenSettings(token=Secret(TOKEN)),
     )  # fmt: skip
     assert failure(spec).reason is FailureReason.CONNECT
 
@@ -210,7 +210,7 @@ def test_a_non_json_content_type_is_refused_without_reading_the_body() -> None:
         spec = TargetSpec(
             key=TargetKey("c", "r", "s"), url="https://example.invalid/x", interval=1, timeout=1, jitter=0,
             max_body_bytes=100, retries=0, retry_after_cap=1, allow_http=False,
-            auth=TokenAuth(type="token", token="t"),  # type: ignore[arg-type]
+            auth=TokenSettings(token=Secret("t")),
         )  # fmt: skip
         with pytest.raises(FetchError) as info:
             await fetcher.fetch(spec)
@@ -254,7 +254,7 @@ class _RecordingServer:
 def test_an_unreadable_token_file_is_auth_and_sends_nothing(simulator: Simulator, tmp_path: Any) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
-    spec = spec_for(simulator, auth=TokenAuth(type="token", token_file=token_file))
+    spec = spec_for(simulator, auth=TokenSettings(token_file=token_file))
     assert json.loads(fetch(spec))["name"] == "images"  # the file is read at each poll
     token_file.unlink()
     before = simulator.requests("r1")
@@ -280,7 +280,7 @@ def test_a_connect_that_hangs_times_out(tmp_path: Any) -> None:
         spec = TargetSpec(
             key=TargetKey("sim", "r1", "images"), url=f"http://127.0.0.1:{port}/v2/schemas/images", interval=60,
             timeout=1.5, jitter=0, max_body_bytes=1000, retries=0, retry_after_cap=1, allow_http=True,
-            auth=TokenAuth(type="token", token=TOKEN),  # type: ignore[arg-type]
+            auth=TokenSettings(token=Secret(TOKEN)),
         )  # fmt: skip
         started = time.monotonic()
         error = failure(spec)
@@ -294,7 +294,7 @@ def test_a_connect_that_hangs_times_out(tmp_path: Any) -> None:
 def test_a_token_file_with_inner_whitespace_is_auth_and_not_echoed(simulator: Simulator, tmp_path: Any) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("secret part two")
-    spec = spec_for(simulator, auth=TokenAuth(type="token", token_file=token_file))
+    spec = spec_for(simulator, auth=TokenSettings(token_file=token_file))
     error = failure(spec)
     assert error.reason is FailureReason.AUTH
     assert "secret part" not in str(error)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.config import CloudConfig, parse_config
+from monitor.config import parse_config
+from monitor.config.settings import CloudSettings
 from monitor.targets import discovery
 
 CATALOG = {
@@ -12,7 +13,7 @@ CATALOG = {
 }
 
 
-def surface_cloud(services: list[str] | str) -> CloudConfig:
+def surface_cloud(services: list[str] | str) -> CloudSettings:
     config = parse_config(
         {
             "database": {"url": "sqlite:///unused.db"},
@@ -29,7 +30,7 @@ def surface_cloud(services: list[str] | str) -> CloudConfig:
         },
         "test",
     )  # fmt: skip
-    return config.clouds[0]
+    return config.clouds[0].settings()
 
 
 def test_listed_service_types_match_the_catalog_under_their_official_names() -> None:
