@@ -65,6 +65,7 @@ def _typed(check: Callable[[str], T]) -> Callable[[str], T]:
     return convert
 
 
+# the checks get no name: argparse says "argument --limit: " before their "must be …"
 HISTORY_LIMIT = _typed(lambda text: checks.whole_number("", text, 1, MAX_HISTORY))
 SNAPSHOT_ID = _typed(lambda text: checks.whole_number("", text))
 MOMENT = _typed(lambda text: checks.moment("", text))

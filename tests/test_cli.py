@@ -201,14 +201,17 @@ def test_expect_is_a_cli_command_and_an_api_route_with_the_same_answer(world: Wo
                           "2999-01-01T00:00:00Z", "--comment", "CHG-1", "--by", "al", "--json")  # fmt: skip
     assert code == 0, out
     by_cli = json.loads(out)
-    response = world.post("/api/expect", {"cloud": "sim", "schema": "images", "duration_seconds": 7200,
-                                          "starts_at": "2999-01-01T00:00:00Z", "comment": "CHG-1", "by": "al"})  # fmt: skip
+    body = {"cloud": "sim", "schema": "images", "duration_seconds": 7200, "starts_at": "2999-01-01T00:00:00Z",
+            "comment": "CHG-1", "by": "al"}  # fmt: skip
+    response = world.post("/api/expect", body)
     assert response.status_code == 200, response.text
     by_api = response.json()
     assert by_cli["starts_at"].startswith("2999-01-01T00:00:00") and by_cli["ends_at"].startswith("2999-01-01T02:00")
-    assert {k: v for k, v in by_cli.items() if not k.endswith("_at")} == {
-        k: v for k, v in by_api.items() if not k.endswith("_at")
-    } == {"cloud": "sim", "schema": "images", "comment": "CHG-1", "by": "al"}
+    assert (
+        {k: v for k, v in by_cli.items() if not k.endswith("_at")}
+        == {k: v for k, v in by_api.items() if not k.endswith("_at")}
+        == {"cloud": "sim", "schema": "images", "comment": "CHG-1", "by": "al"}
+    )
     code, text = world.cli("expect", "--cloud", "sim", "--for", "1h", "--comment", "CHG-2")
     assert code == 0 and text.startswith("changes to sim (all schemas) are expected from ")
     windows = world.parts.database.intelligence.windows(utcnow())
@@ -254,7 +257,7 @@ NUMERIC_OPTIONS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("args", "sentence"), NUMERIC_OPTIONS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+@pytest.mark.parametrize(("args", "sentence"), NUMERIC_OPTIONS, ids=[" ".join(args) for args, _ in NUMERIC_OPTIONS])
 def test_a_bad_numeric_or_time_option_is_a_usage_error(
     world: World, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], sentence: str
 ) -> None:
@@ -278,8 +281,10 @@ def test_an_unknown_label_is_named_on_every_command_that_takes_one(
     region = "region 'r9' is not in the configuration; region must be one of: r1, r2, r3"
     assert region in refused(world, capsys, "history", "--region", "r9")
     target = refused(world, capsys, "drift", "--cloud", "nosuch", "--region", "r1", "--schema", "images")
-    assert target.splitlines()[-1] + "\n" == "schema-drift-monitor: no configured target nosuch/r1/images: cloud 'nosuch' is not in the " \
-        "configuration (clouds: sim)\n"  # fmt: skip
+    assert target.splitlines()[-1] == (
+        "schema-drift-monitor: no configured target nosuch/r1/images: cloud 'nosuch' is not in the configuration "
+        "(clouds: sim)"
+    )
     assert "cloud sim has no region 'r9' (regions: r1, r2, r3)" in refused(
         world, capsys, "snapshots", "--cloud", "sim", "--region", "r9", "--schema", "images")  # fmt: skip
     assert "has the monitor polled it" not in world.http.get("/api/targets/nosuch/r1/images/drift").text
@@ -305,7 +310,7 @@ def leaf_parsers() -> dict[str, tuple[Any, str]]:
         found[command.name] = (parser, command.about)
         for action in command.actions:
             sub = next(a for a in parser._actions if a.dest == f"{command.name}_command")
-            found[f"{command.name} {action.name}"] = (sub.choices[action.name], action.about)  # type: ignore[index]
+            found[f"{command.name} {action.name}"] = (sub.choices[action.name], action.about)
     return found
 
 

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,7 @@ def test_a_prefix_that_starts_no_change_is_not_found_and_a_malformed_one_invalid
 
 def test_comment_by_and_expiry_follow_the_api_limits(setup: Setup) -> None:
     fp = pending(setup)["property-removed"]
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"comment": " \t"}, "comment must be text that is not blank and has no NUL character"),
         ({"comment": "a\x00b"}, "comment must be text that is not blank"),
         ({"comment": "c" * 2001}, "comment must be at most 2000 characters, got 2001"),
@@ -95,7 +96,7 @@ def test_comment_by_and_expiry_follow_the_api_limits(setup: Setup) -> None:
     for change, sentence in cases:
         arguments = {"comment": "ok", "by": "al", "expires_in": None, **change}
         with pytest.raises(Invalid) as refused:
-            setup.commands.acknowledge(IMAGES, [fp], **arguments)  # type: ignore[arg-type]
+            setup.commands.acknowledge(IMAGES, [fp], **arguments)
         assert str(refused.value).startswith(sentence), change
     assert set(pending(setup)) == {"property-removed", "enum-value-added"}  # nothing was stored
 
@@ -104,7 +105,7 @@ def test_approving_moves_the_baseline_and_needs_a_snapshot(setup: Setup) -> None
     done = setup.commands.approve(IMAGES, comment="on purpose", by="al")
     assert done.approved_snapshot_id == setup.read.snapshots(IMAGES)[-1].id
     assert pending(setup) == {}
-    with pytest.raises(Conflict, match="^sim/r2/members has no snapshot to approve yet$"):
+    with pytest.raises(Conflict, match=r"^sim/r2/members has no snapshot to approve yet$"):
         setup.commands.approve(UNPOLLED, comment="x", by="al")
     with pytest.raises(Conflict, match="has no snapshot yet"):
         setup.commands.acknowledge(UNPOLLED, ["0" * 64], comment="x", by="al")
@@ -117,9 +118,9 @@ def test_an_expected_window_is_stored_and_refused_when_it_names_nothing_or_has_e
     done = setup.commands.expect("sim", "images", duration=7200, comment="CHG-9", by="al", now=now)
     assert (done.window.starts_at, done.window.ends_at) == (now, now + timedelta(hours=2))
     assert any(w.comment == "CHG-9" for w in setup.parts.database.intelligence.windows(now))
-    with pytest.raises(Invalid, match="^cloud 'nope' is not in the configuration; cloud must be one of: sim$"):
+    with pytest.raises(Invalid, match=r"^cloud 'nope' is not in the configuration; cloud must be one of: sim$"):
         setup.commands.expect("nope", None, duration=60, comment="x", by="al")
-    with pytest.raises(Invalid, match="^schema 'x' is not in the configuration; schema must be one of: image, "):
+    with pytest.raises(Invalid, match=r"^schema 'x' is not in the configuration; schema must be one of: image, "):
         setup.commands.expect("sim", "x", duration=60, comment="x", by="al")
     with pytest.raises(Conflict, match="has ended already; give a later start or a longer duration"):
         setup.commands.expect("sim", None, duration=60, start=now - timedelta(hours=1), comment="x", by="al")

@@ -214,7 +214,8 @@ def test_the_document_declares_the_bearer_token_on_the_write_routes_and_since_as
     assert secured == {("/api/targets/{cloud}/{region}/{schema}/ack", "post"), ("/api/expect", "post")}
     since = next(p for p in document["paths"]["/api/changes"]["get"]["parameters"] if p["name"] == "since")
     assert [branch.get("format") or branch.get("pattern") for branch in since["schema"]["anyOf"]] == [
-        "^[0-9]{1,12}(\\.[0-9]{1,6})?(ms|s|m|h|d)?$", "date-time"
+        "^[0-9]{1,12}(\\.[0-9]{1,6})?(ms|s|m|h|d)?$",
+        "date-time",
     ]
     assert "a duration ago (24h, 7d) or an ISO 8601 date-time" in since["description"]
     expect = document["components"]["schemas"]["ExpectRequest"]["properties"]
@@ -500,11 +501,16 @@ def test_a_body_that_is_not_json_says_so(live: Live) -> None:
     assert error(broken, 400) == "the request body is not valid JSON: Expecting property name enclosed in double quotes"
 
 
+REFUSED_QUERIES = [
+    ("limit=0", "limit must be at least 1"), ("limit=x", "limit must be a whole number"),
+    ("before_id=0", "before_id must be at least 1"),
+    ("severity=loud", "severity must be one of: 'breaking', 'warning', 'info', 'cosmetic'"),
+    ("since=yesterday", "since must be a duration ago (24h, 7d) or an ISO 8601 date-time"),
+]  # fmt: skip
+
+
 def test_refused_queries_name_the_parameter(live: Live) -> None:
-    for query, sentence in (("limit=0", "limit must be at least 1"), ("limit=x", "limit must be a whole number"),
-                            ("before_id=0", "before_id must be at least 1"),
-                            ("severity=loud", "severity must be one of: 'breaking', 'warning', 'info', 'cosmetic'"),
-                            ("since=yesterday", "since must be a duration ago (24h, 7d) or an ISO 8601 date-time")):  # fmt: skip
+    for query, sentence in REFUSED_QUERIES:
         assert error(live.http.get(f"/api/changes?{query}"), 400).startswith(sentence), query
     assert error(live.http.get(target_path(R1_IMAGES, "diff"), params={"format": "yaml"}), 400) == (
         "format must be one of: 'json', 'jsonpatch', 'markdown', 'text'"
