@@ -62,7 +62,7 @@ class ApiError(HTTPException):
 
 @dataclass
 class ApiContext:
-    """What the routes read and write; built by the composition root (``app.build_web``)."""
+    """What the routes read and write; built by the composition root (``app.build_api``)."""
 
     config: Config
     read: ReadModel

@@ -38,7 +38,7 @@ def message(errors: Sequence[Mapping[str, Any]]) -> str:
     if not where:  # the whole body: a rule across its fields (the model's own sentence)
         return str(error.get("msg", "the request body is not valid")).removeprefix("Value error, ")
     tell = _SENTENCES.get(kind)
-    return f"{where} {tell(ctx)}" if tell else f"{where}: {_plain(str(error.get('msg', 'is not valid')))}"
+    return f"{where} {tell(ctx)}" if tell else f"{where} {_plain(str(error.get('msg', '')))}"
 
 
 def _body(kind: str, error: Mapping[str, Any]) -> str:
@@ -59,9 +59,12 @@ def _where(location: Sequence[Any]) -> str:
 
 
 def _plain(text: str) -> str:
-    """pydantic's own words, for an error type not in the table, as a lower-case clause."""
-    text = text.removeprefix("Value error, ").removeprefix("Input should be ").removeprefix("Input ")
-    return text[:1].lower() + text[1:]
+    """pydantic's own words for an error type not in the table, as the rest of a sentence after the input's name:
+    ``Input should be a valid UUID`` → ``must be a valid UUID``."""
+    text = text.removeprefix("Value error, ")
+    if text.startswith("Input should be "):
+        return "must be " + text.removeprefix("Input should be ")
+    return f"is not valid: {text[:1].lower() + text[1:]}" if text else "is not valid"
 
 
 def _number(value: Any) -> Any:
