@@ -1,7 +1,16 @@
 """Command line: argument parsing, printing and exit codes — nothing else.
 
 Exit codes: 0 success; 1 a poll failed or the monitor could not start (database, port); 2 usage or
-configuration error; 3 (``check --fail-on``) a change at or above the given severity was found.
+configuration error — a bad option value, a label the configuration lacks, a target not found, a question not
+answerable yet (a diff needs two snapshots); 3 (``check --fail-on``) a change at or above the given severity
+was found.
+
+The commands are a table (:data:`COMMANDS`): each names its one-line description (its entry in the command
+list and the first line of its own ``--help``), its arguments and its handler. Option values are checked as
+the API checks its query (:mod:`monitor.read.checks`: the same ranges, the same sentences); ``ack`` and
+``expect`` go through :mod:`monitor.read.commands`, as the API's write routes do. The store is reached only
+through ``monitor.read`` and its admin door :mod:`monitor.store.admin` (``db upgrade``, ``export``). Every
+command that prints data takes ``--json``.
 """
 
 from __future__ import annotations
@@ -13,36 +22,73 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO, TypeVar
 
 from monitor import __version__
 from monitor.config import NO_CLOUDS_YAML, CloudsYamlCloud, Config, ConfigError, load_config
-from monitor.config.types import parse_duration
-from monitor.domain import PollResult, Severity, TargetKey, change_json
+from monitor.domain import PollResult, Severity, TargetKey, TargetSpec, change_json
 from monitor.logs import FORMATS as LOG_FORMATS
 from monitor.logs import setup_logging
-from monitor.read import reports
+from monitor.read import checks, reports
+from monitor.read.commands import MAX_SPAN, Acknowledged, Commands, Conflict, Expected, drift_json
 from monitor.read.matrix import comparison_json, matrix_markdown, matrix_text
-from monitor.read.model import Conflict, ReadModel, SurfaceView, parse_since
+from monitor.read.model import ReadModel, SurfaceView
+from monitor.read.records import ChangeRecord, HistoryFilter, StoreError
 from monitor.read.reports import change_line, paint, short_json
-from monitor.store.database import Database
-from monitor.store.intelligence import Window
-from monitor.store.repository import ChangeRecord, HistoryFilter, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CHANGED = 0, 1, 2, 3
 DEFAULT_CONFIG = "config.yaml"
+MAX_HISTORY: Final = 1_000_000  # history --limit: far above any real history, short of an overflow
 
 log = logging.getLogger("monitor")
+T = TypeVar("T")
 
 
 class UsageError(Exception):
     """Bad arguments that argparse cannot catch (exit code 2)."""
 
 
-# --- parser ----------------------------------------------------------------------------------------
+# --- argument types: the checks of monitor.read.checks, as argparse errors (usage, exit 2) ---------------
+
+
+def _typed(check: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse ``type`` from a check: its sentence becomes the usage error ``argument --x: must be …``."""
+
+    def convert(text: str) -> T:
+        try:
+            return check(text)
+        except checks.Invalid as exc:
+            raise argparse.ArgumentTypeError(str(exc).strip()) from None
+
+    return convert
+
+
+# the checks get no name: argparse says "argument --limit: " before their "must be …"
+HISTORY_LIMIT = _typed(lambda text: checks.whole_number("", text, 1, MAX_HISTORY))
+SNAPSHOT_ID = _typed(lambda text: checks.whole_number("", text))
+MOMENT = _typed(lambda text: checks.moment("", text))
+SPAN = _typed(lambda text: checks.duration("", text, MAX_SPAN))
+INTERVAL = _typed(lambda text: checks.duration("", text))
+DELAY = _typed(lambda text: checks.duration("", text, zero=True))
+
+
+# --- the parser: one table row per command ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """A (sub)command: ``about`` is its one line in the list and in its own ``--help``; ``arguments`` adds its
+    options; ``run`` is its handler; ``actions`` its own subcommands (``export git``, ``db upgrade``)."""
+
+    name: str
+    about: str
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    run: Callable[[argparse.Namespace, TextIO], int] | None = None
+    config: bool = True
+    actions: tuple[Command, ...] = field(default=())
+    metavar: str = "ACTION"
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +96,35 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
         "-c", "--config", default=DEFAULT_CONFIG, metavar="FILE",
         help=f"YAML configuration file (default: {DEFAULT_CONFIG})",
     )  # fmt: skip
+
+
+def _add_target_filters(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--cloud", required=required, help="cloud name from the config")
+    parser.add_argument("--region", required=required, help="region name from the config")
+    parser.add_argument("--schema", required=required, help="schema name, e.g. images")
+
+
+def _add_json(parser: argparse.ArgumentParser, what: str = "print JSON") -> None:
+    parser.add_argument("--json", action="store_true", help=what)
+
+
+def _add_color(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="default: auto")
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=reports.FORMATS, default="text", help="output format (default: text)")
+    _add_json(parser, "same as --format json")
+    _add_color(parser)
+
+
+def _whoami() -> str:
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
+
+
+def _target(parser: argparse.ArgumentParser) -> None:
+    _add_target_filters(parser, required=True)
+    _add_json(parser)
 
 
 def _add_web_config(parser: argparse.ArgumentParser) -> None:
@@ -60,29 +135,109 @@ def _add_web_config(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _add_target_filters(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--cloud", required=required, help="cloud name from the config")
-    parser.add_argument("--region", required=required, help="region name from the config")
-    parser.add_argument("--schema", required=required, help="schema name, e.g. images")
+def _run_args(parser: argparse.ArgumentParser) -> None:
+    """The daemon's options: its web configuration (every command but ``demo`` gets ``--config``)."""
+    _add_web_config(parser)
 
 
-def _add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=reports.FORMATS, default="text", help="output format (default: text)")
-    parser.add_argument("--json", action="store_true", help="same as --format json")
-    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="default: auto")
+def _healthcheck_args(parser: argparse.ArgumentParser) -> None:
+    _add_web_config(parser)
+    parser.add_argument("--timeout", type=SPAN, default=4.0, help="how long to wait for the answer (default 4s)")
+    parser.add_argument("--client-cert", metavar="FILE", help="client certificate, for RequireAndVerifyClientCert")
+    parser.add_argument("--client-key", metavar="FILE", help="its private key (default: in --client-cert)")
 
 
-def _whoami() -> str:
-    return os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
+def _check_args(parser: argparse.ArgumentParser) -> None:
+    _add_json(parser, "print the results as JSON")
+    parser.add_argument(
+        "--fail-on", choices=["breaking", "warning", "any"],
+        help="exit 3 when a change of this severity or worse was found (any: any change)",
+    )  # fmt: skip
 
 
-def _add_healthcheck(sub: Any) -> None:
-    health = sub.add_parser("healthcheck", help="exit 0 when this host's monitor answers /healthz (for HEALTHCHECK)")
-    _add_config(health)
-    _add_web_config(health)
-    health.add_argument("--timeout", default="4s", help="how long to wait for the answer (default 4s)")
-    health.add_argument("--client-cert", metavar="FILE", help="client certificate, for RequireAndVerifyClientCert")
-    health.add_argument("--client-key", metavar="FILE", help="its private key (default: in --client-cert)")
+def _history_args(parser: argparse.ArgumentParser) -> None:
+    _add_target_filters(parser, required=False)
+    parser.add_argument("--severity", choices=[s.value for s in Severity], help="this severity or worse")
+    parser.add_argument("--since", type=MOMENT, help=f"only changes since then: {checks.MOMENT_RULE}")
+    parser.add_argument("--limit", type=HISTORY_LIMIT, default=1000,
+                        help=f"at most this many, the newest: 1 to {MAX_HISTORY} (default 1000)")  # fmt: skip
+    _add_json(parser, "print a JSON list of change objects")
+
+
+def _diff_args(parser: argparse.ArgumentParser) -> None:
+    _add_target_filters(parser, required=True)
+    parser.add_argument("--from", dest="from_id", type=SNAPSHOT_ID, help="snapshot id (default: the one before --to)")
+    parser.add_argument("--to", dest="to_id", type=SNAPSHOT_ID, help="snapshot id (default: the latest)")
+    parser.add_argument(
+        "--baseline", action="store_true", help="compare the approved baseline with the current document"
+    )
+    parser.add_argument("--against-region", metavar="REGION", help="compare with another region's current document")
+    parser.add_argument("--against-cloud", metavar="CLOUD", help="... of another cloud (with the same schema name)")
+    _add_output(parser)
+
+
+def _compare_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cloud", required=True, help="cloud name from the config")
+    parser.add_argument("--schema", required=True, help="schema name, e.g. images")
+    parser.add_argument("--reference", help="'majority' or a region (default: the cloud's `reference` setting)")
+    parser.add_argument("--with-cloud", metavar="CLOUD", help="also compare the regions of this cloud")
+    _add_output(parser)
+
+
+def _surface_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cloud", required=True, help="cloud name from the config")
+    _add_json(parser)
+
+
+def _drift_args(parser: argparse.ArgumentParser) -> None:
+    _target(parser)
+    _add_color(parser)
+
+
+def _ack_args(parser: argparse.ArgumentParser) -> None:
+    _add_target_filters(parser, required=True)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--fingerprint", action="append", default=[],
+                      help="a fingerprint from `drift`, or its first 8+ hex digits; repeat for more")  # fmt: skip
+    what.add_argument("--approve", action="store_true", help="make the current document the approved baseline")
+    parser.add_argument("--comment", required=True, help="why (stored with who and when)")
+    parser.add_argument("--by", default=_whoami(), help="who acknowledges (default: $USER)")
+    parser.add_argument("--expires", type=SPAN, help="fingerprint acks only: lapse after this long (e.g. 7d)")
+    _add_json(parser, "print the outcome as JSON (as the API answers)")
+
+
+def _expect_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cloud", required=True, help="cloud name from the config")
+    parser.add_argument("--schema", help="only this schema (default: all)")
+    parser.add_argument("--for", dest="duration", type=SPAN, required=True, help="window length, e.g. 2h")
+    parser.add_argument("--start", type=MOMENT, help="ISO date/time (default: now)")
+    parser.add_argument("--comment", required=True, help="why, e.g. the change ticket")
+    parser.add_argument("--by", default=_whoami(), help="who (default: $USER)")
+    _add_json(parser, "print the window as JSON (as the API answers)")
+
+
+def _export_git_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", metavar="DIR", help="created when missing or empty; later runs add new snapshots")
+    _add_target_filters(parser, required=False)
+    _add_json(parser)
+
+
+def _config_check_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--discover", action="store_true", help="also ask the identity service for regions and catalogs; list them"
+    )
+    _add_json(parser)
+
+
+def _demo_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", default="127.0.0.1:9478", help="metrics address (default 127.0.0.1:9478)")
+    parser.add_argument("--database", default="sqlite:///./data/demo.db",
+                        help="database URL (default sqlite:///./data/demo.db, emptied at each demo start)")  # fmt: skip
+    parser.add_argument("--interval", type=INTERVAL, default=5.0, help="poll interval (default 5s)")
+    parser.add_argument("--change-after", type=DELAY, default=20.0,
+                        help="when to change one region's schema (default 20s)")  # fmt: skip
+    parser.add_argument("--duration", type=DELAY, default=0.0, help="stop after this long (default 0: until Ctrl-C)")
+    _add_web_config(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,125 +254,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", default="text", choices=LOG_FORMATS,
         help="text lines, or one JSON object per line (time, level, logger, message, cloud/region/schema)",
     )  # fmt: skip
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="run the daemon: poll on schedule, serve /metrics, /healthz, /readyz")
-    _add_config(run)
-    _add_web_config(run)
-
-    _add_healthcheck(sub)
-
-    check = sub.add_parser("check", help="poll every target once and exit (for cron and CI)")
-    _add_config(check)
-    check.add_argument("--json", action="store_true", help="print the results as JSON")
-    check.add_argument(
-        "--fail-on", choices=["breaking", "warning", "any"],
-        help="exit 3 when a change of this severity or worse was found (any: any change)",
-    )  # fmt: skip
-
-    history = sub.add_parser("history", help="list recorded changes, oldest first")
-    _add_config(history)
-    _add_target_filters(history, required=False)
-    history.add_argument("--severity", choices=[s.value for s in Severity], help="this severity or worse")
-    history.add_argument("--since", help="only changes since a duration ago (24h, 7d) or an ISO date/time")
-    history.add_argument("--limit", type=int, default=1000, help="at most this many, the newest (default 1000)")
-    history.add_argument("--json", action="store_true", help="print a JSON list of change objects")
-
-    snapshots = sub.add_parser("snapshots", help="list a target's stored snapshots (ids for diff)")
-    _add_config(snapshots)
-    _add_target_filters(snapshots, required=True)
-    snapshots.add_argument("--json", action="store_true", help="print JSON")
-
-    diff = sub.add_parser("diff", help="show the changes between two stored snapshots of a target")
-    _add_config(diff)
-    _add_target_filters(diff, required=True)
-    diff.add_argument("--from", dest="from_id", type=int, help="snapshot id (default: the one before --to)")
-    diff.add_argument("--to", dest="to_id", type=int, help="snapshot id (default: the latest)")
-    diff.add_argument("--baseline", action="store_true", help="compare the approved baseline with the current document")
-    diff.add_argument("--against-region", metavar="REGION", help="compare with another region's current document")
-    diff.add_argument("--against-cloud", metavar="CLOUD", help="... of another cloud (with the same schema name)")
-    _add_output(diff)
-
-    compare = sub.add_parser("compare", help="group a cloud's regions by the document they serve; show deviations")
-    _add_config(compare)
-    compare.add_argument("--cloud", required=True, help="cloud name from the config")
-    compare.add_argument("--schema", required=True, help="schema name, e.g. images")
-    compare.add_argument("--reference", help="'majority' or a region (default: the cloud's `reference` setting)")
-    compare.add_argument("--with-cloud", metavar="CLOUD", help="also compare the regions of this cloud")
-    _add_output(compare)
-
-    surface = sub.add_parser("surface", help="the API surface of a cloud: versions and microversions per region")
-    _add_config(surface)
-    surface.add_argument("--cloud", required=True, help="cloud name from the config")
-    surface.add_argument("--json", action="store_true", help="print JSON")
-
-    drift = sub.add_parser("drift", help="changes between a target's approved baseline and now, with fingerprints")
-    _add_config(drift)
-    _add_target_filters(drift, required=True)
-    drift.add_argument("--json", action="store_true", help="print JSON")
-    drift.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="default: auto")
-
-    ack = sub.add_parser("ack", help="acknowledge drift: single changes by fingerprint, or approve the whole document")
-    _add_config(ack)
-    _add_target_filters(ack, required=True)
-    what = ack.add_mutually_exclusive_group(required=True)
-    what.add_argument(
-        "--fingerprint", action="append", default=[], help="a fingerprint (or 8+ char prefix) from `drift`"
-    )
-    what.add_argument("--approve", action="store_true", help="make the current document the approved baseline")
-    ack.add_argument("--comment", required=True, help="why (stored with who and when)")
-    ack.add_argument("--by", default=_whoami(), help="who acknowledges (default: $USER)")
-    ack.add_argument("--expires", help="fingerprint acks only: lapse after this long (e.g. 7d)")
-
-    expect = sub.add_parser("expect", help="declare an expected-change window: changes are recorded but do not page")
-    _add_config(expect)
-    expect.add_argument("--cloud", required=True, help="cloud name from the config")
-    expect.add_argument("--schema", help="only this schema (default: all)")
-    expect.add_argument("--for", dest="duration", required=True, help="window length, e.g. 2h")
-    expect.add_argument("--start", help="ISO date/time (default: now)")
-    expect.add_argument("--comment", required=True, help="why, e.g. the change ticket")
-    expect.add_argument("--by", default=_whoami(), help="who (default: $USER)")
-
-    export = sub.add_parser("export", help="write the stored history in another form")
-    export_sub = export.add_subparsers(dest="export_command", required=True, metavar="FORMAT")
-    git = export_sub.add_parser(
-        "git", help="a git repository: one commit per snapshot, one <cloud>/<region>/<schema>.json per target"
-    )
-    git.add_argument("directory", metavar="DIR", help="created when missing or empty; later runs add new snapshots")
-    _add_config(git)
-    _add_target_filters(git, required=False)
-
-    db = sub.add_parser("db", help="database maintenance")
-    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    upgrade = db_sub.add_parser("upgrade", help="apply pending schema migrations")
-    _add_config(upgrade)
-
-    cfg = sub.add_parser("config", help="configuration tools")
-    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    cfg_check = cfg_sub.add_parser("check", help="validate the configuration and list the targets; no polling")
-    _add_config(cfg_check)
-    cfg_check.add_argument(
-        "--discover", action="store_true", help="also ask the identity service for regions and catalogs; list them"
-    )
-
-    demo = sub.add_parser("demo", help="run the monitor against built-in simulated regions (no credentials)")
-    demo.add_argument("--listen", default="127.0.0.1:9478", help="metrics address (default 127.0.0.1:9478)")
-    demo.add_argument(
-        "--database",
-        default="sqlite:///./data/demo.db",
-        help="database URL (default sqlite:///./data/demo.db, emptied at each demo start)",
-    )
-    demo.add_argument("--interval", default="5s", help="poll interval (default 5s)")
-    demo.add_argument("--change-after", default="20s", help="when to change one region's schema (default 20s)")
-    demo.add_argument("--duration", default="0", help="stop after this long (default 0: until Ctrl-C)")
-    _add_web_config(demo)
+    _add_commands(parser, COMMANDS, "command", "COMMAND")
     return parser
+
+
+def _add_commands(parser: argparse.ArgumentParser, commands: Sequence[Command], dest: str, metavar: str) -> None:
+    sub = parser.add_subparsers(dest=dest, required=True, metavar=metavar)
+    for command in commands:
+        child = sub.add_parser(command.name, help=command.about, description=command.about)
+        if command.actions:
+            _add_commands(child, command.actions, f"{command.name}_command", command.metavar)
+            continue
+        command.arguments(child)
+        if command.config:
+            _add_config(child)
+        child.set_defaults(handler=command.run)
 
 
 # --- commands --------------------------------------------------------------------------------------
 
 
 def _load(args: argparse.Namespace) -> Config:
+    """The configuration file, with ``--web.config.file`` (where the command has it) winning over its own."""
     config = load_config(args.config, clouds_yaml=_read_clouds_yaml)
     web_config = getattr(args, "web_config_file", None)
     if web_config is None:
@@ -234,14 +292,34 @@ def _read_clouds_yaml(name: str | None) -> CloudsYamlCloud:
     return resolve(name)
 
 
-def _database(config: Config) -> Database:
+def _read(config: Config) -> ReadModel:
     from monitor.app import open_database
 
-    return open_database(config)
+    return ReadModel(config, open_database(config))
 
 
-def _read(config: Config) -> ReadModel:
-    return ReadModel(config, _database(config))
+def _commands(config: Config) -> Commands:
+    from monitor.app import open_database
+
+    database = open_database(config)
+    return Commands(config, ReadModel(config, database), database.intelligence)
+
+
+def _check_labels(config: Config, read: ReadModel, **given: str | None) -> None:
+    """Each given label (cloud, region, schema; other_cloud is a cloud) must be one the configured targets or
+    the database's have; raises Invalid with the API's sentence."""
+    if not any(given.values()):
+        return
+    keys = [spec.key for spec in config.targets()] + list(read.known())
+    known = checks.labels_of(keys, [c.name for c in config.clouds])
+    known["schema"] = sorted({*known["schema"], *(s.name for c in config.clouds for s in c.schemas)})
+    for name, value in given.items():
+        label = "cloud" if name == "other_cloud" else name
+        checks.label(label, value, known[label])
+
+
+def _dump(data: Any, out: TextIO) -> None:
+    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
@@ -262,7 +340,7 @@ def cmd_healthcheck(args: argparse.Namespace, out: TextIO) -> int:
         url = health_url(config.http.host, config.http.port, tls is not None)
         cert, key = (Path(f) if f else None for f in (args.client_cert, args.client_key))
         context = client_context(tls, cert, key) if tls is not None else None
-        healthy, line = check_health(url, context, parse_duration(args.timeout))
+        healthy, line = check_health(url, context, args.timeout)
     except ConfigError as exc:
         healthy, line = False, f"unhealthy: {exc.source}: {exc.problems[0]}"
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
@@ -276,8 +354,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
     results = asyncio.run(check_once(_load(args)))
     if args.json:
-        json.dump([_result_json(r) for r in results], out, indent=2)
-        out.write("\n")
+        _dump([_result_json(r) for r in results], out)
     else:
         for result in results:
             out.write(_result_line(result) + "\n")
@@ -293,32 +370,37 @@ def _check_exit_code(results: Sequence[PollResult], fail_on: str | None) -> int:
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
+    config = _load(args)
+    read = _read(config)
+    _check_labels(config, read, cloud=args.cloud, region=args.region, schema=args.schema)
     where = HistoryFilter(
         cloud=args.cloud,
         region=args.region,
         schema=args.schema,
         min_severity=Severity(args.severity) if args.severity else None,
-        since=parse_since(args.since) if args.since else None,
+        since=args.since,
         limit=args.limit,
     )
-    records = _read(_load(args)).history(where)
+    records = read.history(where)
     if args.json:
-        json.dump([r.as_json() for r in records], out, indent=2, ensure_ascii=False)
-        out.write("\n")
-    else:
-        color = out.isatty()
-        for record in records:
-            out.write(_history_line(record, color) + "\n")
-        if not records:
-            out.write("no changes recorded\n")
+        _dump([r.as_json() for r in records], out)
+        return EXIT_OK
+    color = out.isatty()
+    for record in records:
+        out.write(_history_line(record, color) + "\n")
+    if not records:
+        out.write("no changes recorded" + (" that match" if _filtered(args) else "") + "\n")
     return EXIT_OK
 
 
+def _filtered(args: argparse.Namespace) -> bool:
+    return any((args.cloud, args.region, args.schema, args.severity, args.since))
+
+
 def cmd_snapshots(args: argparse.Namespace, out: TextIO) -> int:
-    rows = _read(_load(args)).snapshots(TargetKey(args.cloud, args.region, args.schema))
+    rows = _read(_load(args)).snapshots(_key(args))
     if args.json:
-        json.dump([r.as_json() for r in rows], out, indent=2)
-        out.write("\n")
+        _dump([r.as_json() for r in rows], out)
     else:
         for r in rows:
             seen = f"{r.first_seen:%Y-%m-%d %H:%M:%S} → {r.last_seen:%Y-%m-%d %H:%M:%S}"
@@ -326,9 +408,13 @@ def cmd_snapshots(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _key(args: argparse.Namespace) -> TargetKey:
+    return TargetKey(args.cloud, args.region, args.schema)
+
+
 def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
     read = _read(_load(args))
-    key = TargetKey(args.cloud, args.region, args.schema)
+    key = _key(args)
     if args.baseline:
         comparison = read.baseline_diff(key)
     elif args.against_region or args.against_cloud:
@@ -349,13 +435,15 @@ def _color(args: argparse.Namespace, out: TextIO) -> bool:
 
 
 def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
-    view = _read(_load(args)).compare(args.cloud, args.schema, args.reference, args.with_cloud)
+    config = _load(args)
+    read = _read(config)
+    _check_labels(config, read, cloud=args.cloud, schema=args.schema, other_cloud=args.with_cloud)
+    view = read.compare(args.cloud, args.schema, args.reference, args.with_cloud)
     deviations = [comparison for _, comparison in view.deviations]
     fmt = _format(args)
     if fmt == "json":
-        body = {**comparison_json(view.comparison, view.labels),
-                "deviations": json.loads(reports.render_json(deviations) or "[]")}  # fmt: skip
-        out.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+        _dump({**comparison_json(view.comparison, view.labels),
+               "deviations": json.loads(reports.render_json(deviations) or "[]")}, out)  # fmt: skip
     elif fmt == "markdown":
         out.write(matrix_markdown(view.comparison, view.labels) + "\n" + reports.render_markdown(deviations))
     else:
@@ -365,9 +453,12 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_surface(args: argparse.Namespace, out: TextIO) -> int:
-    view = _read(_load(args)).surface(args.cloud)
+    config = _load(args)
+    read = _read(config)
+    _check_labels(config, read, cloud=args.cloud)
+    view = read.surface(args.cloud)
     if args.json:
-        out.write(json.dumps(view.as_json(), indent=2) + "\n")
+        _dump(view.as_json(), out)
     else:
         out.write(surface_text(view))
     return EXIT_OK
@@ -396,11 +487,10 @@ def surface_text(view: SurfaceView) -> str:
 
 
 def cmd_drift(args: argparse.Namespace, out: TextIO) -> int:
-    key = TargetKey(args.cloud, args.region, args.schema)
+    key = _key(args)
     items = _read(_load(args)).drift(key)
     if args.json:
-        rows = [{"fingerprint": i.fingerprint, "acknowledged": i.acknowledged, **change_json(i.change)} for i in items]
-        out.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        _dump(drift_json(items), out)
         return EXIT_OK
     pending = [i for i in items if not i.acknowledged]
     out.write(f"{key}: {len(items)} change(s) from the baseline, {len(pending)} unacknowledged\n")
@@ -411,64 +501,50 @@ def cmd_drift(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_ack(args: argparse.Namespace, out: TextIO) -> int:
-    config = _load(args)
-    database = _database(config)
-    read, store = ReadModel(config, database), database.intelligence
-    key = TargetKey(args.cloud, args.region, args.schema)
-    tid = read.row(key).id
-    now = datetime.now(UTC)
+    commands = _commands(_load(args))
     if args.approve:
-        snapshot = store.approve_current(tid, comment=args.comment, actor=args.by, now=now)
-        out.write(f"{key}: snapshot {snapshot} is now the approved baseline\n")
-        return EXIT_OK
-    known = {i.fingerprint for i in read.drift(key, now)}
-    chosen = _resolve_fingerprints(args.fingerprint, known)
-    expires = now + timedelta(seconds=parse_duration(args.expires)) if args.expires else None
-    count = store.acknowledge(tid, chosen, comment=args.comment, actor=args.by, now=now, expires_at=expires)
-    until = f" until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
-    out.write(f"{key}: acknowledged {count} change(s){until}\n")
+        done = commands.approve(_key(args), comment=args.comment, by=args.by, expires_in=args.expires)
+    else:
+        done = commands.acknowledge(_key(args), args.fingerprint, comment=args.comment, by=args.by,
+                                    expires_in=args.expires)  # fmt: skip
+    return _done(done, args.json, out)
+
+
+def _done(done: Acknowledged | Expected, as_json: bool, out: TextIO) -> int:
+    """Print what a command did: the API's JSON answer, or one sentence."""
+    if as_json:
+        _dump(done.as_json(), out)
+    else:
+        out.write(done.sentence() + "\n")
     return EXIT_OK
-
-
-def _resolve_fingerprints(given: Sequence[str], known: set[str]) -> list[str]:
-    """Full fingerprints for the given ones or their unique prefixes (at least 8 characters)."""
-    chosen = []
-    for prefix in given:
-        matches = [fp for fp in known if fp.startswith(prefix)] if len(prefix) >= 8 else []
-        if len(matches) != 1:
-            raise UsageError(f"fingerprint {prefix!r} matches {len(matches)} current drift change(s); see `drift`")
-        chosen.append(matches[0])
-    return chosen
 
 
 def cmd_expect(args: argparse.Namespace, out: TextIO) -> int:
-    config = _load(args)
-    if args.cloud not in {c.name for c in config.clouds}:
-        raise UsageError(f"unknown cloud {args.cloud!r}")
-    start = parse_since(args.start) if args.start else datetime.now(UTC)
-    window = Window(args.cloud, args.schema, start, start + timedelta(seconds=parse_duration(args.duration)),
-                    args.comment)  # fmt: skip
-    _database(config).intelligence.add_window(window, args.by, datetime.now(UTC))
-    scope = f"{args.cloud}/{args.schema}" if args.schema else f"{args.cloud} (all schemas)"
-    out.write(f"changes to {scope} are expected from {window.starts_at:%Y-%m-%d %H:%M} to "
-              f"{window.ends_at:%Y-%m-%d %H:%M} UTC\n")  # fmt: skip
-    return EXIT_OK
+    done = _commands(_load(args)).expect(args.cloud, args.schema, duration=args.duration, start=args.start,
+                                         comment=args.comment, by=args.by)  # fmt: skip
+    return _done(done, args.json, out)
 
 
 def cmd_export_git(args: argparse.Namespace, out: TextIO) -> int:
+    from monitor.app import open_database
     from monitor.signals.gitexport import ExportError, ExportRefusedError, export_git
-    from monitor.store.export import ExportScope
+    from monitor.store import admin
 
-    scope = ExportScope(args.cloud, args.region, args.schema)
-    store = _database(_load(args)).export
+    config = _load(args)
+    database = open_database(config)
+    _check_labels(config, ReadModel(config, database), cloud=args.cloud, region=args.region, schema=args.schema)
+    scope = admin.ExportScope(args.cloud, args.region, args.schema)
     try:
-        result = export_git(Path(args.directory), scope, partial(store.snapshots, scope))
+        result = export_git(Path(args.directory), scope, admin.export_source(database, scope))
     except ExportRefusedError as exc:
         raise UsageError(str(exc)) from None
     except ExportError as exc:
         print(f"schema-drift-monitor: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if result.added:
+    if args.json:
+        _dump({"directory": args.directory, "scope": str(scope), "added": result.added,
+               "last_snapshot_id": result.last_snapshot_id}, out)  # fmt: skip
+    elif result.added:
         out.write(f"{args.directory}: {result.added} commit(s) added, last snapshot {result.last_snapshot_id}\n")
     else:
         out.write(f"{args.directory}: up to date\n")
@@ -477,15 +553,16 @@ def cmd_export_git(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.app import StartupError
-    from monitor.store.database import DatabaseUnavailableError, upgrade_database
-    from monitor.store.engine import safe_url
+    from monitor.store import admin
 
-    url = _load(args).database.url.get_secret_value()
     try:
-        before, after = upgrade_database(url)
-    except DatabaseUnavailableError as exc:
+        done = admin.upgrade(_load(args).database.url.get_secret_value())
+    except admin.DatabaseUnavailableError as exc:
         raise StartupError(str(exc)) from None
-    out.write(f"{safe_url(url)}: schema revision {before or '(empty)'} → {after}\n")
+    if args.json:
+        _dump(done.as_json(), out)
+    else:
+        out.write(f"{done.url}: schema revision {done.before or '(empty)'} → {done.after}\n")
     return EXIT_OK
 
 
@@ -496,59 +573,95 @@ def cmd_config_check(args: argparse.Namespace, out: TextIO) -> int:
         from monitor.app import discovered_targets
 
         specs, undiscovered = asyncio.run(discovered_targets(config))
-    out.write(f"{args.config}: OK — {len(config.clouds)} cloud(s), {len(specs)} target(s)\n")
-    for spec in specs:
-        out.write(f"  {spec.key}  {spec.url}  every {spec.interval:g}s\n")
-    for cloud in config.clouds:
-        if not cloud.static:
-            regions = "regions: auto" if cloud.regions == "auto" else "endpoints from the catalog"
-            out.write(f"  {cloud.name}: {regions} ({cloud.discovery.source}), found at start and every "
-                      f"{cloud.discovery.refresh:g}s\n")  # fmt: skip
-        if cloud.services is not None:
-            listed = "all" if cloud.services == "all" else ", ".join(cloud.services)
-            out.write(f"  {cloud.name}: API surface of services {listed} (from the catalog)\n")
-        if cloud.auth.type not in ("none", "token"):
-            out.write(f"  {cloud.name}: auth {cloud.auth.type}\n")
-    if undiscovered:
-        out.write(f"  discovery failed for {', '.join(undiscovered)} (see the log)\n")
-        return EXIT_FAILED
-    return EXIT_OK
+    if args.json:
+        _dump(_config_json(args.config, config, specs, undiscovered), out)
+    else:
+        out.write(_config_text(args.config, config, specs, undiscovered))
+    return EXIT_FAILED if undiscovered else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.demo import run_demo
 
-    return run_demo(
-        listen=args.listen,
-        database=args.database,
-        interval=parse_duration(args.interval),
-        change_after=parse_duration(args.change_after),
-        duration=parse_duration(args.duration),
-        out=out,
-        web_config_file=args.web_config_file,
-    )
+    return run_demo(listen=args.listen, database=args.database, interval=args.interval,
+                    change_after=args.change_after, duration=args.duration, out=out,
+                    web_config_file=args.web_config_file)  # fmt: skip
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
-    "run": cmd_run,
-    "healthcheck": cmd_healthcheck,
-    "check": cmd_check,
-    "history": cmd_history,
-    "snapshots": cmd_snapshots,
-    "diff": cmd_diff,
-    "compare": cmd_compare,
-    "drift": cmd_drift,
-    "surface": cmd_surface,
-    "ack": cmd_ack,
-    "expect": cmd_expect,
-    "export": cmd_export_git,
-    "db": cmd_db_upgrade,
-    "config": cmd_config_check,
-    "demo": cmd_demo,
-}
+def _db_upgrade_args(parser: argparse.ArgumentParser) -> None:
+    _add_json(parser)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("run", "run the daemon: poll on schedule; serve /metrics, /healthz, /api/, /ui/", _run_args,
+            cmd_run),
+    Command("healthcheck", "exit 0 when this host's monitor answers /healthz (for HEALTHCHECK and probes)",
+            _healthcheck_args, cmd_healthcheck),
+    Command("check", "poll every target once and exit (for cron and CI)", _check_args, cmd_check),
+    Command("history", "list recorded changes, oldest first", _history_args, cmd_history),
+    Command("snapshots", "list a target's stored snapshots (ids for diff)", _target, cmd_snapshots),
+    Command("diff", "show the changes between two stored snapshots of a target", _diff_args, cmd_diff),
+    Command("compare", "group a cloud's regions by the document they serve; show deviations", _compare_args,
+            cmd_compare),
+    Command("surface", "the API surface of a cloud: versions and microversions per region", _surface_args,
+            cmd_surface),
+    Command("drift", "changes between a target's approved baseline and now, with fingerprints", _drift_args,
+            cmd_drift),
+    Command("ack", "acknowledge drift by fingerprint, or approve the current document", _ack_args,
+            cmd_ack),
+    Command("expect", "declare an expected-change window: changes are recorded but do not page", _expect_args,
+            cmd_expect),
+    Command("export", "write the stored history in another form", metavar="FORMAT", actions=(
+        Command("git", "a git repository: a commit per snapshot, <cloud>/<region>/<schema>.json",
+                _export_git_args, cmd_export_git),
+    )),
+    Command("db", "database maintenance", actions=(
+        Command("upgrade", "apply pending schema migrations", _db_upgrade_args, cmd_db_upgrade),
+    )),
+    Command("config", "configuration tools", actions=(
+        Command("check", "validate the configuration and list the targets; no polling", _config_check_args,
+                cmd_config_check),
+    )),
+    Command("demo", "run the monitor against built-in simulated regions (no credentials)", _demo_args, cmd_demo,
+            config=False),
+)  # fmt: skip
 
 
 # --- rendering -------------------------------------------------------------------------------------
+
+
+def _config_text(path: str, config: Config, specs: Sequence[TargetSpec], undiscovered: Sequence[str]) -> str:
+    lines = [f"{path}: OK — {len(config.clouds)} cloud(s), {len(specs)} target(s)"]
+    lines += [f"  {spec.key}  {spec.url}  every {spec.interval:g}s" for spec in specs]
+    for cloud in config.clouds:
+        if not cloud.static:
+            regions = "regions: auto" if cloud.regions == "auto" else "endpoints from the catalog"
+            lines.append(f"  {cloud.name}: {regions} ({cloud.discovery.source}), found at start and every "
+                         f"{cloud.discovery.refresh:g}s")  # fmt: skip
+        if cloud.services is not None:
+            listed = "all" if cloud.services == "all" else ", ".join(cloud.services)
+            lines.append(f"  {cloud.name}: API surface of services {listed} (from the catalog)")
+        if cloud.auth.type not in ("none", "token"):
+            lines.append(f"  {cloud.name}: auth {cloud.auth.type}")
+    if undiscovered:
+        lines.append(f"  discovery failed for {', '.join(undiscovered)} (see the log)")
+    return "\n".join(lines) + "\n"
+
+
+def _config_json(path: str, config: Config, specs: Sequence[TargetSpec], undiscovered: Sequence[str]) -> Any:
+    """``{"config", "clouds": [{"name", "regions", "discovery", "services", "auth"}], "targets": [{"cloud", "region",
+    "schema", "url", "interval_seconds"}], "discovery_failed": [cloud, ...]}`` — never a credential."""
+    clouds = [
+        {"name": c.name, "regions": c.regions, "discovery": None if c.static else c.discovery.source,
+         "services": c.services, "auth": c.auth.type}
+        for c in config.clouds
+    ]  # fmt: skip
+    targets = [
+        {"cloud": s.key.cloud, "region": s.key.region, "schema": s.key.schema, "url": s.url,
+         "interval_seconds": s.interval}
+        for s in specs
+    ]  # fmt: skip
+    return {"config": path, "clouds": clouds, "targets": targets, "discovery_failed": list(undiscovered)}
 
 
 def _history_line(record: ChangeRecord, color: bool) -> str:
@@ -598,7 +711,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     try:
-        return COMMANDS[args.command](args, out or sys.stdout)
+        handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
+        return handler(args, out or sys.stdout)
     except ConfigError as exc:
         print(f"schema-drift-monitor: {exc}", file=sys.stderr)
         return EXIT_USAGE

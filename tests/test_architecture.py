@@ -31,6 +31,8 @@ BITES: list[tuple[str, str, str]] = [
     ("read-not-live", "read/model.py", "import monitor.fleet.live"),
     ("read-not-live", "read/reports.py", "import prometheus_client"),
     ("web-not-fleet-live", "web/ui.py", "import monitor.fleet.live"),
+    ("web-cli-through-read", "web/api.py", "import monitor.store.repository"),
+    ("web-cli-through-read", "cli.py", "import monitor.store.database"),
     ("sqlalchemy-in-store", "read/model.py", "import sqlalchemy"),
     ("prometheus-in-metrics", "fleet/live.py", "import prometheus_client"),
     ("httpx-in-fetch", "auth/manager.py", "import httpx"),

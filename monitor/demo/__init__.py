@@ -3,6 +3,8 @@
 Starts a :class:`~monitor.demo.server.RegionServer` with three simulated regions, writes the config it uses to
 ``data/demo-config.yaml`` (so ``history --config data/demo-config.yaml`` works in another terminal), runs
 the daemon, and after ``change_after`` seconds changes the ``images`` schema of one region.
+
+May import: ``app`` (the daemon it runs), ``config``; the region server is its own (``server``, ``loopback``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,6 @@
 the changes between two (``kinds.schema.rules`` are the JSON-schema rules of docs/change-rules.md);
 ``regions`` groups a (cloud, schema)'s regions by the document they serve and picks the reference.
 
-Pure functions over plain data: may import ``domain`` and deepdiff/jsonpatch, never the store, the network,
-the metrics or the scheduler (import-linter holds it).
+Pure functions over plain data. May import: ``domain``, deepdiff and jsonpatch; never the store, the network,
+the metrics, the scheduler or the configuration (import-linter holds it).
 """

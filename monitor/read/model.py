@@ -233,11 +233,27 @@ class ReadModel:
         }
 
     def row(self, key: TargetKey) -> TargetRow:
-        """A known target; raises NotFound."""
+        """A known target; raises NotFound naming the label the configuration lacks, or the missing first poll."""
         row = self.known().get(key)
         if row is None:
-            raise NotFound(f"no configured target {str(key)[:200]} in the database (has the monitor polled it yet?)")
+            raise NotFound(self._unknown(key))
         return row
+
+    def _unknown(self, key: TargetKey) -> str:
+        """Why ``key`` is not a known target, as a sentence: which label the configuration lacks, or no poll yet."""
+        target = f"no configured target {str(key)[:200]}"
+        cloud = next((c for c in self._config.clouds if c.name == key.cloud), None)
+        if cloud is None:
+            clouds = ", ".join(c.name for c in self._config.clouds)
+            return f"{target}: cloud {key.cloud[:100]!r} is not in the configuration (clouds: {clouds})"
+        if not self._config.watches(key.cloud, key.schema):
+            listed = [s.name for s in cloud.schemas] + (["the catalog's services"] if cloud.services else [])
+            schemas = ", ".join(listed)
+            return f"{target}: cloud {cloud.name} has no schema {key.schema[:100]!r} (schemas: {schemas})"
+        if self._spec(key) is None and isinstance(cloud.regions, list):
+            regions = ", ".join(cloud.regions)
+            return f"{target}: cloud {cloud.name} has no region {key.region[:100]!r} (regions: {regions})"
+        return f"{target} in the database yet (has the monitor polled it?)"
 
     def targets(self, now: datetime | None = None) -> list[TargetView]:
         """Every known target with its state, in label order."""

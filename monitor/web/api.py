@@ -1,17 +1,21 @@
-"""The read API under ``/api/``: each route parses its input, asks the read model, and shapes the answer.
+"""The read API under ``/api/``: each route parses its input, asks the read model (or its commands), and shapes
+the answer.
 
-Routes (all answer ``application/json``; errors are ``{"error": "<message>"}``):
+Routes (all answer ``application/json``; errors are ``{"error": "<message>"}``), by family:
 
-* ``GET  /api/targets`` — every target with its current state;
-* ``GET  /api/targets/{cloud}/{region}/{schema}/snapshots`` — a target's snapshots, oldest first;
-* ``GET  /api/targets/{cloud}/{region}/{schema}/transitions`` — when its polls started failing, why, and recovered;
-* ``GET  /api/targets/{cloud}/{region}/{schema}/diff`` — the changes between two snapshots, in a report format;
-* ``POST /api/targets/{cloud}/{region}/{schema}/ack`` — acknowledge changes or approve the current document;
+* ``GET  /api/`` — this index: the OpenAPI document and a path into each family;
+* targets: ``GET /api/targets`` (every target with its current state), and per target
+  ``GET …/{cloud}/{region}/{schema}/snapshots`` (oldest first), ``…/transitions`` (when its polls started
+  failing, why, and recovered), ``…/diff`` (two snapshots, in a report format), ``…/drift`` (baseline → now,
+  with the fingerprints ``ack`` takes);
 * ``GET  /api/documents/{sha256}`` — a stored canonical document, byte for byte;
-* ``GET  /api/changes`` — stored changes, newest first, filtered, paged by ``before_id`` (``next`` link);
-* ``GET  /api/changes/{id}`` — one stored change;
-* ``GET  /api/compare`` — the cross-region (or cross-cloud) comparison with each deviating region's changes;
-* ``GET  /api/surface`` — a cloud's API surface: versions and microversions per region, extension gaps.
+* changes: ``GET /api/changes`` (newest first, filtered, paged by ``before_id``: ``next`` link) and
+  ``GET /api/changes/{id}``;
+* fleet: ``GET /api/compare`` (the cross-region or cross-cloud comparison with each deviating region's changes)
+  and ``GET /api/surface`` (a cloud's versions and microversions per region, extension gaps);
+* writes, with the bearer token ``api.token``: ``POST …/{cloud}/{region}/{schema}/ack`` (acknowledge changes or
+  approve the current document) and ``POST /api/expect`` (an expected-change window), through
+  :mod:`monitor.read.commands` — the rules and messages of the command line's ``ack`` and ``expect``.
 
 Database reads are plain (not async) handlers, so they run on the server's thread pool and a locked database
 never holds its event loop. Query parameters are strict: an unknown or repeated one is a 400, as is a label
@@ -23,23 +27,30 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
 from monitor.config import Config
-from monitor.domain import Severity, TargetKey, TargetSpec, change_json, utcnow
+from monitor.domain import Severity, TargetKey, TargetSpec, change_json
+from monitor.read import checks
+from monitor.read.commands import Commands, Journal, drift_json
 from monitor.read.matrix import comparison_json
-from monitor.read.model import ReadModel, TargetView
+from monitor.read.model import ReadModel, RegionView, TargetView
+from monitor.read.records import HistoryFilter
 from monitor.read.reports import render
-from monitor.store.intelligence import IntelligenceStore
-from monitor.store.repository import HistoryFilter
 from monitor.web import models
 
 log = logging.getLogger(__name__)
+BEARER: Final = "bearer"  # the OpenAPI security scheme of the write routes
+WRITE: Final[dict[str, Any]] = {"security": [{BEARER: []}]}
+DOCS_NOT_SERVED: Final = (
+    "interactive API docs are not served: their assets would come from a CDN, which the Content-Security-Policy "
+    "forbids; the routes are listed at /api/ and described by /api/openapi.json (open it in any OpenAPI viewer)"
+)
 
 
 class ApiError(HTTPException):
@@ -51,28 +62,37 @@ class ApiError(HTTPException):
 
 @dataclass
 class ApiContext:
-    """What the routes read and write; built by the composition root (``app.build_web``)."""
+    """What the routes read and write; built by the composition root (``app.build_api``)."""
 
     config: Config
     read: ReadModel
-    intelligence: IntelligenceStore
+    intelligence: Journal  # where acknowledgements and windows are written (the intelligence store)
     on_change: Callable[[], None] = field(default=lambda: None)
     labels: dict[str, list[str]] = field(default_factory=dict)  # the configured label values, for validation
 
     def set_targets(self, specs: Iterable[TargetSpec]) -> None:
         """Validate labels against these targets from now on (discovery added or removed regions)."""
-        keys = [spec.key for spec in specs]
-        self.labels = {
-            "cloud": sorted({k.cloud for k in keys}),
-            "region": sorted({k.region for k in keys}),
-            "schema": sorted({k.schema for k in keys}),
-        }
+        self.labels = checks.labels_of(spec.key for spec in specs)
+
+    @property
+    def commands(self) -> Commands:
+        return Commands(self.config, self.read, self.intelligence)
+
+    def key(self, cloud: str, region: str, schema: str) -> TargetKey:
+        """The target the path labels name; raises NotFound (404) when it is not a known target."""
+        key = TargetKey(cloud, region, schema)
+        self.read.row(key)
+        return key
+
+    def choice(self, name: str, value: str | None) -> str | None:
+        """A label of the query: None, or one the targets have; raises Invalid (400)."""
+        return checks.label(name, value, self.labels.get(name, []))
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The documented error answers of a route (400 and 503 are always possible)."""
     texts = {400: "invalid request", 401: "a bearer token is required", 403: "write endpoints are disabled",
-             404: "not found", 409: "not yet answerable", 413: "request body too large",
+             404: "not found", 409: "not answerable or not possible now", 413: "request body too large",
              503: "the database is not available"}  # fmt: skip
     return {status: {"model": models.Error, "description": texts[status]} for status in sorted({400, 503, *statuses})}
 
@@ -96,45 +116,89 @@ def strict_query(*allowed: str) -> Callable[[Request], None]:
 Cloud = Annotated[str, Path(description="a configured cloud")]
 Region = Annotated[str, Path(description="a region of the cloud")]
 Schema = Annotated[str, Path(description="a schema (target name) of the cloud")]
+Since = Annotated[
+    str | None,
+    Query(
+        description=f"only changes since then: {checks.MOMENT_RULE}",
+        examples=["24h", "2026-01-31T00:00:00Z"],
+        json_schema_extra={
+            "anyOf": [  # what it is: a duration ago, or a moment
+                {
+                    "type": "string",
+                    "pattern": models.DURATION_PATTERN,
+                    "description": "a duration ago: 90s, 15m, 24h, 7d",
+                },
+                {"type": "string", "format": "date-time"},
+            ]
+        },
+    ),
+]
+NO_QUERY: Final = [Depends(strict_query())]
+ABOUT: Final = (
+    'The read API of schema-drift-monitor. Errors are {"error": message}; the POST routes need Authorization: '
+    "Bearer <api.token>. Interactive docs are not served (their assets would come from a CDN): open "
+    "/api/openapi.json in any OpenAPI viewer."
+)
 
 
 def router(context: ApiContext) -> APIRouter:
-    """Every ``/api/`` route over ``context``."""
+    """Every ``/api/`` route over ``context``, family by family."""
     api = APIRouter(prefix="/api")
+    for family in (_index, _targets, _target, _changes, _fleet, _writes):
+        family(api, context)
+    return api
+
+
+def _index(api: APIRouter, context: ApiContext) -> None:
+    @api.get("/", response_model=models.ApiIndex, dependencies=NO_QUERY, summary="This index: every route")
+    def index() -> dict[str, Any]:
+        routes = [
+            {"method": method, "path": route.path, "summary": route.summary or "", "family": _family(route.path)}
+            for route in api.routes
+            if isinstance(route, APIRoute) and route.path != "/api/"
+            for method in sorted(route.methods or ())
+        ]
+        return {"about": ABOUT, "openapi": "/api/openapi.json", "interactive_docs": None, "routes": routes}
+
+
+def _family(path: str) -> str:
+    """The family of a route: ``target`` for per-target routes, else the first segment after ``/api/``."""
+    parts = path.removeprefix("/api/").split("/")
+    return "target" if parts[0] == "targets" and len(parts) > 1 else parts[0]
+
+
+def _targets(api: APIRouter, context: ApiContext) -> None:
     read = context.read
 
-    def key_of(cloud: str, region: str, schema: str) -> TargetKey:
-        key = TargetKey(cloud, region, schema)
-        read.row(key)  # NotFound: 404
-        return key
-
-    def choice(name: str, value: str | None) -> str | None:
-        known = context.labels.get(name, [])
-        if value is not None and value not in known:
-            raise ApiError(400, f"{name} must be one of: {', '.join(known)}")
-        return value
-
-    @api.get("/targets", response_model=models.TargetList, responses=_errors(),
-             dependencies=[Depends(strict_query())], summary="Every target with its current state")  # fmt: skip
+    @api.get("/targets", response_model=models.TargetList, responses=_errors(), dependencies=NO_QUERY,
+             summary="Every target with its current state")  # fmt: skip
     def targets() -> dict[str, Any]:
         return {"targets": [_target_json(view) for view in read.targets()]}
 
+    @api.get("/documents/{sha256}", response_model=dict[str, Any], responses=_errors(404), dependencies=NO_QUERY,
+             summary="A stored canonical document, byte for byte")  # fmt: skip
+    def document(sha256: Annotated[str, Path(pattern=models.SHA256_PATTERN)]) -> Response:
+        body = read.document(sha256.lower()).body
+        return Response(body.encode("utf-8"), media_type="application/json")
+
+
+def _target(api: APIRouter, context: ApiContext) -> None:
+    read, key_of = context.read, context.key
+
     @api.get("/targets/{cloud}/{region}/{schema}/snapshots", response_model=models.SnapshotList,
-             responses=_errors(404), dependencies=[Depends(strict_query())],
-             summary="A target's snapshots, oldest first")  # fmt: skip
+             responses=_errors(404), dependencies=NO_QUERY, summary="A target's snapshots, oldest first")  # fmt: skip
     def snapshots(cloud: Cloud, region: Region, schema: Schema) -> dict[str, Any]:
         key = key_of(cloud, region, schema)
         return {**_labels(key), "snapshots": [s.as_json() for s in read.snapshots(key)]}
 
     @api.get("/targets/{cloud}/{region}/{schema}/transitions", response_model=list[models.Transition],
-             responses=_errors(404), dependencies=[Depends(strict_query())],
+             responses=_errors(404), dependencies=NO_QUERY,
              summary="When the target's polls started failing, why, and when they recovered")  # fmt: skip
     def transitions(cloud: Cloud, region: Region, schema: Schema) -> list[dict[str, Any]]:
-        key = key_of(cloud, region, schema)
         return [
             {"started_at": t.started_at, "ok": t.ok, "reason": t.reason.value if t.reason else None,
              "http_status": t.http_status, "error": t.error}
-            for t in read.transitions(key)
+            for t in read.transitions(key_of(cloud, region, schema))
         ]  # fmt: skip
 
     @api.get("/targets/{cloud}/{region}/{schema}/diff",
@@ -147,46 +211,53 @@ def router(context: ApiContext) -> APIRouter:
         to_id: Annotated[int | None, Query(alias="to", ge=1, le=models.MAX_ID)] = None,
         format: Literal["json", "jsonpatch", "markdown", "text"] = "json",
     ) -> Any:  # fmt: skip
-        key = key_of(cloud, region, schema)
-        text = render(format, [read.snapshot_diff(key, from_id, to_id)])
+        text = render(format, [read.snapshot_diff(key_of(cloud, region, schema), from_id, to_id)])
         return json.loads(text) if format in ("json", "jsonpatch") else {"format": format, "body": text}
 
-    @api.get("/documents/{sha256}", response_model=dict[str, Any], responses=_errors(404),
-             dependencies=[Depends(strict_query())], summary="A stored canonical document, byte for byte")  # fmt: skip
-    def document(sha256: Annotated[str, Path(pattern=models.SHA256_PATTERN)]) -> Response:
-        body = read.document(sha256.lower()).body
-        return Response(body.encode("utf-8"), media_type="application/json")
+    @api.get("/targets/{cloud}/{region}/{schema}/drift", response_model=models.Drift, responses=_errors(404, 409),
+             dependencies=NO_QUERY,
+             summary="The changes between the approved baseline and now, with the fingerprints ack takes")  # fmt: skip
+    def drift(cloud: Cloud, region: Region, schema: Schema) -> dict[str, Any]:
+        key = key_of(cloud, region, schema)
+        return {**_labels(key), "changes": drift_json(read.drift(key))}
 
-    changes_query = ("cloud", "region", "schema", "severity", "since", "limit", "before_id")
+
+def _changes(api: APIRouter, context: ApiContext) -> None:
+    read, choice = context.read, context.choice
+    query = ("cloud", "region", "schema", "severity", "since", "limit", "before_id")
 
     @api.get("/changes", response_model=models.ChangePage, responses=_errors(),
-             dependencies=[Depends(strict_query(*changes_query))], summary="Stored changes, newest first")  # fmt: skip
+             dependencies=[Depends(strict_query(*query))], summary="Stored changes, newest first")  # fmt: skip
     def changes(
         request: Request,
         cloud: str | None = None, region: str | None = None, schema: str | None = None,
         severity: models.SeverityName | None = None,
-        since: Annotated[str | None, Query(description="RFC 3339 date-time (also: a duration ago, 24h)",
-                                           json_schema_extra={"format": "date-time"})] = None,
+        since: Since = None,
         limit: Annotated[int, Query(ge=1, le=models.MAX_LIMIT)] = models.DEFAULT_LIMIT,
         before_id: Annotated[int | None, Query(ge=1, le=models.MAX_ID)] = None,
     ) -> dict[str, Any]:  # fmt: skip
         where = HistoryFilter(
             cloud=choice("cloud", cloud), region=choice("region", region), schema=choice("schema", schema),
-            min_severity=Severity(severity) if severity else None, since=_since(since),
+            min_severity=Severity(severity) if severity else None,
+            since=checks.moment("since", since) if since is not None else None,
             limit=limit + 1, before_id=before_id,  # one more tells whether there is a next page
         )  # fmt: skip
         records = list(reversed(read.history(where)))
         page, more = records[:limit], len(records) > limit
-        query = {name: value for name, value in request.query_params.items() if name != "before_id"}
+        rest = {name: value for name, value in request.query_params.items() if name != "before_id"}
         return {
             "changes": [record.as_json() for record in page],
-            "next": "/api/changes?" + urlencode({**query, "before_id": str(page[-1].id)}) if more else None,
+            "next": "/api/changes?" + urlencode({**rest, "before_id": str(page[-1].id)}) if more else None,
         }
 
     @api.get("/changes/{change_id}", response_model=models.StoredChange, responses=_errors(404),
-             dependencies=[Depends(strict_query())], summary="One stored change (its permalink)")  # fmt: skip
+             dependencies=NO_QUERY, summary="One stored change (its permalink)")  # fmt: skip
     def change(change_id: Annotated[int, Path(ge=1, le=models.MAX_ID)]) -> dict[str, Any]:
         return read.change(change_id).as_json()
+
+
+def _fleet(api: APIRouter, context: ApiContext) -> None:
+    read, choice = context.read, context.choice
 
     @api.get("/compare", response_model=models.CompareResult, responses=_errors(404, 409),
              dependencies=[Depends(strict_query("cloud", "schema", "reference", "other_cloud"))],
@@ -197,22 +268,7 @@ def router(context: ApiContext) -> APIRouter:
         other_cloud: str | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         choice("cloud", cloud), choice("schema", schema), choice("cloud", other_cloud)
-        view = read.compare(cloud, schema, reference, other_cloud)
-        return {
-            "cloud": view.cloud,
-            "schema": view.schema,
-            "other_cloud": view.other_cloud,
-            "comparison": comparison_json(view.comparison, view.labels),
-            "deviations": [
-                {"region": label, "sha256": view.current[label], "changes": [change_json(c) for c in cmp.changes]}
-                for label, cmp in view.deviations
-            ],
-            "rollouts": [
-                {"cloud": r.cloud, "schema": r.schema, "from_sha256": r.from_sha256, "to_sha256": r.to_sha256,
-                 "started_at": r.started_at, "updated": list(r.updated), "lagging": list(r.lagging)}
-                for r in view.rollouts
-            ],
-        }  # fmt: skip
+        return _compare_json(read.compare(cloud, schema, reference, other_cloud))
 
     @api.get("/surface", response_model=models.Surface, responses=_errors(404),
              dependencies=[Depends(strict_query("cloud"))],
@@ -221,17 +277,32 @@ def router(context: ApiContext) -> APIRouter:
         choice("cloud", cloud)
         return read.surface(cloud).as_json()
 
-    @api.post("/targets/{cloud}/{region}/{schema}/ack", response_model=models.AckResult,
-              responses=_errors(401, 403, 404, 409, 413),
-              dependencies=[Depends(strict_query()), Depends(_authorizer(context))],
-              summary="Acknowledge changes by fingerprint, or approve the current document")  # fmt: skip
-    def acknowledge(cloud: Cloud, region: Region, schema: Schema, ack: models.AckRequest) -> dict[str, Any]:
-        key = key_of(cloud, region, schema)
-        result = _approve(context, key, ack) if ack.approve else _acknowledge(context, key, ack)
-        _notify(context)
-        return result
 
-    return api
+def _writes(api: APIRouter, context: ApiContext) -> None:
+    writes = [Depends(strict_query()), Depends(_authorizer(context))]
+
+    @api.post("/targets/{cloud}/{region}/{schema}/ack", response_model=models.AckResult,
+              responses=_errors(401, 403, 404, 409, 413), dependencies=writes, openapi_extra=WRITE,
+              summary="Acknowledge changes by fingerprint (or its first 8+ hex digits), or approve the current "
+              "document")  # fmt: skip
+    def acknowledge(cloud: Cloud, region: Region, schema: Schema, ack: models.AckRequest) -> dict[str, Any]:
+        key, commands = context.key(cloud, region, schema), context.commands
+        if ack.approve:
+            done = commands.approve(key, comment=ack.comment, by=ack.by)
+        else:
+            done = commands.acknowledge(key, ack.fingerprints or [], comment=ack.comment, by=ack.by,
+                                        expires_in=ack.expires_in_seconds)  # fmt: skip
+        _notify(context)
+        return done.as_json()
+
+    @api.post("/expect", response_model=models.ExpectResult, responses=_errors(401, 403, 404, 409, 413),
+              dependencies=writes, openapi_extra=WRITE,
+              summary="Declare an expected-change window: changes are recorded but do not page")  # fmt: skip
+    def expect(window: models.ExpectRequest) -> dict[str, Any]:
+        done = context.commands.expect(window.cloud, window.schema_, duration=window.duration_seconds,
+                                       start=window.starts_at, comment=window.comment, by=window.by)  # fmt: skip
+        _notify(context)
+        return done.as_json()
 
 
 def _authorizer(context: ApiContext) -> Callable[[Request], None]:
@@ -262,29 +333,6 @@ def _check_body(request: Request) -> None:
         raise ApiError(413, f"the request body is larger than {models.MAX_BODY} bytes")
 
 
-def _acknowledge(context: ApiContext, key: TargetKey, ack: models.AckRequest) -> dict[str, Any]:
-    now = utcnow()
-    fingerprints = list(dict.fromkeys(ack.fingerprints or []))
-    pending = {item.fingerprint for item in context.read.drift(key, now) if not item.acknowledged}
-    expires_at = now + timedelta(seconds=ack.expires_in_seconds) if ack.expires_in_seconds is not None else None
-    context.intelligence.acknowledge(context.read.row(key).id, fingerprints, comment=ack.comment, actor=ack.by,
-                                     now=now, expires_at=expires_at)  # fmt: skip
-    log.info("api: %r acknowledged %d change(s) of %s: %r", ack.by, len(fingerprints), key, ack.comment)
-    not_pending = [fp for fp in fingerprints if fp not in pending]
-    return {**_labels(key), "acknowledged": fingerprints, "not_pending": not_pending, "approved_snapshot_id": None,
-            "expires_at": expires_at}  # fmt: skip
-
-
-def _approve(context: ApiContext, key: TargetKey, ack: models.AckRequest) -> dict[str, Any]:
-    if not context.read.snapshots(key):
-        raise ApiError(409, f"target {key} has no snapshot to approve yet")
-    snapshot_id = context.intelligence.approve_current(context.read.row(key).id, comment=ack.comment, actor=ack.by,
-                                                       now=utcnow())  # fmt: skip
-    log.info("api: %r approved snapshot %d as the baseline of %s: %r", ack.by, snapshot_id, key, ack.comment)
-    return {**_labels(key), "acknowledged": [], "not_pending": [], "approved_snapshot_id": snapshot_id,
-            "expires_at": None}  # fmt: skip
-
-
 def _notify(context: ApiContext) -> None:
     """Tell the daemon the acknowledgements changed; a failure only delays the gauges to the next refresh."""
     try:
@@ -293,15 +341,22 @@ def _notify(context: ApiContext) -> None:
         log.exception("api: could not schedule a drift refresh; it follows at the next periodic refresh")
 
 
-def _since(value: str | None) -> datetime | None:
-    from monitor.read.model import parse_since
-
-    if value is None:
-        return None
-    try:
-        return parse_since(value)
-    except ValueError:
-        raise ApiError(400, "since must be an RFC 3339 date-time (2026-01-31T00:00:00Z) or a duration (24h)") from None
+def _compare_json(view: RegionView) -> dict[str, Any]:
+    return {
+        "cloud": view.cloud,
+        "schema": view.schema,
+        "other_cloud": view.other_cloud,
+        "comparison": comparison_json(view.comparison, view.labels),
+        "deviations": [
+            {"region": label, "sha256": view.current[label], "changes": [change_json(c) for c in cmp.changes]}
+            for label, cmp in view.deviations
+        ],
+        "rollouts": [
+            {"cloud": r.cloud, "schema": r.schema, "from_sha256": r.from_sha256, "to_sha256": r.to_sha256,
+             "started_at": r.started_at, "updated": list(r.updated), "lagging": list(r.lagging)}
+            for r in view.rollouts
+        ],
+    }  # fmt: skip
 
 
 def _labels(key: TargetKey) -> dict[str, str]:

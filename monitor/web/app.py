@@ -8,10 +8,13 @@ server's thread pool), so they keep answering during a database lock or outage a
 event loop is busy — the server runs on a thread and loop of its own (:mod:`monitor.web.server`).
 
 Errors are ``{"error": "<message>"}`` everywhere under ``/api/``: a validation error is a 400 (not
-FastAPI's 422), a missing target 404, a question not answerable yet 409, a database failure 503 without
+FastAPI's 422) with a sentence (:mod:`monitor.web.validation`), as is a value the read side refuses
+(``Invalid``); a missing target 404, a question not answerable yet 409, a database failure 503 without
 its details (those go to the log), a bug 500. Under ``/ui/`` the same statuses and messages come as an
 HTML page (:func:`monitor.web.ui.error_page`). The OpenAPI document at ``/api/openapi.json`` is FastAPI's,
-from the models, with the configured clouds, regions and schemas as enums of the label parameters.
+from the models, with the configured clouds, regions and schemas as enums of the label parameters and the
+bearer token declared (``securitySchemes``) on the write routes. ``/api/`` lists the routes; interactive
+docs (``/docs``) are not served — their assets would come from a CDN — and that path says so.
 """
 
 from __future__ import annotations
@@ -28,14 +31,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.exceptions import HTTPException
 
 from monitor import __version__
+from monitor.read.checks import Invalid
 from monitor.read.model import Conflict, NotFound
+from monitor.read.records import StoreError
 from monitor.signals.metrics import CONTENT_TYPE, Metrics
-from monitor.store.repository import StoreError
-from monitor.web.api import ApiContext, router
+from monitor.web import validation
+from monitor.web.api import BEARER, DOCS_NOT_SERVED, ApiContext, router
 from monitor.web.ui import error_page, is_ui_path, mount_ui
 
 log = logging.getLogger(__name__)
 LABEL_PARAMETERS = {"cloud": "cloud", "other_cloud": "cloud", "region": "region", "schema": "schema"}
+BODY_LABELS = {"ExpectRequest": {"cloud": "cloud", "schema": "schema"}}  # request bodies' label fields
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/api/docs", "/api/redoc"})
 
 
 def create_app(
@@ -114,19 +121,19 @@ def _error_handlers(app: FastAPI, ui: bool) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404 and exc.detail == "Not Found":
-            if ui and is_ui_path(request.url.path):
-                return error_page(request, 404, f"no such page: {request.url.path[:200]}")
-            if not request.url.path.startswith("/api/"):
-                return PlainTextResponse("not found: try /metrics, /healthz, /readyz, /api/, /ui/\n", 404)
-            return _error(404, f"no such API route: {request.url.path[:200]}; see /api/openapi.json")
+            return _no_route(request, ui)
         if exc.status_code == 405:
             allowed = (exc.headers or {}).get("Allow", "")
             return answer(request, 405, f"method {request.method} is not allowed here; use {allowed}", exc.headers)
         return answer(request, exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        return answer(request, 400, _validation_message(exc))
+    async def unreadable(request: Request, exc: RequestValidationError) -> Response:
+        return answer(request, 400, validation.message(exc.errors()))
+
+    @app.exception_handler(Invalid)
+    async def invalid(request: Request, exc: Invalid) -> Response:
+        return answer(request, 400, str(exc))
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
@@ -147,26 +154,29 @@ def _error_handlers(app: FastAPI, ui: bool) -> None:
         return answer(request, 500, "internal error; see the monitor's log")
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    """One line for the first problem: where (``query.limit``) and what; never the input value."""
-    error = exc.errors()[0]
-    location = [str(part) for part in error.get("loc", ())]
-    if location[:1] == ["body"] and error.get("type") in ("json_invalid", "model_attributes_type", "dict_type",
-                                                           "missing") and len(location) == 1:  # fmt: skip
-        return "the request body must be a JSON object"
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    if error.get("type") == "string_pattern_mismatch":
-        message = f"must match the pattern {error.get('ctx', {}).get('pattern', '')}"
-    where = ".".join(location[1:]) if location[:1] in (["query"], ["path"], ["body"]) else ".".join(location)
-    return f"{where}: {message}" if where else message
+def _no_route(request: Request, ui: bool) -> Response:
+    """The 404 for a path no route serves: an HTML page under ``/ui/``, JSON under ``/api/``, text elsewhere."""
+    path = request.url.path
+    if path.rstrip("/") in DOCS_PATHS:
+        if path.startswith("/api/"):
+            return _error(404, DOCS_NOT_SERVED)
+        return PlainTextResponse(DOCS_NOT_SERVED + "\n", 404)
+    if ui and is_ui_path(path):
+        return error_page(request, 404, f"no such page: {path[:200]}")
+    if not path.startswith("/api/"):
+        return PlainTextResponse("not found: try /metrics, /healthz, /readyz, /api/, /ui/\n", 404)
+    return _error(404, f"no such API route: {path[:200]}; see /api/openapi.json (the routes are listed at /api/)")
 
 
 def _openapi(app: FastAPI, api: ApiContext) -> dict[str, Any]:
-    """FastAPI's document with 400 instead of 422 and the configured label values as enums."""
+    """FastAPI's document with 400 instead of 422, the configured label values as enums, and the bearer token."""
     from fastapi.openapi.utils import get_openapi
 
-    about = 'Read API of schema-drift-monitor; errors are {"error": message}.'
+    about = 'Read API of schema-drift-monitor; errors are {"error": message}. Index of the routes: /api/.'
     document = get_openapi(title=app.title, version=app.version, routes=app.routes, description=about)
+    document.setdefault("components", {})["securitySchemes"] = {
+        BEARER: {"type": "http", "scheme": "bearer", "description": "api.token from the configuration"}
+    }
     for path in document["paths"].values():
         for operation in path.values():
             operation.get("responses", {}).pop("422", None)
@@ -177,6 +187,11 @@ def _openapi(app: FastAPI, api: ApiContext) -> dict[str, Any]:
     schemas = document.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    for name, fields in BODY_LABELS.items():
+        properties = schemas.get(name, {}).get("properties", {})
+        for field, label in fields.items():
+            if field in properties and api.labels.get(label):
+                properties[field] = _with_enum(properties[field], api.labels[label])
     fresh: dict[str, Any] = json.loads(json.dumps(document))  # a fresh copy: the enums follow discovery
     return fresh
 

@@ -1,5 +1,7 @@
 """The read API's bodies as pydantic models: FastAPI validates requests with them and writes the OpenAPI
-document from them. Every object is closed (``additionalProperties: false``); the limits are the API's."""
+document from them. Every object is closed (``additionalProperties: false``). The limits of the write bodies
+are the commands' own (:mod:`monitor.read.commands`), so the API and the command line refuse the same values;
+:data:`PATTERN_RULES` turns each pattern into the words a validation error uses."""
 
 from __future__ import annotations
 
@@ -9,16 +11,25 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from monitor.read import checks, commands
+
 MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 100
-MAX_ID: Final = 2**63 - 1  # the largest id both databases store
+MAX_ID: Final = checks.MAX_ID
 MAX_BODY: Final = 64 * 1024
-MAX_FINGERPRINTS: Final = 1000
-MAX_COMMENT: Final = 2000
-MAX_ACTOR: Final = 128  # acknowledgements.actor is VARCHAR(128)
-MAX_EXPIRY: Final = 10 * 365 * 86400
+MAX_FINGERPRINTS: Final = commands.MAX_FINGERPRINTS
+MAX_COMMENT: Final = commands.MAX_COMMENT
+MAX_ACTOR: Final = commands.MAX_ACTOR
+MAX_EXPIRY: Final = commands.MAX_SPAN
 SHA256_PATTERN: Final = "^[0-9a-fA-F]{64}$"
+DURATION_PATTERN: Final = "^[0-9]{1,12}(\\.[0-9]{1,6})?(ms|s|m|h|d)?$"  # a subset of what parse_duration reads
 TEXT_PATTERN: Final = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # not blank, no NUL (PostgreSQL refuses NUL)
+PATTERN_RULES: Final = {
+    SHA256_PATTERN: "must be 64 hexadecimal characters (a sha256)",
+    "^[0-9a-f]{64}$": "must be 64 lowercase hexadecimal characters (a sha256)",
+    commands.FINGERPRINT_PATTERN: commands.FINGERPRINT_RULE,
+    TEXT_PATTERN: commands.TEXT_RULE,
+}
 
 Sha256 = Annotated[str, StringConstraints(pattern="^[0-9a-f]{64}$")]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -208,7 +219,13 @@ class Surface(Closed):
 
 
 Text = Annotated[str, StringConstraints(min_length=1, pattern=TEXT_PATTERN)]
-Fingerprint = Annotated[str, StringConstraints(pattern="^[0-9a-f]{64}$")]
+Fingerprint = Annotated[
+    str,
+    StringConstraints(pattern=commands.FINGERPRINT_PATTERN),
+    Field(description=f"a fingerprint (64 hex digits) or its first {commands.MIN_PREFIX} or more, from drift"),
+]
+By = Annotated[Text, StringConstraints(max_length=MAX_ACTOR), Field(description="who (stored with the comment)")]
+Comment = Annotated[Text, StringConstraints(max_length=MAX_COMMENT), Field(description="why")]
 
 
 _FINGERPRINTS_OR_EXPIRY: Final[dict[str, JsonValue]] = {
@@ -218,7 +235,8 @@ _FINGERPRINTS_OR_EXPIRY: Final[dict[str, JsonValue]] = {
 
 class AckRequest(Closed):
     """Either ``fingerprints`` (acknowledge those changes, optionally until ``expires_in_seconds`` from now) or
-    ``approve: true`` (the current document becomes the baseline). ``comment`` says why; ``by`` who."""
+    ``approve: true`` (the current document becomes the baseline). ``comment`` says why; ``by`` who.
+    A fingerprint may be given by its first 8 or more hex digits when they name one change of the drift."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
         {"required": ["fingerprints"], "not": {"required": ["approve"]}},
@@ -230,8 +248,8 @@ class AckRequest(Closed):
         Annotated[list[Fingerprint], Field(min_length=1, max_length=MAX_FINGERPRINTS)] | SkipJsonSchema[None]
     ) = None
     approve: Literal[True] | SkipJsonSchema[None] = None
-    comment: Annotated[Text, StringConstraints(max_length=MAX_COMMENT)]
-    by: Annotated[Text, StringConstraints(max_length=MAX_ACTOR)] = "api"
+    comment: Comment
+    by: By = "api"
     expires_in_seconds: Annotated[float, Field(gt=0, le=MAX_EXPIRY)] | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
@@ -239,7 +257,7 @@ class AckRequest(Closed):
         if (self.fingerprints is None) == (self.approve is None):
             raise ValueError('give either "fingerprints" (a list) or "approve": true')
         if self.approve and self.expires_in_seconds is not None:
-            raise ValueError("expires_in_seconds applies to fingerprints, not to approving a document")
+            raise ValueError(commands.NO_EXPIRY_ON_APPROVE)
         return self
 
 
@@ -251,3 +269,50 @@ class AckResult(Closed):
     not_pending: list[Sha256]
     approved_snapshot_id: Id | None
     expires_at: datetime | None
+
+
+class DriftChange(ReportChange):
+    fingerprint: Sha256
+    acknowledged: bool
+
+
+class Drift(Closed):
+    cloud: str
+    region: str
+    schema_: str = Field(alias="schema")
+    changes: list[DriftChange]
+
+
+class ExpectRequest(Closed):
+    """Changes to ``cloud`` (only ``schema``, when given) are expected for ``duration_seconds`` from
+    ``starts_at`` (default: now): they are recorded and acknowledged, and do not page."""
+
+    cloud: str
+    schema_: str | SkipJsonSchema[None] = Field(None, alias="schema", description="one schema (absent: all)")
+    duration_seconds: Annotated[float, Field(gt=0, le=MAX_EXPIRY, description="how long the window lasts")]
+    starts_at: Annotated[datetime, Field(description="RFC 3339 date-time (absent: now)")] | SkipJsonSchema[None] = None
+    comment: Comment
+    by: By = "api"
+
+
+class ExpectResult(Closed):
+    cloud: str
+    schema_: str | None = Field(alias="schema")
+    starts_at: datetime
+    ends_at: datetime
+    comment: str
+    by: str
+
+
+class Route(Closed):
+    method: str
+    path: str
+    summary: str
+    family: str = Field(description="target (the routes of one target), targets, documents, changes, compare, ...")
+
+
+class ApiIndex(Closed):
+    about: str
+    openapi: str = Field(description="the OpenAPI document of every route")
+    interactive_docs: str | None = Field(description="where interactive docs are served; null: not served")
+    routes: list[Route]

@@ -20,8 +20,8 @@ from urllib.parse import quote
 from monitor.domain import ABSENT, Change, Severity, TargetKey
 from monitor.judge.regions import MAJORITY, RegionComparison, Variant
 from monitor.read.model import DriftItem, RegionView, TargetView
+from monitor.read.records import ChangeRecord, SnapshotRecord, TransitionRecord
 from monitor.read.reports import Comparison, short_json
-from monitor.store.repository import ChangeRecord, SnapshotRecord, TransitionRecord
 from monitor.web.jsonview import Pane, anchor_id, link_side, pane
 
 VALUE_WIDTH: Final = 80

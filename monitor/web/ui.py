@@ -37,11 +37,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import __version__
-from monitor.domain import ABSENT, TargetKey, utcnow
+from monitor.domain import ABSENT, utcnow
 from monitor.read.matrix import SHORT_SHA
 from monitor.read.model import Conflict, NotFound, pick_snapshots
+from monitor.read.records import HistoryFilter
 from monitor.read.reports import ABSENT_MARK
-from monitor.store.repository import HistoryFilter
 from monitor.web import models, pages
 from monitor.web.api import ApiContext, ApiError
 
@@ -124,13 +124,11 @@ def mount_ui(app: FastAPI, context: ApiContext) -> None:
 
 
 def _routes(app: FastAPI, context: ApiContext) -> None:
-    read = context.read
+    for family in (_overview, _target_pages, _diff_pages, _fleet_pages):
+        family(app, context)
 
-    def key_of(cloud: str, region: str, schema: str) -> TargetKey:
-        key = TargetKey(cloud, region, schema)
-        read.row(key)  # NotFound: 404
-        return key
 
+def _overview(app: FastAPI, context: ApiContext) -> None:
     @app.get("/", include_in_schema=False)
     def root() -> Response:
         return RedirectResponse("ui/", status_code=307)  # relative: right behind a proxy prefix too
@@ -138,14 +136,19 @@ def _routes(app: FastAPI, context: ApiContext) -> None:
     @app.get("/ui/", include_in_schema=False)
     def overview(request: Request, cloud: str | None = None, status: str | None = None) -> Response:
         try:
-            page = pages.overview(read.targets(), context.labels.get("cloud", []), cloud or None, status or None)
+            page = pages.overview(context.read.targets(), context.labels.get("cloud", []), cloud or None,
+                                  status or None)  # fmt: skip
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
         return render(request, "overview.html", page=page)
 
+
+def _target_pages(app: FastAPI, context: ApiContext) -> None:
+    read = context.read
+
     @app.get("/ui/targets/{cloud}/{region}/{schema}", include_in_schema=False)
     def target(request: Request, cloud: str, region: str, schema: str) -> Response:
-        key = key_of(cloud, region, schema)
+        key = context.key(cloud, region, schema)
         view = read.target(key)
         try:
             drift = read.drift(key)
@@ -156,6 +159,24 @@ def _routes(app: FastAPI, context: ApiContext) -> None:
         page = pages.target_page(view, drift, read.snapshots(key), history,
                                  read.transitions(key, TRANSITIONS_LIMIT), sorted(neighbours, key=str))  # fmt: skip
         return render(request, "target.html", page=page)
+
+    @app.get("/ui/changes/{change_id}", include_in_schema=False)
+    def change(request: Request, change_id: Annotated[int, Path(ge=1, le=models.MAX_ID)]) -> Response:
+        record = read.change(change_id)
+        try:
+            ids = [s.id for s in read.snapshots(record.target)]
+            from_id, to_id = pick_snapshots(ids, None, record.snapshot_id)
+            comparison = read.snapshot_diff(record.target, from_id, to_id)
+            labels = (f"snapshot {from_id}", f"snapshot {to_id}")
+            page: pages.Diff | None = pages.diff(record.target, comparison, labels, focus=record.path)
+        except (NotFound, Conflict):  # a retired target, or its snapshots are gone: the change alone
+            page = None
+        return render(request, "change.html", record=record, page=page, absent=ABSENT,
+                      target_path=pages.target_path(record.target))  # fmt: skip
+
+
+def _diff_pages(app: FastAPI, context: ApiContext) -> None:
+    read, key_of = context.read, context.key
 
     @app.get("/ui/targets/{cloud}/{region}/{schema}/diff", include_in_schema=False)
     def snapshot_diff(
@@ -188,25 +209,13 @@ def _routes(app: FastAPI, context: ApiContext) -> None:
         page = pages.diff(key, comparison, (f"{other.cloud}/{other.region}", f"{key.cloud}/{key.region}"))
         return render(request, "diff.html", page=page)
 
+
+def _fleet_pages(app: FastAPI, context: ApiContext) -> None:
     @app.get("/ui/compare/{cloud}/{schema}", include_in_schema=False)
     def compare(request: Request, cloud: str, schema: str, reference: str | None = None,
                 other_cloud: str | None = None) -> Response:  # fmt: skip
-        view = read.compare(cloud, schema, reference or None, other_cloud or None)
+        view = context.read.compare(cloud, schema, reference or None, other_cloud or None)
         return render(request, "compare.html", page=pages.compare_page(view), clouds=context.labels.get("cloud", []))
-
-    @app.get("/ui/changes/{change_id}", include_in_schema=False)
-    def change(request: Request, change_id: Annotated[int, Path(ge=1, le=models.MAX_ID)]) -> Response:
-        record = read.change(change_id)
-        try:
-            ids = [s.id for s in read.snapshots(record.target)]
-            from_id, to_id = pick_snapshots(ids, None, record.snapshot_id)
-            comparison = read.snapshot_diff(record.target, from_id, to_id)
-            labels = (f"snapshot {from_id}", f"snapshot {to_id}")
-            page: pages.Diff | None = pages.diff(record.target, comparison, labels, focus=record.path)
-        except (NotFound, Conflict):  # a retired target, or its snapshots are gone: the change alone
-            page = None
-        return render(request, "change.html", record=record, page=page, absent=ABSENT,
-                      target_path=pages.target_path(record.target))  # fmt: skip
 
 
 def when(moment: datetime | None) -> str:

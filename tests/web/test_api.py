@@ -45,7 +45,10 @@ API_TOKEN = "api-token-for-tests-7c1d0e"
 R1_IMAGES = TargetKey("sim", "r1", "images")
 R2_IMAGES = TargetKey("sim", "r2", "images")
 PATHS = {
+    "/api/",
     "/api/targets",
+    "/api/targets/{cloud}/{region}/{schema}/drift",
+    "/api/expect",
     "/api/targets/{cloud}/{region}/{schema}/snapshots",
     "/api/targets/{cloud}/{region}/{schema}/diff",
     "/api/targets/{cloud}/{region}/{schema}/ack",
@@ -201,6 +204,44 @@ def test_the_openapi_document_is_valid_and_describes_every_route(live: Live) -> 
     assert len(all_operations(loaded)) == len(PATHS)
 
 
+def test_the_document_declares_the_bearer_token_on_the_write_routes_and_since_as_it_is(live: Live) -> None:
+    document = live.get("/api/openapi.json")
+    assert document["components"]["securitySchemes"] == {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "api.token from the configuration"}
+    }
+    secured = {(path, method) for path, item in document["paths"].items() for method, operation in item.items()
+               if operation.get("security") == [{"bearer": []}]}  # fmt: skip
+    assert secured == {("/api/targets/{cloud}/{region}/{schema}/ack", "post"), ("/api/expect", "post")}
+    since = next(p for p in document["paths"]["/api/changes"]["get"]["parameters"] if p["name"] == "since")
+    assert [branch.get("format") or branch.get("pattern") for branch in since["schema"]["anyOf"]] == [
+        "^[0-9]{1,12}(\\.[0-9]{1,6})?(ms|s|m|h|d)?$",
+        "date-time",
+    ]
+    assert "a duration ago (24h, 7d) or an ISO 8601 date-time" in since["description"]
+    expect = document["components"]["schemas"]["ExpectRequest"]["properties"]
+    assert expect["cloud"]["enum"] == ["sim", "up"] and expect["schema"]["enum"] == ["image", "images", "member",
+                                                                                    "members"]  # fmt: skip
+    assert live.get("/api/changes", since="240000h")["changes"]  # a duration ago, as the document says
+
+
+def test_the_api_index_lists_every_route_of_the_document(live: Live) -> None:
+    index = live.get("/api/")
+    document = live.get("/api/openapi.json")
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    assert {(r["method"], r["path"]) for r in index["routes"]} == documented - {("GET", "/api/")}
+    assert index["openapi"] == "/api/openapi.json" and index["interactive_docs"] is None
+    families = {r["path"]: r["family"] for r in index["routes"]}
+    assert families["/api/targets/{cloud}/{region}/{schema}/drift"] == "target" and families["/api/expect"] == "expect"
+    assert all(r["summary"] for r in index["routes"])
+    assert live.http.get("/api", follow_redirects=True).json() == index
+
+
+def test_interactive_docs_are_not_served_and_the_path_says_why(live: Live) -> None:
+    page = live.http.get("/docs")
+    assert page.status_code == 404 and "CDN" in page.text and "/api/openapi.json" in page.text
+    assert "Content-Security-Policy" in error(live.http.get("/api/docs"), 404)
+
+
 # --- targets, snapshots, documents ------------------------------------------------------------------
 
 
@@ -237,7 +278,7 @@ def test_a_document_is_served_byte_for_byte_as_stored(live: Live) -> None:
     assert "min_disk" not in response.json()["properties"]["images"]["items"]["properties"]
     assert live.http.get(f"/api/documents/{sha.upper()}").content == response.content
     assert "no stored document" in error(live.http.get(f"/api/documents/{'0' * 64}"), 404)
-    assert "sha256: must match the pattern ^[0-9a-fA-F]{64}$" in error(live.http.get("/api/documents/abc"), 400)
+    assert error(live.http.get("/api/documents/abc"), 400) == "sha256 must be 64 hexadecimal characters (a sha256)"
 
 
 def test_labels_must_name_a_configured_target(live: Live) -> None:
@@ -422,9 +463,70 @@ INVALID_ACKS: list[Any] = [
 ]  # fmt: skip
 
 
-def test_invalid_acknowledgements_are_400(live: Live) -> None:
+PYDANTIC_WORDS = ("list[", "constrained", "Input should", "Field required", "JSON decode", "Value error", "literal[",
+                  "String should", "pattern")  # fmt: skip
+
+
+def test_invalid_acknowledgements_are_400_with_a_sentence(live: Live) -> None:
     for body in INVALID_ACKS:
-        error(ack(live, R1_IMAGES, body), 400)
+        message = error(ack(live, R1_IMAGES, body), 400)
+        assert not [word for word in PYDANTIC_WORDS if word in message], message
+
+
+SENTENCES = [
+    ({"fingerprints": ["abc"], "comment": "x"},
+     "fingerprints[0] must be 8 to 64 hexadecimal characters: a fingerprint from drift, or its start"),
+    ({"fingerprints": [], "comment": "x"}, "fingerprints must list at least 1 item(s)"),
+    ({"fingerprints": "abc", "comment": "x"}, "fingerprints must be a list"),
+    ({"approve": False, "comment": "x"}, "approve must be true"),
+    ({"approve": True}, "comment is required"),
+    ({"approve": True, "comment": "  "}, "comment must be text that is not blank and has no NUL character"),
+    ({"approve": True, "comment": "x", "by": "b" * 129}, "by must have at most 128 characters"),
+    ({"approve": True, "comment": "x", "extra": 1}, "extra is not a field of this request"),
+    ({"fingerprints": ["0" * 64], "comment": "x", "expires_in_seconds": 0}, "expires_in_seconds must be more than 0"),
+    ({"approve": True, "comment": "x", "expires_in_seconds": 60},
+     "an expiry applies to acknowledged fingerprints, not to approving a document"),
+    ([1, 2], "the request body must be a JSON object"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "sentence"), SENTENCES, ids=[s for _, s in SENTENCES])
+def test_a_refused_body_names_the_field_and_what_it_must_be(live: Live, body: Any, sentence: str) -> None:
+    assert error(ack(live, R1_IMAGES, body), 400) == sentence
+
+
+def test_a_body_that_is_not_json_says_so(live: Live) -> None:
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+    broken = live.http.post(target_path(R1_IMAGES, "ack"), content=b'{"approve": true,}', headers=headers)
+    assert error(broken, 400) == "the request body is not valid JSON: Expecting property name enclosed in double quotes"
+
+
+REFUSED_QUERIES = [
+    ("limit=0", "limit must be at least 1"), ("limit=x", "limit must be a whole number"),
+    ("before_id=0", "before_id must be at least 1"),
+    ("severity=loud", "severity must be one of: 'breaking', 'warning', 'info', 'cosmetic'"),
+    ("since=yesterday", "since must be a duration ago (24h, 7d) or an ISO 8601 date-time"),
+]  # fmt: skip
+
+
+def test_refused_queries_name_the_parameter(live: Live) -> None:
+    for query, sentence in REFUSED_QUERIES:
+        assert error(live.http.get(f"/api/changes?{query}"), 400).startswith(sentence), query
+    assert error(live.http.get(target_path(R1_IMAGES, "diff"), params={"format": "yaml"}), 400) == (
+        "format must be one of: 'json', 'jsonpatch', 'markdown', 'text'"
+    )
+
+
+def test_drift_lists_the_fingerprints_ack_takes_as_the_cli_does(live: Live) -> None:
+    body = live.get(target_path(R1_IMAGES, "drift"))
+    assert (body["cloud"], body["region"], body["schema"]) == ("sim", "r1", "images")
+    assert {(c["rule"], c["acknowledged"]) for c in body["changes"]} <= {
+        ("property-removed", False), ("enum-value-added", False), ("property-removed", True),
+        ("enum-value-added", True),
+    }  # fmt: skip
+    stored = {c["fingerprint"] for c in live.get("/api/changes", region="r1", schema="images")["changes"]}
+    assert {c["fingerprint"] for c in body["changes"]} == stored
+    assert live.get(target_path(R2_IMAGES, "drift"))["changes"] == []
 
 
 def test_acknowledging_needs_the_bearer_token_and_never_echoes_it(live: Live, caplog: Any) -> None:
