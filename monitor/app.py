@@ -27,10 +27,9 @@ from monitor.poll.service import PollService
 from monitor.read.model import ReadModel
 from monitor.signals.metrics import Metrics
 from monitor.signals.notify.dispatcher import Dispatcher, build_channels
-from monitor.store.database import Database, DatabaseUnavailableError
-from monitor.store.engine import SchemaOutdatedError
-from monitor.store.repository import StoreError
-from monitor.store.sqlite_lock import DatabaseInUseError, sqlite_lock_for
+from monitor.store.database import Database
+from monitor.store.records import DatabaseInUseError, DatabaseUnavailableError, SchemaOutdatedError, StoreError
+from monitor.store.sqlite_lock import sqlite_lock_for
 from monitor.targets.retarget import Retargeter
 from monitor.targets.topology import Topology
 from monitor.web.api import ApiContext
@@ -85,7 +84,7 @@ def build(config: Config) -> Components:
     auth = AuthManager(metrics)
     topology = Topology(config, auth, metrics)
     specs = topology.specs()
-    intelligence = Intelligence(specs, config, metrics, database.intelligence)
+    intelligence = Intelligence(specs, config, metrics, database.drift)
     service = PollService(
         database.repository,
         fetcher,
@@ -258,7 +257,7 @@ def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> ApiContext 
     context = ApiContext(
         config=parts.config,
         read=ReadModel(parts.config, parts.database),
-        intelligence=parts.database.intelligence,
+        intelligence=parts.database.drift,
         on_change=refresh_soon(parts.service, loop),
     )
     context.set_targets(parts.specs)

@@ -29,8 +29,7 @@ from monitor.read.matrix import comparison_json, matrix_markdown, matrix_text
 from monitor.read.model import Conflict, ReadModel, SurfaceView, parse_since
 from monitor.read.reports import change_line, paint, short_json
 from monitor.store.database import Database
-from monitor.store.intelligence import Window
-from monitor.store.repository import ChangeRecord, HistoryFilter, StoreError
+from monitor.store.records import ChangeRecord, HistoryFilter, StoreError, Window
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CHANGED = 0, 1, 2, 3
 DEFAULT_CONFIG = "config.yaml"
@@ -367,7 +366,7 @@ def cmd_drift(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_ack(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
     database = _database(config)
-    read, store = ReadModel(config, database), database.intelligence
+    read, store = ReadModel(config, database), database.drift
     key = TargetKey(args.cloud, args.region, args.schema)
     tid = read.row(key).id
     now = datetime.now(UTC)
@@ -402,7 +401,7 @@ def cmd_expect(args: argparse.Namespace, out: TextIO) -> int:
     start = parse_since(args.start) if args.start else datetime.now(UTC)
     window = Window(args.cloud, args.schema, start, start + timedelta(seconds=parse_duration(args.duration)),
                     args.comment)  # fmt: skip
-    _database(config).intelligence.add_window(window, args.by, datetime.now(UTC))
+    _database(config).drift.add_window(window, args.by, datetime.now(UTC))
     scope = f"{args.cloud}/{args.schema}" if args.schema else f"{args.cloud} (all schemas)"
     out.write(f"changes to {scope} are expected from {window.starts_at:%Y-%m-%d %H:%M} to "
               f"{window.ends_at:%Y-%m-%d %H:%M} UTC\n")  # fmt: skip
@@ -411,7 +410,7 @@ def cmd_expect(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_export_git(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.signals.gitexport import ExportError, ExportRefusedError, export_git
-    from monitor.store.export import ExportScope
+    from monitor.store.records import ExportScope
 
     scope = ExportScope(args.cloud, args.region, args.schema)
     store = _database(_load(args)).export
@@ -431,8 +430,9 @@ def cmd_export_git(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.app import StartupError
-    from monitor.store.database import DatabaseUnavailableError, upgrade_database
+    from monitor.store.database import upgrade_database
     from monitor.store.engine import safe_url
+    from monitor.store.records import DatabaseUnavailableError
 
     url = _load(args).database.url.get_secret_value()
     try:

@@ -46,17 +46,17 @@ from monitor.judge.kinds import fold_headers, get_kind, version_entries
 from monitor.poll.fetch import Fetched, Fetcher, FetchError
 from monitor.poll.lastseen import LastSeen
 from monitor.signals.metrics import Metrics
-from monitor.store.coordination import FencedError
-from monitor.store.repository import (
+from monitor.store.records import (
     Fence,
+    FencedError,
     FirstSnapshot,
     FirstsRecorded,
-    Repository,
     SnapshotConflictError,
     StoredDocument,
     StoreError,
     TargetState,
 )
+from monitor.store.repository import Repository
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

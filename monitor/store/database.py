@@ -1,10 +1,11 @@
 """One database and the stores over it: what the rest of the monitor sees of SQLAlchemy.
 
 ``Database.open(url)`` returns a database whose schema is current (SQLite is migrated on the spot;
-PostgreSQL must already be at the current revision) or raises :class:`DatabaseUnavailableError`
-(unreachable, unreadable) or :class:`~monitor.store.engine.SchemaOutdatedError` (behind). The engine stays
-inside this package: callers get the repositories (``repository``, ``intelligence``, ``outbox``) and
-``dispose()`` it when done.
+PostgreSQL must already be at the current revision) or raises
+:class:`~monitor.store.records.DatabaseUnavailableError` (unreachable, unreadable) or
+:class:`~monitor.store.records.SchemaOutdatedError` (behind). The engine stays inside this package: callers
+get the stores (``repository``, ``drift``, ``outbox``, ``export``, ``coordination``) and ``dispose()`` it
+when done. What the stores take and return is in :mod:`monitor.store.records`.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.store.coordination import CoordinationStore
+from monitor.store.drift import DriftStore
 from monitor.store.engine import current_revision, ensure_schema, head_revision, make_engine, safe_url, upgrade
 from monitor.store.export import ExportStore
-from monitor.store.intelligence import IntelligenceStore
 from monitor.store.outbox import OutboxStore
+from monitor.store.records import DatabaseUnavailableError
 from monitor.store.repository import Repository
-
-
-class DatabaseUnavailableError(Exception):
-    """The database cannot be opened or migrated; the message names it (password masked) and the cause."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +53,8 @@ class Database:
         return Repository(self.engine)
 
     @property
-    def intelligence(self) -> IntelligenceStore:
-        return IntelligenceStore(self.engine)
+    def drift(self) -> DriftStore:
+        return DriftStore(self.engine)
 
     @property
     def outbox(self) -> OutboxStore:

@@ -35,8 +35,8 @@ from monitor.domain import Severity, TargetKey, TargetSpec, change_json, utcnow
 from monitor.read.matrix import comparison_json
 from monitor.read.model import ReadModel, TargetView
 from monitor.read.reports import render
-from monitor.store.intelligence import IntelligenceStore
-from monitor.store.repository import HistoryFilter
+from monitor.store.drift import DriftStore
+from monitor.store.records import HistoryFilter
 from monitor.web import models
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class ApiContext:
 
     config: Config
     read: ReadModel
-    intelligence: IntelligenceStore
+    intelligence: DriftStore
     on_change: Callable[[], None] = field(default=lambda: None)
     labels: dict[str, list[str]] = field(default_factory=dict)  # the configured label values, for validation
 

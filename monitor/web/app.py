@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 from monitor import __version__
 from monitor.read.model import Conflict, NotFound
 from monitor.signals.metrics import CONTENT_TYPE, Metrics
-from monitor.store.repository import StoreError
+from monitor.store.records import StoreError
 from monitor.web.api import ApiContext, router
 from monitor.web.ui import error_page, is_ui_path, mount_ui
 

@@ -21,7 +21,7 @@ from monitor.domain import ABSENT, Change, Severity, TargetKey
 from monitor.judge.regions import MAJORITY, RegionComparison, Variant
 from monitor.read.model import DriftItem, RegionView, TargetView
 from monitor.read.reports import Comparison, short_json
-from monitor.store.repository import ChangeRecord, SnapshotRecord, TransitionRecord
+from monitor.store.records import ChangeRecord, SnapshotRecord, TransitionRecord
 from monitor.web.jsonview import Pane, anchor_id, link_side, pane
 
 VALUE_WIDTH: Final = 80

@@ -41,7 +41,7 @@ from monitor.domain import ABSENT, TargetKey, utcnow
 from monitor.read.matrix import SHORT_SHA
 from monitor.read.model import Conflict, NotFound, pick_snapshots
 from monitor.read.reports import ABSENT_MARK
-from monitor.store.repository import HistoryFilter
+from monitor.store.records import HistoryFilter
 from monitor.web import models, pages
 from monitor.web.api import ApiContext, ApiError
 
