@@ -463,10 +463,20 @@ def cmd_config_check(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"  {cloud.name}: API surface of services {listed} (from the catalog)\n")
         if cloud.auth.type not in ("none", "token"):
             out.write(f"  {cloud.name}: auth {cloud.auth.type}\n")
+    _warn_unwritable_database(config, out)
     if undiscovered:
         out.write(f"  discovery failed for {', '.join(undiscovered)} (see the log)\n")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _warn_unwritable_database(config: Config, out: TextIO) -> None:
+    """A SQLite database this user cannot write is worth a warning (the config is valid; the host is not ready)."""
+    from monitor.store.sqlite_path import not_writable
+
+    problem = not_writable(config.database.url.get_secret_value())
+    if problem is not None:
+        out.write(f"  warning: {problem}\n")
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:

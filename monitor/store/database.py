@@ -22,6 +22,7 @@ from monitor.store.export import ExportStore
 from monitor.store.outbox import OutboxStore
 from monitor.store.records import DatabaseUnavailableError
 from monitor.store.repository import Repository
+from monitor.store.sqlite_path import not_writable
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,10 @@ class Database:
     def open(cls, url: str) -> Database:
         """Connect and check (or, on SQLite, apply) the schema revision.
 
-        Raises SchemaOutdatedError when a PostgreSQL database is behind, DatabaseUnavailableError otherwise.
+        Raises SchemaOutdatedError when a PostgreSQL database is behind, DatabaseUnavailableError otherwise
+        (for a SQLite file in a directory this process cannot write, a sentence naming the directory).
         """
+        _check_writable(url)
         engine = make_engine(url)
         try:
             ensure_schema(engine, url)
@@ -80,6 +83,7 @@ class Database:
 
 def upgrade_database(url: str) -> tuple[str | None, str]:
     """Apply every pending migration; returns (revision before, revision now). Raises DatabaseUnavailableError."""
+    _check_writable(url)
     engine = make_engine(url)
     try:
         before = current_revision(engine)
@@ -89,6 +93,14 @@ def upgrade_database(url: str) -> tuple[str | None, str]:
     finally:
         engine.dispose()
     return before, head_revision()
+
+
+def _check_writable(url: str) -> None:
+    """Raises DatabaseUnavailableError when ``url`` is a SQLite file this process cannot write (SQLite itself
+    would only say "unable to open database file")."""
+    problem = not_writable(url)
+    if problem is not None:
+        raise DatabaseUnavailableError(problem)
 
 
 def _cause(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 
 from monitor.app import Components, build
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey, TargetSpec
-from monitor.poll import service as service_module
+from monitor.poll import digest as digest_module
 from monitor.poll.fetch import Fetched
 from monitor.read.model import ReadModel
 from monitor.store.repository import Repository
@@ -79,13 +79,13 @@ def every_row(parts: Components) -> dict[str, int]:
 def count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """From now on, the body of every document the service parses (normalises and hashes) is appended."""
     parsed: list[bytes] = []
-    real_digest = service_module._digest
+    real_digest = digest_module.digest
 
     def counting_digest(raw: bytes, fetched: Fetched, spec: TargetSpec) -> Any:
         parsed.append(fetched.body)
         return real_digest(raw, fetched, spec)
 
-    monkeypatch.setattr(service_module, "_digest", counting_digest)
+    monkeypatch.setattr(digest_module, "digest", counting_digest)
     return parsed
 
 

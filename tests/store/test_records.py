@@ -53,8 +53,8 @@ def test_store_errors_are_defined_once_in_the_records() -> None:
     from monitor.store import base, coordination, database, engine, repository, sqlite_lock
 
     for module in (base, coordination, database, engine, repository, sqlite_lock):
-        own = [name for name, obj in vars(module).items()
-               if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == module.__name__]  # fmt: skip
+        classes = [obj for obj in vars(module).values() if isinstance(obj, type)]
+        own = [cls.__name__ for cls in classes if issubclass(cls, Exception) and cls.__module__ == module.__name__]
         assert own == [], f"{module.__name__} defines {own}"
     assert issubclass(records.FencedError, records.StoreError)
     assert issubclass(records.SnapshotConflictError, records.StoreError)
