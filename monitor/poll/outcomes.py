@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _Failing:
-    """A target failing since ``since`` for ``reason``, ``polls`` failed polls so far."""
+    """A target failing since ``since`` (its last reason: ``reason``), ``polls`` failed polls so far."""
 
     reason: FailureReason | None
     since: datetime
@@ -67,16 +67,16 @@ class PollLog:
         key = result.target
         before = self._failing.get(key)
         self._failing_at_start.discard(key)
-        if before is not None and before.reason == result.reason:
-            before.polls += 1
+        if before is None:
+            self._failing[key] = _Failing(result.reason, result.started_at)
+            log.warning("%s: poll failed (%s): %s", key, result.reason, result.error, extra=labels)
+            return
+        before.polls += 1
+        if before.reason == result.reason:
             log.debug("%s: poll failed again (%s): %s", key, result.reason, result.error, extra=labels)
             return
-        self._failing[key] = _Failing(result.reason, result.started_at)
-        if before is None:
-            log.warning("%s: poll failed (%s): %s", key, result.reason, result.error, extra=labels)
-        else:
-            log.warning("%s: poll failed (%s, was %s since %s): %s", key, result.reason, before.reason,
-                        _when(before.since), result.error, extra=labels)  # fmt: skip
+        log.warning("%s: poll failed (%s, was %s): %s", key, result.reason, before.reason, result.error, extra=labels)
+        before.reason = result.reason
 
     def _succeeded(self, result: PollResult, labels: dict[str, str]) -> None:
         key = result.target
