@@ -39,6 +39,8 @@ def not_writable(url: str) -> str | None:
         return None
     directory = path.parent
     existing = _nearest_existing(directory)
+    if not existing.is_dir():
+        return f"database directory {directory} cannot be made: {existing} is a file; set database.url to another place"
     if existing != directory:  # created at the first start, if its nearest existing parent allows
         if _writable(existing):
             return None
@@ -61,7 +63,7 @@ def _nearest_existing(directory: Path) -> Path:
 
 def _writable(directory: Path) -> bool:
     """Whether this process may create files in ``directory`` (``access(2)`` also says no on a read-only mount)."""
-    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK, effective_ids=_effective())
+    return os.access(directory, os.W_OK | os.X_OK, effective_ids=_effective())
 
 
 def _effective() -> bool:
