@@ -14,9 +14,10 @@ from typing import Any, TextIO
 
 import yaml
 
-from monitor.app import run_daemon
+from monitor.app import StartupError, run_daemon
 from monitor.config import parse_config
 from monitor.demo.server import RegionServer
+from monitor.store.sqlite_path import not_writable
 
 DEMO_REGIONS = ("cn-north-4", "cn-east-3", "ap-southeast-1")
 DEMO_TOKEN = "demo-token-not-a-secret"  # the region server's own token; real tokens come from ${ENV} or files
@@ -75,7 +76,13 @@ def _reset_demo_database() -> None:
 
 
 def run_demo(*, listen: str, database: str, interval: float, change_after: float, duration: float, out: TextIO) -> int:
-    """Run the demo until Ctrl-C (or ``duration`` seconds when > 0); returns the exit code."""
+    """Run the demo until Ctrl-C (or ``duration`` seconds when > 0); returns the exit code.
+
+    Raises StartupError when ``database`` is a SQLite file in a directory this process cannot write.
+    """
+    problem = not_writable(database)
+    if problem is not None:  # before the demo writes its config beside it
+        raise StartupError(problem)
     if database == DEMO_DATABASE:
         _reset_demo_database()
     with RegionServer(DEMO_REGIONS, token=DEMO_TOKEN) as regions:

@@ -96,12 +96,12 @@ def world(tmp_path: Path) -> Iterator[Path]:
         shutil.rmtree(root)
 
 
-def on_readonly(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def on_readonly(directory: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``python -m monitor ARGS`` in a private mount namespace where ``directory`` is mounted read-only."""
     return subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", _READONLY + ' && shift && exec "$@"', "sh",
          str(directory), sys.executable, "-m", "monitor", *args],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, timeout=60, check=False, cwd=cwd,
     )  # fmt: skip
 
 
@@ -120,14 +120,16 @@ COMMANDS = [
 def test_every_command_that_opens_the_database_names_the_read_only_directory(world: Path, tmp_path: Path) -> None:
     said = f"database directory {world}/db is not writable (a read-only file system): SQLite keeps x.db-wal"
     config = ("--config", str(world / "c.yaml"))
-    export = ["export", "git", str(tmp_path / "git")]
-    for command in [*COMMANDS, export]:
-        result = on_readonly(world / "db", *command, *config)
+    export = ["export", "git", str(tmp_path / "git"), *config]
+    demo = ["demo", "--database", f"sqlite:///{world}/db/x.db", "--listen", f"127.0.0.1:{free_port()}",
+            "--duration", "1s"]  # fmt: skip
+    for command in [*([*c, *config] for c in COMMANDS), export, demo]:
+        result = on_readonly(world / "db", *command, cwd=tmp_path)
         assert result.returncode == 1, (command, result.stdout, result.stderr)
         assert said in result.stderr, (command, result.stderr)
         assert "Traceback" not in result.stderr and "Errno" not in result.stderr, (command, result.stderr)
 
-    checked = on_readonly(world / "db", "config", "check", *config)
+    checked = on_readonly(world / "db", "config", "check", *config, cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert f"  warning: {said}" in checked.stdout
     assert "warning" not in cli("config", "check", *config).stdout  # writable again outside the namespace
