@@ -165,7 +165,7 @@ async def v_fetcher(stack: AsyncExitStack, c: int) -> Fetch:
 
     config = parse_config(fleet_config(FLEET["base_url"], "sqlite://", regions_for(len(FLEET["urls"])), c), "x")
     specs = {s.url: s for s in config.targets()}
-    fetcher = Fetcher(max_connections=c)
+    fetcher = Fetcher()  # the bench bounds the fetches in flight to c
     stack.push_async_callback(fetcher.aclose)
 
     async def fetch(url: str) -> bool:

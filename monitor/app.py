@@ -27,10 +27,10 @@ from monitor.poll.service import PollService
 from monitor.read.model import ReadModel
 from monitor.signals.metrics import Metrics
 from monitor.signals.notify.dispatcher import Dispatcher, build_channels
-from monitor.store.database import Database, DatabaseUnavailableError
-from monitor.store.engine import SchemaOutdatedError
-from monitor.store.repository import StoreError
-from monitor.store.sqlite_lock import DatabaseInUseError, sqlite_lock_for
+from monitor.store.database import Database
+from monitor.store.records import DatabaseInUseError, DatabaseUnavailableError, SchemaOutdatedError, StoreError
+from monitor.store.sqlite_lock import sqlite_lock_for
+from monitor.store.sqlite_path import not_writable
 from monitor.targets.retarget import Retargeter
 from monitor.targets.topology import Topology
 from monitor.web.api import ApiContext
@@ -82,11 +82,11 @@ def build(config: Config) -> Components:
     """Open the database and build the pipeline; raises StartupError."""
     database = open_database(config)
     metrics = Metrics(version=__version__)
-    fetcher = Fetcher(max_connections=config.polling.max_concurrency)
+    fetcher = Fetcher()
     auth = AuthManager(metrics)
     topology = Topology(config, auth, metrics)
     specs = topology.specs()
-    intelligence = Intelligence(specs, config, metrics, database.intelligence)
+    intelligence = Intelligence(specs, config, metrics, database.drift)
     service = PollService(
         database.repository,
         fetcher,
@@ -222,10 +222,14 @@ async def _serve(config: Config, stop: asyncio.Event, guard: Guard | None) -> in
 @contextlib.contextmanager
 def _exclusive(config: Config) -> Iterator[None]:
     """Hold the SQLite file's lock while serving; raises StartupError naming the process that has it."""
-    lock = sqlite_lock_for(config.database.url.get_secret_value())
+    url = config.database.url.get_secret_value()
+    lock = sqlite_lock_for(url)
     if lock is None:
         yield
         return
+    problem = not_writable(url)  # before the lock file, whose error would only be "[Errno 30] Read-only …"
+    if problem is not None:
+        raise StartupError(problem)
     try:
         lock.acquire()
     except (DatabaseInUseError, OSError) as exc:
@@ -275,7 +279,7 @@ def build_api(parts: Components, loop: asyncio.AbstractEventLoop) -> ApiContext 
     context = ApiContext(
         config=parts.config,
         read=ReadModel(parts.config, parts.database),
-        intelligence=parts.database.intelligence,
+        intelligence=parts.database.drift,
         on_change=refresh_soon(parts.service, loop),
     )
     context.set_targets(parts.specs)

@@ -302,7 +302,7 @@ def _commands(config: Config) -> Commands:
     from monitor.app import open_database
 
     database = open_database(config)
-    return Commands(config, ReadModel(config, database), database.intelligence)
+    return Commands(config, ReadModel(config, database), database.drift)
 
 
 def _check_labels(config: Config, read: ReadModel, **given: str | None) -> None:
@@ -573,11 +573,21 @@ def cmd_config_check(args: argparse.Namespace, out: TextIO) -> int:
         from monitor.app import discovered_targets
 
         specs, undiscovered = asyncio.run(discovered_targets(config))
+    warnings = _warnings(config)
     if args.json:
-        _dump(_config_json(args.config, config, specs, undiscovered), out)
+        _dump({**_config_json(args.config, config, specs, undiscovered), "warnings": warnings}, out)
     else:
         out.write(_config_text(args.config, config, specs, undiscovered))
+        out.writelines(f"  warning: {warning}\n" for warning in warnings)
     return EXIT_FAILED if undiscovered else EXIT_OK
+
+
+def _warnings(config: Config) -> list[str]:
+    """What makes a valid config fail on this host: a SQLite database this user cannot write."""
+    from monitor.store.admin import not_writable
+
+    problem = not_writable(config.database.url.get_secret_value())
+    return [problem] if problem is not None else []
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -650,7 +660,8 @@ def _config_text(path: str, config: Config, specs: Sequence[TargetSpec], undisco
 
 def _config_json(path: str, config: Config, specs: Sequence[TargetSpec], undiscovered: Sequence[str]) -> Any:
     """``{"config", "clouds": [{"name", "regions", "discovery", "services", "auth"}], "targets": [{"cloud", "region",
-    "schema", "url", "interval_seconds"}], "discovery_failed": [cloud, ...]}`` — never a credential."""
+    "schema", "url", "interval_seconds"}], "discovery_failed": [cloud, ...]}`` (``config check`` adds
+    ``"warnings"``) — never a credential."""
     clouds = [
         {"name": c.name, "regions": c.regions, "discovery": None if c.static else c.discovery.source,
          "services": c.services, "auth": c.auth.type}

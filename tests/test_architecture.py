@@ -44,6 +44,7 @@ BITES: list[tuple[str, str, str]] = [
     ("os-service-types-in-discovery", "config/catalog.py", "import os_service_types"),
     ("bcrypt-in-guard", "web/api.py", "import bcrypt"),
     ("auth-takes-plain-settings", "auth/manager.py", "import monitor.config.models"),
+    ("store-records-plain", "store/records.py", "import sqlalchemy"),
     ("auth-takes-plain-settings", "targets/discovery.py", "import pydantic"),
 ]
 

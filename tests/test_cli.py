@@ -83,7 +83,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for key in (MEMBER, IMAGE):
             simulator.set_document(key.region, key.schema, add_property(simulator.document(key.region, key.schema)))
         poll({IMAGES, MEMBER, IMAGE})
-        context = ApiContext(config, ReadModel(config, parts.database), parts.database.intelligence)
+        context = ApiContext(config, ReadModel(config, parts.database), parts.database.drift)
         context.set_targets(parts.specs)
         server = WebServer(create_app(parts.metrics, lambda: {"scheduler": True}, context), "127.0.0.1", 0)
         server.start()
@@ -214,7 +214,7 @@ def test_expect_is_a_cli_command_and_an_api_route_with_the_same_answer(world: Wo
     )
     code, text = world.cli("expect", "--cloud", "sim", "--for", "1h", "--comment", "CHG-2")
     assert code == 0 and text.startswith("changes to sim (all schemas) are expected from ")
-    windows = world.parts.database.intelligence.windows(utcnow())
+    windows = world.parts.database.drift.windows(utcnow())
     assert {(w.schema, w.comment) for w in windows} >= {("images", "CHG-1"), (None, "CHG-2")}
 
 

@@ -16,10 +16,11 @@ from typing import Any, TextIO
 
 import yaml
 
-from monitor.app import run_daemon
+from monitor.app import StartupError, run_daemon
 from monitor.config import parse_config
 from monitor.config.webconfig import load_web_config
 from monitor.demo.server import RegionServer
+from monitor.store.sqlite_path import not_writable
 
 DEMO_REGIONS = ("cn-north-4", "cn-east-3", "ap-southeast-1")
 DEMO_TOKEN = "demo-token-not-a-secret"  # the region server's own token; real tokens come from ${ENV} or files
@@ -83,8 +84,12 @@ def run_demo(
 ) -> int:  # fmt: skip
     """Run the demo until Ctrl-C (or ``duration`` seconds when > 0); returns the exit code.
 
-    ``web_config_file`` guards the port as ``run --web.config.file`` does; a bad one raises ConfigError.
+    ``web_config_file`` guards the port as ``run --web.config.file`` does; a bad one raises ConfigError. Raises
+    StartupError when ``database`` is a SQLite file in a directory this process cannot write.
     """
+    problem = not_writable(database)
+    if problem is not None:  # before the demo writes its config beside it
+        raise StartupError(problem)
     scheme = "http"
     if web_config_file is not None:
         scheme = "https" if load_web_config(web_config_file).tls else "http"  # a bad file: refused before start

@@ -32,8 +32,8 @@ from monitor.domain import Change, IgnoreRules, TargetKey, TargetSpec, fingerpri
 from monitor.judge.kinds import get_kind
 from monitor.judge.regions import MAJORITY, compare_regions
 from monitor.signals.metrics import Metrics
-from monitor.store.intelligence import Baseline, IntelligenceStore, RolloutRecord, Window
-from monitor.store.repository import ExpectedAck
+from monitor.store.drift import DriftStore
+from monitor.store.records import Baseline, ExpectedAck, RolloutRecord, Window
 
 log = logging.getLogger(__name__)
 Group = tuple[str, str]  # (cloud, schema)
@@ -101,7 +101,7 @@ class Fleet:
             if TargetKey(cloud, region, schema) in self._current
         }
 
-    def observe(self, key: TargetKey, sha: str, at: datetime, store: IntelligenceStore | None, expected: bool) -> None:
+    def observe(self, key: TargetKey, sha: str, at: datetime, store: DriftStore | None, expected: bool) -> None:
         """A successful poll of ``key`` served ``sha``: update deviation and rollout state.
 
         Costs O(1) in the number of regions unless the document moved (then the rollout logic looks at every
@@ -133,7 +133,7 @@ class Fleet:
                 del serving[previous]
         serving.setdefault(sha, set()).add(key.region)
 
-    def settle(self, store: IntelligenceStore, at: datetime) -> None:
+    def settle(self, store: DriftStore, at: datetime) -> None:
         """Finish open rollouts whose regions already agree (e.g. a finish lost to a database error or a
         crash between a snapshot and its rollout update)."""
         for group, rollout in list(self._rollouts.items()):
@@ -142,7 +142,7 @@ class Fleet:
                 self._finish(group, rollout, shas, at, store)
             self._export(group)
 
-    def _advance_rollout(self, group: Group, before: dict[str, str], at: datetime, store: IntelligenceStore,
+    def _advance_rollout(self, group: Group, before: dict[str, str], at: datetime, store: DriftStore,
                          expected: bool) -> None:  # fmt: skip
         after = self.current(*group)
         rollout = self._rollouts.get(group)
@@ -161,13 +161,13 @@ class Fleet:
             newest = next(s for s in shas if s not in (rollout.from_sha, rollout.to_sha))
             self._start(group, rollout.to_sha, newest, at, store, expected)
 
-    def _start(self, group: Group, old: str | None, new: str, at: datetime, store: IntelligenceStore,
+    def _start(self, group: Group, old: str | None, new: str, at: datetime, store: DriftStore,
                expected: bool) -> None:  # fmt: skip
         record = store.start_rollout(group[0], group[1], old, new, at, expected)  # or the one already open
         self._rollouts[group] = _Rollout(record.id, record.from_sha256, record.to_sha256, record.started_at)
         log.info("rollout started in %s/%s: %s → %s", group[0], group[1], (old or "")[:12], new[:12])
 
-    def _finish(self, group: Group, rollout: _Rollout, shas: set[str], at: datetime, store: IntelligenceStore) -> None:
+    def _finish(self, group: Group, rollout: _Rollout, shas: set[str], at: datetime, store: DriftStore) -> None:
         outcome = "converged" if shas == {rollout.to_sha} else "reverted"
         recorded = store.finish_rollout(rollout.id, at, outcome)  # False: another replica finished it
         del self._rollouts[group]
@@ -324,7 +324,7 @@ class Intelligence:
     All methods are blocking (database) and run on the service's store thread; ``StoreError`` propagates.
     """
 
-    def __init__(self, specs: Sequence[TargetSpec], config: Any, metrics: Metrics, store: IntelligenceStore) -> None:
+    def __init__(self, specs: Sequence[TargetSpec], config: Any, metrics: Metrics, store: DriftStore) -> None:
         self.store = store
         self._config = config
         self._metrics = metrics

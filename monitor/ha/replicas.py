@@ -35,7 +35,8 @@ from monitor.domain import TargetKey, TargetSpec
 from monitor.ha.ownership import assign
 from monitor.signals.metrics import Metrics
 from monitor.store.coordination import CoordinationStore
-from monitor.store.repository import Repository, StoreError
+from monitor.store.records import StoreError
+from monitor.store.repository import Repository
 from monitor.targets.retarget import Retargeter
 
 log = logging.getLogger(__name__)

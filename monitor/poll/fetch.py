@@ -115,12 +115,12 @@ class _Clients:
 
 
 class Fetcher:
-    """Fetches for every target, at most ``max_connections`` connections open (:class:`_Clients`, one set per
-    TLS setting); close with ``aclose``."""
+    """Fetches for every target, one connection per fetch in flight (:class:`_Clients`, one set per TLS
+    setting); close with ``aclose``. How many fetches are in flight at once is the caller's limit
+    (``polling.max_concurrency``, held by :class:`~monitor.poll.service.PollService`)."""
 
-    def __init__(self, max_connections: int = 100) -> None:
+    def __init__(self) -> None:
         self._limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self._slots = asyncio.Semaphore(max_connections)
         self._clients: dict[TlsSettings, _Clients] = {}
 
     def _clients_for(self, tls: TlsSettings) -> _Clients:
@@ -195,7 +195,7 @@ class Fetcher:
     async def _follow(self, spec: TargetSpec, signer: RequestSigner | None) -> Fetched:
         clients = self._clients_for(spec.tls)
         url = httpx.URL(spec.url)
-        async with self._slots, clients.borrow(f"{url.scheme}://{url.netloc.decode('ascii')}") as client:
+        async with clients.borrow(f"{url.scheme}://{url.netloc.decode('ascii')}") as client:
             return await _follow_with(client, url, spec, signer)
 
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 
-from monitor.store.repository import Seen
+from monitor.store.records import Seen
 
 
 class LastSeen:

@@ -1,8 +1,10 @@
 """APScheduler 3.x wiring: one interval job per target, plus housekeeping. Nothing else lives here.
 
 Each job has ``max_instances=1`` (two polls of one target never overlap), ``coalesce=True`` (a backlog
-collapses into one run) and an explicit ``misfire_grace_time``. APScheduler only logs job exceptions, so
-the job boundary catches them itself and counts them as ``internal`` poll failures.
+collapses into one run) and an explicit ``misfire_grace_time``. Every job runs through one boundary
+(:meth:`PollScheduler._job`): APScheduler only logs job exceptions, so the boundary catches them itself (and
+counts a poll's as an ``internal`` poll failure); at a stop, running jobs get the grace period and those
+cancelled after it end quietly, with one INFO line for all of them (:meth:`PollScheduler.shutdown`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -23,9 +27,22 @@ log = logging.getLogger(__name__)
 
 LastPoll = Callable[[TargetKey], datetime | None]
 """When a target was last polled (None: never)."""
+Work = Callable[[], Awaitable[object]]
+"""What a job does (a coroutine function without arguments)."""
 
 PRUNE_INTERVAL_S = 3600.0
 FLUSH_INTERVAL_S = 5.0  # how often the batched times of unchanged polls are written
+
+
+class _QuietSkips(logging.LoggerAdapter[logging.Logger]):
+    """APScheduler's logger, with one warning made DEBUG: a run skipped because the job's previous run still goes
+    on. For a poll slower than its interval that is ``max_instances=1`` doing its job at every interval, and the
+    slow poll's own outcome is logged once (:mod:`monitor.poll.outcomes`)."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if level == logging.WARNING and "skipped: maximum number of running instances" in str(msg):
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
 
 
 class PollScheduler:
@@ -48,56 +65,36 @@ class PollScheduler:
         self._discovery = discovery
         self._coordination = coordination
         self._leader = leader  # housekeeping (pruning) runs on the leader only
-        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        quiet = _QuietSkips(logging.getLogger("apscheduler.scheduler"))
+        self._scheduler = AsyncIOScheduler(timezone="UTC", logger=quiet)
+        self._running: dict[asyncio.Task[Any], str] = {}  # every job running now: what it is
+        self._stopping = False
 
     def start(self) -> None:
         """Add the jobs and start; the first poll of each target is spread over its jitter."""
         now = utcnow()
         for spec in self._specs.values():
             self._add_poll(spec, now)
-        self._scheduler.add_job(
-            self._prune_job,
-            IntervalTrigger(seconds=PRUNE_INTERVAL_S),
-            id="prune",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=int(PRUNE_INTERVAL_S),
-            next_run_time=now + timedelta(seconds=60),
-        )
-        self._scheduler.add_job(
-            self._flush_job,
-            IntervalTrigger(seconds=FLUSH_INTERVAL_S),
-            id="flush",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=int(FLUSH_INTERVAL_S),
-        )
-        self._scheduler.add_job(
-            self._refresh_job,
-            IntervalTrigger(seconds=self._refresh_interval),
-            id="refresh",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=max(1, int(self._refresh_interval)),
-        )
+        self._add_job("prune", PRUNE_INTERVAL_S, self._prune, "pruning poll transitions", now + timedelta(seconds=60))
+        self._add_job("flush", FLUSH_INTERVAL_S, self._service.flush, "writing the times of the last polls")
+        self._add_job("refresh", self._refresh_interval, self._service.refresh_intelligence, "refreshing drift state")
         if self._coordination is not None:
             every, coordinate = self._coordination
-            self._scheduler.add_job(
-                self._guarded, IntervalTrigger(seconds=every), args=[coordinate, "coordination"], id="coordination",
-                max_instances=1, coalesce=True, misfire_grace_time=max(1, int(every)),
-            )  # fmt: skip
+            self._add_job("coordination", every, coordinate, "coordination")
         if self._discovery is not None:
             interval, discover = self._discovery
-            self._scheduler.add_job(
-                self._discovery_job,
-                IntervalTrigger(seconds=interval),
-                args=[discover],
-                id="discovery",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(interval)),
-            )
+            self._add_job("discovery", interval, discover, "region discovery")
         self._scheduler.start()
+
+    def _add_job(
+        self, job_id: str, every: float, work: Work, what: str | None = None, first: datetime | None = None
+    ) -> None:
+        """A housekeeping job: ``work`` every ``every`` seconds, through the job boundary (:meth:`_job`)."""
+        self._scheduler.add_job(
+            self._job, IntervalTrigger(seconds=every), args=[what or job_id, work], id=job_id, name=job_id,
+            max_instances=1, coalesce=True, misfire_grace_time=max(1, int(every)),
+            **({"next_run_time": first} if first is not None else {}),
+        )  # fmt: skip
 
     @property
     def specs(self) -> list[TargetSpec]:
@@ -139,72 +136,82 @@ class PollScheduler:
             next_run_time=first or _first_run(now, spec),
         )
 
-    async def _discovery_job(self, discover: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await discover()
-        except Exception:
-            log.exception("region discovery raised")
-
-    async def _flush_job(self) -> None:
-        try:
-            await self._service.flush()
-        except Exception:
-            log.exception("writing the times of the last polls raised")
-
-    async def _refresh_job(self) -> None:
-        try:
-            await self._service.refresh_intelligence()
-        except Exception:
-            log.exception("refreshing drift state raised")
-
     @property
     def running(self) -> bool:
         return bool(self._scheduler.running)
 
+    # --- the job boundary ------------------------------------------------------------------------
+
+    async def _job(self, what: str, work: Work) -> None:
+        """Run one job: every job, poll or housekeeping, goes through here.
+
+        An exception is logged (APScheduler would only log it); a cancellation by :meth:`shutdown` ends the
+        job quietly (the shutdown logs it, once for all); a job that starts once the stop has begun does
+        nothing.
+        """
+        task = asyncio.current_task()
+        if self._stopping or task is None:
+            return
+        self._running[task] = what
+        try:
+            await work()
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+        except Exception:
+            log.exception("%s raised", what)
+        finally:
+            del self._running[task]
+
     async def _poll_job(self, spec: TargetSpec) -> None:
+        await self._job(f"poll {spec.key}", partial(self._poll, spec))
+
+    async def _poll(self, spec: TargetSpec) -> None:
+        """One poll; an exception (a bug) is counted as an ``internal`` poll failure."""
         try:
             await self._service.poll(spec)
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.exception("%s: poll job raised", spec.key)
             self._service.count_internal_error(spec.key)
 
-    async def _guarded(self, job: Callable[[], Awaitable[None]], what: str) -> None:
-        try:
-            await job()
-        except Exception:
-            log.exception("%s raised", what)
-
-    async def _prune_job(self) -> None:
+    async def _prune(self) -> None:
         if not self._leader():
             return
-        try:
-            removed = await self._service.prune(self._retention)
-        except Exception:
-            log.exception("pruning poll transitions raised")
-            return
+        removed = await self._service.prune(self._retention)
         if removed:
             log.info("pruned %d poll transition row(s) past retention", removed)
 
     async def shutdown(self, grace: float) -> None:
-        """Stop scheduling; let running polls finish within ``grace`` seconds, then cancel the rest.
+        """Stop scheduling; let running jobs finish within ``grace`` seconds, then cancel the rest.
 
-        The scheduler is paused first: its own ``shutdown`` would cancel running jobs at once.
+        Every job, poll or housekeeping, gets the grace. One still running after it is cancelled: its poll
+        lets a store step in progress land (see :mod:`monitor.poll.service`), its boundary ends it quietly,
+        and one INFO line names what was cancelled — a normal stop is no error. The scheduler is paused
+        first and shut down last, when no job runs any more: its own shutdown would cancel running jobs at
+        once, and APScheduler logs each one cancelled as an error with a traceback.
         """
+        self._stopping = True
         if self._scheduler.running:
             self._scheduler.pause()
-        pending = set(self._service.in_flight)
-        if pending:
-            log.info("waiting up to %.0fs for %d running poll(s)", grace, len(pending))
-            _done, still = await asyncio.wait(pending, timeout=grace)
-            for task in still:
-                task.cancel()
+        await asyncio.sleep(0)  # a job submitted just before the pause starts now, sees the stop and returns
+        running = dict(self._running)
+        if running:
+            log.info("waiting up to %gs for %d running job(s)", grace, len(running))
+            _done, still = await asyncio.wait(running, timeout=grace)
             if still:
+                for task in still:
+                    task.cancel()
                 await asyncio.wait(still, timeout=30)
-                log.warning("cancelled %d poll(s) still running after the grace period", len(still))
+                log.info("cancelled %d job(s) still running after the %gs grace period: %s", len(still), grace,
+                         _names(sorted(running[task] for task in still)))  # fmt: skip
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+
+def _names(names: Sequence[str], shown: int = 10) -> str:
+    """``names``, the first ``shown`` of them and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _first_run(now: datetime, spec: TargetSpec) -> datetime:

@@ -19,44 +19,52 @@ What a poll costs depends on what it finds:
   so first snapshots are written in batches — whatever arrives while the previous batch is being written
   goes into the next one, in one transaction (group commit: no waiting, no timer);
 * **a failure**: written only when the target's outcome changes (ok → failing, failing → ok, another reason),
-  so "when did it start failing, and why" stays in the database while a long outage writes one row.
+  so "when did it start failing, and why" stays in the database while a long outage writes one row; the log
+  tells the same changes (:mod:`monitor.poll.outcomes`), the metrics count every failure.
+
+At most ``max_concurrency`` fetches are in flight at once (``polling.max_concurrency``): this service holds
+the one limit, so a poll waiting for its turn has not started its deadline yet. The parts of a poll that are
+not about one target live beside it: :mod:`~monitor.poll.digest` (body → canonical document, and the digest
+cache), :mod:`~monitor.poll.firsts` (the first-snapshot batch writer), :mod:`~monitor.poll.lastseen` (the
+batched poll times) and :mod:`~monitor.poll.housekeeping` (flushing them, pruning, refreshing drift state).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from monitor.auth.credentials import AuthError
 from monitor.auth.manager import AuthManager
-from monitor.domain import FailureReason, PollResult, Severity, TargetKey, TargetSpec, in_thread, utcnow
+from monitor.domain import FailureReason, PollResult, TargetKey, TargetSpec, in_thread, utcnow
 from monitor.fleet.live import Intelligence
-from monitor.judge.canonical import DocumentError, canonical_json, count_properties, document_sha256
-from monitor.judge.kinds import fold_headers, get_kind, version_entries
-from monitor.poll.fetch import Fetched, Fetcher, FetchError
+from monitor.judge.kinds import get_kind, version_entries
+from monitor.poll.digest import DigestCache, Read, ReadFailed, raw_digest
+from monitor.poll.fetch import Fetcher, FetchError
+from monitor.poll.firsts import First, FirstsWriter
+from monitor.poll.housekeeping import Housekeeping
 from monitor.poll.lastseen import LastSeen
+from monitor.poll.outcomes import PollLog
 from monitor.signals.metrics import Metrics
-from monitor.store.coordination import FencedError
-from monitor.store.repository import (
+from monitor.store.records import (
     Fence,
+    FencedError,
     FirstSnapshot,
     FirstsRecorded,
-    Repository,
     SnapshotConflictError,
     StoredDocument,
     StoreError,
     TargetState,
 )
+from monitor.store.repository import Repository
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -64,8 +72,6 @@ T = TypeVar("T")
 
 Outcome = tuple[bool, FailureReason | None]
 """A poll's outcome as transitions are recorded: (succeeded, failure reason)."""
-FIRSTS_BATCH = 500
-"""First snapshots written per transaction at most."""
 
 
 @dataclass(slots=True)
@@ -85,86 +91,15 @@ class _Base:
     last_poll_at: datetime | None = None  # as restored (a handover continues the cadence from it)
 
 
-@dataclass(frozen=True, slots=True)
-class _Read:
-    """A fetched body that parsed and looks like a schema (``document`` None: the same bytes as the base's)."""
-
-    raw: bytes
-    sha256: str
-    document: dict[str, Any] | None = None  # canonical form
-    stored: StoredDocument | None = None
-
-
-@dataclass(slots=True)
-class _First:
-    """A first snapshot waiting for the batch writer, and the poll's future for its result."""
-
-    key: TargetKey
-    read: _Read
-    started: datetime
-    t0: float
-    done: asyncio.Future[PollResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
-class ReadFailed(Exception):
-    """A read of the target failed: nothing was fetched that could be compared. Carries the result's fields."""
-
-    def __init__(self, reason: FailureReason, message: str, status: int | None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.status = status
-
-
 class _Unconfirmed(Exception):
     """A different document was read, but a confirming read disagreed: nothing is recorded."""
 
 
-def _digest(raw: bytes, fetched: Fetched, spec: TargetSpec) -> _Read:
-    """Normalise (by the target's kind), validate, canonicalise and hash a body (pure; runs in a worker thread);
-    raises ReadFailed."""
-    try:
-        document = get_kind(spec.kind).normalise(fetched.body, fetched.headers, keep_hosts=spec.keep_hosts)
-    except DocumentError as exc:
-        raise ReadFailed(exc.reason, str(exc), fetched.status) from None
-    canonical = canonical_json(document)
-    stored = StoredDocument(document_sha256(canonical), canonical, len(fetched.body), count_properties(document))
-    return _Read(raw, stored.sha256, json.loads(canonical), stored)
-
-
-def _raw_digest(fetched: Fetched) -> bytes:
-    """What decides "the same bytes as last time": the body and the headers a kind may fold into the document."""
-    digest = hashlib.sha256(fetched.body)
-    for name, value in sorted(fold_headers(fetched.headers).items()):
-        digest.update(f"\0{name}:{value}".encode())
-    return digest.digest()
-
-
-_DigestKey = tuple[bytes, str, bool]  # the raw digest, the kind and keep_hosts: all that decides the canonical form
-
-
-class _Digests:
-    """The last ``size`` successful digests (least recently used dropped): identical bodies of many targets
-    are normalised once. The documents are shared, as after a restore, and never modified."""
-
-    def __init__(self, size: int = 64) -> None:
-        self._size = size
-        self._reads: OrderedDict[_DigestKey, _Read] = OrderedDict()
-
-    def get(self, key: _DigestKey) -> _Read | None:
-        read = self._reads.get(key)
-        if read is not None:
-            self._reads.move_to_end(key)
-        return read
-
-    def put(self, key: _DigestKey, read: _Read) -> None:
-        self._reads[key] = read
-        self._reads.move_to_end(key)
-        while len(self._reads) > self._size:
-            self._reads.popitem(last=False)
-
-
 class PollService:
-    """Polls targets; safe to call concurrently for different targets, serialised per target."""
+    """Polls targets; safe to call concurrently for different targets, serialised per target.
+
+    ``max_concurrency`` bounds the fetches in flight (waiting for an identity service takes no slot).
+    """
 
     def __init__(
         self,
@@ -188,10 +123,11 @@ class PollService:
         self._specs: dict[TargetKey, TargetSpec] = {}  # as last registered: URL, kind (it judges the changes)
         self._locks: dict[TargetKey, asyncio.Lock] = {}
         self._seen = LastSeen()
-        self._digests = _Digests()
-        self._firsts: list[_First] = []  # first snapshots waiting for the next batch
-        self._firsts_writer: asyncio.Task[None] | None = None
-        self.in_flight: set[asyncio.Task[Any]] = set()
+        self._log = PollLog()
+        self._digests = DigestCache(self._executor)
+        self._firsts = FirstsWriter(self._executor, self._record_firsts, self._finish)
+        self.housekeeping = Housekeeping(repository, metrics, self._executor, self._seen, self._flush_fence,
+                                         intelligence)  # fmt: skip
         self.replica: str | None = None  # with replicas: this one's name; every write is fenced by its leases
         self._epochs: dict[TargetKey, int] = {}
 
@@ -236,6 +172,7 @@ class PollService:
             raise
         self._metrics.db_result(True)
         self._metrics.remove_targets(removed)
+        self._log.forget(removed)
         still_polled = {(key.cloud, key.region) for key in wanted}
         for cloud, region in {(key.cloud, key.region) for key in removed} - still_polled:
             self.auth.forget(cloud, region)
@@ -268,6 +205,7 @@ class PollService:
             base.snapshot_id, base.sha256, base.document = state.snapshot_id, sha, parsed[sha]
             self._describe(key, parsed[sha], state.document)
         self._bases[key] = base
+        self._log.restore(key, failing=state.last_poll_ok is False)
         self._metrics.restore(
             key,
             last_poll_at=state.last_poll_at,
@@ -284,22 +222,19 @@ class PollService:
     def close(self) -> None:
         """Write the batched poll times, wait for running store work, then release the worker threads."""
         self.auth.close()
-        self._flush()
+        self.housekeeping.flush_now()
         self._executor.shutdown(wait=True)
 
     # --- the tick ----------------------------------------------------------------------------
 
     async def poll(self, spec: TargetSpec) -> PollResult:
-        """Poll one target once; never raises for a failed poll (the result says why)."""
-        task = asyncio.current_task()
-        if task is not None:
-            self.in_flight.add(task)
-        try:
-            async with self._locks[spec.key]:
-                return await self._poll(spec, utcnow(), time.monotonic())
-        finally:
-            if task is not None:
-                self.in_flight.discard(task)
+        """Poll one target once; never raises for a failed poll (the result says why).
+
+        Cancelled (a stop past its grace period), a store step already under way lands first — and is counted
+        and logged — then the cancellation goes on; nothing is half-written.
+        """
+        async with self._locks[spec.key]:
+            return await self._poll(spec, utcnow(), time.monotonic())
 
     async def _poll(self, spec: TargetSpec, started: datetime, t0: float) -> PollResult:
         base = self._bases[spec.key]
@@ -316,7 +251,7 @@ class PollService:
             unconfirmed = _result(spec.key, started, t0, ok=True, sha=base.sha256, unconfirmed=True)
             return await self._shielded(self._store_outcome, unconfirmed)
         if base.snapshot_id is None:
-            return await self._store_first(_First(spec.key, read, started, t0))
+            return await self._firsts.write(First(spec.key, read, started, t0))
         if read.sha256 != base.sha256:
             return await self._shielded(self._store_read, spec.key, read, started, t0)
         base.raw = read.raw
@@ -326,7 +261,7 @@ class PollService:
         self._seen.mark(base.target_id, started, ok=True, snapshot_id=base.snapshot_id)  # no row, no thread
         return self._finish(unchanged)
 
-    async def _read(self, spec: TargetSpec, base: _Base) -> _Read:
+    async def _read(self, spec: TargetSpec, base: _Base) -> Read:
         """Fetch and validate one document; the same bytes as the base's are not parsed again. Raises ReadFailed."""
         credentials = self.auth.for_target(spec)
         if credentials is not None and credentials.renewable:
@@ -339,17 +274,12 @@ class PollService:
                 fetched = await self._fetcher.fetch(spec, credentials)
             except FetchError as exc:
                 raise ReadFailed(exc.reason, str(exc), exc.status) from None
-        raw = _raw_digest(fetched)
+        raw = raw_digest(fetched)
         if raw == base.raw and base.sha256 is not None:
-            return _Read(raw, base.sha256)
-        key = (raw, spec.kind, spec.keep_hosts)
-        read = self._digests.get(key)
-        if read is None:
-            read = await in_thread(self._executor, _digest, raw, fetched, spec)
-            self._digests.put(key, read)
-        return read
+            return Read(raw, base.sha256)
+        return await self._digests.read(raw, fetched, spec)
 
-    async def _confirm(self, spec: TargetSpec, read: _Read) -> None:
+    async def _confirm(self, spec: TargetSpec, read: Read) -> None:
         """Read a new document again ``confirm_reads - 1`` times, ``confirm_delay`` apart.
 
         Returns when every read agreed (the change is real); raises ReadFailed when a confirming read fails
@@ -379,45 +309,7 @@ class PollService:
             raise
         return self._finish(result)
 
-    async def _store_first(self, first: _First) -> PollResult:
-        """Queue a first snapshot for the batch writer and wait for it; like :meth:`_shielded`, a cancelled
-        poll lets its write land (and be counted) before the cancellation goes on."""
-        self._firsts.append(first)
-        if self._firsts_writer is None or self._firsts_writer.done():
-            self._firsts_writer = asyncio.ensure_future(self._write_firsts())
-        try:
-            return await asyncio.shield(first.done)
-        except asyncio.CancelledError:
-            await asyncio.wait([first.done])
-            raise
-
-    async def _write_firsts(self) -> None:
-        """Write the queued first snapshots, a batch per transaction, until none is left; resolves each
-        poll's future with its counted result (or the unexpected error). Cancelled, it lets the batch in
-        hand land first and cancels the polls still queued (nothing of theirs was written)."""
-        while self._firsts:
-            batch, self._firsts = self._firsts[:FIRSTS_BATCH], self._firsts[FIRSTS_BATCH:]
-            work = asyncio.ensure_future(in_thread(self._executor, self._record_firsts, batch))
-            try:
-                await asyncio.wait([work])
-            except asyncio.CancelledError:
-                await asyncio.wait([work])
-                self._resolve(batch, work)
-                for queued in self._firsts:
-                    queued.done.cancel()
-                self._firsts = []
-                raise
-            self._resolve(batch, work)
-
-    def _resolve(self, batch: Sequence[_First], work: asyncio.Future[list[PollResult]]) -> None:
-        error = work.exception()
-        for index, first in enumerate(batch):
-            if error is not None:
-                first.done.set_exception(error)
-            else:
-                first.done.set_result(self._finish(work.result()[index]))
-
-    def _record_firsts(self, batch: Sequence[_First]) -> list[PollResult]:
+    def _record_firsts(self, batch: Sequence[First]) -> list[PollResult]:
         """Store a batch of first snapshots (a worker thread); returns each poll's result, in order."""
         firsts = [self._first_snapshot(first) for first in batch]
         fence = None
@@ -435,7 +327,7 @@ class PollService:
         self._metrics.db_result(True)
         return [self._first_recorded(first, stored, recorded) for first, stored in zip(batch, firsts, strict=True)]
 
-    def _first_recorded(self, first: _First, stored: FirstSnapshot, recorded: FirstsRecorded) -> PollResult:
+    def _first_recorded(self, first: First, stored: FirstSnapshot, recorded: FirstsRecorded) -> PollResult:
         """After the batch: advance the base and export — or, for a target another writer got to first or
         whose lease is gone, what the one-by-one path does."""
         key, read = first.key, first.read
@@ -451,7 +343,7 @@ class PollService:
         self._after_success(key, read.sha256, stored.result)
         return stored.result
 
-    def _first_snapshot(self, first: _First) -> FirstSnapshot:
+    def _first_snapshot(self, first: First) -> FirstSnapshot:
         base = self._bases[first.key]
         assert first.read.stored is not None
         result = _result(first.key, first.started, first.t0, ok=True, sha=first.read.sha256)
@@ -461,7 +353,7 @@ class PollService:
     def _finish(self, result: PollResult) -> PollResult:
         if result.target in self._active:  # a poll that outlived its target's removal is stored, not exported
             self._metrics.observe_poll(result)
-        _log_result(result)
+        self._log.record(result)
         return result
 
     def _store_outcome(self, result: PollResult) -> PollResult:
@@ -484,7 +376,7 @@ class PollService:
         self._seen.mark(base.target_id, result.started_at, ok=result.ok, snapshot_id=seen)
         return result
 
-    def _store_read(self, key: TargetKey, read: _Read, started: datetime, t0: float) -> PollResult:
+    def _store_read(self, key: TargetKey, read: Read, started: datetime, t0: float) -> PollResult:
         """Compare a validated document with the base and store it (runs in a worker thread)."""
         try:
             result = self._record(key, read, started, t0)
@@ -518,7 +410,7 @@ class PollService:
             self._metrics.db_result(False, exc.operation)
             log.error("%s: could not update drift/rollout state: %s", key, exc)
 
-    def _record(self, key: TargetKey, read: _Read, started: datetime, t0: float) -> PollResult:
+    def _record(self, key: TargetKey, read: Read, started: datetime, t0: float) -> PollResult:
         """Store the poll against the comparison base; reload the base once if another writer moved it."""
         try:
             return self._record_against_base(key, read, started, t0)
@@ -526,7 +418,7 @@ class PollService:
             self._reload_base(key)
             return self._record_against_base(key, read, started, t0)
 
-    def _record_against_base(self, key: TargetKey, read: _Read, started: datetime, t0: float) -> PollResult:
+    def _record_against_base(self, key: TargetKey, read: Read, started: datetime, t0: float) -> PollResult:
         base = self._bases[key]
         assert read.document is not None and read.stored is not None
         result = _result(key, started, t0, ok=True, sha=read.sha256)
@@ -553,6 +445,13 @@ class PollService:
         """The lease a write for ``key`` depends on (None without replicas)."""
         return Fence(self.replica, self._epochs.get(key, 0)) if self.replica is not None else None
 
+    def _flush_fence(self) -> Fence | None:
+        """The leases the batched poll times depend on: every target this replica holds (None without replicas)."""
+        if self.replica is None:
+            return None
+        epochs = {self._bases[key].target_id: epoch for key, epoch in self._epochs.items() if key in self._bases}
+        return Fence(self.replica, epochs=epochs)
+
     def _lose(self, key: TargetKey) -> None:
         """Another replica owns ``key`` now (the write was fenced): stop exporting it at once; the next
         coordination tick hands it over properly."""
@@ -570,50 +469,19 @@ class PollService:
         target_id = self._bases[key].target_id
         self._restore(key, self._repository.load_states([target_id])[target_id], {})
 
-    # --- housekeeping ------------------------------------------------------------------------
+    # --- housekeeping (:mod:`monitor.poll.housekeeping`) ------------------------------------------
 
     async def flush(self) -> None:
-        """Write the poll times batched since the last flush (one transaction); kept for later on failure."""
-        await in_thread(self._executor, self._flush)
-
-    def _flush(self) -> None:
-        seen = self._seen.take()
-        if not seen:
-            return
-        fence = None
-        if self.replica is not None:
-            epochs = {self._bases[key].target_id: epoch for key, epoch in self._epochs.items() if key in self._bases}
-            fence = Fence(self.replica, epochs=epochs)
-        try:
-            self._repository.flush_seen(seen, fence)
-        except StoreError as exc:
-            self._seen.give_back(seen)
-            self._metrics.db_result(False, exc.operation)
-            log.error("could not store the times of %d poll(s) (kept for the next try): %s", len(seen), exc)
-            return
-        self._metrics.db_result(True)
+        """Write the poll times batched since the last flush (see :meth:`Housekeeping.flush`)."""
+        await self.housekeeping.flush()
 
     async def prune(self, retention_seconds: float) -> int:
-        """Delete outcome transitions older than the retention (each target keeps its latest); returns how many."""
-        cutoff = utcnow() - timedelta(seconds=retention_seconds)
-        try:
-            removed = await in_thread(self._executor, self._repository.prune_transitions, cutoff)
-        except StoreError as exc:
-            self._metrics.db_result(False, exc.operation)
-            log.error("pruning poll transitions failed: %s", exc)
-            return 0
-        self._metrics.db_result(True)
-        return removed
+        """Delete outcome transitions past the retention (see :meth:`Housekeeping.prune`); returns how many."""
+        return await self.housekeeping.prune(retention_seconds)
 
     async def refresh_intelligence(self) -> None:
-        """Re-read acknowledgements, baselines and windows (e.g. from ``ack`` in another process)."""
-        if self.intelligence is None:
-            return
-        try:
-            await in_thread(self._executor, self.intelligence.refresh, utcnow())
-        except StoreError as exc:
-            self._metrics.db_result(False, exc.operation)
-            log.error("refreshing drift state failed: %s", exc)
+        """Re-read acknowledgements, baselines and windows (see :meth:`Housekeeping.refresh_intelligence`)."""
+        await self.housekeeping.refresh_intelligence()
 
     def count_internal_error(self, key: TargetKey) -> PollResult:
         """Count a poll that ended in an unexpected exception (a bug) as an ``internal`` failure."""
@@ -640,23 +508,3 @@ def _result(
         key, started, time.monotonic() - t0, ok=ok, reason=reason, http_status=status,
         error=error[:500] if error else None, document_sha=sha, unconfirmed=unconfirmed,
     )  # fmt: skip
-
-
-def _log_result(result: PollResult) -> None:
-    labels = {"cloud": result.target.cloud, "region": result.target.region, "schema": result.target.schema}
-    if result.unconfirmed:
-        log.info("%s: a different document was read but not confirmed: nothing recorded", result.target, extra=labels)
-    elif not result.ok:
-        log.warning("%s: poll failed (%s): %s", result.target, result.reason, result.error, extra=labels)
-    elif result.first_snapshot:
-        log.info("%s: first snapshot %s", result.target, (result.document_sha or "")[:12], extra=labels)
-    elif result.changes and not result.counted_changes:
-        log.info("%s: schema changed: %d ignored or expected change(s)", result.target, len(result.changes),
-                 extra=labels)  # fmt: skip
-    elif result.changes:
-        worst = Severity.worst(*(c.severity for c in result.counted_changes))
-        changed = "; ".join(f"{c.rule} {c.path}" for c in result.changes[:10])
-        log.warning("%s: schema changed: %d change(s), worst %s: %s", result.target, len(result.changes),
-                    worst.value, changed, extra=labels)  # fmt: skip
-    else:
-        log.debug("%s: unchanged", result.target, extra=labels)

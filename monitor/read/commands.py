@@ -36,7 +36,7 @@ from monitor.config import Config
 from monitor.domain import TargetKey, change_json, utcnow
 from monitor.read.checks import Invalid, label, shown
 from monitor.read.model import Conflict, DriftItem, NotFound, ReadModel
-from monitor.store.intelligence import Window
+from monitor.store.records import Window
 
 __all__ = ["Acknowledged", "Commands", "Conflict", "Expected", "Invalid", "Journal", "NotFound", "drift_json"]
 
@@ -55,7 +55,7 @@ _FINGERPRINT = re.compile(FINGERPRINT_PATTERN)
 
 
 class Journal(Protocol):
-    """Where commands write (``monitor.store.intelligence.IntelligenceStore``); every method raises StoreError."""
+    """Where commands write (``monitor.store.drift.DriftStore``); every method raises StoreError."""
 
     def acknowledge(
         self, target_id: int, fingerprints: Sequence[str], *, comment: str, actor: str, now: datetime,

@@ -42,10 +42,11 @@ from monitor.judge.kinds import Microversion, extension_aliases, get_kind, versi
 from monitor.judge.regions import MAJORITY, RegionComparison, compare_regions
 from monitor.read.reports import Comparison
 from monitor.store.database import Database
-from monitor.store.intelligence import Baseline, RolloutRecord
-from monitor.store.repository import (
+from monitor.store.records import (
+    Baseline,
     ChangeRecord,
     HistoryFilter,
+    RolloutRecord,
     SnapshotRecord,
     StoredDocument,
     TargetRow,
@@ -218,7 +219,7 @@ class ReadModel:
     def __init__(self, config: Config, database: Database) -> None:
         self._config = config
         self._repository = database.repository
-        self._intelligence = database.intelligence
+        self._intelligence = database.drift
         self._references = {cloud.name: cloud.reference for cloud in config.clouds}
         self._parsed = lru_cache(maxsize=256)(self._parse)
         self._drift = lru_cache(maxsize=4096)(self._classified)  # (kind, old, new) → changes: documents never change

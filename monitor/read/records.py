@@ -5,7 +5,7 @@ store's admin door (:mod:`monitor.store.admin`): they take the plain records the
 here, never from ``monitor.store`` itself.
 """
 
-from monitor.store.repository import (
+from monitor.store.records import (
     ChangeRecord,
     HistoryFilter,
     SnapshotRecord,

@@ -47,7 +47,7 @@ from dulwich.repo import Repo
 from dulwich.trailers import parse_trailers
 
 from monitor.domain import Severity
-from monitor.store.export import ExportCursor, ExportedChange, ExportedSnapshot, ExportScope
+from monitor.store.records import ExportCursor, ExportedChange, ExportedSnapshot, ExportScope
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """The store's administration door: the one ``monitor.store`` module the command line imports.
 
 Everything an operator does to a database that is neither a read nor a command of ``monitor.read`` comes
-through here: bringing its schema up to date (``db upgrade``) and reading every stored snapshot for an
-export (``export git``). Reads and acknowledgements go through ``monitor.read``; ``web/`` needs nothing here.
+through here: bringing its schema up to date (``db upgrade``), reading every stored snapshot for an
+export (``export git``), and saying whether a SQLite database's directory is writable (``config check``).
+Reads and acknowledgements go through ``monitor.read``; ``web/`` needs nothing here.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from monitor.store.database import Database, DatabaseUnavailableError, upgrade_database
+from monitor.store.database import Database, upgrade_database
 from monitor.store.engine import safe_url
-from monitor.store.export import ExportCursor, ExportedSnapshot, ExportScope
+from monitor.store.records import DatabaseUnavailableError, ExportCursor, ExportedSnapshot, ExportScope
+from monitor.store.sqlite_path import not_writable
 
-__all__ = ["DatabaseUnavailableError", "ExportScope", "Upgraded", "export_source", "upgrade"]
+__all__ = ["DatabaseUnavailableError", "ExportScope", "Upgraded", "export_source", "not_writable", "upgrade"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,17 +18,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from monitor.store.records import StoreError
+
 T = TypeVar("T")
 RETRIES = 3
 RETRY_PAUSE = 0.2
-
-
-class StoreError(Exception):
-    """A database operation failed and was rolled back; ``operation`` is the metric label."""
-
-    def __init__(self, operation: str, message: str) -> None:
-        super().__init__(f"{operation}: {message}")
-        self.operation = operation
 
 
 def as_utc(value: datetime) -> datetime:

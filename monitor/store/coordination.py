@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,7 +37,8 @@ from sqlalchemy import ColumnElement, DateTime, Interval, case, delete, exists, 
 from sqlalchemy.orm import Session
 
 from monitor.domain import utcnow
-from monitor.store.base import StoreError, Transactions, as_utc, dialect_insert
+from monitor.store.base import Transactions, as_utc, dialect_insert
+from monitor.store.records import FencedError, LeaseRecord, Membership, ReplicaRecord, StoreError
 from monitor.store.tables import Replica, SingletonLease, Target, TargetLease
 
 WHEN = DateTime(timezone=True)
@@ -51,10 +51,6 @@ MAX_NAME = 128
 
 __all__ = [
     "CoordinationStore",
-    "FencedError",
-    "LeaseRecord",
-    "Membership",
-    "ReplicaRecord",
     "check_fence",
     "check_fences",
     "check_singleton",
@@ -64,41 +60,6 @@ __all__ = [
 def _utc(value: datetime) -> datetime:
     """In UTC (SQLite hands back naive values; psycopg gives the session's zone)."""
     return as_utc(value).astimezone(UTC)
-
-
-class FencedError(StoreError):
-    """This replica no longer holds the lease (expired, released or taken over): the write was refused."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicaRecord:
-    name: str
-    started_at: datetime
-    heartbeat_at: datetime
-    expires_at: datetime
-    info: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Membership:
-    """What a heartbeat saw: the database's clock, the live replicas (sorted by name) and this replica."""
-
-    now: datetime
-    replicas: tuple[ReplicaRecord, ...]
-    me: ReplicaRecord
-
-    @property
-    def live(self) -> tuple[str, ...]:
-        return tuple(replica.name for replica in self.replicas)
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseRecord:
-    target_id: int
-    owner: str
-    epoch: int
-    expires_at: datetime
-    live: bool  # not expired by the database's clock
 
 
 class CoordinationStore(Transactions):

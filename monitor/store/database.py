@@ -1,10 +1,11 @@
 """One database and the stores over it: what the rest of the monitor sees of SQLAlchemy.
 
 ``Database.open(url)`` returns a database whose schema is current (SQLite is migrated on the spot;
-PostgreSQL must already be at the current revision) or raises :class:`DatabaseUnavailableError`
-(unreachable, unreadable) or :class:`~monitor.store.engine.SchemaOutdatedError` (behind). The engine stays
-inside this package: callers get the repositories (``repository``, ``intelligence``, ``outbox``) and
-``dispose()`` it when done.
+PostgreSQL must already be at the current revision) or raises
+:class:`~monitor.store.records.DatabaseUnavailableError` (unreachable, unreadable) or
+:class:`~monitor.store.records.SchemaOutdatedError` (behind). The engine stays inside this package: callers
+get the stores (``repository``, ``drift``, ``outbox``, ``export``, ``coordination``) and ``dispose()`` it
+when done. What the stores take and return is in :mod:`monitor.store.records`.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.store.coordination import CoordinationStore
+from monitor.store.drift import DriftStore
 from monitor.store.engine import current_revision, ensure_schema, head_revision, make_engine, safe_url, upgrade
 from monitor.store.export import ExportStore
-from monitor.store.intelligence import IntelligenceStore
 from monitor.store.outbox import OutboxStore
+from monitor.store.records import DatabaseUnavailableError
 from monitor.store.repository import Repository
-
-
-class DatabaseUnavailableError(Exception):
-    """The database cannot be opened or migrated; the message names it (password masked) and the cause."""
+from monitor.store.sqlite_path import not_writable
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,10 @@ class Database:
     def open(cls, url: str) -> Database:
         """Connect and check (or, on SQLite, apply) the schema revision.
 
-        Raises SchemaOutdatedError when a PostgreSQL database is behind, DatabaseUnavailableError otherwise.
+        Raises SchemaOutdatedError when a PostgreSQL database is behind, DatabaseUnavailableError otherwise
+        (for a SQLite file in a directory this process cannot write, a sentence naming the directory).
         """
+        _check_writable(url)
         engine = make_engine(url)
         try:
             ensure_schema(engine, url)
@@ -55,8 +56,8 @@ class Database:
         return Repository(self.engine)
 
     @property
-    def intelligence(self) -> IntelligenceStore:
-        return IntelligenceStore(self.engine)
+    def drift(self) -> DriftStore:
+        return DriftStore(self.engine)
 
     @property
     def outbox(self) -> OutboxStore:
@@ -82,6 +83,7 @@ class Database:
 
 def upgrade_database(url: str) -> tuple[str | None, str]:
     """Apply every pending migration; returns (revision before, revision now). Raises DatabaseUnavailableError."""
+    _check_writable(url)
     engine = make_engine(url)
     try:
         before = current_revision(engine)
@@ -91,6 +93,14 @@ def upgrade_database(url: str) -> tuple[str | None, str]:
     finally:
         engine.dispose()
     return before, head_revision()
+
+
+def _check_writable(url: str) -> None:
+    """Raises DatabaseUnavailableError when ``url`` is a SQLite file this process cannot write (SQLite itself
+    would only say "unable to open database file")."""
+    problem = not_writable(url)
+    if problem is not None:
+        raise DatabaseUnavailableError(problem)
 
 
 def _cause(exc: BaseException) -> str:

@@ -29,12 +29,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.store.records import SchemaOutdatedError
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT_S = 5
-
-
-class SchemaOutdatedError(Exception):
-    """The database's schema revision is not the one this version of the code needs."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -126,7 +124,6 @@ def ensure_schema(engine: Engine, url: str) -> None:
 
 __all__ = [
     "SQLAlchemyError",
-    "SchemaOutdatedError",
     "current_revision",
     "ensure_schema",
     "head_revision",

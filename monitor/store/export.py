@@ -15,7 +15,6 @@ snapshot without its body or with half of its changes.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, Final
@@ -24,63 +23,11 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.domain import Severity, TargetKey
-from monitor.store.repository import Transactions, as_utc
+from monitor.store.base import Transactions, as_utc
+from monitor.store.records import ExportCursor, ExportedChange, ExportedSnapshot, ExportScope
 from monitor.store.tables import ChangeRow, Document, Snapshot, Target
 
 PAGE_SIZE: Final = 500
-
-
-@dataclass(frozen=True, slots=True)
-class ExportScope:
-    """Which targets an export covers; ``None`` means every value. ``str`` gives ``cloud/region/schema``
-    with ``*`` for an open part (``sim/*/images``)."""
-
-    cloud: str | None = None
-    region: str | None = None
-    schema: str | None = None
-
-    def __str__(self) -> str:
-        return "/".join(part or "*" for part in (self.cloud, self.region, self.schema))
-
-
-@dataclass(frozen=True, slots=True)
-class ExportCursor:
-    """Where an earlier export stopped: its last snapshot in time order and the highest id it exported."""
-
-    first_seen: datetime
-    snapshot_id: int
-    max_id: int
-
-    @classmethod
-    def at(cls, snapshot: ExportedSnapshot) -> ExportCursor:
-        """The cursor of an export whose only snapshot is ``snapshot``."""
-        return cls(snapshot.first_seen, snapshot.id, snapshot.id)
-
-    def advance(self, snapshot: ExportedSnapshot) -> ExportCursor:
-        """The cursor once ``snapshot`` is exported too (a late one never moves the position back)."""
-        position = max((self.first_seen, self.snapshot_id), (snapshot.first_seen, snapshot.id))
-        return ExportCursor(position[0], position[1], max(self.max_id, snapshot.id))
-
-
-@dataclass(frozen=True, slots=True)
-class ExportedChange:
-    rule: str
-    severity: Severity
-    path: str
-    ignored: bool = False
-    expected: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ExportedSnapshot:
-    """One stored snapshot: ``body`` is the canonical (compact, key-sorted) JSON of its document."""
-
-    id: int
-    target: TargetKey
-    first_seen: datetime  # aware, UTC
-    sha256: str
-    body: str
-    changes: tuple[ExportedChange, ...] = ()
 
 
 class ExportStore(Transactions):

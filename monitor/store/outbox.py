@@ -9,51 +9,19 @@ so a restart between a failed attempt and its retry loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import TargetKey
-from monitor.store.repository import (
-    ChangeRecord,
-    Transactions,
-    change_record,
-    change_times,
-    dialect_insert,
-    hold_changes_lock,
-    opt_aware,
-)
+from monitor.store.base import Transactions, dialect_insert, opt_aware
+from monitor.store.records import ChangeRecord, GroupRequest, OutboxItem
+from monitor.store.repository import change_record, change_times, hold_changes_lock
 from monitor.store.tables import ChangeRow, NotificationCursor, OutboxEntry, Target
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """One entry to deliver."""
-
-    id: int
-    channel: str
-    payload: str
-    created_at: datetime
-    ends_at: datetime | None
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRequest:
-    """How to group one channel's changes: filter and payload builder are the caller's."""
-
-    channel: str
-    window: float
-    keep: Callable[[ChangeRecord], bool]
-    build: Callable[[Sequence[ChangeRecord], datetime, set[TargetKey]], str]  # records, now, flapping targets
-    active_for: float | None = None  # Alertmanager: how long the alert stays active
-    flapping_window: float = 3600.0
-    flapping_threshold: int = 3
 
 
 def _flapping(

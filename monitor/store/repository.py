@@ -9,8 +9,7 @@ PostgreSQL connection) are retried a few times first.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -24,180 +23,30 @@ from monitor.domain import (
     PollResult,
     Severity,
     TargetKey,
-    change_json,
     fingerprint,
     utcnow,
 )
-from monitor.store.base import StoreError as StoreError
-from monitor.store.base import Transactions as Transactions
-from monitor.store.base import as_utc as as_utc
-from monitor.store.base import dialect_insert as dialect_insert
-from monitor.store.base import opt_aware as opt_aware
+from monitor.store.base import Transactions, as_utc, dialect_insert, opt_aware
 from monitor.store.coordination import check_fence, check_fences
+from monitor.store.records import (
+    ChangeRecord,
+    ExpectedAck,
+    Fence,
+    FirstSnapshot,
+    FirstsRecorded,
+    HistoryFilter,
+    Seen,
+    SnapshotConflictError,
+    SnapshotRecord,
+    StoredDocument,
+    StoreError,
+    TargetRow,
+    TargetState,
+    TransitionRecord,
+)
 from monitor.store.tables import Acknowledgement, ChangeRow, Document, PollTransition, Snapshot, Target
 
 T = TypeVar("T")
-
-
-class SnapshotConflictError(StoreError):
-    """Another writer recorded a snapshot for the target first; reload the state and compare again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fence:
-    """The ownership a write depends on: ``replica`` holds the target's lease at ``epoch`` (or one per target
-    in ``epochs``, for a batch). Checked in the writing transaction; a lost lease refuses the write."""
-
-    replica: str
-    epoch: int = 0
-    epochs: Mapping[int, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ExpectedAck:
-    """Changes acknowledged as they are recorded: they arrived inside an expected-change window."""
-
-    fingerprints: tuple[str, ...]
-    comment: str
-
-
-@dataclass(frozen=True, slots=True)
-class FirstSnapshot:
-    """A target's first snapshot, to be written with others in one transaction (:meth:`Repository.record_firsts`).
-    ``transition``: also record the poll's outcome (the target had none, or a failure, before)."""
-
-    target_id: int
-    document: StoredDocument
-    result: PollResult
-    transition: bool
-
-
-@dataclass(frozen=True, slots=True)
-class FirstsRecorded:
-    """What :meth:`Repository.record_firsts` did: target id → new snapshot id, and the targets it refused
-    because another writer recorded a snapshot first (``conflicts``) or the lease is gone (``fenced``)."""
-
-    snapshots: dict[int, int]
-    conflicts: set[int]
-    fenced: set[int]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDocument:
-    sha256: str
-    body: str  # canonical JSON
-    size: int
-    properties: int
-
-
-@dataclass(frozen=True, slots=True)
-class TargetState:
-    """What the database knows about a target, to restore metrics and the comparison base.
-
-    ``last_poll_ok``/``last_reason`` are the outcome of its latest transition (None: never polled).
-    """
-
-    target_id: int
-    snapshot_id: int | None = None
-    document: StoredDocument | None = None
-    last_poll_at: datetime | None = None
-    last_poll_ok: bool | None = None
-    last_reason: FailureReason | None = None
-    last_success_at: datetime | None = None
-    last_change_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """A target's last poll, to be written with others in one batch (:meth:`Repository.flush_seen`).
-
-    ``last_success_at`` (None: the last polls failed) also becomes the ``last_seen`` of ``snapshot_id``.
-    """
-
-    target_id: int
-    last_poll_at: datetime
-    last_success_at: datetime | None
-    snapshot_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class TransitionRecord:
-    """From ``started_at`` on, the target's polls succeeded (``ok``) or failed with ``reason``."""
-
-    started_at: datetime
-    ok: bool
-    reason: FailureReason | None
-    http_status: int | None
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeRecord:
-    """A stored change with its target's labels, as ``history`` shows it."""
-
-    id: int
-    target: TargetKey
-    snapshot_id: int
-    detected_at: datetime
-    path: str
-    rule: str
-    severity: Severity
-    old: Any
-    new: Any
-    from_sha256: str
-    to_sha256: str
-    fingerprint: str = ""
-    ignored: bool = False
-    expected: bool = False
-    target_id: int = 0
-
-    def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dict; ``old``/``new`` are null when that side is absent (see ``*_present``)."""
-        return {
-            "id": self.id,
-            "cloud": self.target.cloud,
-            "region": self.target.region,
-            "schema": self.target.schema,
-            "detected_at": self.detected_at.isoformat(),
-            **change_json(self),
-            "snapshot_id": self.snapshot_id,
-            "from_sha256": self.from_sha256,
-            "to_sha256": self.to_sha256,
-            "fingerprint": self.fingerprint,
-            "ignored": self.ignored,
-            "expected": self.expected,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TargetRow:
-    id: int
-    key: TargetKey
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotRecord:
-    id: int
-    document_sha256: str
-    first_seen: datetime
-    last_seen: datetime
-
-    def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (times in ISO 8601), as the CLI's ``--json`` and the API answer it."""
-        return {"id": self.id, "sha256": self.document_sha256, "first_seen": self.first_seen.isoformat(),
-                "last_seen": self.last_seen.isoformat()}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryFilter:
-    cloud: str | None = None
-    region: str | None = None
-    schema: str | None = None
-    min_severity: Severity | None = None
-    since: datetime | None = None
-    limit: int = 1000
-    before_id: int | None = None  # keyset pagination: only changes with a smaller id (older ones)
 
 
 def _json_or_null(value: Any) -> str | None:

@@ -24,13 +24,11 @@ from types import TracebackType
 
 from sqlalchemy.engine import make_url
 
+from monitor.store.records import DatabaseInUseError
+
 PROGRAM = "schema-drift-monitor"
 
-__all__ = ["DatabaseInUseError", "SqliteLock", "sqlite_lock_for"]
-
-
-class DatabaseInUseError(Exception):
-    """Another process holds the database's lock; the message names it (pid, host, since when)."""
+__all__ = ["SqliteLock", "sqlite_lock_for"]
 
 
 class SqliteLock:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from monitor.domain import TargetKey, TargetSpec
 from monitor.poll.scheduler import PollScheduler
 from monitor.poll.service import PollService
-from monitor.store.repository import StoreError
+from monitor.store.records import StoreError
 from monitor.targets.topology import Topology
 
 log = logging.getLogger(__name__)

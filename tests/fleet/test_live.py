@@ -28,9 +28,10 @@ from monitor.poll.fetch import Fetched, FetchError
 from monitor.poll.service import PollService
 from monitor.read.model import ReadModel
 from monitor.signals.metrics import Metrics
+from monitor.store.drift import DriftStore
 from monitor.store.engine import make_engine
-from monitor.store.intelligence import IntelligenceStore
-from monitor.store.repository import HistoryFilter, Repository
+from monitor.store.records import HistoryFilter
+from monitor.store.repository import Repository
 from monitor.store.tables import ChangeRow, Rollout, Snapshot
 from tests.conftest import REGIONS, config_data
 from tests.support.paths import DATA
@@ -92,7 +93,7 @@ def test_confirmation(name: str, simulator: Simulator, migrated_db_url: str) -> 
     metrics = Metrics(CollectorRegistry(), "t")
     fetcher = ScriptedFetcher()
     specs = [s for s in config.targets() if s.key == IMAGES]
-    intelligence = Intelligence(specs, config, metrics, IntelligenceStore(engine))
+    intelligence = Intelligence(specs, config, metrics, DriftStore(engine))
     service = PollService(Repository(engine), fetcher, metrics, intelligence=intelligence)  # type: ignore[arg-type]
     service.prepare(specs)
     loop = asyncio.new_event_loop()

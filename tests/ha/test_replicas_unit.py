@@ -19,7 +19,7 @@ from monitor.domain import TargetKey
 from monitor.ha import replicas as replicas_module
 from monitor.ha.replicas import Replicas
 from monitor.signals.metrics import Metrics
-from monitor.store.repository import StoreError
+from monitor.store.records import StoreError
 
 KEYS = [TargetKey("c", f"r{i}", "images") for i in range(4)]
 

@@ -1,14 +1,19 @@
-"""APScheduler wiring: one job per target with explicit options; job exceptions are counted, not lost."""
+"""APScheduler wiring: one job per target with explicit options; job exceptions are counted, not lost; a stop
+gives every job the grace period and cancels the rest quietly."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from functools import partial
 from unittest import mock
 
 import pytest
 
 from monitor.app import Components, build
+from monitor.domain import utcnow
 from monitor.poll.scheduler import PollScheduler
 from tests.conftest import make_config
 from tests.support.regions import Simulator
@@ -67,3 +72,88 @@ def test_the_scheduler_polls_every_target_on_its_interval(parts: Components) -> 
     for spec in parts.specs:
         labels = {"cloud": spec.key.cloud, "region": spec.key.region, "schema": spec.key.schema}
         assert (parts.metrics.registry.get_sample_value("schemadrift_polls_total", labels) or 0) >= 2
+
+
+JOB_KINDS = {"poll", "flush", "refresh", "prune", "coordination", "discovery"}
+
+
+def run_every_job_kind(
+    parts: Components, simulator: Simulator, monkeypatch: pytest.MonkeyPatch, work: Callable[[str], Awaitable[None]],
+    grace: float,
+) -> None:  # fmt: skip
+    """Start a scheduler whose housekeeping jobs run ``work(kind)`` (the service's through its own seams),
+    run a job of every kind once (a poll of sim/r1/images: whatever fault r1 has), then stop it with ``grace``."""
+    started: set[str] = set()
+
+    async def tracked(kind: str) -> None:
+        started.add(kind)
+        await work(kind)
+
+    service = parts.service
+    monkeypatch.setattr(service, "flush", partial(tracked, "flush"))
+    monkeypatch.setattr(service, "refresh_intelligence", partial(tracked, "refresh"))
+    monkeypatch.setattr(service, "prune", lambda _retention: tracked("prune"))
+    before = simulator.requests("r1")
+    hung = replace(next(spec for spec in parts.specs if spec.key.region == "r1"), interval=3600)
+
+    async def go() -> None:
+        scheduler = PollScheduler(
+            parts.service, [hung], 3600, refresh_interval=3600,
+            discovery=(3600, partial(tracked, "discovery")), coordination=(3600, partial(tracked, "coordination")),
+        )  # fmt: skip
+        scheduler.start()
+        for job in scheduler._scheduler.get_jobs():
+            job.modify(next_run_time=utcnow())
+        async with asyncio.timeout(30):
+            while started != JOB_KINDS - {"poll"} or simulator.requests("r1") == before:
+                await asyncio.sleep(0.01)
+        await scheduler.shutdown(grace)
+        await parts.fetcher.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_stop_cancels_jobs_past_the_grace_with_one_info_line_and_no_error(
+    parts: Components, simulator: Simulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    cancelled: set[str] = set()
+
+    async def hang(kind: str) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.add(kind)
+            raise
+
+    simulator.set_fault("r1", "hang")  # the poll hangs past the grace (its timeout is 3 s)
+    run_every_job_kind(parts, simulator, monkeypatch, hang, grace=0.2)
+
+    assert cancelled == JOB_KINDS - {"poll"}  # and the poll, whose cancellation the service sees
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert loud == [], [r.getMessage() for r in loud]
+    [line] = [r for r in caplog.records if "still running after the" in r.getMessage()]
+    assert line.levelno == logging.INFO and line.getMessage().startswith("cancelled 6 job(s)")
+    assert "poll sim/r1/" in line.getMessage() and "writing the times of the last polls" in line.getMessage()
+
+
+def test_a_stop_lets_every_kind_of_job_finish_within_the_grace(
+    parts: Components, simulator: Simulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    finished: set[str] = set()
+
+    async def brief(kind: str) -> None:
+        await asyncio.sleep(1.0)  # longer than the poll: each kind of job is waited for, not only polls
+        finished.add(kind)
+
+    simulator.set_fault("r1", "slow", delay=0.3)  # the poll finishes too, after 0.3 s
+    run_every_job_kind(parts, simulator, monkeypatch, brief, grace=20)
+
+    assert finished == JOB_KINDS - {"poll"}
+    assert (
+        parts.metrics.registry.get_sample_value(
+            "schemadrift_polls_total", {"cloud": "sim", "region": "r1", "schema": "images"}
+        )
+        == 1
+    )
+    assert not any("cancelled" in r.getMessage() for r in caplog.records)

@@ -13,13 +13,16 @@ import pytest
 from sqlalchemy import func, select, text
 
 from monitor.app import Components, build
+from monitor.auth.credentials import Credentials
+from monitor.config import parse_config
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey, TargetSpec
-from monitor.poll import service as service_module
-from monitor.poll.fetch import Fetched
+from monitor.poll import digest as digest_module
+from monitor.poll.fetch import Fetched, Fetcher
+from monitor.poll.service import PollService
 from monitor.read.model import ReadModel
 from monitor.store.repository import Repository
 from monitor.store.tables import Base, ChangeRow, Document, PollTransition, Snapshot
-from tests.conftest import TOKEN, allow_inserts, fail_inserts, make_config
+from tests.conftest import TOKEN, allow_inserts, config_data, fail_inserts, make_config
 from tests.support.regions import Simulator, mutate_breaking
 
 IMAGES = TargetKey("sim", "r1", "images")
@@ -79,13 +82,13 @@ def every_row(parts: Components) -> dict[str, int]:
 def count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """From now on, the body of every document the service parses (normalises and hashes) is appended."""
     parsed: list[bytes] = []
-    real_digest = service_module._digest
+    real_digest = digest_module.digest
 
     def counting_digest(raw: bytes, fetched: Fetched, spec: TargetSpec) -> Any:
         parsed.append(fetched.body)
         return real_digest(raw, fetched, spec)
 
-    monkeypatch.setattr(service_module, "_digest", counting_digest)
+    monkeypatch.setattr(digest_module, "digest", counting_digest)
     return parsed
 
 
@@ -440,3 +443,77 @@ def test_a_cloud_losing_every_region_loses_its_group_series(parts: Components) -
     parts.service.retarget([])
     assert registry.get_sample_value("schemadrift_region_variants", group) is None
     assert registry.get_sample_value("schemadrift_rollout_in_progress", group) is None
+
+
+def test_a_failing_target_logs_when_its_outcome_changes_while_the_metrics_count_every_failure(
+    parts: Components, simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    poll(parts)
+    caplog.set_level(logging.INFO)
+    simulator.set_fault("r1", "status", code=503)
+    for _ in range(3):
+        poll(parts)
+    simulator.set_fault("r1", "status", code=404)
+    poll(parts)
+    poll(parts)
+    simulator.set_fault("r1", None)
+    poll(parts)
+    poll(parts)
+
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if r.getMessage().startswith("sim/r1/images: ")]
+    assert [level for level, _ in told] == ["WARNING", "WARNING", "INFO"], told
+    assert told[0][1].startswith("sim/r1/images: poll failed (http_503): ")
+    assert told[1][1].startswith("sim/r1/images: poll failed (http_404, was http_503): ")
+    assert told[2][1].startswith("sim/r1/images: recovered: polls succeed again after 5 failed poll(s) since ")
+    assert sample(parts, "schemadrift_poll_failures_total", reason="http_503") == 3
+    assert sample(parts, "schemadrift_poll_failures_total", reason="http_404") == 2
+    assert sample(parts, "schemadrift_poll_success") == 1
+
+
+class GatedFetcher(Fetcher):
+    """The real fetcher, held at a gate: counts the fetches in flight (waiting at the gate or fetching)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.in_flight = 0
+        self.most = 0
+
+    async def fetch(self, spec: TargetSpec, credentials: Credentials | None = None) -> Fetched:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await self.gate.wait()
+            return await super().fetch(spec, credentials)
+        finally:
+            self.in_flight -= 1
+
+
+def test_max_concurrency_is_one_limit_the_services(simulator: Simulator, migrated_db_url: str) -> None:
+    config = parse_config({**config_data(simulator, migrated_db_url), "polling": {"max_concurrency": 3}}, "test")
+    parts = start(config)
+    fetcher = GatedFetcher()
+    service = PollService(parts.database.repository, fetcher, parts.metrics, max_concurrency=3)
+    service.prepare(parts.specs)
+
+    async def every_target() -> list[PollResult]:
+        polls = asyncio.gather(*(service.poll(spec) for spec in parts.specs))
+        while fetcher.in_flight < 3:
+            await asyncio.sleep(0.01)
+        for _ in range(20):  # the other nine stay queued, however long the loop turns
+            await asyncio.sleep(0)
+        queued_at_most = fetcher.most
+        fetcher.gate.set()
+        results = await polls
+        assert queued_at_most == 3
+        return results
+
+    try:
+        results = _LOOPS[id(parts)].run_until_complete(every_target())
+        assert len(results) == 12 and all(r.ok for r in results) and fetcher.most == 3
+        # the fetcher has no limit of its own that could queue a poll inside its deadline
+        assert not any(isinstance(value, asyncio.Semaphore) for value in vars(parts.fetcher).values())
+    finally:
+        _LOOPS[id(parts)].run_until_complete(fetcher.aclose())
+        service.close()
+        stop(parts)

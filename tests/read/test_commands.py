@@ -44,7 +44,7 @@ def setup(simulator: Simulator, migrated_db_url: str) -> Iterator[Setup]:
         simulator.set_document("r1", "images", mutate_breaking(simulator.document("r1", "images")))
         loop.run_until_complete(parts.service.poll(next(s for s in parts.specs if s.key == IMAGES)))
         read = ReadModel(config, parts.database)
-        yield Setup(parts, read, Commands(config, read, parts.database.intelligence))
+        yield Setup(parts, read, Commands(config, read, parts.database.drift))
     finally:
         loop.run_until_complete(parts.aclose())
         loop.close()
@@ -117,7 +117,7 @@ def test_an_expected_window_is_stored_and_refused_when_it_names_nothing_or_has_e
     now = utcnow()
     done = setup.commands.expect("sim", "images", duration=7200, comment="CHG-9", by="al", now=now)
     assert (done.window.starts_at, done.window.ends_at) == (now, now + timedelta(hours=2))
-    assert any(w.comment == "CHG-9" for w in setup.parts.database.intelligence.windows(now))
+    assert any(w.comment == "CHG-9" for w in setup.parts.database.drift.windows(now))
     with pytest.raises(Invalid, match=r"^cloud 'nope' is not in the configuration; cloud must be one of: sim$"):
         setup.commands.expect("nope", None, duration=60, comment="x", by="al")
     with pytest.raises(Invalid, match=r"^schema 'x' is not in the configuration; schema must be one of: image, "):

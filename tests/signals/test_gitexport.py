@@ -23,8 +23,9 @@ from monitor.domain import TargetKey
 from monitor.signals import gitexport
 from monitor.signals.gitexport import export_git
 from monitor.store.engine import make_engine, upgrade
-from monitor.store.export import ExportCursor, ExportedSnapshot, ExportScope, ExportStore
-from monitor.store.repository import HistoryFilter, Repository
+from monitor.store.export import ExportStore
+from monitor.store.records import ExportCursor, ExportedSnapshot, ExportScope, HistoryFilter
+from monitor.store.repository import Repository
 from monitor.store.tables import Snapshot
 from tests.conftest import config_data, make_config, require_tool
 from tests.poll.test_service import poll, start, stop

@@ -30,14 +30,9 @@ from sqlalchemy.orm import Session
 
 from monitor.domain import TargetKey
 from monitor.ha.ownership import assign
-from monitor.store.coordination import (
-    CoordinationStore,
-    FencedError,
-    check_fence,
-    check_fences,
-    check_singleton,
-)
+from monitor.store.coordination import CoordinationStore, check_fence, check_fences, check_singleton
 from monitor.store.engine import _alembic_config, make_engine, upgrade
+from monitor.store.records import FencedError
 from monitor.store.repository import Repository
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.support import pgbouncer as bouncers

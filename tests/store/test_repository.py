@@ -17,16 +17,16 @@ from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, 
 from monitor.judge.canonical import canonical_json, count_properties, document_sha256
 from monitor.store.coordination import CoordinationStore
 from monitor.store.engine import current_revision, head_revision, make_engine, upgrade
-from monitor.store.repository import (
+from monitor.store.records import (
     Fence,
     FirstSnapshot,
     HistoryFilter,
-    Repository,
     Seen,
     SnapshotConflictError,
     StoredDocument,
     StoreError,
 )
+from monitor.store.repository import Repository
 from monitor.store.tables import ChangeRow, Document, PollTransition, Snapshot
 from tests.conftest import create_pg_database, drop_pg_database, fail_inserts
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store.sqlite_lock import DatabaseInUseError, SqliteLock, sqlite_lock_for
+from monitor.store.records import DatabaseInUseError
+from monitor.store.sqlite_lock import SqliteLock, sqlite_lock_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLDER = """

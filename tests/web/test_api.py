@@ -32,7 +32,8 @@ from monitor.config import Config, parse_config
 from monitor.domain import TargetKey
 from monitor.judge.canonical import canonicalize
 from monitor.read.model import ReadModel
-from monitor.store.repository import Repository, SnapshotRecord, StoreError
+from monitor.store.records import SnapshotRecord, StoreError
+from monitor.store.repository import Repository
 from monitor.web.api import ApiContext
 from monitor.web.app import create_app
 from monitor.web.server import WebServer
@@ -599,7 +600,7 @@ def test_a_database_failure_is_a_503_without_details(live: Live) -> None:
     parts = live.parts
     read = ReadModel(parts.config, parts.database)
     read._repository = BrokenRepository(parts.database.engine)
-    broken = ApiContext(parts.config, read, parts.database.intelligence)
+    broken = ApiContext(parts.config, read, parts.database.drift)
     broken.set_targets(parts.specs)
     server = WebServer(create_app(parts.metrics, lambda: {"scheduler": True}, broken), "127.0.0.1", 0)
     server.start()

@@ -21,7 +21,7 @@ import pytest
 from monitor.config import Config, parse_config
 from monitor.domain import TargetKey
 from monitor.signals.notify.report import build_report
-from monitor.store.repository import HistoryFilter
+from monitor.store.records import HistoryFilter
 from monitor.web.ui import CSP, relative_root
 from tests.conftest import REGIONS, TOKEN, config_data, fresh_database, migrate
 from tests.support.regions import Simulator

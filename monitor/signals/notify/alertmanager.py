@@ -15,7 +15,7 @@ from typing import Any
 from monitor.config import AlertmanagerChannel, ChangesConfig, NotificationsConfig
 from monitor.signals.notify.base import SenderBase, Transport
 from monitor.signals.notify.report import change_lines
-from monitor.store.outbox import OutboxItem
+from monitor.store.records import OutboxItem
 
 ALERTNAME = "SchemaDriftChangeDetected"
 ALERT_SEVERITY = {"breaking": "critical", "warning": "warning", "info": "info", "cosmetic": "info"}

@@ -9,7 +9,7 @@ from typing import Generic, Protocol, TypeVar
 from monitor.config import ChangesConfig, ChannelSettings, NotificationsConfig
 from monitor.domain import Severity
 from monitor.signals.notify.report import report_json
-from monitor.store.outbox import GroupRequest, OutboxItem
+from monitor.store.records import GroupRequest, OutboxItem
 
 
 class DeliveryError(Exception):

@@ -24,8 +24,8 @@ from monitor.signals.notify.base import Channel, DeliveryError
 from monitor.signals.notify.slack import SlackSender
 from monitor.signals.notify.transport import HttpTransport
 from monitor.signals.notify.webhook import WebhookSender
-from monitor.store.outbox import OutboxItem, OutboxStore
-from monitor.store.repository import StoreError
+from monitor.store.outbox import OutboxStore
+from monitor.store.records import OutboxItem, StoreError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.domain import Severity, TargetKey, change_json
-from monitor.store.repository import ChangeRecord
+from monitor.store.records import ChangeRecord
 
 MAX_CHANGES_PER_TARGET = 100
 

@@ -9,7 +9,7 @@ from typing import Any
 from monitor.config import SlackChannel
 from monitor.signals.notify.base import SenderBase, Transport
 from monitor.signals.notify.report import change_lines
-from monitor.store.outbox import OutboxItem
+from monitor.store.records import OutboxItem
 
 MAX_TARGETS = 20
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from monitor.config import WebhookChannel
 from monitor.signals.notify.base import SenderBase, Transport
-from monitor.store.outbox import OutboxItem
+from monitor.store.records import OutboxItem
 
 SIGNATURE_HEADER = "X-Schemadrift-Signature"
 

@@ -22,7 +22,8 @@ from monitor.signals.notify.slack import slack_message
 from monitor.signals.notify.webhook import SIGNATURE_HEADER, sign
 from monitor.store.engine import make_engine
 from monitor.store.outbox import OutboxStore
-from monitor.store.repository import Repository, StoredDocument
+from monitor.store.records import StoredDocument
+from monitor.store.repository import Repository
 from tests.support.receiver import Receiver
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

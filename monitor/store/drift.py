@@ -1,57 +1,28 @@
-"""Persistence of change intelligence: baselines, acknowledgements, expected windows and rollouts."""
+"""What drift is judged against, and what operators said about it: the drift state of every target.
+
+* baselines — each target's approved document (``targets.baseline_snapshot_id``, else its first snapshot);
+* acknowledgements — changes from the baseline that operators accepted (``ack``), by fingerprint, some expiring;
+* expected-change windows — periods in which a cloud's changes are recorded but do not page (``expect``);
+* rollouts — a new document spreading through a cloud's regions, from its first region to the last.
+
+:class:`monitor.fleet.live.Intelligence` (the live state behind the metrics) reads and writes it; the read
+model, ``ack``/``expect`` and the API read and write it too. Snapshots and changes themselves are the
+repository's (:mod:`monitor.store.repository`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import TargetKey
-from monitor.store.repository import (
-    StoreError,
-    Transactions,
-    as_utc,
-    change_times,
-    dialect_insert,
-    load_document,
-    opt_aware,
-)
+from monitor.store.base import Transactions, as_utc, dialect_insert, opt_aware
+from monitor.store.records import Baseline, RolloutRecord, StoreError, Window
+from monitor.store.repository import change_times, load_document
 from monitor.store.tables import Acknowledgement, ExpectedWindow, Rollout, Snapshot, Target
-
-
-@dataclass(frozen=True, slots=True)
-class Baseline:
-    snapshot_id: int
-    sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    cloud: str
-    schema: str | None
-    starts_at: datetime
-    ends_at: datetime
-    comment: str
-
-    def covers(self, key: TargetKey, at: datetime) -> bool:
-        """True when a change of ``key`` detected ``at`` falls inside this window."""
-        return self.cloud == key.cloud and self.schema in (None, key.schema) and self.starts_at <= at <= self.ends_at
-
-
-@dataclass(frozen=True, slots=True)
-class RolloutRecord:
-    id: int
-    cloud: str
-    schema: str
-    from_sha256: str | None
-    to_sha256: str
-    started_at: datetime
-    completed_at: datetime | None
-    outcome: str | None
-    expected: bool
 
 
 def _rollout(row: Rollout) -> RolloutRecord:
@@ -61,7 +32,7 @@ def _rollout(row: Rollout) -> RolloutRecord:
     )  # fmt: skip
 
 
-class IntelligenceStore(Transactions):
+class DriftStore(Transactions):
     """Every method is one transaction; raises StoreError."""
 
     def baselines(self) -> dict[int, Baseline]:
