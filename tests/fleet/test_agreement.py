@@ -351,7 +351,8 @@ def check_group(fleet: Fleet, scrape: Scrape, targets: dict[TargetKey, Any], clo
     assert in_progress == bool(compare["rollouts"]), (cloud, schema)
     for rollout in compare["rollouts"]:
         current = {r["region"]: r["sha256"] for r in compare["comparison"]["regions"] if r["sha256"]}
-        assert (tuple(rollout["updated"]), tuple(rollout["lagging"])) == rules.rollout_regions(current, rollout["to_sha256"])
+        roles = rules.rollout_regions(current, rollout["to_sha256"])
+        assert (tuple(rollout["updated"]), tuple(rollout["lagging"])) == roles, (cloud, schema)
 
 
 def check_flapping(fleet: Fleet, key: TargetKey, gauge: bool, answer: bool, flips: Sequence[datetime]) -> None:
@@ -387,10 +388,14 @@ def check_stale(fleet: Fleet, key: TargetKey, scrape: Scrape, target: dict[str, 
 
 def database_last_success(target: dict[str, Any]) -> datetime | None:
     """The last success the database knows of, as the read model takes it (the last poll after a recovery)."""
-    success, polled = (datetime.fromisoformat(t) if t else None for t in (target["last_success_at"], target["last_poll_at"]))
+    success, polled = _time(target["last_success_at"]), _time(target["last_poll_at"])
     if target["poll_ok"] is True and polled is not None and (success is None or polled > success):
         return polled
     return success
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 # --- the test -----------------------------------------------------------------------------------------------
