@@ -21,9 +21,9 @@ asserts after every step that ``/metrics`` and ``/api`` agree.
   reference's (also from :mod:`monitor.judge.regions`, for the same reason). A region without a document
   deviates from nothing.
 * **Who serves what** (:class:`Documents`): one (cloud, schema)'s documents indexed both ways, region → sha256
-  and sha256 → regions. The live state keeps one per group and updates it in O(1) per poll, so a poll costs
-  O(number of documents), not O(number of regions), to re-judge the reference; the read model builds the same
-  index from the database and asks it the same questions.
+  and sha256 → regions. The live state keeps one per group and updates it in O(1) per poll, so re-judging the
+  reference after a poll costs O(number of documents), not O(number of regions) (but for a tie for the
+  majority); the read model builds the same index from the database and asks it the same questions.
 * **Drift items** (:func:`drift_items`, :func:`unacknowledged`, :func:`by_severity`): the changes from a
   target's approved baseline to its current document, as its kind classifies them, without those its ignore
   rules match; each with its fingerprint and whether an unexpired acknowledgement names it. Lag: the live
@@ -32,8 +32,8 @@ asserts after every step that ``/metrics`` and ``/api`` agree.
 * **Flapping** (:func:`flapping`): a target whose document changed ``changes.flapping_threshold`` times or
   more within ``changes.flapping_window`` ending now (a change at exactly the window's start counts). A change
   is a stored snapshot other than the target's first (``store.repository.change_times``), timed at the poll
-  that saw it. Lag: the live gauge is re-judged at each poll of the target and each refresh, so it can say
-  "flapping" for up to ``drift_refresh`` after the last change left the window.
+  that saw it. Lag: the live gauge is re-judged at each snapshot of the target and each refresh, so it can
+  say "flapping" for up to ``drift_refresh`` after a change left the window.
 * **Staleness** (:func:`stale`): a target whose last poll succeeded but whose last success is more than two
   poll intervals plus :data:`STALE_GRACE_S` old: polls are not happening. A failing target is not stale (it is
   failing), nor one never polled. The grace exists for the read side: an unchanged successful poll writes no
@@ -113,7 +113,7 @@ def reference_document(
 ) -> str | None:
     """The reference document (sha256) of a (cloud, schema) whose regions serve ``current`` (label -> sha256),
     indexed as ``serving`` (sha256 -> labels): that of :func:`reference`; None when no region has a document.
-    Costs O(documents), whatever the number of regions."""
+    Costs O(documents), whatever the number of regions (but for a tie: :func:`majority`)."""
     label = reference(configured, current)
     if label != MAJORITY:
         return current[label]

@@ -110,10 +110,14 @@ def majority_order(regions: Collection[str]) -> tuple[int, str]:
 
 def majority(serving: Mapping[str, Collection[str]]) -> str:
     """The majority document of ``serving`` (sha256 -> the regions serving it, none empty): the first in
-    :func:`majority_order`. Raises ``ValueError`` when ``serving`` is empty."""
+    :func:`majority_order`. Costs O(documents), and the regions of the documents tied for the most regions
+    when there is a tie (the live fleet state asks it after every poll). Raises ``ValueError`` when ``serving``
+    is empty."""
     if not serving:
         raise ValueError("no region has a document to compare")
-    return min(serving, key=lambda sha: majority_order(serving[sha]))
+    most = max(len(regions) for regions in serving.values())
+    tied = [sha for sha, regions in serving.items() if len(regions) == most]
+    return tied[0] if len(tied) == 1 else min(tied, key=lambda sha: majority_order(serving[sha]))
 
 
 def deviates(document: str | None, reference: str | None) -> bool:
