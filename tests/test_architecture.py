@@ -45,6 +45,8 @@ BITES: list[tuple[str, str, str]] = [
     ("bcrypt-in-guard", "web/api.py", "import bcrypt"),
     ("auth-takes-plain-settings", "auth/manager.py", "import monitor.config.models"),
     ("store-records-plain", "store/records.py", "import sqlalchemy"),
+    ("fleet-rules-pure", "fleet/rules.py", "import monitor.store.records"),
+    ("fleet-rules-pure", "fleet/rules.py", "import monitor.config"),
     ("auth-takes-plain-settings", "targets/discovery.py", "import pydantic"),
 ]
 

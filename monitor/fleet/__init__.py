@@ -1,7 +1,8 @@
 """The fleet: what follows from every region's current document — deviation, rollouts, flapping, drift.
 
-``live`` keeps that state in memory after each poll and exports it as metrics (the leader exports the
-group series).
+``rules`` defines each of those facts once, as pure functions (``domain`` and ``judge`` only), for ``live``
+and for the read model (:mod:`monitor.read.model`) alike; ``live`` keeps their inputs in memory after each
+poll and exports the answers as metrics (the leader exports the group series).
 
-May import: ``judge``, ``signals``, ``store``, ``config``, ``domain``.
+May import: ``judge``, ``signals``, ``store``, ``config``, ``domain`` (``rules``: ``judge`` and ``domain`` only).
 """

@@ -2,18 +2,18 @@
 and unacknowledged drift. Fed by the service after each poll; the database holds what must survive a
 restart (baselines, acknowledgements, rollouts, expected windows).
 
-* **Deviation** — per (cloud, schema) the regions are grouped by the document they serve now; the
-  reference is the majority (or a configured region). ``schemadrift_region_variants`` counts the documents,
-  ``schemadrift_region_deviates`` is 1 for a region serving another document than the reference.
-* **Rollouts** — when all regions agreed and one moves to a new document, a rollout starts; it completes
-  when every region serves the new document (``converged``) or the old one again (``reverted``); a third
-  document supersedes it. ``schemadrift_rollout_in_progress`` and the completion time and duration.
-* **Flapping** — a target whose document changed ``flapping_threshold`` times within ``flapping_window``:
-  every flip is recorded, but ``schemadrift_flapping`` is 1 so alerts can say "flapping" instead of paging
-  for each flip.
-* **Drift** — the difference between the approved baseline and the current document, classified like any
-  change; ``schemadrift_drift_unacknowledged{severity}`` counts the drift changes whose fingerprint nobody
-  acknowledged (ignored paths excluded).
+The rules themselves — reference, majority, deviation, drift items, flapping, rollouts — are those of
+:mod:`monitor.fleet.rules`, which the read model applies too; this module keeps their inputs up to date,
+incrementally, and exports the answers:
+
+* **Deviation** — ``schemadrift_region_variants`` counts the documents a (cloud, schema)'s regions serve,
+  ``schemadrift_region_deviates`` is 1 for a region serving another document than the reference. A
+  :class:`~monitor.fleet.rules.Documents` index per group keeps a poll O(documents), not O(regions).
+* **Rollouts** — started, finished and superseded as :func:`~monitor.fleet.rules.rollout_step` says, recorded
+  in the database; ``schemadrift_rollout_in_progress`` and the completion time and duration.
+* **Flapping** — every flip is recorded, but ``schemadrift_flapping`` is 1 so alerts can say "flapping"
+  instead of paging for each flip.
+* **Drift** — ``schemadrift_drift_unacknowledged{severity}`` counts the drift items nobody acknowledged.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -29,8 +29,8 @@ from typing import Any
 
 from monitor.config import ChangesConfig, CloudConfig
 from monitor.domain import Change, IgnoreRules, TargetKey, TargetSpec, fingerprint
+from monitor.fleet import rules
 from monitor.judge.kinds import get_kind
-from monitor.judge.regions import MAJORITY, compare_regions
 from monitor.signals.metrics import Metrics
 from monitor.store.drift import DriftStore
 from monitor.store.records import Baseline, ExpectedAck, RolloutRecord, Window
@@ -48,7 +48,7 @@ class _Rollout:
 
 
 class Fleet:
-    """Current documents of every target, and what follows from them across regions."""
+    """Current documents of every target, and what follows from them across regions (by :mod:`.rules`)."""
 
     def __init__(self, specs: Sequence[TargetSpec], clouds: Sequence[CloudConfig], metrics: Metrics,
                  *, groups: bool = True) -> None:  # fmt: skip
@@ -58,9 +58,8 @@ class Fleet:
         for spec in specs:
             self._regions.setdefault((spec.key.cloud, spec.key.schema), []).append(spec.key.region)
         self._region_sets = {group: set(regions) for group, regions in self._regions.items()}
-        self._current: dict[TargetKey, str] = {}
-        # per group: sha -> the regions serving it now, and the reference sha last exported (see _export_one)
-        self._serving: dict[Group, dict[str, set[str]]] = {group: {} for group in self._regions}
+        # per group: who serves what now, and the reference sha last exported (see _export_one)
+        self._documents: dict[Group, rules.Documents] = {group: rules.Documents() for group in self._regions}
         self._exported_reference: dict[Group, str | None] = {}
         self._rollouts: dict[Group, _Rollout] = {}
         self.exports_groups = groups  # the (cloud, schema) series: with replicas, the leader's alone
@@ -95,71 +94,53 @@ class Fleet:
 
     def current(self, cloud: str, schema: str) -> dict[str, str]:
         """Region → current document sha of one (cloud, schema); regions never polled are absent."""
-        return {
-            region: self._current[TargetKey(cloud, region, schema)]
-            for region in self._regions.get((cloud, schema), [])
-            if TargetKey(cloud, region, schema) in self._current
-        }
+        documents = self._documents.get((cloud, schema))
+        return dict(documents.by_region) if documents is not None else {}
 
     def observe(self, key: TargetKey, sha: str, at: datetime, store: DriftStore | None, expected: bool) -> None:
         """A successful poll of ``key`` served ``sha``: update deviation and rollout state.
 
-        Costs O(1) in the number of regions unless the document moved (then the rollout logic looks at every
+        Costs O(documents of the group) unless the document moved (then the rollout rules look at every
         region) or the group's reference changed (then every region's deviation is exported again).
         """
         group = (key.cloud, key.schema)
-        previous = self._current.get(key)
+        if key.region not in self._region_sets.get(group, ()):
+            return  # a poll that outlived its target's removal
+        previous = self._documents[group].by_region.get(key.region)
         # A region's first document is no move: a region that always differed is a deviation, not a rollout.
-        if previous is not None and previous != sha and store is not None and group in self._regions:
+        if previous is not None and previous != sha and store is not None:
             before = self.current(*group)
             self._put(key, sha)
             self._advance_rollout(group, before, at, store, expected)
         else:
             self._put(key, sha)
-        if group in self._regions:
-            self._export_one(group, key)
+        self._export_one(group, key)
 
     def _put(self, key: TargetKey, sha: str) -> None:
-        """``key`` serves ``sha`` now: the current documents and the per-group index of who serves what."""
-        previous = self._current.get(key)
-        self._current[key] = sha
+        """``key`` serves ``sha`` now (targets of no known group or region are left out)."""
         group = (key.cloud, key.schema)
-        if previous == sha or key.region not in self._region_sets.get(group, ()):
-            return
-        serving = self._serving[group]
-        if previous is not None:
-            serving[previous].discard(key.region)
-            if not serving[previous]:
-                del serving[previous]
-        serving.setdefault(sha, set()).add(key.region)
+        if key.region in self._region_sets.get(group, ()):
+            self._documents[group].put(key.region, sha)
 
     def settle(self, store: DriftStore, at: datetime) -> None:
         """Finish open rollouts whose regions already agree (e.g. a finish lost to a database error or a
         crash between a snapshot and its rollout update)."""
         for group, rollout in list(self._rollouts.items()):
-            shas = set(self.current(*group).values())
-            if shas in ({rollout.to_sha}, {rollout.from_sha}):
-                self._finish(group, rollout, shas, at, store)
+            documents = self._documents[group].by_document if group in self._documents else {}
+            outcome = rules.rollout_outcome(documents, rollout.from_sha, rollout.to_sha)
+            if outcome in ("converged", "reverted"):
+                self._finish(group, rollout, outcome, at, store)
             self._export(group)
 
     def _advance_rollout(self, group: Group, before: dict[str, str], at: datetime, store: DriftStore,
                          expected: bool) -> None:  # fmt: skip
-        after = self.current(*group)
         rollout = self._rollouts.get(group)
-        complete = len(before) == len(self._regions[group])  # every region had a document before
-        if rollout is None:
-            if complete and len(set(before.values())) == 1 and len(set(after.values())) == 2:
-                old = next(iter(before.values()))
-                self._start(group, old, next(s for s in after.values() if s != old), at, store, expected)
-            return
-        shas = set(after.values())
-        if shas in ({rollout.to_sha}, {rollout.from_sha}):
-            self._finish(group, rollout, shas, at, store)
-        elif not shas <= {rollout.from_sha, rollout.to_sha}:
-            store.finish_rollout(rollout.id, at, "superseded")
-            del self._rollouts[group]
-            newest = next(s for s in shas if s not in (rollout.from_sha, rollout.to_sha))
-            self._start(group, rollout.to_sha, newest, at, store, expected)
+        in_progress = (rollout.from_sha, rollout.to_sha) if rollout is not None else None
+        step = rules.rollout_step(before, self.current(*group), len(self._regions[group]), in_progress)
+        if rollout is not None and step.finish is not None:
+            self._finish(group, rollout, step.finish, at, store)
+        if step.start is not None:
+            self._start(group, *step.start, at, store, expected)
 
     def _start(self, group: Group, old: str | None, new: str, at: datetime, store: DriftStore,
                expected: bool) -> None:  # fmt: skip
@@ -167,11 +148,11 @@ class Fleet:
         self._rollouts[group] = _Rollout(record.id, record.from_sha256, record.to_sha256, record.started_at)
         log.info("rollout started in %s/%s: %s → %s", group[0], group[1], (old or "")[:12], new[:12])
 
-    def _finish(self, group: Group, rollout: _Rollout, shas: set[str], at: datetime, store: DriftStore) -> None:
-        outcome = "converged" if shas == {rollout.to_sha} else "reverted"
+    def _finish(self, group: Group, rollout: _Rollout, outcome: str, at: datetime, store: DriftStore) -> None:
         recorded = store.finish_rollout(rollout.id, at, outcome)  # False: another replica finished it
         del self._rollouts[group]
-        self._export_completion(group[0], group[1], rollout.started_at, at)
+        if outcome != "superseded":
+            self._export_completion(group[0], group[1], rollout.started_at, at)
         if recorded:
             log.info("rollout %s in %s/%s after %s", outcome, group[0], group[1], at - rollout.started_at)
 
@@ -180,58 +161,42 @@ class Fleet:
         rollout = self._rollouts.get((cloud, schema))
         if rollout is None:
             return None
-        current = self.current(cloud, schema)
+        updated, lagging = rules.rollout_regions(self.current(cloud, schema), rollout.to_sha)
         return {
             "from_sha256": rollout.from_sha,
             "to_sha256": rollout.to_sha,
             "started_at": rollout.started_at.isoformat(),
-            "updated": sorted(r for r, sha in current.items() if sha == rollout.to_sha),
-            "lagging": sorted(r for r, sha in current.items() if sha != rollout.to_sha),
+            "updated": list(updated),
+            "lagging": list(lagging),
         }
 
     def _export(self, group: Group) -> None:
         """Deviation of the (registered, i.e. own) targets; the group's series when this fleet exports them."""
         cloud, schema = group
-        current = self.current(cloud, schema)
-        comparison = compare_regions(current, self._reference(cloud, current)) if current else None
-        deviating = set(comparison.deviating) if comparison else set()
+        documents = self._documents[group]
+        reference = documents.reference(self._references.get(cloud, rules.MAJORITY))
         for region in self._regions[group]:
-            self._metrics.set_deviates(TargetKey(cloud, region, schema), region in deviating)
-        self._exported_reference[group] = comparison.reference if comparison else None
-        if self.exports_groups:
-            variants = len(comparison.variants) if comparison else None
-            self._metrics.set_group(cloud, schema, rollout=group in self._rollouts, variants=variants)
+            deviates = rules.deviates(documents.by_region.get(region), reference)
+            self._metrics.set_deviates(TargetKey(cloud, region, schema), deviates)
+        self._exported_reference[group] = reference
+        self._export_group(group)
 
     def _export_one(self, group: Group, key: TargetKey) -> None:
         """What ``key``'s new document changes: its own deviation and the group's series — or, when the
-        reference moved, everything (:meth:`_export`). The reference is chosen as ``compare_regions`` does."""
-        reference = self._reference_sha(group)
+        reference moved, everything (:meth:`_export`)."""
+        documents = self._documents[group]
+        reference = documents.reference(self._references.get(key.cloud, rules.MAJORITY))
         if group not in self._exported_reference or reference != self._exported_reference[group]:
             self._export(group)
             return
-        self._metrics.set_deviates(key, self._current[key] != reference)
+        self._metrics.set_deviates(key, rules.deviates(documents.by_region.get(key.region), reference))
+        self._export_group(group)
+
+    def _export_group(self, group: Group) -> None:
+        """The group's series (when this fleet exports them): rollout in progress, and how many documents."""
         if self.exports_groups:
-            variants = len(self._serving[group]) or None
-            self._metrics.set_group(key.cloud, key.schema, rollout=group in self._rollouts, variants=variants)
-
-    def _reference_sha(self, group: Group) -> str | None:
-        """The reference document of ``group`` from the index: the configured region's while it has one, else
-        the majority's (most regions; a tie to the variant whose first region sorts first)."""
-        serving = self._serving[group]
-        if not serving:
-            return None
-        cloud, schema = group
-        configured = self._references.get(cloud, MAJORITY)
-        if configured != MAJORITY and configured in self._region_sets[group]:
-            sha = self._current.get(TargetKey(cloud, configured, schema))
-            if sha is not None:
-                return sha
-        return min(serving.items(), key=lambda item: (-len(item[1]), min(item[1])))[0]
-
-    def _reference(self, cloud: str, current: Mapping[str, str]) -> str:
-        """The cloud's configured reference region while it has a document, else the majority."""
-        configured = self._references.get(cloud, MAJORITY)
-        return configured if configured in current else MAJORITY
+            variants = len(self._documents[group].by_document) or None
+            self._metrics.set_group(group[0], group[1], rollout=group in self._rollouts, variants=variants)
 
     def _export_completion(self, cloud: str, schema: str, started: datetime, completed: datetime) -> None:
         if self.exports_groups:
@@ -239,10 +204,10 @@ class Fleet:
 
 
 class Flapping:
-    """Counts content changes per target within a sliding window."""
+    """Keeps each target's recent changes and exports whether it is flapping (:func:`.rules.flapping`)."""
 
     def __init__(self, settings: ChangesConfig, metrics: Metrics) -> None:
-        self._window = timedelta(seconds=settings.flapping_window)
+        self._window = settings.flapping_window
         self._threshold = settings.flapping_threshold
         self._metrics = metrics
         self._changes: dict[TargetKey, deque[datetime]] = {}
@@ -258,9 +223,10 @@ class Flapping:
         times = self._changes.setdefault(key, deque())
         if changed_at is not None:
             times.append(changed_at)
-        while times and times[0] < now - self._window:
+        since = rules.flapping_since(now, self._window)
+        while times and times[0] < since:  # out of the window for good: time only moves on
             times.popleft()
-        flapping = len(times) >= self._threshold
+        flapping = rules.flapping(times, now, self._window, self._threshold)
         if flapping:
             self._flapping.add(key)
         else:
@@ -292,25 +258,23 @@ class Drift:
         return self._documents[sha]
 
     def changes(self, key: TargetKey, baseline: str, current: str) -> list[Change]:
-        """Classified drift of ``key`` (ignore rules applied); cached per (baseline, current)."""
+        """The changes from ``baseline`` to ``current`` as ``key``'s kind classifies them; cached per
+        (baseline, current)."""
         cache_key = (key, baseline, current)
         if cache_key not in self._cache:
             kind = get_kind(self._specs[key].kind)
             found = [] if baseline == current else kind.classify(self._document(baseline), self._document(current))
-            rules = self._specs[key].ignore
-            self._cache[cache_key] = [replace(c, ignored=rules.matches(c)) for c in found]
+            self._cache[cache_key] = found
         return self._cache[cache_key]
 
     def refresh(self, key: TargetKey, baseline: Baseline | None, current: str | None, acked: set[str]) -> None:
-        """Recompute and export the target's unacknowledged drift."""
-        pending: list[tuple[str, Change]] = []
+        """Recompute and export the target's unacknowledged drift (:func:`.rules.drift_items`)."""
+        pending: list[rules.DriftItem] = []
         if baseline is not None and current is not None:
-            for change in self.changes(key, baseline.sha256, current):
-                fp = fingerprint(key, change)
-                if not change.ignored and fp not in acked:
-                    pending.append((fp, change))
-        self.unacknowledged[key] = pending
-        self._metrics.set_drift(key, Counter(c.severity for _, c in pending))
+            changes = self.changes(key, baseline.sha256, current)
+            pending = rules.unacknowledged(rules.drift_items(key, changes, self._specs[key].ignore, acked))
+        self.unacknowledged[key] = [(item.fingerprint, item.change) for item in pending]
+        self._metrics.set_drift(key, rules.by_severity(pending))
 
 
 def expected_now(windows: Sequence[Window], key: TargetKey, at: datetime) -> Window | None:
@@ -435,7 +399,8 @@ class Intelligence:
     def _after_success(self, key: TargetKey, sha: str, changes: Sequence[Change], at: datetime,
                        first: bool) -> None:  # fmt: skip
         tid = self._target_ids[key]
-        changed = first or bool(changes) or self._current.get(key) != sha
+        moved = not first and self._current.get(key) != sha  # a stored snapshot other than the first: a change
+        changed = first or bool(changes) or moved
         self._current[key] = sha
         expected = [c for c in changes if c.expected]
         if expected:  # acknowledged on arrival, with the snapshot (expected_ack): it must not page as drift
@@ -443,7 +408,7 @@ class Intelligence:
         if first and tid not in self._baselines:
             self._baselines = {**self._baselines, tid: Baseline(-1, sha)}  # the first snapshot; id from next refresh
         self.fleet.observe(key, sha, at, self.store if changed else None, expected=bool(expected))
-        self.flapping.observe(key, at if changes else None, at)
+        self.flapping.observe(key, at if moved else None, at)
         self._refresh_drift(key)
 
     def expected_ack(self, key: TargetKey, changes: Sequence[Change], at: datetime) -> ExpectedAck | None:

@@ -7,17 +7,23 @@ A region deviates when its document is not the reference's. The per-region chang
 come from the target's kind (:mod:`monitor.judge.kinds`); this module only groups (the matrix is drawn by
 :mod:`monitor.read.matrix`).
 
-Majority and its tie-break: variants are ordered by the number of regions serving them, most first, and
-among variants served by equally many regions, by their alphabetically first region (plain ``str`` order).
-The "majority" reference is the first variant in that order, so it is the plurality (not necessarily more
-than half), and a tie goes to the variant whose first region sorts first: with ``a`` and ``b`` on one
-document and ``c`` and ``d`` on another, the reference is the one ``a`` serves. The choice depends only on
-the labels, never on dict order or hash values, so it is stable from one tick to the next.
+Majority and its tie-break (:func:`majority_order`, the one definition): variants are ordered by the number
+of regions serving them, most first, and among variants served by equally many regions, by their
+alphabetically first region (plain ``str`` order). The "majority" (:func:`majority`) is the first variant in
+that order, so it is the plurality (not necessarily more than half), and a tie goes to the variant whose first
+region sorts first: with ``a`` and ``b`` on one document and ``c`` and ``d`` on another, the reference is the
+one ``a`` serves. The choice depends only on the labels, never on dict order or hash values, so it is stable
+from one tick to the next. A region deviates (:func:`deviates`) when it has a document and that document is
+not the reference's.
+
+:func:`compare_regions` is built from these three functions, and so is the live fleet state
+(:mod:`monitor.fleet.rules`, which keeps an index of who serves what and asks :func:`majority` of it): a
+comparison and the metrics cannot choose different references.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -77,13 +83,13 @@ def compare_regions(current: Mapping[str, str], reference: str = MAJORITY) -> Re
         raise ValueError("no region has a document to compare")
     variants = _variants(current)
     if reference == MAJORITY:
-        chosen = variants[0]
+        chosen = variants[0]  # = majority(): the variants are in majority_order
     elif reference in current:
         chosen = next(v for v in variants if v.sha256 == current[reference])
     else:
         known = ", ".join(sorted(current))
         raise ValueError(f"unknown reference region {reference!r}; expected {MAJORITY!r} or one of: {known}")
-    deviating = tuple(sorted(region for region, sha in current.items() if sha != chosen.sha256))
+    deviating = tuple(sorted(region for region, sha in current.items() if deviates(sha, chosen.sha256)))
     return RegionComparison(variants, chosen.sha256, reference, deviating)
 
 
@@ -93,4 +99,28 @@ def _variants(current: Mapping[str, str]) -> tuple[Variant, ...]:
     for region, sha in current.items():
         by_sha.setdefault(sha, []).append(region)
     variants = [Variant(sha, tuple(sorted(regions))) for sha, regions in by_sha.items()]
-    return tuple(sorted(variants, key=lambda v: (-len(v.regions), v.regions[0])))
+    return tuple(sorted(variants, key=lambda v: majority_order(v.regions)))
+
+
+def majority_order(regions: Collection[str]) -> tuple[int, str]:
+    """The sort key of a variant served by ``regions`` (not empty) in the majority order: most regions first,
+    then the variant whose alphabetically first region sorts first (module doc)."""
+    return -len(regions), min(regions)
+
+
+def majority(serving: Mapping[str, Collection[str]]) -> str:
+    """The majority document of ``serving`` (sha256 -> the regions serving it, none empty): the first in
+    :func:`majority_order`. Costs O(documents), and the regions of the documents tied for the most regions
+    when there is a tie (the live fleet state asks it after every poll). Raises ``ValueError`` when ``serving``
+    is empty."""
+    if not serving:
+        raise ValueError("no region has a document to compare")
+    most = max(len(regions) for regions in serving.values())
+    tied = [sha for sha, regions in serving.items() if len(regions) == most]
+    return tied[0] if len(tied) == 1 else min(tied, key=lambda sha: majority_order(serving[sha]))
+
+
+def deviates(document: str | None, reference: str | None) -> bool:
+    """Whether a region serving ``document`` (None: no document yet) deviates from the ``reference`` document
+    (None: no region has one): only a region with a document other than the reference's does."""
+    return document is not None and reference is not None and document != reference

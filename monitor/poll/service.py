@@ -338,6 +338,7 @@ class PollService:
             return self._store_read(key, read, first.started, first.t0)
         snapshot_id = recorded.snapshots[stored.target_id]
         self._bases[key] = _Base(stored.target_id, snapshot_id, read.sha256, read.document, read.raw, (True, None))
+        self._seen.mark(stored.target_id, first.started, ok=True, snapshot_id=snapshot_id)  # see _record_against_base
         if key in self._active and read.document is not None:
             self._describe(key, read.document, stored.document)
         self._after_success(key, read.sha256, stored.result)
@@ -439,6 +440,9 @@ class PollService:
             fence=self._fence(key), acknowledge=expected,
         )  # fmt: skip
         self._bases[key] = _Base(base.target_id, snapshot_id, read.sha256, read.document, read.raw, (True, None))
+        # The snapshot wrote this poll's time; a time marked before it must not overwrite it at the next flush
+        # (the database's last success would go back, and the read side call a healthy target stale).
+        self._seen.mark(base.target_id, started, ok=True, snapshot_id=snapshot_id)
         return result
 
     def _fence(self, key: TargetKey) -> Fence | None:

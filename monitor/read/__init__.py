@@ -7,7 +7,8 @@ operator's changes with their rules (one layer for the CLI's ``ack``/``expect`` 
 the store's records as readers receive them; ``reports`` renders changes (text, Markdown, JSON, JSON Patch);
 ``matrix`` renders the region-by-document matrix.
 
-May import: ``judge``, ``store``, ``config``, ``domain``. Never the live metric state (``signals``,
-``fleet.live``) nor the write path (``poll``): an answer depends on the database alone. The CLI and ``web/``
-reach the store through this package (and ``store.admin``), never directly.
+May import: ``fleet.rules`` (the rules it shares with the live state behind ``/metrics``), ``judge``,
+``store``, ``config``, ``domain``. Never the live metric state (``signals``, ``fleet.live``) nor the write
+path (``poll``): an answer depends on the database alone (import-linter holds it). The CLI and ``web/`` reach
+the store through this package (and ``store.admin``), never directly.
 """

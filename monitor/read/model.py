@@ -9,26 +9,22 @@ without a query per target) and raises:
   document);
 * ``StoreError`` when the database fails.
 
-The definitions live here, one each:
+What the answers are made of:
 
 * the **current document** of a target is its latest snapshot; the **baseline** its approved snapshot
-  (its first until someone approves another);
-* the **reference** of a (cloud, schema) is its configured ``reference`` region while that region has a
-  document, else the majority (when clouds are compared, regions are labelled ``cloud/region`` and the
-  first cloud's reference is used);
-* **drift** is baseline → current, classified, without ignored changes; it is **unacknowledged** unless an
-  unexpired acknowledgement names its fingerprint;
-* a target is **flapping** when its document changed ``changes.flapping_threshold`` times within
-  ``changes.flapping_window`` (the snapshots stored then, its first one not counted) — from the database,
-  so it survives a restart;
-* a target is **stale** when it polls fine but its last success is older than two intervals (as the
-  ``SchemaDriftTargetStale`` alert says).
+  (its first until someone approves another) — defined here, by the queries;
+* the **reference**, the **majority**, **deviation**, **drift** (and whether it is acknowledged),
+  **flapping**, **staleness** and where each region stands in a **rollout** are the rules of
+  :mod:`monitor.fleet.rules`, which the live state behind ``/metrics`` applies too: this module gathers their
+  inputs from the database and calls them, so the API, the CLI, the UI and the metrics say the same (what
+  the database learns later than the metrics, and for how long, is said there per rule). The last success of
+  a target whose last outcome transition is a success is its last poll: a recovery is written at once, the
+  time of an unchanged poll with the next batch flush.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,9 +33,12 @@ from typing import Any
 
 from monitor.config import Config
 from monitor.config.types import parse_duration
-from monitor.domain import Change, FailureReason, IgnoreRules, Severity, TargetKey, TargetSpec, fingerprint, utcnow
+from monitor.domain import Change, FailureReason, IgnoreRules, Severity, TargetKey, TargetSpec, utcnow
+from monitor.fleet import rules
+from monitor.fleet.rules import MAJORITY
+from monitor.fleet.rules import DriftItem as DriftItem  # part of this module's answers (drift)
 from monitor.judge.kinds import Microversion, extension_aliases, get_kind, version_entries
-from monitor.judge.regions import MAJORITY, RegionComparison, compare_regions
+from monitor.judge.regions import RegionComparison, compare_regions
 from monitor.read.reports import Comparison
 from monitor.store.database import Database
 from monitor.store.records import (
@@ -82,13 +81,6 @@ class TargetView:
     def reason(self) -> FailureReason | None:
         """Why the last polls fail (None while they succeed)."""
         return self.state.last_reason if self.state.last_poll_ok is False else None
-
-
-@dataclass(frozen=True, slots=True)
-class DriftItem:
-    fingerprint: str
-    change: Change
-    acknowledged: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +262,8 @@ class ReadModel:
         states = self._repository.load_states([row.id for row in rows.values()])
         baselines = self._intelligence.baselines()
         acks = self._intelligence.active_acks(now)
-        window = timedelta(seconds=self._config.changes.flapping_window)
-        changes = self._intelligence.change_times(now - window)
+        settings = self._config.changes
+        changes = self._intelligence.change_times(rules.flapping_since(now, settings.flapping_window))
         open_groups = {(r.cloud, r.schema) for r in self._intelligence.open_rollouts()}
         deviating = self._deviating({key: states[row.id] for key, row in rows.items()})
         views = []
@@ -279,11 +271,13 @@ class ReadModel:
             row, state = rows[key], states[rows[key].id]
             interval = self._interval(key)
             pending = self._pending(key, baselines.get(row.id), state, acks.get(row.id, set()))
+            flips = changes.get(row.id, ())
+            flapping = rules.flapping(flips, now, settings.flapping_window, settings.flapping_threshold)
             views.append(TargetView(
                 key=key, url=row.url, interval=interval, state=state, baseline=baselines.get(row.id),
-                deviates=key in deviating, unacknowledged=_by_severity(pending),
-                flapping=len(changes.get(row.id, ())) >= self._config.changes.flapping_threshold,
-                rollout=(key.cloud, key.schema) in open_groups, stale=_stale(state, interval, now),
+                deviates=key in deviating, unacknowledged=rules.by_severity(pending), flapping=flapping,
+                rollout=(key.cloud, key.schema) in open_groups,
+                stale=rules.stale(state.last_poll_ok, last_success(state), interval, now),
             ))  # fmt: skip
         return views
 
@@ -302,13 +296,9 @@ class ReadModel:
                 groups.setdefault((key.cloud, key.schema), {})[key.region] = state.document.sha256
         found: set[TargetKey] = set()
         for (cloud, schema), current in groups.items():
-            comparison = compare_regions(current, self._default_reference(cloud, current))
-            found.update(TargetKey(cloud, region, schema) for region in comparison.deviating)
+            deviating = rules.Documents.of(current).deviating(self._references.get(cloud, MAJORITY))
+            found.update(TargetKey(cloud, region, schema) for region in deviating)
         return found
-
-    def _default_reference(self, cloud: str, current: Mapping[str, str]) -> str:
-        configured = self._references.get(cloud, MAJORITY)
-        return configured if configured in current else MAJORITY
 
     # --- documents, snapshots, history ---------------------------------------------------------------
 
@@ -409,17 +399,12 @@ class ReadModel:
     ) -> list[DriftItem]:
         if baseline is None or state.document is None:
             return []
-        return [item for item in self._items(key, baseline, state, acked) if not item.acknowledged]
+        return rules.unacknowledged(self._items(key, baseline, state, acked))
 
     def _items(self, key: TargetKey, baseline: Baseline, state: TargetState, acked: set[str]) -> list[DriftItem]:
         assert state.document is not None
-        rules = self._ignore(key)
-        items = []
-        for change in self._drift(self._kind(key), baseline.sha256, state.document.sha256):
-            if not rules.matches(change):
-                fp = fingerprint(key, change)
-                items.append(DriftItem(fp, change, fp in acked))
-        return items
+        changes = self._drift(self._kind(key), baseline.sha256, state.document.sha256)
+        return rules.drift_items(key, changes, self._ignore(key), acked)
 
     # --- API surface ----------------------------------------------------------------------------------
 
@@ -506,8 +491,7 @@ class ReadModel:
         several = len(clouds) > 1
         if asked is None:
             configured = self._references.get(clouds[0], MAJORITY)
-            label = f"{clouds[0]}/{configured}" if several and configured != MAJORITY else configured
-            return label if label in current else MAJORITY
+            return rules.reference(f"{clouds[0]}/{configured}" if several else configured, current)
         if several and asked != MAJORITY and "/" not in asked:
             asked = f"{clouds[0]}/{asked}"
         if asked != MAJORITY and asked not in labels:
@@ -519,11 +503,9 @@ class ReadModel:
     @staticmethod
     def _rollout(record: RolloutRecord, current: Mapping[str, str], several: bool) -> RolloutView:
         mine = {label: sha for label, sha in current.items() if not several or label.startswith(f"{record.cloud}/")}
-        return RolloutView(
-            record.cloud, record.schema, record.from_sha256, record.to_sha256, record.started_at,
-            tuple(sorted(label for label, sha in mine.items() if sha == record.to_sha256)),
-            tuple(sorted(label for label, sha in mine.items() if sha != record.to_sha256)),
-        )  # fmt: skip
+        updated, lagging = rules.rollout_regions(mine, record.to_sha256)
+        return RolloutView(record.cloud, record.schema, record.from_sha256, record.to_sha256, record.started_at,
+                           updated, lagging)  # fmt: skip
 
 
 def _surface_row(service: str, version: str, regions: Sequence[str], cells: Mapping[str, SurfaceCell]) -> SurfaceRow:
@@ -554,12 +536,11 @@ def _missing_services(services: Mapping[str, set[str]]) -> dict[str, list[str]]:
     return {region: sorted(anywhere - have) for region, have in services.items() if anywhere - have}
 
 
-def _by_severity(items: Sequence[DriftItem]) -> dict[Severity, int]:
-    counts = Counter(item.change.severity for item in items)
-    return {severity: counts[severity] for severity in Severity}
-
-
-def _stale(state: TargetState, interval: float, now: datetime) -> bool:
-    if state.last_poll_ok is not True or state.last_success_at is None:
-        return False
-    return now - state.last_success_at > timedelta(seconds=2 * interval)
+def last_success(state: TargetState) -> datetime | None:
+    """The latest successful poll the database knows of: the last poll when the last outcome transition is a
+    success (a recovery is written at once, while ``last_success_at`` waits for the next batch flush), else
+    ``last_success_at``."""
+    polled, succeeded = state.last_poll_at, state.last_success_at
+    if state.last_poll_ok is True and polled is not None and (succeeded is None or polled > succeeded):
+        return polled
+    return succeeded
