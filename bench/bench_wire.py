@@ -13,7 +13,8 @@ Clients (``CLIENTS``; each one a fresh Python process, or a ``curl`` process per
 * ``aiohttp``: a bare ``aiohttp.ClientSession`` GET + ``read()`` + SHA-256 — the reference (1.00x);
 * ``httpx``: a bare ``httpx.AsyncClient`` (its default transport, httpcore) GET + SHA-256;
 * ``httpx+aiohttp``: ``httpx.AsyncClient`` on ``httpx_aiohttp.AiohttpTransport`` GET + SHA-256;
-* ``fetcher``: ``monitor.fetching.Fetcher.fetch`` + the raw digest the service computes for an unchanged poll.
+* ``fetcher``: ``monitor.fetching.Fetcher.fetch`` + the raw digest the service computes for an unchanged poll;
+* ``fetcher/httpx-aiohttp``: the same Fetcher with httpx-aiohttp's transport instead of its own.
 
 Each Python client runs on asyncio's default loop and, with ``--loops asyncio,uvloop``, on uvloop.
 ``--before REV`` also measures the ``fetcher`` of another commit (exported with ``git archive`` into a temp
@@ -126,15 +127,18 @@ async def httpx_aiohttp_fetch(stack: AsyncExitStack, concurrency: int) -> Fetch:
     return await _httpx_fetch(stack, httpx.AsyncClient(transport=transport, timeout=30))
 
 
-async def fetcher_fetch(stack: AsyncExitStack, concurrency: int) -> Fetch:
-    """The monitor's ``Fetcher.fetch`` on the fleet's targets, plus the digest an unchanged poll makes."""
+async def fetcher_fetch(stack: AsyncExitStack, concurrency: int, connection: Any = None) -> Fetch:
+    """The monitor's ``Fetcher.fetch`` on the fleet's targets, plus the digest an unchanged poll makes.
+
+    ``connection``: the Fetcher's transport of one connection (default: its own).
+    """
     from monitor.config import parse_config
     from monitor.fetching import Fetcher
     from monitor.kinds import fold_headers
 
     config = parse_config(fleet_config(FLEET["base_url"], "sqlite://", regions_for(FLEET["targets"]), concurrency), "x")
     specs = {spec.url: spec for spec in config.targets()}
-    fetcher = Fetcher(max_connections=concurrency)
+    fetcher = Fetcher(max_connections=concurrency, **({"connection": connection} if connection else {}))
     stack.push_async_callback(fetcher.aclose)
 
     async def fetch(url: str) -> bytes:
@@ -148,12 +152,24 @@ async def fetcher_fetch(stack: AsyncExitStack, concurrency: int) -> Fetch:
     return fetch
 
 
+async def fetcher_httpx_aiohttp_fetch(stack: AsyncExitStack, concurrency: int) -> Fetch:
+    """The monitor's Fetcher with httpx-aiohttp's ``AiohttpTransport`` (one connection each) as its engine."""
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+
+    def connection(context: Any) -> Any:
+        return AiohttpTransport(verify=context, trust_env=False, limits=httpx.Limits(max_connections=1))
+
+    return await fetcher_fetch(stack, concurrency, connection)
+
+
 CLIENTS: dict[str, tuple[str, MakeFetch | None]] = {
     "curl": ("curl --parallel (no hash)", None),
     "aiohttp": ("bare aiohttp ClientSession GET + sha256", aiohttp_fetch),
     "httpx": ("bare httpx.AsyncClient (httpcore) GET + sha256", httpx_fetch),
     "httpx+aiohttp": ("httpx.AsyncClient on httpx-aiohttp's transport GET + sha256", httpx_aiohttp_fetch),
     "fetcher": ("monitor Fetcher.fetch + raw digest", fetcher_fetch),
+    "fetcher/httpx-aiohttp": ("... with httpx-aiohttp's transport as its engine", fetcher_httpx_aiohttp_fetch),
 }
 FLEET: dict[str, Any] = {}  # base_url and targets of the run, for the clients that build monitor targets
 
@@ -167,7 +183,9 @@ def expected_digests(urls: Sequence[str]) -> dict[str, bytes]:
     return {url: by_schema[url.rsplit("/", 1)[1]] for url in urls}
 
 
-async def one_round(fetch: Fetch, urls: Sequence[str], concurrency: int, expected: dict[str, bytes]) -> tuple[float, float]:
+async def one_round(
+    fetch: Fetch, urls: Sequence[str], concurrency: int, expected: dict[str, bytes]
+) -> tuple[float, float]:
     """Wall and CPU seconds (this process, every thread) to fetch every URL, ``concurrency`` at a time.
 
     Raises AssertionError when a body is not the document nginx serves.
@@ -238,8 +256,9 @@ def measure(
     """
     if name == "curl":
         return measure_curl(base_url, targets, concurrency, rounds)
+    tree = str(monitor_tree) if monitor_tree else None
     settings = {"name": name, "base_url": base_url, "targets": targets, "concurrency": concurrency,
-                "rounds": rounds, "loop": loop, "monitor_tree": str(monitor_tree) if monitor_tree else None}  # fmt: skip
+                "rounds": rounds, "loop": loop, "monitor_tree": tree}  # fmt: skip
     try:
         done = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(settings)],
@@ -302,7 +321,7 @@ def _run_curl(command: list[str]) -> tuple[float, float, str | None]:
 
 
 def print_table(results: list[WireResult]) -> None:
-    """One line per client: CPU µs per request (median, min–max), warm/cold wall, ratio to bare aiohttp."""
+    """One line per client: CPU µs per request (median, min-max), warm/cold wall, ratio to bare aiohttp."""
     reference = next((r for r in results if r.client == REFERENCE and r.loop == "asyncio" and not r.error), None)
     print(f"{'client':<22} {'loop':<8} {'CPU us/req':>10} {'min-max':>13} {'x aiohttp':>9} {'warm s':>7} "
           f"{'cold s':>7}  what")  # fmt: skip
