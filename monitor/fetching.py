@@ -310,7 +310,9 @@ def _httpx_error(exc: Exception) -> httpx.TransportError:
         return httpx.ConnectError(str(exc))
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return httpx.ReadTimeout(str(exc))
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+    if isinstance(exc, aiohttp.ClientResponseError):  # a malformed head: its message, not its "400, ... url="
+        return httpx.RemoteProtocolError(exc.message or type(exc).__name__)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         return httpx.RemoteProtocolError(str(exc) or type(exc).__name__)
     if isinstance(exc, aiohttp.ClientOSError):  # reset or broken pipe on an open connection
         return httpx.ReadError(str(exc))
