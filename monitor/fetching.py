@@ -284,17 +284,22 @@ class _AiohttpConnection(httpx.AsyncBaseTransport):
 
 class _Body(httpx.AsyncByteStream):
     """The body of an aiohttp response, chunk by chunk as it arrives; closing it before the end drops the
-    connection."""
+    connection. An iterator, not an async generator: no generator frame, no loop hook per response."""
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
         try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
+            chunk = await self._response.content.readany()
         except aiohttp.ClientError as exc:
             raise _httpx_error(exc) from _cause(exc)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
     async def aclose(self) -> None:
         self._response.release()  # back to the pool when read to the end, else closed
@@ -330,7 +335,7 @@ async def _follow_with(
     transport: httpx.AsyncBaseTransport, url: httpx.URL, spec: TargetSpec, signer: RequestSigner | None
 ) -> Fetched:
     """GET ``url`` and the redirects it permits (same origin), at most ``MAX_REDIRECTS``."""
-    seen = {url}
+    seen = [url]  # a list: hashing an httpx.URL formats it, and most polls are never redirected
     for _ in range(MAX_REDIRECTS + 1):
         headers = {**REQUEST_HEADERS, **(signer.headers("GET", str(url)) if signer else {})}
         try:
@@ -341,7 +346,7 @@ async def _follow_with(
             return outcome
         if outcome in seen:
             raise FetchError(FailureReason.REDIRECT, "redirect loop")
-        seen.add(url := outcome)
+        seen.append(url := outcome)
     raise FetchError(FailureReason.REDIRECT, f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -485,7 +490,9 @@ async def _read_response(response: httpx.Response, limit: int, statuses: frozens
     if declared.isdigit() and int(declared) > limit:
         raise FetchError(FailureReason.TOO_LARGE, f"Content-Length {declared} over limit {limit}", status=status)
     decoder = _Decoder(headers.get("content-encoding", "identity"), limit, status)
-    async for chunk in response.aiter_raw():
+    # the transport's stream as it is (what aiter_raw() wraps in a generator, a re-chunker and a context)
+    assert isinstance(response.stream, httpx.AsyncByteStream)
+    async for chunk in response.stream:
         decoder.feed(chunk)
     return Fetched(decoder.finish(), status, headers)
 
