@@ -22,6 +22,7 @@ dir), so a change of engine shows as before/after in one run.
 
     .venv/bin/python bench/bench_wire.py [--targets 4000] [--concurrency 100] [--rounds 5]
     .venv/bin/python bench/bench_wire.py --loops asyncio,uvloop --before HEAD~3
+    .venv/bin/python bench/bench_wire.py --profile fetcher      # where a request's CPU goes (cProfile)
 
 Another script measures one client with :func:`measure` (in its own process) or :func:`measure_here` (in
 the calling process). Traffic goes only to loopback. Exit code 0 when every client read every document
@@ -32,10 +33,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import dataclasses
 import hashlib
+import io
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -240,6 +244,33 @@ def measure_here(
     return asyncio.run(coroutine)
 
 
+def profile_here(name: str, base_url: str, targets: int, concurrency: int = 100, top: int = 40) -> str:
+    """cProfile (CPU-time clock) of one warm round of client ``name`` in this process: the ``top`` functions
+    by own time, and the calls per request. Profiling inflates pure-Python calls: read it for where, not how much.
+    """
+
+    async def go() -> cProfile.Profile:
+        urls = fleet_urls(base_url, regions_for(targets))[:targets]
+        FLEET.update(base_url=base_url, targets=targets)
+        expected = expected_digests(urls)
+        make = CLIENTS[name][1]
+        assert make is not None, name
+        async with AsyncExitStack() as stack:
+            fetch = await make(stack, concurrency)
+            await one_round(fetch, urls, concurrency, expected)
+            profile = cProfile.Profile(time.process_time)
+            profile.enable()
+            await one_round(fetch, urls, concurrency, expected)
+            profile.disable()
+        return profile
+
+    out = io.StringIO()
+    stats = pstats.Stats(asyncio.run(go()), stream=out)
+    print(f"{name}: {stats.total_calls / targets:.0f} function calls per request", file=out)  # type: ignore[attr-defined]
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
 def measure(
     name: str,
     base_url: str,
@@ -361,11 +392,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--loops", default="asyncio", help="asyncio and/or uvloop, comma-separated")
     parser.add_argument("--before", metavar="REV", help="also measure the fetcher of this commit")
     parser.add_argument("--json", type=Path, help="also write every result to this file")
+    parser.add_argument("--profile", metavar="CLIENT", help="instead: cProfile one warm round of this client")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement in this process
     args = parser.parse_args(argv)
     args.client_names = [c.strip() for c in args.clients.split(",") if c.strip()]
     args.loop_names = [loop.strip() for loop in args.loops.split(",") if loop.strip()]
-    if set(args.client_names) - set(CLIENTS) or set(args.loop_names) - set(LOOPS):
+    if set(args.client_names) - set(CLIENTS) or set(args.loop_names) - set(LOOPS) or args.profile in ("curl",):
         parser.error(f"--clients: choose from {', '.join(CLIENTS)}; --loops: from {', '.join(LOOPS)}")
     if min(args.targets, args.concurrency, args.rounds) < 1:
         parser.error("--targets, --concurrency and --rounds must be positive")
@@ -401,6 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             with Nginx(copy_documents(tmp / "documents")) as server:
                 print(f"{args.targets} URLs on {server.base_url}, concurrency {args.concurrency}, median of "
                       f"{args.rounds} warm rounds; {os.cpu_count()} CPU(s), load {os.getloadavg()[0]:.1f}")  # fmt: skip
+                if args.profile:
+                    print(profile_here(args.profile, server.base_url, args.targets, args.concurrency))
+                    return 0
                 results = run_all(args, server, before)
         except NginxError as exc:
             print(f"bench_wire: nginx did not start: {exc}", file=sys.stderr)

@@ -46,3 +46,14 @@ def test_a_client_can_be_measured_from_another_script_on_uvloop(tmp_path: Path) 
     assert result.error is None and result.requests == 20 and result.loop == "uvloop"
     assert 0 < result.cpu_min_s <= result.cpu_per_request_s <= result.cpu_max_s
     assert Path(result.source) == ROOT
+
+
+def test_it_profiles_one_client() -> None:
+    require_tool("nginx", "SDM_REQUIRE_NGINX", "nginx")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_wire.py"), "--profile", "fetcher", "--targets", "20",
+         "--concurrency", "5"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "function calls per request" in done.stdout and "fetching.py" in done.stdout
