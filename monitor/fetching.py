@@ -15,8 +15,8 @@ Guarantees:
 * credentials come from a :class:`~monitor.auth.credentials.Credentials` object, are added to every
   hop, and a 401 answered to a renewable token makes one new authentication and one more attempt; a
   second 401, or no credentials to be had, fails with reason ``auth``;
-* proxies, netrc and cookies are never used; at most ``max_connections`` requests are in flight and
-  connections open, per TLS setting.
+* proxies and netrc from the environment and cookies are never used; at most ``max_connections``
+  requests are in flight in all, and at most as many connections open per TLS setting.
 
 The code speaks httpx (``httpx.Request``, ``httpx.Response``, an ``httpx.AsyncBaseTransport``); the engine
 under it is aiohttp (:class:`_AiohttpConnection`): httpx's own transport cost several times its CPU per
@@ -308,8 +308,9 @@ class _Body(httpx.AsyncByteStream):
 def _httpx_error(exc: Exception) -> httpx.TransportError:
     """The httpx exception for an aiohttp one, as httpcore would raise it for the same failure.
 
-    aiohttp's texts name the host and the OS error, never a header; a header aiohttp refuses (a control
-    character: ValueError) is reported without its value, which may be the token.
+    aiohttp's texts name the host, the OS error or the malformed response line (as httpcore's did), never a
+    request header; a header aiohttp refuses to send (a control character: ValueError) is reported without
+    its value, which may be the token.
     """
     if isinstance(exc, aiohttp.ClientConnectorError):  # refused, unreachable, DNS, TLS handshake
         return httpx.ConnectError(str(exc))
