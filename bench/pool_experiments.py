@@ -142,7 +142,8 @@ async def v_workers(stack: AsyncExitStack, c: int) -> Fetch:
 
 
 async def v_stream(stack: AsyncExitStack, c: int, *, timeout: bool = False, headers: bool = False) -> Fetch:
-    """As monitor/poll/fetch.py: build_request, send(stream=True), aiter_raw, aclose; optional extras."""
+    """As monitor/poll/fetch.py did on httpcore: build_request, send(stream=True), aiter_raw, aclose; optional
+    extras."""
     http = await client(stack, c)
     extra = {**MONITOR_HEADERS, "Accept-Encoding": "gzip, deflate"} if headers else {}
 

@@ -18,7 +18,9 @@ from pythonjsonlogger.json import JsonFormatter
 FORMATS: Final = ("text", "json")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 CONTEXT_FIELDS: Final = ("cloud", "region", "schema")
-NOISY_LOGGERS: Final = ("httpx", "httpcore", "apscheduler", "alembic", "keystoneauth", "urllib3", "stevedore")
+NOISY_LOGGERS: Final = (
+    "httpx", "httpcore", "aiohttp", "apscheduler", "alembic", "keystoneauth", "urllib3", "stevedore",
+)  # fmt: skip
 
 
 class JsonLogFormatter(JsonFormatter):

@@ -43,6 +43,7 @@ BITES: list[tuple[str, str, str]] = [
     ("dulwich-jsonlogger", "read/reports.py", "import dulwich"),
     ("os-service-types-in-discovery", "config/catalog.py", "import os_service_types"),
     ("bcrypt-in-guard", "web/api.py", "import bcrypt"),
+    ("aiohttp-in-fetch", "poll/service.py", "import aiohttp"),
     ("auth-takes-plain-settings", "auth/manager.py", "import monitor.config.models"),
     ("store-records-plain", "store/records.py", "import sqlalchemy"),
     ("fleet-rules-pure", "fleet/rules.py", "import monitor.store.records"),

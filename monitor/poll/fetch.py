@@ -1,4 +1,4 @@
-"""HTTP fetching with httpx: one poll of one endpoint, bounded in time and size.
+"""HTTP fetching with httpx on aiohttp: one poll of one endpoint, bounded in time and size.
 
 ``Fetcher.fetch(spec)`` returns the decoded response body of a 2xx JSON response or raises
 :class:`FetchError`, whose ``reason`` is one of the fixed :class:`~monitor.domain.FailureReason` values.
@@ -14,13 +14,18 @@ Guarantees:
   CA to the usual trust store and ``cert``/``key`` present a client certificate;
 * credentials come from a :class:`~monitor.auth.credentials.Credentials` object, are added to every
   hop, and a 401 answered to a renewable token makes one new authentication and one more attempt; a
-  second 401, or no credentials to be had, fails with reason ``auth``.
+  second 401, or no credentials to be had, fails with reason ``auth``;
+* proxies and netrc from the environment and cookies are never used; there are never more connections
+  open per TLS setting than fetches in flight, which the caller bounds (``polling.max_concurrency``).
+
+The code speaks httpx (``httpx.Request``, ``httpx.Response``, an ``httpx.AsyncBaseTransport``); the engine
+under it is aiohttp (:class:`_AiohttpConnection`): httpx's own transport cost several times its CPU per
+request (``bench/bench_wire.py``). Nothing else in the monitor imports aiohttp.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import ssl
 import time
@@ -28,7 +33,9 @@ import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
+import aiohttp
 import certifi
 import httpx
 
@@ -41,6 +48,12 @@ MAX_REDIRECTS = 5
 BACKOFF_BASE = 0.5
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 USER_AGENT = f"schema-drift-monitor/{__version__}"
+REQUEST_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
+KEEPALIVE_S = 5.0  # an idle connection is closed after this long (httpx's default, shorter than most servers')
+URL_CACHE_SIZE = 100_000  # parsed target URLs kept
+
+_T = TypeVar("_T")
+_NO_BODY = httpx.ByteStream(b"")
 
 
 class FetchError(Exception):
@@ -72,34 +85,32 @@ class Fetched:
     headers: Mapping[str, str]
 
 
-class _Clients:
-    """httpx clients of one connection each, for one TLS setting; each request in flight borrows one.
+class _Clients(Generic[_T]):
+    """Transports of one connection each, for one TLS setting; each request in flight borrows one.
 
-    httpcore's pool re-examines every pooled connection for every request and every response it closes
-    (``_assign_requests_to_connections``: a ``getpeername`` per idle connection), so with 100 pooled
-    connections that scan is most of an unchanged poll's CPU. A client with one connection examines one.
-    An idle client goes preferably to a request for the origin it last served (its connection is still
-    open), else the one idle longest; a new client is made only when none is idle, so there are never
-    more clients than requests ever in flight at once.
+    aiohttp's connector bounds the connections in use, not the idle ones: it would keep one idle socket
+    per origin polled in the last few seconds, thousands in a fleet of regions. A transport holds one
+    connection, so this set bounds them: there are never more transports than requests ever in flight
+    at once (the caller's ``polling.max_concurrency`` at most). An idle transport goes preferably to a
+    request for the origin it last served (its connection is still open), else the one idle longest (which
+    closes its connection to the old origin); a new one is made only when none is idle.
     """
 
-    def __init__(self, make: Callable[[], httpx.AsyncClient]) -> None:
+    def __init__(self, make: Callable[[], _T]) -> None:
         self._make = make
-        self._idle: OrderedDict[httpx.AsyncClient, str] = OrderedDict()  # client -> its origin, longest idle first
-        self._by_origin: dict[str, list[httpx.AsyncClient]] = {}
-        self.all: list[httpx.AsyncClient] = []
+        self._idle: OrderedDict[_T, str] = OrderedDict()  # transport -> its origin, longest idle first
+        self._by_origin: dict[str, list[_T]] = {}
+        self.all: list[_T] = []
 
-    @contextlib.asynccontextmanager
-    async def borrow(self, origin: str) -> AsyncIterator[httpx.AsyncClient]:
-        """A client for a request to ``origin`` (``scheme://host:port``), returned when the block ends."""
-        client = self._take(origin)
-        try:
-            yield client
-        finally:
-            self._idle[client] = origin
-            self._by_origin.setdefault(origin, []).append(client)
+    def borrow(self, origin: str) -> _Borrowed[_T]:
+        """A transport for a request to ``origin`` (``scheme://host:port``), returned when the block ends."""
+        return _Borrowed(self, origin)
 
-    def _take(self, origin: str) -> httpx.AsyncClient:
+    def _give_back(self, client: _T, origin: str) -> None:
+        self._idle[client] = origin
+        self._by_origin.setdefault(origin, []).append(client)
+
+    def _take(self, origin: str) -> _T:
         warm = self._by_origin.get(origin)
         if warm:
             client = warm.pop()
@@ -114,32 +125,44 @@ class _Clients:
         return client
 
 
+class _Borrowed(Generic[_T]):
+    """``async with clients.borrow(origin) as transport``: taken on entry, given back on exit (a class, not
+    a generator: this runs for every request)."""
+
+    __slots__ = ("_client", "_clients", "_origin")
+
+    def __init__(self, clients: _Clients[_T], origin: str) -> None:
+        self._clients = clients
+        self._origin = origin
+
+    async def __aenter__(self) -> _T:
+        self._client = self._clients._take(self._origin)
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._clients._give_back(self._client, self._origin)
+
+
 class Fetcher:
     """Fetches for every target, one connection per fetch in flight (:class:`_Clients`, one set per TLS
     setting); close with ``aclose``. How many fetches are in flight at once is the caller's limit
     (``polling.max_concurrency``, held by :class:`~monitor.poll.service.PollService`)."""
 
-    def __init__(self) -> None:
-        self._limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self._clients: dict[TlsSettings, _Clients] = {}
+    def __init__(self, connection: Callable[[ssl.SSLContext], httpx.AsyncBaseTransport] | None = None) -> None:
+        """``connection`` makes the transport of one connection for a TLS context (default: aiohttp's)."""
+        self._connection = connection or _AiohttpConnection
+        self._clients: dict[TlsSettings, _Clients[httpx.AsyncBaseTransport]] = {}
+        self._urls: dict[str, tuple[httpx.URL, str]] = {}  # spec.url -> (its parsed URL, its origin)
 
-    def _clients_for(self, tls: TlsSettings) -> _Clients:
-        """The clients for ``tls``; raises FetchError(tls) when its CA or client certificate is unusable."""
+    def _clients_for(self, tls: TlsSettings) -> _Clients[httpx.AsyncBaseTransport]:
+        """The transports for ``tls``; raises FetchError(tls) when its CA or client certificate is unusable."""
         clients = self._clients.get(tls)
         if clients is None:
             try:
                 context = _ssl_context(tls)
             except (ssl.SSLError, OSError) as exc:
                 raise FetchError(FailureReason.TLS, f"cannot load the CA bundle or client certificate: {exc}") from None
-            clients = _Clients(
-                lambda: httpx.AsyncClient(
-                    verify=context,
-                    limits=self._limits,
-                    follow_redirects=False,
-                    trust_env=False,
-                    headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-                )
-            )
+            clients = _Clients(lambda: self._connection(context))
             self._clients[tls] = clients
         return clients
 
@@ -194,37 +217,146 @@ class Fetcher:
 
     async def _follow(self, spec: TargetSpec, signer: RequestSigner | None) -> Fetched:
         clients = self._clients_for(spec.tls)
-        url = httpx.URL(spec.url)
-        async with clients.borrow(f"{url.scheme}://{url.netloc.decode('ascii')}") as client:
-            return await _follow_with(client, url, spec, signer)
+        url, origin = self._parsed(spec.url)
+        async with clients.borrow(origin) as transport:
+            return await _follow_with(transport, url, spec, signer)
+
+    def _parsed(self, url: str) -> tuple[httpx.URL, str]:
+        """``url`` parsed, and its origin; parsed once per URL (httpx's parser is a good part of a request's CPU)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= URL_CACHE_SIZE:
+                self._urls.clear()  # targets come and go; the ones polled now come back at their next poll
+            url_ = httpx.URL(url)
+            parsed = self._urls[url] = (url_, f"{url_.scheme}://{url_.netloc.decode('ascii')}")
+        return parsed
+
+
+class _AiohttpConnection(httpx.AsyncBaseTransport):
+    """An httpx transport on aiohttp that holds at most one connection, to the origin it last served.
+
+    aiohttp (C parser, one protocol object per connection) costs a fraction of httpcore's CPU per request.
+    What this transport does not do, the Fetcher does: it follows no redirects, decodes no body (it hands
+    gzip/deflate over as sent, so the size limit applies to the decoded bytes), keeps no cookies, reads no
+    proxy or netrc from the environment, and sets no timeout of its own: the caller's deadline
+    (``asyncio.timeout``) bounds the whole poll, and a per-read timer would be re-armed at every read.
+    aiohttp's exceptions come out as the httpx exceptions httpcore raises for the same failure.
+    """
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        self._session: aiohttp.ClientSession | None = None
+        self._origin: tuple[str, str, int | None] | None = None
+
+    async def _session_for(self, url: httpx.URL) -> aiohttp.ClientSession:
+        origin = (url.scheme, url.host, url.port)
+        if self._session is not None and origin != self._origin:
+            await self.aclose()  # its idle connection to the old origin goes: one connection per transport
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._context, limit=1, keepalive_timeout=KEEPALIVE_S),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(),
+                trust_env=False,
+            )
+        self._origin = origin
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` (no body); the response's stream yields the body as sent. Raises httpx.TransportError."""
+        session = await self._session_for(request.url)
+        encoding = request.headers.encoding
+        headers = [(name.decode(encoding), value.decode(encoding)) for name, value in request.headers.raw]
+        try:
+            response = await session.request(request.method, str(request.url), headers=headers, allow_redirects=False)
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise _httpx_error(exc) from _cause(exc)
+        return httpx.Response(response.status, headers=response.raw_headers, stream=_Body(response), request=request)
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+class _Body(httpx.AsyncByteStream):
+    """The body of an aiohttp response, chunk by chunk as it arrives; closing it before the end drops the
+    connection. An iterator, not an async generator: no generator frame, no loop hook per response."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._response.content.readany()
+        except aiohttp.ClientError as exc:
+            raise _httpx_error(exc) from _cause(exc)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._response.release()  # back to the pool when read to the end, else closed
+
+
+def _httpx_error(exc: Exception) -> httpx.TransportError:
+    """The httpx exception for an aiohttp one, as httpcore would raise it for the same failure.
+
+    aiohttp's texts name the host, the OS error or the malformed response line (as httpcore's did), never a
+    request header; a header aiohttp refuses to send (a control character: ValueError) is reported without
+    its value, which may be the token.
+    """
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, unreachable, DNS, TLS handshake
+        return httpx.ConnectError(str(exc))
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(str(exc))
+    if isinstance(exc, aiohttp.ClientResponseError):  # a malformed head: its message, not its "400, ... url="
+        return httpx.RemoteProtocolError(exc.message or type(exc).__name__)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(str(exc) or type(exc).__name__)
+    if isinstance(exc, aiohttp.ClientOSError):  # reset or broken pipe on an open connection
+        return httpx.ReadError(str(exc))
+    if isinstance(exc, aiohttp.ClientError):
+        return httpx.TransportError(str(exc) or type(exc).__name__)
+    return httpx.LocalProtocolError("a request header has a character HTTP forbids")
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """What aiohttp wrapped (the ssl or socket error) when it did, so the TLS reason is found; else ``exc``."""
+    return exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
 
 
 async def _follow_with(
-    client: httpx.AsyncClient, url: httpx.URL, spec: TargetSpec, signer: RequestSigner | None
+    transport: httpx.AsyncBaseTransport, url: httpx.URL, spec: TargetSpec, signer: RequestSigner | None
 ) -> Fetched:
     """GET ``url`` and the redirects it permits (same origin), at most ``MAX_REDIRECTS``."""
-    seen = {url}
+    seen = [url]  # a list: hashing an httpx.URL formats it, and most polls are never redirected
     for _ in range(MAX_REDIRECTS + 1):
-        headers = {"Accept-Encoding": "gzip, deflate", **(signer.headers("GET", str(url)) if signer else {})}
+        headers = {**REQUEST_HEADERS, **(signer.headers("GET", str(url)) if signer else {})}
         try:
-            outcome = await _get_once(client, url, headers, spec)
+            outcome = await _get_once(transport, url, headers, spec)
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
             raise _translate(exc) from None
         if isinstance(outcome, Fetched):
             return outcome
         if outcome in seen:
             raise FetchError(FailureReason.REDIRECT, "redirect loop")
-        seen.add(url := outcome)
+        seen.append(url := outcome)
     raise FetchError(FailureReason.REDIRECT, f"more than {MAX_REDIRECTS} redirects")
 
 
 async def _get_once(
-    client: httpx.AsyncClient, url: httpx.URL, headers: Mapping[str, str], spec: TargetSpec
+    transport: httpx.AsyncBaseTransport, url: httpx.URL, headers: Mapping[str, str], spec: TargetSpec
 ) -> Fetched | httpx.URL:
     """One request: the document of a final response, or the URL a permitted redirect points to."""
-    # httpx's own per-operation timeouts (5 s by default) must not undercut the whole-poll deadline.
-    request = client.build_request("GET", url, headers=headers, timeout=httpx.Timeout(spec.timeout))
-    response = await client.send(request, stream=True)
+    # stream=: no body, so none of httpx's body encoding and header re-assembly (most of a Request's CPU);
+    # aiohttp adds the Host header
+    request = httpx.Request("GET", url, headers=headers, stream=_NO_BODY)
+    response = await transport.handle_async_request(request)
     statuses = get_kind(spec.kind).statuses
     try:
         # 300 Multiple Choices is how Keystone, Cinder, Manila and Glance answer version discovery (with a
@@ -348,17 +480,20 @@ async def _read_response(response: httpx.Response, limit: int, statuses: frozens
             transient=status in TRANSIENT_STATUSES,
             retry_after=_parse_retry_after(response.headers.get("Retry-After")),
         )
-    content_type = response.headers.get("Content-Type")
+    headers = dict(response.headers.items())  # lower-case names; a repeated header's values joined by ", "
+    content_type = headers.get("content-type")
     if not _is_json_type(content_type):
         media = (content_type or "").split(";", 1)[0].strip()[:60]
         raise FetchError(FailureReason.INVALID_JSON, f"content type {media!r} is not JSON", status=status)
-    declared = response.headers.get("Content-Length", "")
+    declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise FetchError(FailureReason.TOO_LARGE, f"Content-Length {declared} over limit {limit}", status=status)
-    decoder = _Decoder(response.headers.get("Content-Encoding", "identity"), limit, status)
-    async for chunk in response.aiter_raw():
+    decoder = _Decoder(headers.get("content-encoding", "identity"), limit, status)
+    # the transport's stream as it is (what aiter_raw() wraps in a generator, a re-chunker and a context)
+    assert isinstance(response.stream, httpx.AsyncByteStream)
+    async for chunk in response.stream:
         decoder.feed(chunk)
-    return Fetched(decoder.finish(), status, {name.lower(): value for name, value in response.headers.items()})
+    return Fetched(decoder.finish(), status, headers)
 
 
 class _Decoder:
@@ -368,7 +503,8 @@ class _Decoder:
         self._limit = limit
         self._status = status
         self._raw = 0
-        self._out = bytearray()
+        self._size = 0  # decoded bytes so far
+        self._out: list[bytes] = []  # joined once at the end (a body that came in one piece is not copied)
         encoding = encoding.strip().lower()
         if encoding in ("", "identity"):
             self._zlib = None
@@ -384,20 +520,24 @@ class _Decoder:
     def _too_large(self) -> FetchError:
         return FetchError(FailureReason.TOO_LARGE, f"body over limit {self._limit} bytes", status=self._status)
 
+    def _add(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._limit:
+            raise self._too_large()
+        self._out.append(data)
+
     def feed(self, chunk: bytes) -> None:
         self._raw += len(chunk)
         if self._raw > self._limit:
             raise self._too_large()
         if self._zlib is None:
-            self._out += chunk
+            self._add(chunk)
             return
         data = chunk
         try:
             while data:
-                room = self._limit - len(self._out) + 1
-                self._out += self._zlib.decompress(data, room)
-                if len(self._out) > self._limit:
-                    raise self._too_large()
+                # never more than one byte past the limit at a time: a bomb is refused after inflating that much
+                self._add(self._zlib.decompress(data, self._limit - self._size + 1))
                 data = self._zlib.unconsumed_tail
         except zlib.error:
             raise FetchError(FailureReason.INVALID_JSON, "corrupt compressed body", status=self._status) from None
@@ -405,9 +545,7 @@ class _Decoder:
     def finish(self) -> bytes:
         if self._zlib is not None:
             try:
-                self._out += self._zlib.flush()
+                self._add(self._zlib.flush())
             except zlib.error:
                 raise FetchError(FailureReason.INVALID_JSON, "corrupt compressed body", status=self._status) from None
-            if len(self._out) > self._limit:
-                raise self._too_large()
-        return bytes(self._out)
+        return b"".join(self._out)

@@ -206,7 +206,7 @@ def test_a_non_json_content_type_is_refused_without_reading_the_body() -> None:
 
     async def go() -> None:
         fetcher = Fetcher()
-        fetcher._clients[TlsSettings()] = _Clients(lambda: httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+        fetcher._clients[TlsSettings()] = _Clients(lambda: httpx.MockTransport(handler))
         spec = TargetSpec(
             key=TargetKey("c", "r", "s"), url="https://example.invalid/x", interval=1, timeout=1, jitter=0,
             max_body_bytes=100, retries=0, retry_after_cap=1, allow_http=False,
