@@ -8,14 +8,12 @@ Needs Debian's ``prometheus`` and ``prometheus-alertmanager``. Without them the 
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -23,6 +21,7 @@ from monitor.config.types import parse_duration
 from tests.conftest import TOKEN, config_data, require_tool
 from tests.support.grafana_queries import dashboard_expressions
 from tests.support.process import Daemon, free_port, wait_for
+from tests.support.prometheus import Process, prom_query
 from tests.support.regions import Simulator, mutate_breaking
 
 pytestmark = pytest.mark.slow  # real Prometheus and Alertmanager
@@ -68,23 +67,6 @@ class Receiver:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-class Process:
-    def __init__(self, args: list[str], log: Path) -> None:
-        self._log = log.open("w")
-        self.log_path = log
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 def short_rules(target: Path) -> None:
@@ -174,15 +156,6 @@ def stack(simulator: Simulator, tmp_path: Path) -> Iterator[dict[str, Any]]:
         for process in started:
             process.stop()
         receiver.close()
-
-
-def prom_query(base: str, expr: str) -> dict[str, Any]:
-    """Prometheus's answer to an instant query; ``{}`` while it is not up yet (refused, or a plain-text 503)."""
-    try:
-        response = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=10)
-        return dict(response.json())
-    except (httpx.TransportError, ValueError):
-        return {}
 
 
 def test_alerts_reach_a_webhook_through_prometheus_and_alertmanager(

@@ -35,9 +35,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import config_data, require_tool
-from tests.deploy.test_e2e_alerting import Process, prom_query
 from tests.support.pki import Pair, issue, make_ca
 from tests.support.process import Daemon, free_port, wait_for
+from tests.support.prometheus import Process, prom_query
 from tests.support.regions import Simulator
 from tests.web.test_browser import CHROMIUM_FLAGS, PAGE_TIMEOUT_S, Browser, is_loopback
 
