@@ -36,6 +36,7 @@ from monitor.config.cloud import (
     TargetAuth,
 )
 from monitor.config.clouds_yaml import NO_CLOUDS_YAML, CloudsYamlReader, apply_clouds_yaml, resolve_clouds_yaml
+from monitor.config.consumers import ConsumerConfig, RequirementConfig, consumer_contracts
 from monitor.config.errors import ConfigError
 from monitor.config.loading import load_config, parse_config
 from monitor.config.models import (
@@ -76,6 +77,7 @@ __all__ = [
     "CloudsYamlReader",
     "Config",
     "ConfigError",
+    "ConsumerConfig",
     "DatabaseConfig",
     "Defaults",
     "DiscoveryConfig",
@@ -86,12 +88,14 @@ __all__ = [
     "NotificationsConfig",
     "PollSettings",
     "PollingConfig",
+    "RequirementConfig",
     "SchemaConfig",
     "SlackChannel",
     "TargetAuth",
     "UiConfig",
     "WebhookChannel",
     "apply_clouds_yaml",
+    "consumer_contracts",
     "load_config",
     "parse_config",
     "resolve_clouds_yaml",

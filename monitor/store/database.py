@@ -3,7 +3,7 @@
 ``Database.open(url)`` returns a database whose schema is current (SQLite is migrated on the spot;
 PostgreSQL must already be at the current revision) or raises :class:`DatabaseUnavailableError`
 (unreachable, unreadable) or :class:`~monitor.store.engine.SchemaOutdatedError` (behind). The engine stays
-inside this package: callers get the repositories (``repository``, ``intelligence``, ``outbox``) and
+inside this package: callers get the repositories (``repository``, ``intelligence``, ``outbox``, ``consumers``) and
 ``dispose()`` it when done.
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.store.consumers import ConsumerStore
 from monitor.store.coordination import CoordinationStore
 from monitor.store.engine import current_revision, ensure_schema, head_revision, make_engine, safe_url, upgrade
 from monitor.store.export import ExportStore
@@ -61,6 +62,10 @@ class Database:
     @property
     def outbox(self) -> OutboxStore:
         return OutboxStore(self.engine)
+
+    @property
+    def consumers(self) -> ConsumerStore:
+        return ConsumerStore(self.engine)
 
     @property
     def export(self) -> ExportStore:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from monitor.domain import (
     ABSENT,
     Change,
+    ConsumerBreak,
     FailureReason,
     PollResult,
     Severity,
@@ -150,6 +151,7 @@ class ChangeRecord:
     ignored: bool = False
     expected: bool = False
     target_id: int = 0
+    breaks: tuple[ConsumerBreak, ...] = ()  # the consumer requirements the change broke (docs/consumers.md)
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict; ``old``/``new`` are null when that side is absent (see ``*_present``)."""
@@ -166,6 +168,7 @@ class ChangeRecord:
             "fingerprint": self.fingerprint,
             "ignored": self.ignored,
             "expected": self.expected,
+            "breaks": [mark.as_json() for mark in self.breaks],
         }
 
 
@@ -722,7 +725,16 @@ def _change_row(
         fingerprint=fingerprint(result.target, change),
         ignored=change.ignored,
         expected=change.expected,
+        breaks=_breaks_json(change.breaks),
     )
+
+
+def _breaks_json(breaks: Sequence[ConsumerBreak]) -> str | None:
+    return json.dumps([mark.as_json() for mark in breaks], ensure_ascii=False) if breaks else None
+
+
+def _breaks(text: str | None) -> tuple[ConsumerBreak, ...]:
+    return tuple(ConsumerBreak(**mark) for mark in json.loads(text)) if text else ()
 
 
 def change_record(row: ChangeRow, target: Target) -> ChangeRecord:
@@ -742,4 +754,5 @@ def change_record(row: ChangeRow, target: Target) -> ChangeRecord:
         ignored=row.ignored,
         expected=row.expected,
         target_id=row.target_id,
+        breaks=_breaks(row.breaks),
     )
