@@ -11,6 +11,8 @@ The package, one job per module:
 * :mod:`~monitor.config.types` — building blocks: durations, sizes, names, secret files, the base model;
 * :mod:`~monitor.config.auth` — the ``auth:`` models; :mod:`~monitor.config.cloud` — one cloud and the poll
   settings; :mod:`~monitor.config.models` — the other sections and :class:`Config`, the whole file;
+* :mod:`~monitor.config.consumers` — the ``consumers:`` section: clients and their requirements, checked against
+  the clouds (docs/consumers.md);
 * :mod:`~monitor.config.targets` — the expansion of clouds into :class:`~monitor.domain.TargetSpec`;
   :mod:`~monitor.config.catalog` — the API-surface documents of a catalog service;
 * :mod:`~monitor.config.loading` — file, environment, the list of problems (:mod:`~monitor.config.errors`);

@@ -53,7 +53,12 @@ def _current(session: Session, groups: Collection[tuple[str, str]]) -> dict[Targ
             Target.id.in_(targets)))
     }  # fmt: skip
     latest = select(func.max(Snapshot.id)).where(Snapshot.target_id.in_(targets)).group_by(Snapshot.target_id)
-    shas = dict(session.execute(select(Snapshot.target_id, Snapshot.document_sha256).where(Snapshot.id.in_(latest))))
+    shas = {
+        tid: sha
+        for tid, sha in session.execute(
+            select(Snapshot.target_id, Snapshot.document_sha256).where(Snapshot.id.in_(latest))
+        )
+    }
     last = (
         select(func.max(PollTransition.id)).where(PollTransition.target_id.in_(targets))
         .group_by(PollTransition.target_id)
