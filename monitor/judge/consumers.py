@@ -72,6 +72,7 @@ KINDS_OF_CHECK: Final[Mapping[str, frozenset[str] | None]] = {
 """The document kinds each check applies to (``None``: any kind)."""
 
 _SHOWN_CHARS: Final = 60
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SHOWN_ITEMS: Final = 8
 
 
@@ -214,11 +215,13 @@ def json_equal(a: Any, b: Any) -> bool:
 
 
 def judge(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
-    """Whether ``document`` meets ``requirement``, and why (not): a sentence without the requirement itself."""
+    """Whether ``document`` meets ``requirement``, and why (not): a sentence without the requirement itself, in
+    which a control character a document carried (an id, a status) is shown as ``?``."""
     try:
-        return _JUDGES[requirement.check](requirement, document)
+        met, reason = _JUDGES[requirement.check](requirement, document)
     except ValueError as exc:  # a document of another kind than the check reads (the config was changed)
-        return False, str(exc)
+        met, reason = False, str(exc)
+    return met, _CONTROL.sub("?", reason)
 
 
 def evaluate(consumer: Consumer, region: str, observed: Mapping[TargetKey, Observed]) -> RegionVerdict:

@@ -235,3 +235,9 @@ def test_descriptions_read_plainly() -> None:
     assert req("type", ("null", "string"), pointer="/p").describe() == "s: /p has type [null, string]"
     assert req("type", ("null", "string"), pointer="/p").anchor == "/p/type"
     assert req("extension", "a/b").anchor == "/extensions/a~1b"
+
+
+def test_a_reason_never_carries_a_control_character_from_a_document() -> None:
+    served = stored({"versions": [{"id": "v2.1", "status": "CURRENT\u001b[2J", "links": []}]}, "versions")
+    met, reason = judge(req("status", ("CURRENT",), version="v2.1"), served)
+    assert not met and reason == "v2.1 is CURRENT?[2J, not CURRENT"
