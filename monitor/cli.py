@@ -3,7 +3,7 @@
 Exit codes: 0 success; 1 a poll failed or the monitor could not start (database, port); 2 usage or
 configuration error — a bad option value, a label the configuration lacks, a target not found, a question not
 answerable yet (a diff needs two snapshots); 3 (``check --fail-on``) a change at or above the given severity
-was found.
+was found, or (``consumers``) a consumer is broken in a region (or, with ``--strict``, not known to work).
 
 The commands are a table (:data:`COMMANDS`): each names its one-line description (its entry in the command
 list and the first line of its own ``--help``), its arguments and its handler. Option values are checked as
@@ -32,7 +32,10 @@ from monitor.domain import PollResult, Severity, TargetKey, TargetSpec, change_j
 from monitor.logs import FORMATS as LOG_FORMATS
 from monitor.logs import setup_logging
 from monitor.read import checks, reports
+from monitor.read.check_reports import check_junit, check_markdown, gated
 from monitor.read.commands import MAX_SPAN, Acknowledged, Commands, Conflict, Expected, drift_json
+from monitor.read.consumer_reports import FORMATS as CONSUMER_FORMATS
+from monitor.read.consumer_reports import consumers_junit, consumers_markdown, consumers_text
 from monitor.read.matrix import comparison_json, matrix_markdown, matrix_text
 from monitor.read.model import ReadModel, SurfaceView
 from monitor.read.records import ChangeRecord, HistoryFilter, StoreError
@@ -148,11 +151,34 @@ def _healthcheck_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(parser: argparse.ArgumentParser) -> None:
-    _add_json(parser, "print the results as JSON")
+    parser.add_argument(
+        "--format",
+        choices=CONSUMER_FORMATS,
+        default="text",
+        help="output format: text, json, junit (JUnit XML for CI) or markdown (default: text)",
+    )
+    _add_json(parser, "same as --format json")
     parser.add_argument(
         "--fail-on", choices=["breaking", "warning", "any"],
         help="exit 3 when a change of this severity or worse was found (any: any change)",
     )  # fmt: skip
+
+
+def _consumers_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--consumer", metavar="NAME", help="only this consumer (default: every one configured)")
+    parser.add_argument("--region", help="only this region (default: every region a consumer is judged in)")
+    parser.add_argument(
+        "--format",
+        choices=CONSUMER_FORMATS,
+        default="text",
+        help="output format: text, json, junit (JUnit XML for CI) or markdown (default: text)",
+    )
+    _add_json(parser, "same as --format json")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="a consumer not known to work in a region (no document yet, polls failing) fails too",
+    )
 
 
 def _history_args(parser: argparse.ArgumentParser) -> None:
@@ -244,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="schema-drift-monitor",
         description="Watch cloud API schema endpoints in every region; record and export every change.",
-        epilog="Exit codes: 0 ok, 1 poll failed or cannot start, 2 usage/config error, 3 --fail-on matched.",
+        epilog="Exit codes: 0 ok, 1 poll failed or cannot start, 2 usage/config error, 3 --fail-on matched "
+        "(consumers: a consumer is broken).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -353,8 +380,13 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from monitor.app import check_once
 
     results = asyncio.run(check_once(_load(args)))
-    if args.json:
+    fmt = _format(args)
+    if fmt == "json":
         _dump([_result_json(r) for r in results], out)
+    elif fmt == "junit":
+        out.write(check_junit(results, args.fail_on))
+    elif fmt == "markdown":
+        out.write(check_markdown(results, args.fail_on))
     else:
         for result in results:
             out.write(_result_line(result) + "\n")
@@ -362,11 +394,28 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _check_exit_code(results: Sequence[PollResult], fail_on: str | None) -> int:
-    if fail_on is not None:
-        threshold = Severity.COSMETIC if fail_on == "any" else Severity(fail_on)
-        if any(c.severity.rank >= threshold.rank for r in results for c in r.counted_changes):
-            return EXIT_CHANGED
+    if any(gated(result, fail_on) for result in results):
+        return EXIT_CHANGED
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def cmd_consumers(args: argparse.Namespace, out: TextIO) -> int:
+    """The consumers-by-regions matrix from the database: 3 when a pair is broken (or, ``--strict``, unknown)."""
+    config = _load(args)
+    if not config.consumers:
+        raise UsageError(f"{args.config} declares no consumers: add a consumers: section (see docs/consumers.md)")
+    found = _read(config).consumers(args.consumer, args.region)
+    fmt = _format(args)
+    if fmt == "json":
+        _dump(found.as_json(), out)
+    elif fmt == "junit":
+        out.write(consumers_junit(found, strict=args.strict))
+    elif fmt == "markdown":
+        out.write(consumers_markdown(found))
+    else:
+        out.write(consumers_text(found))
+    failing = found.broken or (args.strict and found.unknown)
+    return EXIT_CHANGED if failing else EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
@@ -608,6 +657,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("healthcheck", "exit 0 when this host's monitor answers /healthz (for HEALTHCHECK and probes)",
             _healthcheck_args, cmd_healthcheck),
     Command("check", "poll every target once and exit (for cron and CI)", _check_args, cmd_check),
+    Command("consumers", "will my clients still work? each consumer's requirements, region by region",
+            _consumers_args, cmd_consumers),
     Command("history", "list recorded changes, oldest first", _history_args, cmd_history),
     Command("snapshots", "list a target's stored snapshots (ids for diff)", _target, cmd_snapshots),
     Command("diff", "show the changes between two stored snapshots of a target", _diff_args, cmd_diff),
@@ -678,6 +729,8 @@ def _config_json(path: str, config: Config, specs: Sequence[TargetSpec], undisco
 def _history_line(record: ChangeRecord, color: bool) -> str:
     label = paint(f"{record.severity.value:<9}", record.severity, color)
     flags = "".join(f" [{flag}]" for flag in ("ignored", "expected") if getattr(record, flag))
+    flags += "".join(f" [breaks {consumer} in {record.target.region}]"
+                     for consumer in dict.fromkeys(mark.consumer for mark in record.breaks))  # fmt: skip
     return (
         f"{record.detected_at:%Y-%m-%d %H:%M:%S}  {record.target}  {label} {record.rule:<30} {record.path}  "
         f"{short_json(record.old, 40)} → {short_json(record.new, 40)}  {record.fingerprint[:12]}{flags}"

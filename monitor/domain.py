@@ -145,6 +145,22 @@ class Change:
     new: Any = ABSENT
     ignored: bool = False  # matched an ignore rule: stored, never counted as drift or notified
     expected: bool = False  # detected inside an expected-change window: stored, never pages
+    breaks: tuple[ConsumerBreak, ...] = ()  # consumer requirements this change turned from met to not met
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerBreak:
+    """A consumer requirement a change turned from met to not met, in the change's region (docs/consumers.md):
+    the consumer's name, the requirement's id and description, and why it is not met now."""
+
+    consumer: str
+    requirement: str
+    description: str
+    reason: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"consumer": self.consumer, "requirement": self.requirement, "description": self.description,
+                "reason": self.reason}  # fmt: skip
 
 
 class ChangeLike(Protocol):

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -31,7 +33,11 @@ from monitor.web.api import ApiContext
 from monitor.web.app import create_app
 from monitor.web.server import WebServer
 from tests.conftest import REGIONS, TOKEN, config_data, migrate
+from tests.support.consumers import Rig, nova, surface_at
+from tests.support.consumers import config_data as consumers_config
 from tests.support.regions import Simulator, mutate_breaking
+from tests.support.surface import Document as SurfaceDocument
+from tests.support.surface import SurfaceSimulator
 
 API_TOKEN = "cli-test-api-token-5b2a"
 IMAGES = TargetKey("sim", "r1", "images")
@@ -338,3 +344,182 @@ def test_every_command_that_prints_data_takes_json(world: World) -> None:
     code, out = world.cli("db", "upgrade", "--json")
     upgraded = json.loads(out)
     assert code == 0 and upgraded["revision"] == upgraded["revision_before"]
+
+
+# --- consumers: the matrix, its formats and exit codes; check's CI formats (issue 19) -----------------------
+
+
+@dataclass
+class ConsumerWorld:
+    """Real documents at three levels (tests/support/consumers.py), polled once into SQLite; ``glance/r2/images``
+    answers 503 from the start, so openstacksdk-downloads is unknown in r2."""
+
+    config_path: Path
+    directory: Path
+    surface: SurfaceSimulator
+
+    def cli(self, *args: str, config: Path | None = None) -> tuple[int, str]:
+        out = io.StringIO()
+        code = main([args[0], "--config", str(config or self.config_path), *args[1:]], out=out)
+        return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def consumer_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsumerWorld]:
+    directory = tmp_path_factory.mktemp("consumers")
+    with surface_at() as surface:
+        surface.serve("r2", "image", SurfaceDocument(503, {}, {"error": "down"}), "/v2/schemas/images")
+        url = migrate(f"sqlite:///{directory / 'monitor.db'}")
+        rig = Rig(surface, url)
+        rig.poll()
+        rig.close()
+        path = directory / "config.yaml"
+        path.write_text(yaml.safe_dump(consumers_config(surface, url)))
+        yield ConsumerWorld(path, directory, surface)
+
+
+def test_consumers_prints_the_matrix_and_exits_3_when_a_pair_is_broken(consumer_world: ConsumerWorld) -> None:
+    code, out = consumer_world.cli("consumers")
+    assert code == 3
+    lines = out.splitlines()
+    assert lines[0] == ("terraform-openstack (terraform-provider-openstack 3.x, the infra pipelines): 3 region(s): "
+                        "2 compatible, 1 broken, 0 unknown")  # fmt: skip
+    assert "  r1  BROKEN     compute-versions: v2.1 serves microversion 2.96 [" in out
+    assert "]: max microversion 2.95 < required 2.96" in out
+    assert "  r2  unknown    images: /properties/images/items/properties/os_hash_algo exists [" in out
+    assert "the polls of glance/r2/images are failing (http_503)" in out
+
+
+def test_consumers_json_has_the_documented_shape(consumer_world: ConsumerWorld) -> None:
+    code, out = consumer_world.cli("consumers", "--format", "json")
+    found = json.loads(out)
+    assert code == 3
+    assert [c["name"] for c in found["consumers"]] == ["terraform-openstack", "openstacksdk-downloads", "legacy-v2"]
+    terraform = found["consumers"][0]
+    assert set(terraform) == {"name", "description", "clouds", "requirements", "regions"}
+    [r1, r2, r3] = terraform["regions"]
+    assert set(r1) == {"region", "clouds", "compatible", "broken", "unknown"}
+    microversion = terraform["requirements"][0]["id"]
+    assert r1 == {
+        "region": "r1",
+        "clouds": ["openstack"],
+        "compatible": False,
+        "unknown": [],
+        "broken": [{"requirement": microversion, "reason": "max microversion 2.95 < required 2.96"}],
+    }
+    assert (r2["compatible"], r3["compatible"]) == (True, True)
+    downloads = {r["region"]: r["compatible"] for r in found["consumers"][1]["regions"]}
+    assert downloads == {"r1": True, "r2": None, "r3": False}
+    assert consumer_world.cli("consumers", "--json")[1] == out
+
+
+def test_consumers_junit_is_valid_junit_xml_with_a_failure_per_broken_requirement(
+    consumer_world: ConsumerWorld,
+) -> None:
+    code, out = consumer_world.cli("consumers", "--format", "junit")
+    assert code == 3
+    root = ElementTree.fromstring(out.encode())  # a real XML parser (expat)
+    assert out.startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    assert root.tag == "testsuites" and root.get("failures") == "2" and root.get("skipped") == "2"
+    suites = {suite.get("name"): suite for suite in root.findall("testsuite")}
+    assert list(suites) == ["terraform-openstack", "openstacksdk-downloads", "legacy-v2"]
+    terraform = suites["terraform-openstack"]
+    assert (terraform.get("tests"), terraform.get("failures"), terraform.get("skipped")) == ("6", "1", "0")
+    [failed] = [case for case in terraform.findall("testcase") if case.find("failure") is not None]
+    assert failed.get("classname") == "terraform-openstack.r1"
+    assert re.fullmatch(
+        r"r1: compute-versions: v2\.1 serves microversion 2\.96 \[[0-9a-f]{8}\]", failed.get("name", "")
+    )
+    failures = failed.findall("failure")
+    assert len(failures) == 1 and failures[0].get("message") == "max microversion 2.95 < required 2.96"
+    for suite in suites.values():
+        for case in suite.findall("testcase"):
+            assert len(case.findall("failure")) + len(case.findall("skipped")) <= 1
+    skipped = [c for c in suites["openstacksdk-downloads"].findall("testcase") if c.find("skipped") is not None]
+    assert [c.get("classname") for c in skipped] == ["openstacksdk-downloads.r2"] * 2
+    code, strict = consumer_world.cli("consumers", "--format", "junit", "--strict")
+    assert code == 3 and ElementTree.fromstring(strict.encode()).get("failures") == "4"
+
+
+def test_consumers_markdown_is_a_table_and_the_lists_of_what_fails(consumer_world: ConsumerWorld) -> None:
+    code, out = consumer_world.cli("consumers", "--format", "markdown")
+    assert code == 3
+    lines = out.splitlines()
+    assert lines[:5] == [
+        "| consumer | r1 | r2 | r3 |", "| --- | --- | --- | --- |",
+        "| terraform-openstack | **broken** | compatible | compatible |",
+        "| openstacksdk-downloads | compatible | unknown | **broken** |",
+        "| legacy-v2 | compatible | compatible | compatible |",
+    ]  # fmt: skip
+    assert "**Broken**" in lines and "**Unknown**" in lines
+    assert any(line.startswith("- terraform-openstack in r1: compute-versions: v2.1 serves") for line in lines)
+
+
+def test_consumers_exit_codes_follow_the_filters_and_strict(consumer_world: ConsumerWorld) -> None:
+    assert consumer_world.cli("consumers", "--consumer", "legacy-v2")[0] == 0
+    assert consumer_world.cli("consumers", "--region", "r2")[0] == 0  # unknown does not fail ...
+    assert consumer_world.cli("consumers", "--region", "r2", "--strict")[0] == 3  # ... unless --strict
+    code, out = consumer_world.cli("consumers", "--consumer", "terraform-openstack", "--region", "r3", "--json")
+    assert code == 0 and [r["region"] for r in json.loads(out)["consumers"][0]["regions"]] == ["r3"]
+
+
+def test_consumers_refuses_unknown_names_and_a_config_without_consumers(
+    consumer_world: ConsumerWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert consumer_world.cli("consumers", "--consumer", "nope")[0] == 2
+    assert "no consumer 'nope' (consumers: terraform-openstack, openstacksdk-downloads, legacy-v2)" in (
+        capsys.readouterr().err
+    )
+    assert consumer_world.cli("consumers", "--region", "r9")[0] == 2
+    assert "no consumer is judged in region 'r9' (regions: r1, r2, r3)" in capsys.readouterr().err
+    bare = yaml.safe_load(consumer_world.config_path.read_text())
+    del bare["consumers"]
+    path = consumer_world.directory / "bare.yaml"
+    path.write_text(yaml.safe_dump(bare))
+    assert consumer_world.cli("consumers", config=path)[0] == 2
+    assert "declares no consumers: add a consumers: section (see docs/consumers.md)" in capsys.readouterr().err
+
+
+def test_consumers_exits_1_when_the_database_cannot_be_read(
+    consumer_world: ConsumerWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = yaml.safe_load(consumer_world.config_path.read_text())
+    garbage = consumer_world.directory / "garbage.db"
+    garbage.write_bytes(b"this is no SQLite database, but a file someone put there" * 100)
+    data["database"]["url"] = f"sqlite:///{garbage}"
+    path = consumer_world.directory / "nodb.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert consumer_world.cli("consumers", config=path)[0] == 1
+    assert "cannot open database" in capsys.readouterr().err
+
+
+def test_check_writes_junit_and_markdown_for_ci(consumer_world: ConsumerWorld, tmp_path: Path) -> None:
+    data = yaml.safe_load(consumer_world.config_path.read_text())
+    data["database"]["url"] = f"sqlite:///{tmp_path / 'check.db'}"
+    path = tmp_path / "check.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, out = consumer_world.cli("check", "--format", "junit", config=path)
+    root = ElementTree.fromstring(out.encode())
+    assert code == 1  # glance/r2/images answers 503
+    [suite] = root.findall("testsuite")
+    cases = {case.get("name"): case for case in suite.findall("testcase")}
+    assert len(cases) == 6 and suite.get("failures") == "1"
+    failure = cases["glance/r2/images"].find("failure")
+    assert failure is not None and failure.get("message", "").startswith("poll failed (http_503)")
+    consumer_world.surface.set_document("r2", "compute", nova("2.90"))
+    try:
+        code, out = consumer_world.cli("check", "--format", "junit", "--fail-on", "breaking", config=path)
+        assert code == 3
+        gated = ElementTree.fromstring(out.encode()).find("testsuite/testcase[@name='openstack/r2/compute-versions']")
+        assert gated is not None
+        message = gated.find("failure")
+        assert message is not None and "breaking max-microversion-lowered /versions/v2.1/max_version" in (
+            message.get("message") or ""
+        )
+        code, out = consumer_world.cli("check", "--format", "markdown", config=path)
+    finally:
+        consumer_world.surface.set_document("r2", "compute", nova("2.96"))
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[:3] == ["| target | outcome | details |", "| --- | --- | --- |",
+                         "| glance/r2/images | failed | poll failed (http\\_503): HTTP 503 |"]  # fmt: skip

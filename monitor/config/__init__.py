@@ -11,6 +11,8 @@ The package, one job per module:
 * :mod:`~monitor.config.types` — building blocks: durations, sizes, names, secret files, the base model;
 * :mod:`~monitor.config.auth` — the ``auth:`` models; :mod:`~monitor.config.cloud` — one cloud and the poll
   settings; :mod:`~monitor.config.models` — the other sections and :class:`Config`, the whole file;
+* :mod:`~monitor.config.consumers` — the ``consumers:`` section: clients and their requirements, checked against
+  the clouds (docs/consumers.md);
 * :mod:`~monitor.config.targets` — the expansion of clouds into :class:`~monitor.domain.TargetSpec`;
   :mod:`~monitor.config.catalog` — the API-surface documents of a catalog service;
 * :mod:`~monitor.config.loading` — file, environment, the list of problems (:mod:`~monitor.config.errors`);
@@ -36,6 +38,7 @@ from monitor.config.cloud import (
     TargetAuth,
 )
 from monitor.config.clouds_yaml import NO_CLOUDS_YAML, CloudsYamlReader, apply_clouds_yaml, resolve_clouds_yaml
+from monitor.config.consumers import ConsumerConfig, RequirementConfig, consumer_contracts
 from monitor.config.errors import ConfigError
 from monitor.config.loading import load_config, parse_config
 from monitor.config.models import (
@@ -76,6 +79,7 @@ __all__ = [
     "CloudsYamlReader",
     "Config",
     "ConfigError",
+    "ConsumerConfig",
     "DatabaseConfig",
     "Defaults",
     "DiscoveryConfig",
@@ -86,12 +90,14 @@ __all__ = [
     "NotificationsConfig",
     "PollSettings",
     "PollingConfig",
+    "RequirementConfig",
     "SchemaConfig",
     "SlackChannel",
     "TargetAuth",
     "UiConfig",
     "WebhookChannel",
     "apply_clouds_yaml",
+    "consumer_contracts",
     "load_config",
     "parse_config",
     "resolve_clouds_yaml",

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from monitor.config.auth import TokenAuth
 from monitor.config.clouds_yaml import CloudsYamlReader, resolve_clouds_yaml
+from monitor.config.consumers import consumer_problems
 from monitor.config.errors import ConfigError, Location, Problem, report, validation_problems
 from monitor.config.models import Config
 
@@ -57,7 +58,7 @@ def parse_config(data: Any, source: str = "<config>", clouds_yaml: CloudsYamlRea
     except ValidationError as exc:
         raise ConfigError(source, report(problems + validation_problems(exc.errors(), data), data)) from None
     config, found = resolve_clouds_yaml(config, clouds_yaml)
-    problems += found + _token_problems(config)
+    problems += found + _token_problems(config) + consumer_problems(config)
     if not config.clouds:
         problems.append(Problem(("clouds",), "at least one cloud is needed"))
     if problems:

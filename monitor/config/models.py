@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from monitor.config import targets as expansion
 from monitor.config.cloud import CloudConfig, Defaults
+from monitor.config.consumers import ConsumerConfig
 from monitor.config.errors import FieldProblem
 from monitor.config.targets import Discovered
 from monitor.config.types import ChannelName, Duration, Model, PositiveDuration, parse_duration, require_unique
@@ -237,11 +238,18 @@ class Config(Model):
     ui: UiConfig = UiConfig()
     ha: HaConfig = HaConfig()
     clouds: list[CloudConfig] = Field(default_factory=list)
+    consumers: list[ConsumerConfig] = Field(default_factory=list)  # checked against the clouds when loaded
 
     @field_validator("clouds")
     @classmethod
     def _unique_clouds(cls, value: list[CloudConfig]) -> list[CloudConfig]:
         require_unique([c.name for c in value], "cloud")
+        return value
+
+    @field_validator("consumers")
+    @classmethod
+    def _unique_consumers(cls, value: list[ConsumerConfig]) -> list[ConsumerConfig]:
+        require_unique([c.name for c in value], "consumer")
         return value
 
     @model_validator(mode="after")

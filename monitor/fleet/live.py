@@ -27,11 +27,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.config import ChangesConfig, CloudConfig
+from monitor.config import ChangesConfig, CloudConfig, consumer_contracts
 from monitor.domain import Change, IgnoreRules, TargetKey, TargetSpec, fingerprint
 from monitor.fleet import rules
+from monitor.fleet.consumers import ConsumerState, log_breaks
 from monitor.judge.kinds import get_kind
 from monitor.signals.metrics import Metrics
+from monitor.store.consumers import ConsumerStore
 from monitor.store.drift import DriftStore
 from monitor.store.records import Baseline, ExpectedAck, RolloutRecord, Window
 
@@ -295,6 +297,10 @@ class Intelligence:
         self.fleet = Fleet(specs, config.clouds, metrics)
         self.flapping = Flapping(config.changes, metrics)
         self.drift = Drift(specs, metrics, store.document_body)
+        # consumer contracts (docs/consumers.md): judged after each poll, exported by the leader
+        contracts = consumer_contracts(config) if getattr(config, "consumers", None) else ()
+        self.consumers = ConsumerState(contracts, metrics, ConsumerStore(store.engine), export=True)
+        self.consumers.retarget(spec.key for spec in specs)
         self._specs = {spec.key: spec for spec in specs}
         self._config_windows = [
             Window(w.cloud, w.schema_name, w.start, w.end, w.comment or "expected (config)")
@@ -328,6 +334,7 @@ class Intelligence:
                                groups=self.leader)  # fmt: skip
             self._metrics.remove_groups(before - self.fleet.groups)  # a cloud whose last region left
             self.drift = Drift(specs, self._metrics, self.store.document_body)
+            self.consumers.retarget(spec.key for spec in (fleet if fleet is not None else specs))
             self._specs = {spec.key: spec for spec in specs}
             self.restore(targets, now)
 
@@ -353,6 +360,7 @@ class Intelligence:
             else:
                 self._metrics.register_groups(self.fleet.groups)
             self.fleet.exports_groups = leader
+            self.consumers.set_export(leader)
 
     def refresh(self, now: datetime) -> None:
         """Re-read baselines, acknowledgements (expiry included) and windows, and — with replicas — the
@@ -366,6 +374,7 @@ class Intelligence:
                 self.fleet.reload(self.store.current_documents(), own=self._specs.keys())
             if self.leader:
                 self.fleet.settle(self.store, now)
+            self.consumers.reload()
             for key in self._target_ids:
                 self._refresh_drift(key)
             for key in self._specs:
@@ -375,10 +384,15 @@ class Intelligence:
         tid = self._target_ids[key]
         self.drift.refresh(key, self._baselines.get(tid), self._current.get(key), self._acks.get(tid, set()))
 
-    def flag(self, key: TargetKey, changes: Sequence[Change], at: datetime) -> list[Change]:
-        """Mark changes matching the target's ignore rules, and all of them when a window expects them."""
+    def flag(self, key: TargetKey, changes: Sequence[Change], at: datetime,
+             documents: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None) -> list[Change]:  # fmt: skip
+        """Mark changes matching the target's ignore rules, all of them when a window expects them, and — given
+        the ``documents`` (old, new) — those breaking a consumer's requirement (docs/consumers.md)."""
         if not changes:
             return []
+        if documents is not None:
+            with self._lock:
+                changes = self.consumers.mark(key, documents[0], documents[1], changes)
         spec = self._specs.get(key)  # None: a poll that outlived its target's removal
         rules = spec.ignore if spec is not None else IgnoreRules()
         with self._lock:  # changes are rare: re-read windows so one declared seconds ago already counts
@@ -410,6 +424,8 @@ class Intelligence:
         self.fleet.observe(key, sha, at, self.store if changed else None, expected=bool(expected))
         self.flapping.observe(key, at if moved else None, at)
         self._refresh_drift(key)
+        self.consumers.observe(key, sha)
+        log_breaks(key, changes)
 
     def expected_ack(self, key: TargetKey, changes: Sequence[Change], at: datetime) -> ExpectedAck | None:
         """The acknowledgements of the expected ones among ``changes``, to store with their snapshot."""

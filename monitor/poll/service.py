@@ -431,7 +431,7 @@ class PollService:
         else:
             changes = get_kind(self._specs[key].kind).classify(base.document, read.document)
             if self.intelligence is not None:
-                changes = self.intelligence.flag(key, changes, started)
+                changes = self.intelligence.flag(key, changes, started, documents=(base.document, read.document))
             result = replace(result, changes=tuple(changes))
         transition = base.outcome != (True, None)
         expected = self.intelligence.expected_ack(key, result.changes, started) if self.intelligence else None

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from monitor.config import Config
+from monitor.config import Config, consumer_contracts
 from monitor.config.types import parse_duration
 from monitor.domain import Change, FailureReason, IgnoreRules, Severity, TargetKey, TargetSpec, utcnow
 from monitor.fleet import rules
@@ -39,7 +39,9 @@ from monitor.fleet.rules import MAJORITY
 from monitor.fleet.rules import DriftItem as DriftItem  # part of this module's answers (drift)
 from monitor.judge.kinds import Microversion, extension_aliases, get_kind, version_entries
 from monitor.judge.regions import RegionComparison, compare_regions
+from monitor.read.consumers import ConsumersMatrix, consumer_matrix, select_consumers
 from monitor.read.reports import Comparison
+from monitor.store.consumers import ConsumerStore
 from monitor.store.database import Database
 from monitor.store.records import (
     Baseline,
@@ -499,6 +501,18 @@ class ReadModel:
         if asked != MAJORITY and asked not in current:
             raise Conflict(f"reference region {asked} has no document yet")
         return asked
+
+    # --- consumers (docs/consumers.md) -----------------------------------------------------------------------
+
+    def consumers(self, consumer: str | None = None, region: str | None = None) -> ConsumersMatrix:
+        """The configured consumers judged in every region on the current documents (:mod:`monitor.read.consumers`),
+        only ``consumer`` / ``region`` when given; raises NotFound naming the ones there are."""
+        found = consumer_matrix(consumer_contracts(self._config), self.known(),
+                                 ConsumerStore(self._repository.engine), self.parsed)  # fmt: skip
+        try:
+            return select_consumers(found, consumer, region)
+        except LookupError as exc:
+            raise NotFound(str(exc)) from None
 
     @staticmethod
     def _rollout(record: RolloutRecord, current: Mapping[str, str], several: bool) -> RolloutView:

@@ -70,6 +70,11 @@ class Comparison:
     changes: Sequence[Change]
 
 
+def md_cell(text: str) -> str:
+    """``text`` safe in a Markdown table cell or list item: special characters escaped, on one line."""
+    return " ".join(_MD_SPECIAL.sub(r"\\\1", text).split())
+
+
 def render(fmt: str, comparisons: Sequence[Comparison], color: bool = False) -> str:
     """``comparisons`` rendered in format ``fmt`` (one of ``FORMATS``); ``color`` only affects ``text``.
 

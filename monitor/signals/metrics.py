@@ -40,6 +40,7 @@ TARGET_LABELS = ("cloud", "region", "schema")
 GROUP_LABELS = ("cloud", "schema")
 IDENTITY_LABELS = ("cloud", "region")
 SURFACE_LABELS = (*TARGET_LABELS, "service", "version", "major")
+CONSUMER_LABELS = ("consumer", "region")
 DB_OPERATIONS = (
     "ensure_targets", "restore", "record_poll", "record_snapshot", "prune", "read", "notify", "ack", "rollout",
 )  # fmt: skip
@@ -254,6 +255,12 @@ class Metrics:
     catalog_missing = _Metric(Gauge, "schemadrift_catalog_service_missing",
                               "1 when other regions of the cloud have this service in their catalog, this one not.",
                               ("cloud", "region", "service"))  # fmt: skip
+    consumer_compatible = _Metric(Gauge, "schemadrift_consumer_compatible",
+                                  "1 while every requirement of the consumer is met in the region, 0 while one is "
+                                  "not; absent while unknown (docs/consumers.md).", CONSUMER_LABELS)  # fmt: skip
+    consumer_requirement_met = _Metric(Gauge, "schemadrift_consumer_requirement_met",
+                                       "1 while the consumer's requirement is met in the region, 0 while it is not; "
+                                       "absent while unknown.", (*CONSUMER_LABELS, "requirement"))  # fmt: skip
     replica_info = _Metric(Gauge, "schemadrift_replica_info", "Always 1: the name of this replica.", ("replica",))
     replica_owned = _Metric(Gauge, "schemadrift_replica_owned_targets", "Targets this replica holds the lease of.",
                             ("replica",))  # fmt: skip
@@ -438,6 +445,19 @@ class Metrics:
         self.rollout_last_completed.labels(cloud, schema).set(completed.timestamp())
         self.rollout_last_duration.labels(cloud, schema).set((completed - started).total_seconds())
 
+    # --- consumers ------------------------------------------------------------------------------------------
+
+    def set_consumer(self, consumer: str, region: str, compatible: bool | None,
+                     met: Mapping[str, bool | None]) -> None:  # fmt: skip
+        """A consumer's state in a region: compatible (None: unknown, no series) and each requirement by id."""
+        _set_or_remove(self.consumer_compatible, (consumer, region), compatible)
+        for requirement, value in met.items():
+            _set_or_remove(self.consumer_requirement_met, (consumer, region, requirement), value)
+
+    def remove_consumer(self, consumer: str, region: str, requirements: Iterable[str]) -> None:
+        """Drop a (consumer, region)'s series (the region left, or another replica exports them now)."""
+        self.set_consumer(consumer, region, None, dict.fromkeys(requirements))
+
     # --- identity, notifications, database ---------------------------------------------------------------
 
     def register_identity(self, cloud: str, region: str) -> None:
@@ -522,6 +542,14 @@ def _count_poll(series: _TargetSeries, result: PollResult) -> None:
 def _declared(cls: type) -> Iterator[_Metric[Any]]:
     """The metric declarations of ``cls``, in declaration order."""
     return (value for value in vars(cls).values() if isinstance(value, _Metric))
+
+
+def _set_or_remove(metric: Gauge, labels: tuple[str, ...], value: bool | None) -> None:
+    """1 or 0 for a known state; no series for an unknown one."""
+    if value is None:
+        _remove(metric, labels)
+    else:
+        metric.labels(*labels).set(1 if value else 0)
 
 
 def _remove(metric: Counter | Gauge | Histogram, labels: tuple[str, ...]) -> None:

@@ -4,7 +4,7 @@
 PostgreSQL must already be at the current revision) or raises
 :class:`~monitor.store.records.DatabaseUnavailableError` (unreachable, unreadable) or
 :class:`~monitor.store.records.SchemaOutdatedError` (behind). The engine stays inside this package: callers
-get the stores (``repository``, ``drift``, ``outbox``, ``export``, ``coordination``) and ``dispose()`` it
+get the stores (``repository``, ``drift``, ``outbox``, ``export``, ``coordination``, ``consumers``) and ``dispose()`` it
 when done. What the stores take and return is in :mod:`monitor.store.records`.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.store.consumers import ConsumerStore
 from monitor.store.coordination import CoordinationStore
 from monitor.store.drift import DriftStore
 from monitor.store.engine import current_revision, ensure_schema, head_revision, make_engine, safe_url, upgrade
@@ -62,6 +63,10 @@ class Database:
     @property
     def outbox(self) -> OutboxStore:
         return OutboxStore(self.engine)
+
+    @property
+    def consumers(self) -> ConsumerStore:
+        return ConsumerStore(self.engine)
 
     @property
     def export(self) -> ExportStore:

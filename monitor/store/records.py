@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from monitor.domain import FailureReason, PollResult, Severity, TargetKey, change_json
+from monitor.domain import ConsumerBreak, FailureReason, PollResult, Severity, TargetKey, change_json
 
 # --- errors -----------------------------------------------------------------------------------------
 
@@ -167,6 +167,7 @@ class ChangeRecord:
     ignored: bool = False
     expected: bool = False
     target_id: int = 0
+    breaks: tuple[ConsumerBreak, ...] = ()  # the consumer requirements the change broke (docs/consumers.md)
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict; ``old``/``new`` are null when that side is absent (see ``*_present``)."""
@@ -183,7 +184,16 @@ class ChangeRecord:
             "fingerprint": self.fingerprint,
             "ignored": self.ignored,
             "expected": self.expected,
+            "breaks": [mark.as_json() for mark in self.breaks],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TargetNow:
+    """A target's current document (None: none yet) and why its polls fail (None: they succeed, or never ran)."""
+
+    sha256: str | None
+    failing: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from monitor.domain import (
     ABSENT,
     Change,
+    ConsumerBreak,
     FailureReason,
     PollResult,
     Severity,
@@ -571,7 +572,16 @@ def _change_row(
         fingerprint=fingerprint(result.target, change),
         ignored=change.ignored,
         expected=change.expected,
+        breaks=_breaks_json(change.breaks),
     )
+
+
+def _breaks_json(breaks: Sequence[ConsumerBreak]) -> str | None:
+    return json.dumps([mark.as_json() for mark in breaks], ensure_ascii=False) if breaks else None
+
+
+def _breaks(text: str | None) -> tuple[ConsumerBreak, ...]:
+    return tuple(ConsumerBreak(**mark) for mark in json.loads(text)) if text else ()
 
 
 def change_record(row: ChangeRow, target: Target) -> ChangeRecord:
@@ -591,4 +601,5 @@ def change_record(row: ChangeRow, target: Target) -> ChangeRecord:
         ignored=row.ignored,
         expected=row.expected,
         target_id=row.target_id,
+        breaks=_breaks(row.breaks),
     )

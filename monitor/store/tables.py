@@ -8,7 +8,8 @@
 * ``poll_transitions`` — a row each time a target's poll outcome changes (first poll, ok → failing, failing
   → ok, another reason); unchanged polls write nothing there. Pruned after ``database.poll_retention``,
   except each target's latest row (its current state).
-* ``changes`` — every classified change between two consecutive snapshots of a target.
+* ``changes`` — every classified change between two consecutive snapshots of a target (with the consumer
+  requirements it broke, docs/consumers.md).
 * ``replicas``, ``target_leases``, ``singleton_leases`` — coordination of several monitor replicas on one
   PostgreSQL (heartbeats, per-target leases with a fencing epoch, leader leases); see
   ``docs/high-availability.md`` and :mod:`monitor.store.coordination`.
@@ -122,6 +123,7 @@ class ChangeRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), server_default="")
     ignored: Mapped[bool] = mapped_column(Boolean, server_default=false())  # matched an ignore rule
     expected: Mapped[bool] = mapped_column(Boolean, server_default=false())  # inside an expected-change window
+    breaks: Mapped[str | None] = mapped_column(Text)  # JSON list of the consumer requirements it broke; NULL: none
 
 
 class NotificationCursor(Base):

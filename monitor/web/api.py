@@ -13,6 +13,8 @@ Routes (all answer ``application/json``; errors are ``{"error": "<message>"}``),
   ``GET /api/changes/{id}``;
 * fleet: ``GET /api/compare`` (the cross-region or cross-cloud comparison with each deviating region's changes)
   and ``GET /api/surface`` (a cloud's versions and microversions per region, extension gaps);
+* ``GET /api/consumers`` — every consumer, region by region: compatible, broken (which requirements, why) or
+  unknown (docs/consumers.md);
 * writes, with the bearer token ``api.token``: ``POST …/{cloud}/{region}/{schema}/ack`` (acknowledge changes or
   approve the current document) and ``POST /api/expect`` (an expected-change window), through
   :mod:`monitor.read.commands` — the rules and messages of the command line's ``ack`` and ``expect``.
@@ -144,7 +146,7 @@ ABOUT: Final = (
 def router(context: ApiContext) -> APIRouter:
     """Every ``/api/`` route over ``context``, family by family."""
     api = APIRouter(prefix="/api")
-    for family in (_index, _targets, _target, _changes, _fleet, _writes):
+    for family in (_index, _targets, _target, _changes, _fleet, _consumers, _writes):
         family(api, context)
     return api
 
@@ -276,6 +278,17 @@ def _fleet(api: APIRouter, context: ApiContext) -> None:
     def surface(cloud: Annotated[str, Query()]) -> dict[str, Any]:
         choice("cloud", cloud)
         return read.surface(cloud).as_json()
+
+
+def _consumers(api: APIRouter, context: ApiContext) -> None:
+    @api.get("/consumers", response_model=models.ConsumerMatrix, responses=_errors(404),
+             dependencies=[Depends(strict_query("consumer", "region"))],
+             summary="Will the clients still work? Each consumer's requirements, region by region")  # fmt: skip
+    def consumers(
+        consumer: Annotated[str | None, Query(description="only this consumer")] = None,
+        region: Annotated[str | None, Query(description="only this region")] = None,
+    ) -> dict[str, Any]:
+        return context.read.consumers(consumer, region).as_json()
 
 
 def _writes(api: APIRouter, context: ApiContext) -> None:

@@ -110,6 +110,13 @@ class ReportChange(Closed):
     new_present: bool
 
 
+class ConsumerMark(Closed):
+    consumer: str
+    requirement: str = Field(description="the requirement's id")
+    description: str
+    reason: str = Field(description="why the requirement is not met after the change")
+
+
 class StoredChange(ReportChange):
     id: Id
     cloud: str
@@ -122,6 +129,9 @@ class StoredChange(ReportChange):
     fingerprint: Sha256
     ignored: bool
     expected: bool
+    breaks: list[ConsumerMark] = Field(
+        description="the consumer requirements the change turned from met to not met, in its region"
+    )
 
 
 class ChangePage(Closed):
@@ -216,6 +226,39 @@ class Surface(Closed):
     versions: list[SurfaceVersion]
     extensions: dict[str, dict[str, list[str]]]
     missing_services: dict[str, list[str]]
+
+
+class ConsumerRequirement(Closed):
+    id: str = Field(description="8 hex digits: the hash of the requirement as written (docs/consumers.md)")
+    cloud: str
+    schema_: str = Field(alias="schema")
+    check: str
+    description: str
+
+
+class RequirementState(Closed):
+    requirement: str = Field(description="the requirement's id")
+    reason: str
+
+
+class ConsumerRegion(Closed):
+    region: str
+    clouds: list[str]
+    compatible: bool | None = Field(description="null while unknown: a document missing, or a target failing")
+    broken: list[RequirementState]
+    unknown: list[RequirementState]
+
+
+class Consumer(Closed):
+    name: str
+    description: str
+    clouds: list[str]
+    requirements: list[ConsumerRequirement]
+    regions: list[ConsumerRegion]
+
+
+class ConsumerMatrix(Closed):
+    consumers: list[Consumer]
 
 
 Text = Annotated[str, StringConstraints(min_length=1, pattern=TEXT_PATTERN)]

@@ -10,6 +10,8 @@ Pages (every one a plain ``def`` handler, so its database reads run on the serve
 * ``/ui/targets/{cloud}/{region}/{schema}/baseline`` — the approved baseline against the current document;
 * ``/ui/targets/{cloud}/{region}/{schema}/against/{other_cloud}/{other_region}`` — two regions;
 * ``/ui/compare/{cloud}/{schema}?reference=&other_cloud=`` — the region-by-document matrix;
+* ``/ui/consumers`` — consumers by regions (docs/consumers.md), and ``/ui/consumers/{consumer}/{region}`` — one
+  consumer's requirements in a region with their evidence (:mod:`monitor.web.consumer_pages`);
 * ``/ui/changes/{id}`` — a change's permalink (the link notifications carry).
 
 Nothing leaves the page: styles, the one small script and the icon are served from ``/ui/static/``, and
@@ -42,7 +44,7 @@ from monitor.read.matrix import SHORT_SHA
 from monitor.read.model import Conflict, NotFound, pick_snapshots
 from monitor.read.records import HistoryFilter
 from monitor.read.reports import ABSENT_MARK
-from monitor.web import models, pages
+from monitor.web import consumer_pages, models, pages
 from monitor.web.api import ApiContext, ApiError
 
 PREFIX: Final = "/ui/"
@@ -124,7 +126,7 @@ def mount_ui(app: FastAPI, context: ApiContext) -> None:
 
 
 def _routes(app: FastAPI, context: ApiContext) -> None:
-    for family in (_overview, _target_pages, _diff_pages, _fleet_pages):
+    for family in (_overview, _target_pages, _diff_pages, _fleet_pages, _consumer_pages):
         family(app, context)
 
 
@@ -216,6 +218,17 @@ def _fleet_pages(app: FastAPI, context: ApiContext) -> None:
                 other_cloud: str | None = None) -> Response:  # fmt: skip
         view = context.read.compare(cloud, schema, reference or None, other_cloud or None)
         return render(request, "compare.html", page=pages.compare_page(view), clouds=context.labels.get("cloud", []))
+
+
+def _consumer_pages(app: FastAPI, context: ApiContext) -> None:
+    @app.get("/ui/consumers", include_in_schema=False)
+    def consumers(request: Request) -> Response:
+        return render(request, "consumers.html", page=consumer_pages.matrix_page(context.read.consumers()))
+
+    @app.get("/ui/consumers/{consumer}/{region}", include_in_schema=False)
+    def consumer(request: Request, consumer: str, region: str) -> Response:
+        found = context.read.consumers(consumer, region)
+        return render(request, "consumer.html", page=consumer_pages.region_page(found, context.read.parsed))
 
 
 def when(moment: datetime | None) -> str:

@@ -18,8 +18,8 @@ USED_NAMES = (
     "apply_clouds_yaml", "load_config", "parse_config",
 )  # fmt: skip
 MODULES = (
-    "auth", "catalog", "cloud", "clouds_yaml", "errors", "loading", "models", "settings", "targets", "types",
-    "webconfig",
+    "auth", "catalog", "cloud", "clouds_yaml", "consumers", "errors", "loading", "models", "settings", "targets",
+    "types", "webconfig",
 )  # fmt: skip
 
 

@@ -85,6 +85,7 @@ def exported_names() -> set[str]:
     metrics.set_surface(key, "compute", [VersionEntry("v2.1", "CURRENT", Microversion(2, 1), Microversion(2, 95))])
     metrics.set_catalog("c", {"r": {"compute"}, "other": {"compute", "network"}})
     metrics.set_replica("a", owned=1, live=1, leader=True, expected=1, unowned=0)
+    metrics.set_consumer("tf", "r", False, {"815d30ea": False})  # what monitor.fleet.consumers exports (leader)
     # a failure reason's series appears with the first failure of that reason
     metrics.observe_poll(PollResult(key, datetime(2026, 1, 1, tzinfo=UTC), 1.0, ok=False, reason=FailureReason.TLS))
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}
@@ -132,6 +133,8 @@ def test_target_alerts_link_the_web_ui_through_an_external_label() -> None:
             assert ui_url == "{{ with $externalLabels.schemadrift_ui }}" + page + "{{ end }}", rule["alert"]
         elif rule["alert"] == "SchemaDriftRolloutStuck":
             assert ui_url is not None and "/ui/compare/{{ $labels.cloud }}/{{ $labels.schema }}" in ui_url
+        elif labels == {"consumer", "region"}:  # the consumer's page in the region: its requirements' evidence
+            assert ui_url is not None and "/ui/consumers/{{ $labels.consumer }}/{{ $labels.region }}" in ui_url
         else:
             assert ui_url is None, f"{rule['alert']} has no target page to link"
 

@@ -81,6 +81,11 @@ SURFACE_METRICS = {
     "schemadrift_api_version_info",
     "schemadrift_target_kind",
 }
+# Metrics per (consumer, region) of the consumer contracts, exported by the leader: filtered by $region only.
+CONSUMER_METRICS = {
+    "schemadrift_consumer_compatible",
+    "schemadrift_consumer_requirement_met",
+}
 METRIC = re.compile(r"schemadrift_[a-z_]+")
 RANGE = re.compile(r"\[([^\]]+)\]")
 SELECTOR = re.compile(r"(schemadrift_[a-z_]+)(\{[^}]*\})?")
@@ -125,6 +130,8 @@ def exported_names() -> set[str]:
     m.set_catalog("c", {"r": ["compute"], "r2": ["compute", "network"]})
     # what monitor.ha.replicas exports at every heartbeat
     m.set_replica("replica-a", owned=1, live=2, leader=True, expected=2, unowned=0)
+    # what monitor.fleet.consumers exports on the leader for every judged (consumer, region)
+    m.set_consumer("tf", "r", False, {"815d30ea": False, "a1bd707f": True})
     return {s.name for family in m.registry.collect() for s in family.samples}
 
 
@@ -230,6 +237,10 @@ def test_per_target_metrics_are_filtered_by_the_target_variables(dashboard: dict
             if name in IDENTITY_METRICS:
                 assert 'cloud=~"$cloud"' in matchers and 'region=~"$region|_discovery"' in matchers, f"{where}: {name}"
                 assert "schema" not in matchers, f"{where}: {name} has no schema label to filter on"
+                continue
+            if name in CONSUMER_METRICS:
+                assert 'region=~"$region"' in matchers, f"{where}: {name} is not filtered by $region"
+                assert not re.search(r"\b(cloud|schema)=", matchers), f"{where}: {name} has no cloud or schema"
                 continue
             if name in GROUP_METRICS:
                 assert 'cloud=~"$cloud"' in matchers and 'schema=~"$schema"' in matchers, f"{where}: {name}"
@@ -532,6 +543,7 @@ def test_every_query_names_only_exported_metrics(
         *REPLICA_METRICS,
         *CATALOG_METRICS,
         *SURFACE_METRICS,
+        *CONSUMER_METRICS,
     }
 
 
@@ -590,7 +602,7 @@ def test_panels_count_each_target_once_with_several_replicas_scraped(
 
 def test_replica_and_surface_rows(dashboard: dict[str, Any]) -> None:
     titles = [p["title"] for p in panels(dashboard) if p["type"] == "row"]
-    assert titles[-2:] == ["Replicas", "API surface"]
+    assert titles[-3:] == ["Replicas", "API surface", "Consumers"]
 
     def exprs(title: str) -> str:
         return "\n".join(t["expr"] for t in by_title(dashboard, title)["targets"])
@@ -608,6 +620,25 @@ def test_replica_and_surface_rows(dashboard: dict[str, Any]) -> None:
     # The per-target series of these rows are aggregated away from the scrape instance (a handover moves them).
     for title in ("Max microversion by region", "Regions behind the others", "Max microversion over time"):
         assert "max by (cloud, region, service, version" in exprs(title), title
+
+
+def test_the_consumers_row_is_the_matrix_the_unmet_requirements_and_their_history(dashboard: dict[str, Any]) -> None:
+    def exprs(title: str) -> str:
+        return "\n".join(t["expr"] for t in by_title(dashboard, title)["targets"])
+
+    matrix = by_title(dashboard, "Consumers \N{MULTIPLICATION SIGN} regions")
+    (grouping,) = matrix["transformations"]
+    assert grouping["id"] == "groupingToMatrix"
+    assert (grouping["options"]["rowField"], grouping["options"]["columnField"]) == ("consumer", "region")
+    (mapping,) = matrix["fieldConfig"]["defaults"]["mappings"]
+    assert {value: option["text"] for value, option in mapping["options"].items()} == {"0": "Broken", "1": "Compatible"}
+    assert "min by (consumer, region) (schemadrift_consumer_compatible{" in exprs(
+        "Consumers \N{MULTIPLICATION SIGN} regions"
+    )
+    assert "min by (consumer, region, requirement) (schemadrift_consumer_requirement_met{" in exprs(
+        "Requirements not met"
+    )
+    assert by_title(dashboard, "Consumers over time")["type"] == "state-timeline"
 
 
 # --- provisioning ------------------------------------------------------------------------------------------

@@ -96,6 +96,7 @@ def test_exposition_passes_promtool_check_metrics(metrics: Metrics, tmp_path: ob
     )
     metrics.set_document(KEY, 8945, 33)
     metrics.db_result(False, "record_poll")
+    metrics.set_consumer("terraform-openstack", "cn-north-4", False, {"815d30ea": False, "a1bd707f": True})
     exposition = metrics.exposition()
     result = subprocess.run(
         [promtool(), "check", "metrics"], input=exposition, capture_output=True, timeout=30, check=False
@@ -129,3 +130,18 @@ def test_a_removed_target_loses_every_series_and_unknown_targets_are_ignored(met
     metrics.set_deviates(KEY, True)
 
     assert "cn-north-4" not in metrics.exposition().decode()
+
+
+def test_a_consumer_pair_has_series_while_known_and_none_while_unknown(metrics: Metrics) -> None:
+    get = metrics.registry.get_sample_value
+    pair = {"consumer": "tf", "region": "r1"}
+    metrics.set_consumer("tf", "r1", False, {"aaaaaaaa": False, "bbbbbbbb": True})
+    assert get("schemadrift_consumer_compatible", pair) == 0
+    assert get("schemadrift_consumer_requirement_met", {**pair, "requirement": "aaaaaaaa"}) == 0
+    assert get("schemadrift_consumer_requirement_met", {**pair, "requirement": "bbbbbbbb"}) == 1
+    metrics.set_consumer("tf", "r1", None, {"aaaaaaaa": None, "bbbbbbbb": True})
+    assert get("schemadrift_consumer_compatible", pair) is None
+    assert get("schemadrift_consumer_requirement_met", {**pair, "requirement": "aaaaaaaa"}) is None
+    metrics.remove_consumer("tf", "r1", ["aaaaaaaa", "bbbbbbbb"])
+    metrics.remove_consumer("tf", "r9", ["aaaaaaaa"])  # never exported: nothing to do
+    assert "schemadrift_consumer_requirement_met{" not in metrics.exposition().decode()

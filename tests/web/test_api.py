@@ -59,7 +59,14 @@ PATHS = {
     "/api/changes/{change_id}",
     "/api/compare",
     "/api/surface",
+    "/api/consumers",
 }
+MIN_DISK = "/properties/images/items/properties/min_disk"
+UPLOADER = {
+    "name": "uploader", "description": "a client setting min_disk on the images it uploads", "clouds": ["sim"],
+    "requires": [{"schema": "images", "pointer": MIN_DISK}, {"schema": "image", "pointer": "/properties/name",
+                                                             "writable": True}],
+}  # fmt: skip
 
 
 def api_config(sim: Simulator, db_url: str, token: str | None = API_TOKEN) -> Config:
@@ -69,6 +76,7 @@ def api_config(sim: Simulator, db_url: str, token: str | None = API_TOKEN) -> Co
     data["clouds"].append(upstream)
     if token is not None:
         data["api"] = {"token": token}
+    data["consumers"] = [UPLOADER]  # r1's breaking change removes min_disk: it breaks the uploader there
     return parse_config(data, "test")
 
 
@@ -303,6 +311,37 @@ def test_changes_come_newest_first_with_fingerprint_and_flags(live: Live) -> Non
     assert [c["rule"] for c in live.get("/api/changes", severity="breaking")["changes"]] == ["property-removed"]
     assert live.get("/api/changes", since="2999-01-01T00:00:00Z")["changes"] == []
     assert len(live.get("/api/changes", since="2000-01-01T00:00:00+02:00")["changes"]) == 4
+
+
+def test_consumers_say_which_requirement_broke_where_and_why(live: Live) -> None:
+    [uploader] = live.get("/api/consumers")["consumers"]
+    assert (uploader["name"], uploader["clouds"]) == ("uploader", ["sim"])
+    missing, writable = (r["id"] for r in uploader["requirements"])
+    assert {r["region"]: r["compatible"] for r in uploader["regions"]} == {"r1": False, "r2": True, "r3": True}
+    assert uploader["regions"][0]["broken"] == [
+        {"requirement": missing, "reason": "no min_disk in /properties/images/items/properties"}
+    ]
+    assert writable != missing
+    only = live.get("/api/consumers", consumer="uploader", region="r2")["consumers"][0]["regions"]
+    assert [r["region"] for r in only] == ["r2"]
+    assert error(live.http.get("/api/consumers", params={"consumer": "nobody"}), 404) == (
+        "no consumer 'nobody' (consumers: uploader)"
+    )
+    assert error(live.http.get("/api/consumers", params={"region": "r9"}), 404) == (
+        "no consumer is judged in region 'r9' (regions: r1, r2, r3)"
+    )
+    assert "unknown query parameter" in error(live.http.get("/api/consumers", params={"cloud": "sim"}), 400)
+
+
+def test_a_change_that_broke_a_consumer_carries_the_mark(live: Live) -> None:
+    r1 = live.get("/api/changes", cloud="sim", region="r1", schema="images")["changes"]
+    marks = {c["rule"]: [(m["consumer"], m["reason"]) for m in c["breaks"]] for c in r1}
+    assert marks == {
+        "property-removed": [("uploader", "no min_disk in /properties/images/items/properties")],
+        "enum-value-added": [],
+    }
+    removed = next(c for c in r1 if c["rule"] == "property-removed")
+    assert live.get(f"/api/changes/{removed['id']}")["breaks"][0]["description"] == f"images: {MIN_DISK} exists"
 
 
 def test_change_pages_follow_next_and_are_disjoint(live: Live) -> None:
@@ -685,4 +724,5 @@ def known_good_cases(live: Live, operations: dict[str, Any]) -> list[Any]:
         ),
         operations["GET /api/compare"].Case(query={"cloud": "sim", "schema": "images", "other_cloud": "up"}),
         operations["GET /api/changes"].Case(query={"limit": 2}),
+        operations["GET /api/consumers"].Case(query={"consumer": "uploader", "region": "r1"}),
     ]

@@ -3,7 +3,8 @@ real daemon polling the simulator, with one region's schema changed and a webhoo
 
 It opens every page and checks what an on-call engineer relies on: the deviating region is marked on the
 overview and the compare page, the changed JSON Pointers are highlighted on the diff pages, and the permalink
-taken from the delivered notification opens that change. Throughout, Chromium's performance log must show no
+taken from the delivered notification opens that change, and the consumers page shows the consumer that change
+broke, its cell leading to the requirement's evidence. Throughout, Chromium's performance log must show no
 request leaving loopback and its console no error (a Content-Security-Policy violation would be one). The
 overview must not scroll sideways at phone width. Screenshots go to ``$SDM_SCREENSHOTS_DIR`` when set (the
 README's come from ``SDM_SCREENSHOTS_DIR=docs/screenshots``), else to a temporary directory.
@@ -36,6 +37,7 @@ from tests.conftest import config_data, require_tool
 from tests.support.process import free_port, wait_for
 from tests.support.receiver import Receiver
 from tests.support.regions import Simulator
+from tests.web.test_api import MIN_DISK, UPLOADER
 
 pytestmark = pytest.mark.slow
 
@@ -90,6 +92,7 @@ def setup(simulator: Simulator, tmp_path: Path) -> Iterator[Setup]:
     data["ui"] = {"base_url": base_url}
     channel = {"name": "ops", "type": "webhook", "url": receiver.url + "/hook"}
     data["notifications"] = {"grouping_window": "1s", "channels": [channel]}
+    data["consumers"] = [UPLOADER]
     daemon = Daemon(data)
     try:
         wait_for(lambda: _all_polled(base_url), timeout=60)
@@ -193,6 +196,7 @@ def test_every_page_in_chromium(setup: Setup, browser: Browser) -> None:
     check_target(setup, browser)
     check_diffs(setup, browser)
     check_permalink(setup, browser)
+    check_consumers(setup, browser)
     browser.collect()
     assert f"{setup.base_url}/ui/static/ui.css" in browser.requested, "the performance log missed the pages"
     assert [url for url in browser.requested if not is_loopback(url)] == []
@@ -294,3 +298,25 @@ def check_permalink(setup: Setup, browser: Browser) -> None:
     focused = browser.find("pre.doc .focus")
     assert focused.get_attribute("id") in (f"old-{change['path']}", f"new-{change['path']}")
     browser.screenshot(setup.screenshots / "change.png")
+
+
+def check_consumers(setup: Setup, browser: Browser) -> None:
+    browser.open("/ui/")
+    browser.find('header a[href="./consumers"]').click()
+    WebDriverWait(browser.driver, PAGE_TIMEOUT_S).until(lambda d: d.current_url.endswith("/ui/consumers"))
+    browser.collect()
+    broken = browser.find('tr[data-consumer="uploader"] td[data-region="r1"]')
+    assert "st-broken" in classes(broken) and broken.text.startswith("✕ broken")
+    assert browser.find('tr[data-consumer="uploader"] td[data-region="r2"]').text == "✓ compatible"
+    browser.screenshot(setup.screenshots / "consumers.png")
+    broken.find_element(By.CSS_SELECTOR, "a").click()
+    WebDriverWait(browser.driver, PAGE_TIMEOUT_S).until(lambda d: d.current_url.endswith("/ui/consumers/uploader/r1"))
+    browser.collect()
+    row = browser.find("tr.st-broken")
+    assert f"images: {MIN_DISK} exists" in row.text and "no min_disk in /properties/images/items/properties" in row.text
+    assert "sim/r1/images" in row.text and "∅ nothing there" in row.text
+    browser.screenshot(setup.screenshots / "consumer.png")
+    row.find_element(By.CSS_SELECTOR, "td.ptr a").click()  # the evidence: the target's page
+    WebDriverWait(browser.driver, PAGE_TIMEOUT_S).until(lambda d: d.current_url.endswith("/ui/targets/sim/r1/images"))
+    browser.collect()
+    assert "breaks uploader in r1" in browser.find("table.changes").text

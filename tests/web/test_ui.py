@@ -155,6 +155,41 @@ def test_a_change_permalink_shows_the_change_in_its_diff(live: Live) -> None:
         assert re.search(rf'<tr class="sev-row-{change["severity"]} focus">', html)
 
 
+def test_the_consumers_page_is_the_matrix_with_each_cell_linking_to_its_evidence(live: Live) -> None:
+    html = main(page(live, "/ui/consumers"))
+    assert "1 consumer(s) across 3 region(s)" in html and "✕ 1 broken" in html
+    assert re.search(r'<tr data-consumer="uploader">.*?a client setting min_disk', html, re.S)
+    assert re.search(r'<td class="verdict st-broken" data-region="r1"><a href="\./consumers/uploader/r1">'
+                     r'<span class="sym" aria-hidden="true">✕</span> broken</a><br><small>1 of 2 not met</small>',
+                     html)  # fmt: skip
+    assert '<td class="verdict st-ok" data-region="r2"><a href="./consumers/uploader/r2">' in html
+    cell = main(page(live, "/ui/consumers/uploader/r1"))
+    assert "uploader in r1:" in cell and "✕</span> broken" in cell
+    row = cell[cell.index('data-requirement="', cell.index("not met")) - 200 :]
+    assert "images: /properties/images/items/properties/min_disk exists" in cell
+    assert "no min_disk in /properties/images/items/properties" in cell
+    assert 'href="../../targets/sim/r1/images">sim/r1/images</a>' in cell
+    sha = live.get("/api/targets/sim/r1/images/snapshots")["snapshots"][-1]["sha256"]
+    assert f'href="../../../api/documents/{sha}"' in cell and "∅ nothing there" in row
+    assert "image: /properties/name is writable" in cell and "&#34;type&#34;: &#34;string&#34;" in cell
+
+
+def test_a_change_that_broke_a_consumer_says_so_on_its_page_and_its_target_page(live: Live) -> None:
+    removed = next(c for c in live.get("/api/changes", region="r1", schema="images")["changes"] if c["breaks"])
+    html = main(page(live, f"/ui/changes/{removed['id']}"))
+    assert re.search(r'<a class="bad" href="\.\./consumers/uploader/r1#r-[0-9a-f]{8}">breaks uploader in r1</a>: '
+                     r"images: /properties/images/items/properties/min_disk exists: no min_disk in", html)  # fmt: skip
+    assert '<span class="tag bad">breaks uploader in r1</span>' in page(live, "/ui/targets/sim/r1/images")
+
+
+def test_an_unknown_consumer_or_region_is_a_404_page(live: Live) -> None:
+    assert (
+        error_message(page(live, "/ui/consumers/nobody/r1", 404))
+        == "no consumer &#39;nobody&#39; (consumers: uploader)"
+    )
+    assert "no consumer is judged in region &#39;r9&#39;" in error_message(page(live, "/ui/consumers/uploader/r9", 404))
+
+
 def test_static_files_are_served_with_their_types_and_headers(live: Live) -> None:
     for name, kind in (("ui.css", "text/css"), ("ui.js", "javascript"), ("favicon.svg", "image/svg+xml")):
         response = live.http.get(f"/ui/static/{name}")

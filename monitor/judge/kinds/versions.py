@@ -175,6 +175,12 @@ def version_entries(doc: Mapping[str, Any]) -> list[VersionEntry]:
     return sorted(found, key=lambda e: (_id_number(e.id) is None, _id_number(e.id) or (), e.id))
 
 
+def version_number(version_id: str) -> tuple[int, ...] | None:
+    """The number of a version id as keystoneauth reads it (``v3.14`` → (3, 14), ``v1`` → (1, 0)); ``None`` for
+    an id that is no version number."""
+    return _id_number(version_id)
+
+
 def normalise_status(raw: Any) -> str:
     """A version status in canonical spelling: upper case, ``STABLE`` → ``CURRENT``, missing → ``UNKNOWN``;
     raises ``DocumentError`` (``INVALID_SCHEMA``) when it is not a string."""

@@ -49,14 +49,15 @@ def report_group_request(
 ) -> GroupRequest:
     """Group a channel's changes at ``min_severity`` or worse into one report per grouping window.
 
-    Ignored changes and changes inside an expected-change window are never notified.
+    A change that breaks a consumer (docs/consumers.md) is sent whatever ``min_severity`` says. Ignored changes
+    and changes inside an expected-change window are never notified.
     """
     threshold = Severity(min_severity).rank
     changes = changes or ChangesConfig()
     return GroupRequest(
         channel=name,
         window=settings.grouping_window,
-        keep=lambda r: r.severity.rank >= threshold and not r.ignored and not r.expected,
+        keep=lambda r: (r.severity.rank >= threshold or bool(r.breaks)) and not r.ignored and not r.expected,
         build=lambda records, now, flapping: report_json(records, now, settings.link_template, flapping),
         active_for=active_for,
         flapping_window=changes.flapping_window,

@@ -5,8 +5,14 @@ Schema (``schema_version`` 1)::
     {"schema_version": 1, "group_id": "<first change id>-<last change id>", "created_at": ISO-8601,
      "summary": "...", "worst_severity": "breaking", "counts": {"breaking": n, "warning": n, ...},
      "targets": [{"cloud", "region", "schema", "detected_at", "snapshot_id", "worst_severity", "flapping", "link",
-                  "changes": [{"path", "rule", "severity", "old", "new", "old_present", "new_present"}],
+                  "breaks": ["<consumer>", ...],
+                  "changes": [{"path", "rule", "severity", "old", "new", "old_present", "new_present",
+                               "breaks": [{"consumer", "requirement", "description", "reason"}]}],
                   "changes_truncated": n}]}
+
+A change that breaks a consumer (docs/consumers.md) lists the requirements in its ``breaks``; its target lists
+the consumers, and the summary ends with ``breaks <consumer> in <region>``. Such a change is sent whatever the
+channel's ``min_severity`` says (:func:`monitor.signals.notify.base.report_group_request`).
 
 ``group_id`` is stable for the same changes, so a receiver can drop a duplicate delivery. ``link`` is
 ``link_template`` with ``{cloud}``, ``{region}``, ``{schema}``, ``{snapshot_id}`` and ``{change_id}`` (the id of
@@ -44,7 +50,7 @@ def build_report(
         "schema_version": 1,
         "group_id": f"{min(r.id for r in records)}-{max(r.id for r in records)}",
         "created_at": now.isoformat(),
-        "summary": _summary(len(groups), counts),
+        "summary": _summary(len(groups), counts) + _breaks_summary(records),
         "worst_severity": worst.value,
         "counts": counts,
         "targets": [_target(group, link_template, flapping) for group in groups.values()],
@@ -54,6 +60,16 @@ def build_report(
 def _summary(targets: int, counts: dict[str, int]) -> str:
     parts = ", ".join(f"{n} {severity}" for severity, n in counts.items() if n)
     return f"schema changes in {targets} target(s): {parts}"
+
+
+def _breaks_summary(records: Sequence[ChangeRecord]) -> str:
+    """``; breaks terraform-openstack in r2, …`` for the consumers the changes break (empty when none)."""
+    broken = dict.fromkeys(f"{mark.consumer} in {r.target.region}" for r in records for mark in r.breaks)
+    return f"; breaks {', '.join(broken)}" if broken else ""
+
+
+def _change(record: ChangeRecord) -> dict[str, Any]:
+    return {**change_json(record), "breaks": [mark.as_json() for mark in record.breaks]}
 
 
 def _target(records: list[ChangeRecord], link_template: str | None, flapping: Set[TargetKey]) -> dict[str, Any]:
@@ -70,9 +86,15 @@ def _target(records: list[ChangeRecord], link_template: str | None, flapping: Se
         "worst_severity": Severity.worst(*(r.severity for r in records)).value,
         "flapping": first.target in flapping,
         "link": link_template.format(**fields, change_id=min(r.id for r in records)) if link_template else None,
-        "changes": [change_json(r) for r in records[:MAX_CHANGES_PER_TARGET]],
+        "breaks": list(dict.fromkeys(mark.consumer for r in records for mark in r.breaks)),
+        "changes": [_change(r) for r in records[:MAX_CHANGES_PER_TARGET]],
         "changes_truncated": max(0, len(records) - MAX_CHANGES_PER_TARGET),
     }
+
+
+def _breaks_line(change: dict[str, Any], target: dict[str, Any]) -> str:
+    consumers = dict.fromkeys(mark["consumer"] for mark in change.get("breaks", ()))
+    return f" (breaks {', '.join(consumers)} in {target['region']})" if consumers else ""
 
 
 def report_json(
@@ -86,7 +108,7 @@ def report_json(
 
 def change_lines(target: dict[str, Any], limit: int = 20) -> list[str]:
     """Human-readable lines for a report target's changes (Slack, Alertmanager descriptions)."""
-    lines = [f"{c['severity']}: {c['rule']} {c['path']}" for c in target["changes"][:limit]]
+    lines = [f"{c['severity']}: {c['rule']} {c['path']}{_breaks_line(c, target)}" for c in target["changes"][:limit]]
     hidden = len(target["changes"]) - limit + target.get("changes_truncated", 0)
     if hidden > 0:
         lines.append(f"… and {hidden} more")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,16 +14,18 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from monitor.config import NotificationsConfig
-from monitor.domain import ABSENT, Change, PollResult, Severity, TargetKey
+from monitor.domain import ABSENT, Change, ConsumerBreak, PollResult, Severity, TargetKey
 from monitor.judge.canonical import canonical_json, count_properties, document_sha256
 from monitor.signals.metrics import Metrics
 from monitor.signals.notify.alertmanager import ALERTNAME, alerts_for
+from monitor.signals.notify.base import report_group_request
 from monitor.signals.notify.dispatcher import Dispatcher, build_channels
+from monitor.signals.notify.report import build_report
 from monitor.signals.notify.slack import slack_message
 from monitor.signals.notify.webhook import SIGNATURE_HEADER, sign
 from monitor.store.engine import make_engine
 from monitor.store.outbox import OutboxStore
-from monitor.store.records import StoredDocument
+from monitor.store.records import ChangeRecord, StoredDocument
 from monitor.store.repository import Repository
 from tests.support.receiver import Receiver
 
@@ -232,6 +235,33 @@ def test_slack_message_lists_targets_and_changes() -> None:
     }  # fmt: skip
     text = slack_message(report)["text"]
     assert "<https://x/1|c/r/images>" in text and "breaking: property-removed /properties/a" in text
+
+
+def test_a_change_breaking_a_consumer_says_so_in_every_channel() -> None:
+    mark = ConsumerBreak("tf", "815d30ea", "compute-versions: v2.1 serves microversion 2.96",
+                         "max microversion 2.95 < required 2.96")  # fmt: skip
+    key = TargetKey("os", "r3", "compute-versions")
+    records = [
+        ChangeRecord(7, key, 3, T0, "/versions/v2.1/max_version", "max-microversion-lowered", Severity.BREAKING,
+                     "2.96", "2.95", "a" * 64, "b" * 64, breaks=(mark,)),
+        ChangeRecord(8, key, 3, T0, "/versions/v2.1/updated", "updated-changed", Severity.COSMETIC, "x", "y",
+                     "a" * 64, "b" * 64),
+    ]  # fmt: skip
+    report = build_report(records, T0)
+    assert report["summary"] == "schema changes in 1 target(s): 1 breaking, 1 cosmetic; breaks tf in r3"
+    [target] = report["targets"]
+    assert target["breaks"] == ["tf"]
+    assert [c["breaks"] for c in target["changes"]] == [[mark.as_json()], []]
+    assert (
+        "breaking: max-microversion-lowered /versions/v2.1/max_version (breaks tf in r3)"
+        in (slack_message(report)["text"])
+    )
+    [alert] = alerts_for({**report, "targets": [{**target, "detected_at": T0.isoformat()}]}, T0)
+    assert "(breaks tf in r3)" in alert["annotations"]["description"]
+    keep = report_group_request("hook", "breaking", NotificationsConfig()).keep
+    cosmetic = replace(records[1], breaks=(mark,))
+    assert keep(records[0]) and not keep(records[1]) and keep(cosmetic)
+    assert not keep(replace(cosmetic, ignored=True)) and not keep(replace(cosmetic, expected=True))
 
 
 def test_alertmanager_alerts_always_carry_an_alertname() -> None:
