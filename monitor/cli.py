@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO, TypeVar
 
 from monitor import __version__
-from monitor.config import NO_CLOUDS_YAML, CloudsYamlCloud, Config, ConfigError, load_config
+from monitor.config import DEFAULT_LISTEN, NO_CLOUDS_YAML, CloudsYamlCloud, Config, ConfigError, load_config
 from monitor.domain import PollResult, Severity, TargetKey, TargetSpec, change_json
 from monitor.logs import FORMATS as LOG_FORMATS
 from monitor.logs import setup_logging
@@ -356,15 +356,19 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_healthcheck(args: argparse.Namespace, out: TextIO) -> int:
-    """One line, and 0 when healthy, 1 otherwise — also for an unreadable config (Docker reserves 2)."""
+    """One line, and 0 when healthy, 1 otherwise — also for an unreadable config (Docker reserves 2).
+
+    Without a config file (``demo`` in the image) it asks the default address, over TLS when
+    ``--web.config.file`` says so.
+    """
     from monitor.config.webconfig import load_web_config
     from monitor.web.probe import check_health, client_context, health_url
 
     try:
-        config = _load(args)
-        path = config.http.web_config_file
+        listen, path = _health_address(args)
         tls = load_web_config(path).tls if path is not None else None
-        url = health_url(config.http.host, config.http.port, tls is not None)
+        host, _, port = listen.rpartition(":")
+        url = health_url(host.strip("[]"), int(port), tls is not None)
         cert, key = (Path(f) if f else None for f in (args.client_cert, args.client_key))
         context = client_context(tls, cert, key) if tls is not None else None
         healthy, line = check_health(url, context, args.timeout)
@@ -374,6 +378,14 @@ def cmd_healthcheck(args: argparse.Namespace, out: TextIO) -> int:
         healthy, line = False, f"unhealthy: {exc}"
     out.write(line + "\n")
     return EXIT_OK if healthy else EXIT_FAILED
+
+
+def _health_address(args: argparse.Namespace) -> tuple[str, Path | str | None]:
+    """The listen address and the web configuration to probe: the config file's, or the defaults without one."""
+    if not Path(args.config).exists():
+        return DEFAULT_LISTEN, args.web_config_file
+    config = _load(args)
+    return config.http.listen, config.http.web_config_file
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:

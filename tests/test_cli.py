@@ -523,3 +523,19 @@ def test_check_writes_junit_and_markdown_for_ci(consumer_world: ConsumerWorld, t
     lines = out.splitlines()
     assert lines[:3] == ["| target | outcome | details |", "| --- | --- | --- |",
                          "| glance/r2/images | failed | poll failed (http\\_503): HTTP 503 |"]  # fmt: skip
+
+
+def test_healthcheck_without_a_config_file_asks_the_default_address(tmp_path: Path) -> None:
+    """The image's HEALTHCHECK names the mounted config; ``demo`` has none, so the default address is asked."""
+    from monitor.cli import _health_address
+
+    args = build_parser().parse_args(["healthcheck", "--config", str(tmp_path / "absent.yaml")])
+    assert _health_address(args) == ("127.0.0.1:9478", None)
+    web = tmp_path / "web.yml"
+    args = build_parser().parse_args(["healthcheck", "--config", str(tmp_path / "absent.yaml"),
+                                      "--web.config.file", str(web)])  # fmt: skip
+    assert _health_address(args) == ("127.0.0.1:9478", str(web))
+    printed = io.StringIO()
+    code = main(["healthcheck", "--config", str(tmp_path / "absent.yaml"), "--web.config.file", str(web)], printed)
+    assert code == 1  # the web configuration named does not exist: unhealthy, one line, never a traceback
+    assert printed.getvalue().startswith("unhealthy: ") and printed.getvalue().count("\n") == 1

@@ -163,7 +163,8 @@ def test_the_image_is_labelled_with_the_version_and_the_commit(image: str) -> No
     assert config["Labels"]["org.opencontainers.image.revision"] == _revision()
     assert config["User"] == f"{UID}:{UID}"
     # --format docker keeps the HEALTHCHECK (podman's default OCI format drops it); podman shows it beside Config.
-    assert "http://127.0.0.1:9478/healthz" in " ".join(data["Healthcheck"]["Test"])
+    probe = " ".join(data["Healthcheck"]["Test"])
+    assert probe.endswith("schema-drift-monitor healthcheck --config /etc/schema-drift-monitor/config.yaml")
     assert config["StopSignal"] in ("SIGTERM", "15")
 
 
