@@ -30,6 +30,7 @@ from monitor.config.types import (
     Duration,
     Model,
     PositiveDuration,
+    Regex,
     SchemaName,
     Size,
     check_region,
@@ -169,18 +170,8 @@ class DiscoveryConfig(Model):
     service_type: str = "image"
     interface: Literal["public", "internal", "admin"] = "public"
     refresh: PositiveDuration = 600.0
-    include: str | None = None
-    exclude: str | None = None
-
-    @field_validator("include", "exclude")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
-        return value
+    include: Regex | None = None
+    exclude: Regex | None = None
 
     def to_settings(self) -> DiscoverySettings:
         return DiscoverySettings(

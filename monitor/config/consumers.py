@@ -24,7 +24,6 @@ with its cloud resolved and its id (the hash of its normalised content).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
@@ -33,7 +32,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 
 from monitor.config.cloud import CloudConfig
 from monitor.config.errors import FieldProblem, Problem
-from monitor.config.types import CloudName, Model, SchemaName, check_name, require_unique
+from monitor.config.types import CloudName, Model, Regex, SchemaName, check_name, require_unique
 from monitor.judge.consumers import (
     KINDS_OF_CHECK,
     POINTER_CHECKS,
@@ -74,7 +73,7 @@ class RequirementConfig(Model):
     pointer: str | None = None
     contains: list[Any] | None = None
     equals: Any = None
-    matches: str | None = None
+    matches: Regex | None = None
     type: Annotated[list[str] | None, BeforeValidator(_as_list)] = None
     writable: Literal[True] | None = None
 
@@ -102,16 +101,6 @@ class RequirementConfig(Model):
     def _pointer(cls, value: str | None) -> str | None:
         if value is not None:
             parse_pointer(value)
-        return value
-
-    @field_validator("matches")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"is not a regular expression: {exc}") from None
         return value
 
     @field_validator("status")

@@ -92,6 +92,17 @@ def read_secret_files(data: Any, keys: tuple[str, ...]) -> Any:
     return data
 
 
+def check_regex(value: str) -> str:
+    """``value`` when it compiles as a Python regular expression; raises ValueError saying why not."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(check_regex)]
+"""A regular expression (``re`` syntax), checked when the config is loaded."""
 CloudName = Annotated[str, AfterValidator(partial(check_name, what="cloud"))]
 SchemaName = Annotated[str, AfterValidator(partial(check_name, what="schema"))]
 ChannelName = Annotated[str, AfterValidator(partial(check_name, what="channel"))]

@@ -129,8 +129,8 @@ def test_a_schema_two_clouds_watch_needs_cloud() -> None:
          "starts with '/' (or is empty for the whole document), got properties/x"),
         ({"schema": "image", "pointer": "/x", "contains": ["a"], "equals": 1}, "consumers[0] (tf).requires[0]"
          ".equals: one check per entry: contains and equals are two entries"),
-        ({"schema": "image", "pointer": "/x", "matches": "("}, "consumers[0] (tf).requires[0].matches: is not a "
-         "regular expression: missing ), unterminated subpattern at position 0"),
+        ({"schema": "image", "pointer": "/x", "matches": "("}, "consumers[0] (tf).requires[0].matches: '(' is not a "
+         "valid regular expression: missing ), unterminated subpattern at position 0"),
         ({"schema": "image", "pointer": "/x", "type": "text"}, "consumers[0] (tf).requires[0].type: expected "
          "JSON-schema types (array, boolean, integer, null, number, object, string), got ['text']"),
         ({"schema": "image", "pointer": "/x", "writable": False}, "consumers[0] (tf).requires[0].writable: takes "
