@@ -44,7 +44,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from monitor.auth.credentials import AuthError
 from monitor.auth.manager import AuthManager
-from monitor.domain import FailureReason, PollResult, TargetKey, TargetSpec, in_thread, utcnow
+from monitor.domain import FailureReason, PollResult, TargetKey, TargetSpec, in_thread, utcnow, worst_first
 from monitor.fleet.live import Intelligence
 from monitor.judge.kinds import get_kind, version_entries
 from monitor.poll.digest import DigestCache, Read, ReadFailed, raw_digest
@@ -429,7 +429,8 @@ class PollService:
         if base.document is None:
             result = replace(result, first_snapshot=True)
         else:
-            changes = get_kind(self._specs[key].kind).classify(base.document, read.document)
+            # stored in the order every reader lists them (breaking first), so the ids follow it too
+            changes = worst_first(get_kind(self._specs[key].kind).classify(base.document, read.document))
             if self.intelligence is not None:
                 changes = self.intelligence.flag(key, changes, started)
             result = replace(result, changes=tuple(changes))

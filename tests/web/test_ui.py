@@ -78,16 +78,47 @@ def change_ids(live: Live, key: TargetKey) -> list[int]:
 # --- pages -----------------------------------------------------------------------------------------
 
 
+def tile_lines(html: str, target: str) -> tuple[str, list[str]]:
+    """The classes of ``target``'s tile on the overview and the words of its lines, in order."""
+    tile = re.search(rf'<li class="tile ([^"]*)" data-target="{re.escape(target)}">(.*?)</li>', html, re.S)
+    assert tile, target
+    lines = re.findall(r'<span class="line ([^"]*)"><span class="sym" aria-hidden="true">[^<]*</span> ([^<]*)</span>',
+                       tile.group(2))  # fmt: skip
+    return tile.group(1), [f"{kind.split()[0]}: {text}" for kind, text in lines]
+
+
 def test_the_overview_marks_each_target_by_status_and_counts_them(live: Live) -> None:
     html = page(live, "/ui/")
-    tile = re.search(r'<li class="tile ([^"]*)" data-target="sim/r1/images">(.*?)</li>', html, re.S)
-    assert tile and tile.group(1) == "st-deviating", tile
-    assert "unacknowledged drift" in tile.group(2) and "1 breaking, 1 warning" in tile.group(2)
-    assert 'href="./targets/sim/r1/images"' in tile.group(2)
-    assert 'class="tile st-ok" data-target="sim/r1/members"' in html
+    assert tile_lines(html, "sim/r1/images")[0] == "st-breaking"
+    assert 'href="./targets/sim/r1/images"' in html
+    assert tile_lines(html, "sim/r1/members") == ("st-ok", ["st-ok: ok", "standing: same as reference"])
     assert "targets <b>13</b>" in html
     assert "deviating <b>3</b>" in html  # r1/images, r2/member, r3/image
+    assert "breaking <b>1</b>" in html
     assert 'href="./compare/sim/images"' in html
+
+
+def test_a_tile_leads_with_the_worst_unacknowledged_severity_then_its_standing(live: Live) -> None:
+    """r1 moved first (breaking): the word "breaking" leads, then "ahead of the fleet"; r2 and r3 did not change,
+    so they stand at the reference and say nothing of a rollout, which is counted once per group."""
+    html = page(live, "/ui/")
+    _, lines = tile_lines(html, "sim/r1/images")
+    assert lines == ["sev-breaking: breaking", "standing: ahead of the fleet"]
+    tile = re.search(r'data-target="sim/r1/images">(.*?)</li>', html, re.S)
+    assert tile and '<span class="detail">1 breaking, 1 warning unacknowledged</span>' in tile.group(1)
+    for unchanged in ("sim/r2/images", "sim/r3/images"):
+        classes, lines = tile_lines(html, unchanged)
+        assert classes == "st-ok" and lines == ["st-ok: ok", "standing: same as reference"], unchanged
+        tile = re.search(rf'data-target="{unchanged}">(.*?)</li>', html, re.S)
+        assert tile and "rollout" not in tile.group(1), unchanged
+    _, lines = tile_lines(html, "sim/r2/member")  # an info change: the severity leads all the same
+    assert lines == ["sev-info: info", "standing: ahead of the fleet"]
+    assert "rollout in progress <b>3</b>" in html  # sim/images, sim/member, sim/image: groups, not regions
+    rollouts = page(live, "/ui/?status=rollout")
+    shown = re.findall(r'<li class="tile ([^"]*)" data-target="([^"]+)"', rollouts)
+    assert {target for classes, target in shown if "dim" not in classes} == {
+        f"sim/{region}/{schema}" for region in REGIONS for schema in ("images", "member", "image")
+    }
 
 
 def test_the_overview_filters_by_cloud_and_status(live: Live) -> None:
@@ -109,6 +140,9 @@ def test_the_target_page_shows_state_timeline_changes_and_transitions(live: Live
         assert f'href="../../../changes/{change_id}"' in html
     assert "✓ ok" in html and '<span class="tag">baseline</span>' in html
     assert 'href="../../../targets/sim/r1/images/against/sim/r2"' in html
+    assert re.search(r'<dd class="standing">ahead of the fleet \(updated in the rollout in progress\)', html)
+    unchanged = page(live, "/ui/targets/sim/r2/images")
+    assert '<dd class="standing">same as reference ·' in unchanged and "rollout" not in main(unchanged)
 
 
 def test_the_diff_highlights_each_changed_path_and_links_it_from_the_table(live: Live) -> None:
