@@ -19,15 +19,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from monitor.domain import ABSENT, Change, Severity, TargetKey
+from monitor.domain import Change, Severity, TargetKey
 from monitor.fleet.rules import Standing
 from monitor.judge.regions import MAJORITY, RegionComparison, Variant
 from monitor.read.model import DriftItem, RegionView, TargetView, poll_order
 from monitor.read.records import ChangeRecord, SnapshotRecord, TransitionRecord
 from monitor.read.reports import Comparison, short_json
-from monitor.web.jsonview import Pane, anchor_id, link_side, pane
+from monitor.web import aligned
 
 VALUE_WIDTH: Final = 80
 
@@ -240,10 +240,13 @@ def _sections(tiles: Iterable[Tile], chosen: Status | None) -> tuple[tuple[str, 
 
 # --- diff ----------------------------------------------------------------------------------------------
 
+VIEWS: Final = {"split": "side by side", "unified": "unified"}
+"""The layouts of a diff (``?view=``): two columns aligned row by row, or one column, old lines above new."""
+
 
 @dataclass(frozen=True, slots=True)
 class ChangeRow:
-    """A change table row; ``href`` is the fragment of its highlighted path in a pane (None: not shown)."""
+    """A change table row; ``href`` is the fragment of the diff row that shows it (None: not shown)."""
 
     change: Change
     href: str | None
@@ -268,21 +271,31 @@ class SnapshotChoice:
 
 @dataclass(frozen=True)
 class Diff:
-    """A diff page: the change table and the two panes (old on the left)."""
+    """A diff page: the change table (worst first) and the aligned rows of the two documents (old on the left).
+
+    ``focus`` is the path of the change a permalink names, ``focused`` the indices of the rows that show it;
+    ``view`` the layout (:data:`VIEWS`) and ``params`` the page's other query parameters, kept by the switch.
+    """
 
     key: TargetKey
     title: str
     old_label: str
     new_label: str
     rows: tuple[ChangeRow, ...]
-    old: Pane
-    new: Pane
+    lines: tuple[aligned.Row, ...]
     choice: SnapshotChoice | None = None
-    focus: str | None = None  # the permalinked change's path
+    focus: str | None = None
+    focused: frozenset[int] = frozenset()
+    view: str = "split"
+    params: tuple[tuple[str, str], ...] = ()
 
     @property
     def target_path(self) -> str:
         return target_path(self.key)
+
+    def view_query(self, view: str) -> str:
+        """The query of this page in layout ``view`` (the fragment is the browser's to keep)."""
+        return "?" + urlencode((*self.params, ("view", view)))
 
 
 def diff(
@@ -291,15 +304,21 @@ def diff(
     labels: tuple[str, str],
     choice: SnapshotChoice | None = None,
     focus: str | None = None,
+    view: str = "split",
+    params: Sequence[tuple[str, str]] = (),
 ) -> Diff:
     """The diff page of ``comparison`` (``labels``: what the old and the new side are; ``focus``: the path of
-    the change a permalink names)."""
-    old, new = pane("old", comparison.old, comparison.changes), pane("new", comparison.new, comparison.changes)
-    rows = []
-    for change in comparison.changes:
-        side = link_side(change, old, new)
-        rows.append(ChangeRow(change, f"#{side.anchor(change.path)}" if side else None))
-    return Diff(key, comparison.title, labels[0], labels[1], tuple(rows), old, new, choice, focus)
+    the change a permalink names; ``view``: a key of :data:`VIEWS`, else ValueError)."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of: {', '.join(VIEWS)}")
+    laid_out = aligned.align(comparison.old, comparison.new, comparison.changes)
+    rows = tuple(
+        ChangeRow(change, f"#{anchor}" if anchor else None)
+        for change, anchor in zip(comparison.changes, laid_out.anchors, strict=True)
+    )
+    focused = frozenset(i for i, row in enumerate(laid_out.rows) if focus is not None and row.covered_by(focus))
+    return Diff(key, comparison.title, labels[0], labels[1], rows, laid_out.rows, choice, focus, focused, view,
+                tuple(params))  # fmt: skip
 
 
 # --- target --------------------------------------------------------------------------------------------
@@ -415,7 +434,7 @@ def compare_page(view: RegionView) -> ComparePage:
     deviations = []
     for label, changes in view.deviations:
         against = against_path(keys[label], keys[reference]) if reference in keys else None
-        deviations.append(Deviation(label, tuple(_row(c, against) for c in changes.changes), against))
+        deviations.append(Deviation(label, _rows(changes, against), against))
     return ComparePage(view, rows, tuple(deviations))
 
 
@@ -434,7 +453,12 @@ def _reference_region(comparison: RegionComparison) -> str:
     return comparison.reference_variant.regions[0]
 
 
-def _row(change: Change, against: str | None) -> ChangeRow:
-    """A compare-page row linking into the region diff: the side that has the changed value."""
-    side = "new" if change.new is not ABSENT else "old"
-    return ChangeRow(change, f"{against}#{anchor_id(side, change.path)}" if against else None)
+def _rows(comparison: Comparison, against: str | None) -> tuple[ChangeRow, ...]:
+    """A deviation's change rows, each linking to the row of the region diff that shows it."""
+    if against is None:
+        return tuple(ChangeRow(change, None) for change in comparison.changes)
+    anchors = aligned.align(comparison.old, comparison.new, comparison.changes).anchors
+    return tuple(
+        ChangeRow(change, f"{against}#{anchor}" if anchor else against)
+        for change, anchor in zip(comparison.changes, anchors, strict=True)
+    )

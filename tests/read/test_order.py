@@ -140,19 +140,18 @@ def test_the_read_api_lists_breaking_first(live: tuple[Live, list[str]]) -> None
     assert rules(deviation["changes"]) == RULES
 
 
-def test_a_page_of_the_api_history_is_a_window_of_ids_each_poll_worst_first(
+def test_pages_of_the_api_history_split_a_poll_worst_first(
     live: tuple[Live, list[str]],
 ) -> None:
     api = live[0]
     first = api.get("/api/changes", cloud="sim", region="r1", schema="images", limit=3)
-    ids = sorted(r.id for r in records(api))
-    assert {c["id"] for c in first["changes"]} == set(ids[-3:])  # the newest three by id
-    assert first["next"].endswith(f"before_id={ids[-3]}")
+    ids = sorted((r.id for r in records(api)), reverse=True)
+    assert [c["id"] for c in first["changes"]] == ids[:3]  # the newest three by id ...
+    assert [c["rule"] for c in first["changes"]] == RULES[:3]  # ... are the worst three: stored worst last
+    assert first["next"].endswith(f"before_id={ids[2]}")
     rest = api.get(first["next"])
-    assert {c["id"] for c in rest["changes"]} == set(ids[:2]) and rest["next"] is None
-    for page in (first, rest):
-        severities = [Severity(c["severity"]).rank for c in page["changes"]]
-        assert severities == sorted(severities, reverse=True)
+    assert [c["id"] for c in rest["changes"]] == ids[3:] and rest["next"] is None
+    assert [c["rule"] for c in rest["changes"]] == RULES[3:]
 
 
 def test_the_ui_tables_list_breaking_first(live: tuple[Live, list[str]]) -> None:
@@ -169,9 +168,12 @@ def test_the_ui_tables_list_breaking_first(live: tuple[Live, list[str]]) -> None
 
 
 def test_notifications_list_breaking_first(live: tuple[Live, list[str]]) -> None:
-    report = build_report(records(live[0]), datetime.now(UTC), "https://x.example/ui/changes/{change_id}")
+    stored = records(live[0])
+    report = build_report(stored, datetime.now(UTC), "https://x.example/ui/changes/{change_id}")
     (target,) = report["targets"]
     assert [c["rule"] for c in target["changes"]] == RULES
+    (worst,) = [r for r in stored if r.rule == RULES[0]]
+    assert target["link"] == f"https://x.example/ui/changes/{worst.id}"  # the permalink of the worst change
     assert listed(slack_message(report)["text"]) == RULES
     (alert,) = alerts_for(report, datetime.now(UTC) + timedelta(hours=1))
     assert listed(alert["annotations"]["description"]) == RULES

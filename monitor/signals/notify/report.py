@@ -12,7 +12,8 @@ Targets are listed worst first (then in the order their changes were detected), 
 worst first, then by path (:func:`~monitor.domain.change_order`), so a truncated list keeps the worst.
 ``group_id`` is stable for the same changes, so a receiver can drop a duplicate delivery. ``link`` is
 ``link_template`` with ``{cloud}``, ``{region}``, ``{schema}``, ``{snapshot_id}`` and ``{change_id}`` (the id of
-the target's first change in the group, as the UI's ``/ui/changes/<id>`` permalink wants it) filled in, or null.
+the target's worst change in the group, the first listed, as the UI's ``/ui/changes/<id>`` permalink wants it)
+filled in, or null.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _target(records: list[ChangeRecord], link_template: str | None, flapping: Se
         "detected_at": first.detected_at.isoformat(),
         "worst_severity": Severity.worst(*(r.severity for r in records)).value,
         "flapping": first.target in flapping,
-        "link": link_template.format(**fields, change_id=min(r.id for r in records)) if link_template else None,
+        "link": link_template.format(**fields, change_id=first.id) if link_template else None,
         "changes": [change_json(r) for r in records[:MAX_CHANGES_PER_TARGET]],
         "changes_truncated": max(0, len(records) - MAX_CHANGES_PER_TARGET),
     }
