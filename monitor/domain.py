@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -176,6 +176,36 @@ class ChangeLike(Protocol):
     def old(self) -> Any: ...
     @property
     def new(self) -> Any: ...
+
+
+class Listed(Protocol):
+    """What the order of a list of changes depends on: a ``Change``, a stored or exported change record."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def severity(self) -> Severity: ...
+
+
+def order_key(severity: Severity, path: str, rule: str) -> tuple[int, str, str]:
+    """The one order of changes wherever they are listed (log line, history within one poll, diff, drift,
+    notifications, git export, the UI's tables): the worst severity first, then by JSON Pointer, then by rule."""
+    return -severity.rank, path, rule
+
+
+def change_order(change: Listed) -> tuple[int, str, str]:
+    """:func:`order_key` of ``change``, for ``sorted(..., key=change_order)``."""
+    return order_key(change.severity, change.path, change.rule)
+
+
+ListedT = TypeVar("ListedT", bound=Listed)
+
+
+def worst_first(changes: Iterable[ListedT]) -> list[ListedT]:
+    """``changes`` in :func:`change_order`: breaking first, then warning, info, cosmetic; each by path, then rule."""
+    return sorted(changes, key=change_order)
 
 
 def change_json(change: ChangeLike) -> dict[str, Any]:

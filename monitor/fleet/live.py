@@ -159,11 +159,14 @@ class Fleet:
             log.info("rollout %s in %s/%s after %s", outcome, group[0], group[1], at - rollout.started_at)
 
     def rollout(self, cloud: str, schema: str) -> dict[str, Any] | None:
-        """The rollout in progress: documents, start, and which regions have the new document or lag."""
+        """The rollout in progress: documents, start, and which regions have the new document or lag behind it
+        (:func:`~monitor.fleet.rules.rollout_role`)."""
         rollout = self._rollouts.get((cloud, schema))
         if rollout is None:
             return None
-        updated, lagging = rules.rollout_regions(self.current(cloud, schema), rollout.to_sha)
+        documents = self._documents[(cloud, schema)]
+        reference = documents.reference(self._references.get(cloud, rules.MAJORITY))
+        updated, lagging = rules.rollout_regions(documents.by_region, rollout.to_sha, reference)
         return {
             "from_sha256": rollout.from_sha,
             "to_sha256": rollout.to_sha,

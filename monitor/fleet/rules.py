@@ -51,10 +51,15 @@ asserts after every step that ``/metrics`` and ``/api`` agree.
   starts from the old document to the new one; it ends ``converged`` when every region serves the new one,
   ``reverted`` when every region serves the old one again, ``superseded`` when a third document appears (and a
   rollout from the superseded one's new document to the third starts). A region's first document is no move:
-  a region that always differed is a deviation, not a rollout. While one is in progress each region with a
-  document stands in it as :attr:`RolloutRole.UPDATED` (serves the new document) or
-  :attr:`RolloutRole.LAGGING` (serves another: not yet on the new version); with none in progress, or without
-  a document, a region is not part of one.
+  a region that always differed is a deviation, not a rollout. While one is in progress a region that serves
+  the new document is :attr:`RolloutRole.UPDATED`; one that serves another is :attr:`RolloutRole.LAGGING`
+  only once the new document is the reference (the fleet moved on, the region did not): while the reference
+  is still the old document, a region serving it did not change and is behind nothing, so it is not part of
+  the rollout (no role), like a region without a document, or any region while no rollout is in progress.
+* **Standing** (:func:`standing`): how a region stands against its fleet, in the words a tile says — "same as
+  reference", "ahead of the fleet" (updated, the reference not yet), "not yet on the new version" (lagging),
+  "differs from the reference" (deviating, no rollout explains it). From the reference and the rollout's
+  roles above, so the words cannot contradict the deviation a gauge exports.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ __all__ = [
     "DriftItem",
     "RolloutRole",
     "RolloutStep",
+    "Standing",
     "by_severity",
     "deviates",
     "drift_items",
@@ -90,6 +96,7 @@ __all__ = [
     "rollout_role",
     "rollout_step",
     "stale",
+    "standing",
     "unacknowledged",
 ]
 
@@ -224,31 +231,60 @@ RolloutOutcome = Literal["converged", "reverted", "superseded"]
 
 
 class RolloutRole(enum.StrEnum):
-    """How a region stands in its (cloud, schema)'s rollout in progress.
+    """How a region stands in its (cloud, schema)'s rollout in progress (:func:`rollout_role`).
 
-    For the words of a tile: an ``UPDATED`` region is "ahead of the fleet" while it deviates from the reference
-    (:func:`deviates`) and "same as reference" once the reference moved with it; a ``LAGGING`` one is "not yet
-    on the new version". A region with no role (:func:`rollout_role` returns None) did not take part in a
-    rollout and says nothing about one.
+    For the words of a tile (:func:`standing`): an ``UPDATED`` region is "ahead of the fleet" while it deviates
+    from the reference (:func:`deviates`) and "same as reference" once the reference moved with it; a
+    ``LAGGING`` one is "not yet on the new version". A region with no role did not take part in a rollout and
+    says nothing about one: it is "same as reference", or "differs from the reference".
     """
 
     UPDATED = "updated"
     LAGGING = "lagging"
 
 
-def rollout_role(document: str | None, new: str | None) -> RolloutRole | None:
+def rollout_role(document: str | None, new: str | None, reference: str | None) -> RolloutRole | None:
     """How a region serving ``document`` (None: none yet) stands in a rollout to the document ``new`` (None: no
-    rollout in progress): UPDATED on the new document, LAGGING on another; None without a rollout or a
-    document (not part of a rollout)."""
+    rollout in progress) while its group's reference document is ``reference``: UPDATED on the new document;
+    LAGGING on another once the new document is the reference; None otherwise — without a rollout or a
+    document, or on the reference the rollout has not reached (the region did not change: it is behind
+    nothing)."""
     if new is None or document is None:
         return None
-    return RolloutRole.UPDATED if document == new else RolloutRole.LAGGING
+    if document == new:
+        return RolloutRole.UPDATED
+    return RolloutRole.LAGGING if reference == new else None
 
 
-def rollout_regions(current: Mapping[str, str], new: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+class Standing(enum.StrEnum):
+    """How a region stands against its fleet, in the words of a tile (:func:`standing`)."""
+
+    SAME = "same as reference"
+    AHEAD = "ahead of the fleet"
+    BEHIND = "not yet on the new version"
+    DIFFERS = "differs from the reference"
+
+
+def standing(document: str | None, reference: str | None, new: str | None) -> Standing | None:
+    """How a region serving ``document`` (None: none yet) stands against its group's ``reference`` document,
+    with a rollout to ``new`` in progress (None: none): SAME when it serves the reference; else AHEAD when
+    :func:`rollout_role` calls it UPDATED, BEHIND when LAGGING, DIFFERS otherwise; None without a document."""
+    if document is None:
+        return None
+    if not deviates(document, reference):
+        return Standing.SAME
+    role = rollout_role(document, new, reference)
+    if role is RolloutRole.UPDATED:
+        return Standing.AHEAD
+    return Standing.BEHIND if role is RolloutRole.LAGGING else Standing.DIFFERS
+
+
+def rollout_regions(
+    current: Mapping[str, str], new: str, reference: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The regions of ``current`` (label -> sha256) that are updated, and those lagging, in a rollout to
-    ``new``; each sorted."""
-    roles = {region: rollout_role(sha, new) for region, sha in current.items()}
+    ``new`` while the reference document is ``reference`` (:func:`rollout_role`); each sorted."""
+    roles = {region: rollout_role(sha, new, reference) for region, sha in current.items()}
     updated = tuple(sorted(r for r, role in roles.items() if role is RolloutRole.UPDATED))
     lagging = tuple(sorted(r for r, role in roles.items() if role is RolloutRole.LAGGING))
     return updated, lagging

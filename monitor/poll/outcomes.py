@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.domain import FailureReason, PollResult, Severity, TargetKey
+from monitor.domain import FailureReason, PollResult, Severity, TargetKey, worst_first
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _log_event(result: PollResult, labels: dict[str, str]) -> None:
         log.info("%s: schema changed: %d ignored or expected change(s)", target, len(result.changes), extra=labels)
     elif result.changes:
         worst = Severity.worst(*(c.severity for c in result.counted_changes))
-        changed = "; ".join(f"{c.rule} {c.path}" for c in result.changes[:10])
+        changed = "; ".join(f"{c.rule} {c.path}" for c in worst_first(result.changes)[:10])
         log.warning("%s: schema changed: %d change(s), worst %s: %s", target, len(result.changes), worst.value,
                     changed, extra=labels)  # fmt: skip
     else:

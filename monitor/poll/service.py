@@ -44,7 +44,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from monitor.auth.credentials import AuthError
 from monitor.auth.manager import AuthManager
-from monitor.domain import FailureReason, PollResult, TargetKey, TargetSpec, in_thread, utcnow
+from monitor.domain import FailureReason, PollResult, TargetKey, TargetSpec, in_thread, utcnow, worst_first
 from monitor.fleet.live import Intelligence
 from monitor.judge.kinds import get_kind, version_entries
 from monitor.poll.digest import DigestCache, Read, ReadFailed, raw_digest
@@ -429,14 +429,17 @@ class PollService:
         if base.document is None:
             result = replace(result, first_snapshot=True)
         else:
-            changes = get_kind(self._specs[key].kind).classify(base.document, read.document)
+            # the order every reader lists them in (breaking first): the log line, ``check``
+            changes = worst_first(get_kind(self._specs[key].kind).classify(base.document, read.document))
             if self.intelligence is not None:
                 changes = self.intelligence.flag(key, changes, started, documents=(base.document, read.document))
             result = replace(result, changes=tuple(changes))
         transition = base.outcome != (True, None)
         expected = self.intelligence.expected_ack(key, result.changes, started) if self.intelligence else None
+        # Stored worst last, so that change ids, newest first (the API's pages, the UI's lists), name a poll's
+        # breaking changes first even where a page boundary splits the poll.
         snapshot_id = self._repository.record_snapshot(
-            base.target_id, base.snapshot_id, read.stored, result.changes, result, transition=transition,
+            base.target_id, base.snapshot_id, read.stored, result.changes[::-1], result, transition=transition,
             fence=self._fence(key), acknowledge=expected,
         )  # fmt: skip
         self._bases[key] = _Base(base.target_id, snapshot_id, read.sha256, read.document, read.raw, (True, None))

@@ -25,7 +25,7 @@ What the answers are made of:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -33,9 +33,9 @@ from typing import Any
 
 from monitor.config import Config, consumer_contracts
 from monitor.config.types import parse_duration
-from monitor.domain import Change, FailureReason, IgnoreRules, Severity, TargetKey, TargetSpec, utcnow
+from monitor.domain import Change, FailureReason, IgnoreRules, Severity, TargetKey, TargetSpec, utcnow, worst_first
 from monitor.fleet import rules
-from monitor.fleet.rules import MAJORITY
+from monitor.fleet.rules import MAJORITY, RolloutRole, Standing
 from monitor.fleet.rules import DriftItem as DriftItem  # part of this module's answers (drift)
 from monitor.judge.kinds import Microversion, extension_aliases, get_kind, version_entries
 from monitor.judge.regions import RegionComparison, compare_regions
@@ -78,6 +78,8 @@ class TargetView:
     flapping: bool
     rollout: bool  # a rollout is in progress in the target's (cloud, schema)
     stale: bool
+    rollout_role: RolloutRole | None = None  # how the region takes part in that rollout (None: it does not)
+    standing: Standing | None = None  # how it stands against its fleet, in words (None: no document yet)
 
     @property
     def reason(self) -> FailureReason | None:
@@ -266,20 +268,23 @@ class ReadModel:
         acks = self._intelligence.active_acks(now)
         settings = self._config.changes
         changes = self._intelligence.change_times(rules.flapping_since(now, settings.flapping_window))
-        open_groups = {(r.cloud, r.schema) for r in self._intelligence.open_rollouts()}
-        deviating = self._deviating({key: states[row.id] for key, row in rows.items()})
+        rollouts = {(r.cloud, r.schema): r.to_sha256 for r in self._intelligence.open_rollouts()}
+        references = self._reference_documents({key: states[row.id] for key, row in rows.items()})
         views = []
         for key in sorted(rows, key=lambda k: (k.cloud, k.region, k.schema)):
-            row, state = rows[key], states[rows[key].id]
+            row, state, group = rows[key], states[rows[key].id], (key.cloud, key.schema)
             interval = self._interval(key)
             pending = self._pending(key, baselines.get(row.id), state, acks.get(row.id, set()))
             flips = changes.get(row.id, ())
             flapping = rules.flapping(flips, now, settings.flapping_window, settings.flapping_threshold)
+            sha = state.document.sha256 if state.document else None
+            reference, new = references.get(group), rollouts.get(group)
             views.append(TargetView(
                 key=key, url=row.url, interval=interval, state=state, baseline=baselines.get(row.id),
-                deviates=key in deviating, unacknowledged=rules.by_severity(pending), flapping=flapping,
-                rollout=(key.cloud, key.schema) in open_groups,
+                deviates=rules.deviates(sha, reference), unacknowledged=rules.by_severity(pending),
+                flapping=flapping, rollout=new is not None,
                 stale=rules.stale(state.last_poll_ok, last_success(state), interval, now),
+                rollout_role=rules.rollout_role(sha, new, reference), standing=rules.standing(sha, reference, new),
             ))  # fmt: skip
         return views
 
@@ -291,16 +296,16 @@ class ReadModel:
         spec = self._spec(key)
         return spec.ignore if spec is not None else IgnoreRules()
 
-    def _deviating(self, states: Mapping[TargetKey, TargetState]) -> set[TargetKey]:
+    def _reference_documents(self, states: Mapping[TargetKey, TargetState]) -> dict[tuple[str, str], str | None]:
+        """The reference document of each (cloud, schema) among ``states`` (:func:`rules.reference_document`)."""
         groups: dict[tuple[str, str], dict[str, str]] = {}
         for key, state in states.items():
             if state.document is not None:
                 groups.setdefault((key.cloud, key.schema), {})[key.region] = state.document.sha256
-        found: set[TargetKey] = set()
-        for (cloud, schema), current in groups.items():
-            deviating = rules.Documents.of(current).deviating(self._references.get(cloud, MAJORITY))
-            found.update(TargetKey(cloud, region, schema) for region in deviating)
-        return found
+        return {
+            (cloud, schema): rules.Documents.of(current).reference(self._references.get(cloud, MAJORITY))
+            for (cloud, schema), current in groups.items()
+        }
 
     # --- documents, snapshots, history ---------------------------------------------------------------
 
@@ -329,8 +334,9 @@ class ReadModel:
         return self._repository.transitions(self.row(key).id, limit)
 
     def history(self, where: HistoryFilter) -> list[ChangeRecord]:
-        """Stored changes, oldest first (the newest ``where.limit``)."""
-        return self._repository.history(where)
+        """Stored changes, the newest ``where.limit``: polls oldest first, each poll's changes worst first
+        (:func:`poll_order`)."""
+        return poll_order(self._repository.history(where))
 
     def change(self, change_id: int) -> ChangeRecord:
         """One stored change; raises NotFound."""
@@ -376,7 +382,7 @@ class ReadModel:
     def _classified(self, kind: str, old_sha: str, new_sha: str) -> tuple[Change, ...]:
         if old_sha == new_sha:
             return ()
-        return tuple(get_kind(kind).classify(self.parsed(old_sha), self.parsed(new_sha)))
+        return tuple(worst_first(get_kind(kind).classify(self.parsed(old_sha), self.parsed(new_sha))))
 
     def _kind(self, key: TargetKey) -> str:
         """The kind of ``key``'s document (schema for a target the config no longer lists)."""
@@ -483,7 +489,7 @@ class ReadModel:
                                      self._kind(labelled[label]), comparison.reference, current[label]))
             for label in comparison.deviating
         ]  # fmt: skip
-        rollouts = [self._rollout(r, current, several) for r in self._intelligence.open_rollouts()
+        rollouts = [self._rollout(r, current, several, comparison.reference) for r in self._intelligence.open_rollouts()
                     if r.cloud in clouds and r.schema == schema]  # fmt: skip
         return RegionView(cloud, schema, clouds[1] if several else None, comparison, list(labelled), current,
                           deviations, rollouts)  # fmt: skip
@@ -515,9 +521,9 @@ class ReadModel:
             raise NotFound(str(exc)) from None
 
     @staticmethod
-    def _rollout(record: RolloutRecord, current: Mapping[str, str], several: bool) -> RolloutView:
+    def _rollout(record: RolloutRecord, current: Mapping[str, str], several: bool, reference: str) -> RolloutView:
         mine = {label: sha for label, sha in current.items() if not several or label.startswith(f"{record.cloud}/")}
-        updated, lagging = rules.rollout_regions(mine, record.to_sha256)
+        updated, lagging = rules.rollout_regions(mine, record.to_sha256, reference)
         return RolloutView(record.cloud, record.schema, record.from_sha256, record.to_sha256, record.started_at,
                            updated, lagging)  # fmt: skip
 
@@ -548,6 +554,19 @@ def _extension_gaps(per_region: Mapping[str, set[str]]) -> dict[str, list[str]]:
 def _missing_services(services: Mapping[str, set[str]]) -> dict[str, list[str]]:
     anywhere = set().union(*services.values()) if services else set()
     return {region: sorted(anywhere - have) for region, have in services.items() if anywhere - have}
+
+
+def poll_order(records: Iterable[ChangeRecord], newest_first: bool = False) -> list[ChangeRecord]:
+    """Stored changes as every history lists them: the changes one poll found (one snapshot of one target)
+    together, polls in the order of their first change id (oldest first; ``newest_first`` turns that round),
+    and within a poll worst first (:func:`~monitor.domain.change_order`)."""
+    polls: dict[tuple[TargetKey, int], list[ChangeRecord]] = {}
+    for record in sorted(records, key=lambda r: r.id):
+        polls.setdefault((record.target, record.snapshot_id), []).append(record)
+    ordered = list(polls.values())  # by first id: dicts keep insertion order
+    if newest_first:
+        ordered.reverse()
+    return [record for poll in ordered for record in worst_first(poll)]
 
 
 def last_success(state: TargetState) -> datetime | None:

@@ -46,7 +46,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich.trailers import parse_trailers
 
-from monitor.domain import Severity
+from monitor.domain import Severity, worst_first
 from monitor.store.records import ExportCursor, ExportedChange, ExportedSnapshot, ExportScope
 
 log = logging.getLogger(__name__)
@@ -202,10 +202,10 @@ def document_bytes(canonical: str) -> bytes:
 
 
 def commit_message(snapshot: ExportedSnapshot, first: bool, cursor: ExportCursor) -> bytes:
-    """Subject naming the target, one line per change, then the trailers (``Export-Cursor`` last)."""
+    """Subject naming the target, one line per change (worst first), then the trailers (``Export-Cursor`` last)."""
     lines = [_subject(snapshot, first), ""]
     if snapshot.changes:
-        lines += [_change_line(change) for change in snapshot.changes] + [""]
+        lines += [_change_line(change) for change in worst_first(snapshot.changes)] + [""]
     lines += [
         f"Target: {snapshot.target}",
         f"Snapshot-Id: {snapshot.id}",

@@ -9,7 +9,8 @@ Routes (all answer ``application/json``; errors are ``{"error": "<message>"}``),
   failing, why, and recovered), ``…/diff`` (two snapshots, in a report format), ``…/drift`` (baseline → now,
   with the fingerprints ``ack`` takes);
 * ``GET  /api/documents/{sha256}`` — a stored canonical document, byte for byte;
-* changes: ``GET /api/changes`` (newest first, filtered, paged by ``before_id``: ``next`` link) and
+* changes: ``GET /api/changes`` (newest poll first, each poll's changes worst first; filtered, paged by
+  ``before_id``: ``next`` link) and
   ``GET /api/changes/{id}``;
 * fleet: ``GET /api/compare`` (the cross-region or cross-cloud comparison with each deviating region's changes)
   and ``GET /api/surface`` (a cloud's versions and microversions per region, extension gaps);
@@ -41,7 +42,7 @@ from monitor.domain import Severity, TargetKey, TargetSpec, change_json
 from monitor.read import checks
 from monitor.read.commands import Commands, Journal, drift_json
 from monitor.read.matrix import comparison_json
-from monitor.read.model import ReadModel, RegionView, TargetView
+from monitor.read.model import ReadModel, RegionView, TargetView, poll_order
 from monitor.read.records import HistoryFilter
 from monitor.read.reports import render
 from monitor.web import models
@@ -244,12 +245,15 @@ def _changes(api: APIRouter, context: ApiContext) -> None:
             since=checks.moment("since", since) if since is not None else None,
             limit=limit + 1, before_id=before_id,  # one more tells whether there is a next page
         )  # fmt: skip
-        records = list(reversed(read.history(where)))
-        page, more = records[:limit], len(records) > limit
+        records = read.history(where)
+        more = len(records) > limit
+        oldest = min(r.id for r in records) if more else None  # the one more: it opens the next page
+        page = poll_order((r for r in records if r.id != oldest), newest_first=True)
         rest = {name: value for name, value in request.query_params.items() if name != "before_id"}
+        cursor = str(min(r.id for r in page)) if more else None
         return {
             "changes": [record.as_json() for record in page],
-            "next": "/api/changes?" + urlencode({**rest, "before_id": str(page[-1].id)}) if more else None,
+            "next": "/api/changes?" + urlencode({**rest, "before_id": cursor}) if cursor else None,
         }
 
     @api.get("/changes/{change_id}", response_model=models.StoredChange, responses=_errors(404),
@@ -395,4 +399,6 @@ def _target_json(view: TargetView) -> dict[str, Any]:
         "flapping": view.flapping,
         "stale": view.stale,
         "rollout_in_progress": view.rollout,
+        "rollout_role": view.rollout_role.value if view.rollout_role else None,
+        "standing": view.standing.value if view.standing else None,
     }

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from monitor.fleet.rules import RolloutRole, Standing
 from monitor.read import checks, commands
 
 MAX_LIMIT: Final = 1000
@@ -72,6 +73,13 @@ class Target(Closed):
     flapping: bool
     stale: bool
     rollout_in_progress: bool
+    rollout_role: RolloutRole | None = Field(
+        description="how the region takes part in its group's rollout: updated (serves the new document), lagging "
+        "(not yet, while the new document is the reference); null when it does not take part"
+    )
+    standing: Standing | None = Field(
+        description="how the region stands against its fleet, in the UI's words; null without a document"
+    )
 
 
 class TargetList(Closed):

@@ -14,6 +14,9 @@ Pages (every one a plain ``def`` handler, so its database reads run on the serve
   consumer's requirements in a region with their evidence (:mod:`monitor.web.consumer_pages`);
 * ``/ui/changes/{id}`` — a change's permalink (the link notifications carry).
 
+Every diff (the three diff pages and the permalink) is an aligned split diff (:mod:`monitor.web.aligned`);
+``?view=unified`` shows it in one column (``split``, the default, side by side; another value is a 400).
+
 Nothing leaves the page: styles, the one small script and the icon are served from ``/ui/static/``, and
 every UI response carries :data:`SECURITY_HEADERS` (a Content-Security-Policy allowing only those, no inline
 script or style). Templates autoescape. Links inside pages are relative (each page knows its way back to
@@ -28,12 +31,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,7 +48,7 @@ from monitor.read.matrix import SHORT_SHA
 from monitor.read.model import Conflict, NotFound, pick_snapshots
 from monitor.read.records import HistoryFilter
 from monitor.read.reports import ABSENT_MARK
-from monitor.web import consumer_pages, models, pages
+from monitor.web import aligned, consumer_pages, models, pages
 from monitor.web.api import ApiContext, ApiError
 
 PREFIX: Final = "/ui/"
@@ -58,6 +62,7 @@ SECURITY_HEADERS: Final[Mapping[str, str]] = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+View = Literal["split", "unified"]  # pages.VIEWS: a diff page's layout (``?view=``); another value is a 400
 HISTORY_LIMIT: Final = 200  # the target page lists the newest changes; /api/changes pages through all
 TRANSITIONS_LIMIT: Final = 50
 
@@ -163,14 +168,15 @@ def _target_pages(app: FastAPI, context: ApiContext) -> None:
         return render(request, "target.html", page=page)
 
     @app.get("/ui/changes/{change_id}", include_in_schema=False)
-    def change(request: Request, change_id: Annotated[int, Path(ge=1, le=models.MAX_ID)]) -> Response:
+    def change(request: Request, change_id: Annotated[int, Path(ge=1, le=models.MAX_ID)], view: View = "split",
+               ) -> Response:  # fmt: skip
         record = read.change(change_id)
         try:
             ids = [s.id for s in read.snapshots(record.target)]
             from_id, to_id = pick_snapshots(ids, None, record.snapshot_id)
             comparison = read.snapshot_diff(record.target, from_id, to_id)
             labels = (f"snapshot {from_id}", f"snapshot {to_id}")
-            page: pages.Diff | None = pages.diff(record.target, comparison, labels, focus=record.path)
+            page: pages.Diff | None = pages.diff(record.target, comparison, labels, focus=record.path, view=view)
         except (NotFound, Conflict):  # a retired target, or its snapshots are gone: the change alone
             page = None
         return render(request, "change.html", record=record, page=page, absent=ABSENT,
@@ -185,31 +191,34 @@ def _diff_pages(app: FastAPI, context: ApiContext) -> None:
         request: Request, cloud: str, region: str, schema: str,
         from_id: Annotated[int | None, Query(alias="from", ge=1, le=models.MAX_ID)] = None,
         to_id: Annotated[int | None, Query(alias="to", ge=1, le=models.MAX_ID)] = None,
+        view: View = "split",
     ) -> Response:  # fmt: skip
         key = key_of(cloud, region, schema)
         snapshots = read.snapshots(key)
         from_id, to_id = pick_snapshots([s.id for s in snapshots], from_id, to_id)
         comparison = read.snapshot_diff(key, from_id, to_id)
         choice = pages.SnapshotChoice(tuple(reversed(snapshots)), from_id, to_id)
-        page = pages.diff(key, comparison, (f"snapshot {from_id}", f"snapshot {to_id}"), choice=choice)
+        params = (("from", str(from_id)), ("to", str(to_id)))  # the switch keeps the snapshots shown
+        page = pages.diff(key, comparison, (f"snapshot {from_id}", f"snapshot {to_id}"), choice=choice, view=view,
+                          params=params)  # fmt: skip
         return render(request, "diff.html", page=page)
 
     @app.get("/ui/targets/{cloud}/{region}/{schema}/baseline", include_in_schema=False)
-    def baseline_diff(request: Request, cloud: str, region: str, schema: str) -> Response:
+    def baseline_diff(request: Request, cloud: str, region: str, schema: str, view: View = "split") -> Response:
         key = key_of(cloud, region, schema)
         comparison = read.baseline_diff(key)
-        view = read.target(key)
-        baseline = f"baseline (snapshot {view.baseline.snapshot_id})" if view.baseline else "baseline"
-        page = pages.diff(key, comparison, (baseline, f"current (snapshot {view.state.snapshot_id})"))
-        return render(request, "diff.html", page=page)
+        target = read.target(key)
+        baseline = f"baseline (snapshot {target.baseline.snapshot_id})" if target.baseline else "baseline"
+        labels = (baseline, f"current (snapshot {target.state.snapshot_id})")
+        return render(request, "diff.html", page=pages.diff(key, comparison, labels, view=view))
 
     @app.get("/ui/targets/{cloud}/{region}/{schema}/against/{other_cloud}/{other_region}", include_in_schema=False)
     def region_diff(request: Request, cloud: str, region: str, schema: str, other_cloud: str,
-                    other_region: str) -> Response:  # fmt: skip
+                    other_region: str, view: View = "split") -> Response:  # fmt: skip
         key, other = key_of(cloud, region, schema), key_of(other_cloud, other_region, schema)
         comparison = read.region_diff(key, other)
-        page = pages.diff(key, comparison, (f"{other.cloud}/{other.region}", f"{key.cloud}/{key.region}"))
-        return render(request, "diff.html", page=page)
+        labels = (f"{other.cloud}/{other.region}", f"{key.cloud}/{key.region}")
+        return render(request, "diff.html", page=pages.diff(key, comparison, labels, view=view))
 
 
 def _fleet_pages(app: FastAPI, context: ApiContext) -> None:
@@ -260,10 +269,19 @@ def pretty(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
+def pointer(path: str) -> Markup:
+    """A JSON Pointer as HTML that wraps only between its reference tokens, never inside one: each ``/token``
+    is a ``tok`` span (unbreakable in the style sheet), a ``<wbr>`` between them; ``(root)`` for the root."""
+    if not path:
+        return Markup("(root)")
+    return Markup("<wbr>").join(Markup('<span class="tok">/{}</span>').format(t) for t in path.split("/")[1:])
+
+
 def short(sha: str | None) -> str:
     """The first 12 hex digits of a sha256, as the CLI shows them (``—`` for None)."""
     return sha[:SHORT_SHA] if sha else "—"
 
 
-_templates.filters.update(when=when, segment=pages.segment)
-_templates.globals.update(ago=ago, query=query, pretty=pretty, short=short)
+_templates.filters.update(when=when, segment=pages.segment, pointer=pointer)
+_templates.globals.update(ago=ago, query=query, pretty=pretty, short=short, anchor_id=aligned.anchor_id,
+                          views=pages.VIEWS)  # fmt: skip

@@ -323,6 +323,9 @@ def check(fleet: Fleet) -> None:
     for key, target in targets.items():
         labels = {"cloud": key.cloud, "region": key.region, "schema": key.schema}
         assert bool(scrape.value("schemadrift_region_deviates", **labels)) == target["deviates"], key
+        # the words of the tile agree with the gauge: only a deviating region stands anywhere but at the reference
+        assert target["standing"] in (None, "same as reference") or target["deviates"], key
+        assert target["standing"] != "same as reference" or not target["deviates"], key
         drift = {s.value: int(scrape.value("schemadrift_drift_unacknowledged", **labels, severity=s.value))
                  for s in Severity}  # fmt: skip
         assert drift == target["unacknowledged"], key
@@ -351,8 +354,12 @@ def check_group(fleet: Fleet, scrape: Scrape, targets: dict[TargetKey, Any], clo
     assert in_progress == bool(compare["rollouts"]), (cloud, schema)
     for rollout in compare["rollouts"]:
         current = {r["region"]: r["sha256"] for r in compare["comparison"]["regions"] if r["sha256"]}
-        roles = rules.rollout_regions(current, rollout["to_sha256"])
+        roles = rules.rollout_regions(current, rollout["to_sha256"], compare["comparison"]["reference"]["sha256"])
         assert (tuple(rollout["updated"]), tuple(rollout["lagging"])) == roles, (cloud, schema)
+    members = {k.region: t for k, t in targets.items() if (k.cloud, k.schema) == (cloud, schema)}
+    for role in ("updated", "lagging"):  # the targets' roles are the compare page's lists
+        listed = [r for rollout in compare["rollouts"] for r in rollout[role]]
+        assert sorted(region for region, t in members.items() if t["rollout_role"] == role) == listed, (cloud, role)
 
 
 def check_flapping(fleet: Fleet, key: TargetKey, gauge: bool, answer: bool, flips: Sequence[datetime]) -> None:

@@ -142,8 +142,32 @@ def test_a_rollout_in_progress_converges_reverts_or_is_superseded(after: dict[st
 
 
 def test_each_region_stands_updated_or_lagging_only_while_a_rollout_runs() -> None:
-    assert rules.rollout_role(B, B) is RolloutRole.UPDATED
-    assert rules.rollout_role(A, B) is RolloutRole.LAGGING
-    assert rules.rollout_role(None, B) is None  # no document: not part of it
-    assert rules.rollout_role(A, None) is None  # no rollout
-    assert rules.rollout_regions({"r3": B, "r1": B, "r2": A}, B) == (("r1", "r3"), ("r2",))
+    assert rules.rollout_role(B, B, A) is RolloutRole.UPDATED
+    assert rules.rollout_role(B, B, B) is RolloutRole.UPDATED
+    assert rules.rollout_role(A, B, B) is RolloutRole.LAGGING  # the fleet moved on, this region did not
+    assert rules.rollout_role(None, B, A) is None  # no document: not part of it
+    assert rules.rollout_role(A, None, A) is None  # no rollout
+    assert rules.rollout_regions({"r3": B, "r1": B, "r2": A}, B, B) == (("r1", "r3"), ("r2",))
+
+
+def test_a_region_that_did_not_change_is_not_lagging_while_the_reference_has_not_moved() -> None:
+    """One region of three moved: it is ahead of the fleet; the two on the reference are behind nothing."""
+    assert rules.rollout_role(A, B, A) is None
+    assert rules.rollout_regions({"r1": B, "r2": A, "r3": A}, B, A) == (("r1",), ())
+
+
+@pytest.mark.parametrize(
+    ("document", "reference", "new", "words"),
+    [
+        (A, A, None, "same as reference"),
+        (B, A, None, "differs from the reference"),  # a deviation no rollout explains
+        (B, A, B, "ahead of the fleet"),  # moved first, the reference not yet
+        (A, A, B, "same as reference"),  # did not move: says nothing about the rollout
+        (B, B, B, "same as reference"),  # the reference moved with it
+        (A, B, B, "not yet on the new version"),  # the fleet moved on
+        (None, A, B, None),  # no document yet
+    ],
+)
+def test_a_regions_standing_in_words(document: str | None, reference: str, new: str | None, words: str | None) -> None:
+    found = rules.standing(document, reference, new)
+    assert (found.value if found else None) == words

@@ -19,7 +19,7 @@ from sqlalchemy import event, update
 
 from monitor.app import Components
 from monitor.cli import main
-from monitor.domain import TargetKey
+from monitor.domain import TargetKey, worst_first
 from monitor.signals import gitexport
 from monitor.signals.gitexport import export_git
 from monitor.store.engine import make_engine, upgrade
@@ -161,7 +161,7 @@ def test_subjects_name_the_target_and_the_change_commit_lists_each_change(histor
     assert len(changes) >= 2
     assert subjects[3] == f"sim/r2/images: {len(changes)} change(s), worst breaking"
     body = git.run("log", "-1", "--format=%b", "HEAD").splitlines()
-    assert body[: len(changes)] == [f"{c.severity.value} {c.rule} {c.path}" for c in changes]
+    assert body[: len(changes)] == [f"{c.severity.value} {c.rule} {c.path}" for c in worst_first(changes)]
     assert git.trailer("HEAD", "Target") == "sim/r2/images"
     assert git.trailer("HEAD", "Snapshot-Sha256") == changes[0].to_sha256
     stat = git.run("log", "-1", "--stat", "--format=", "HEAD")

@@ -1,13 +1,17 @@
 """The web UI in a real Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by selenium) against the
 real daemon polling the simulator, with one region's schema changed and a webhook receiving the notification.
 
-It opens every page and checks what an on-call engineer relies on: the deviating region is marked on the
-overview and the compare page, the changed JSON Pointers are highlighted on the diff pages, and the permalink
-taken from the delivered notification opens that change, and the consumers page shows the consumer that change
-broke, its cell leading to the requirement's evidence. Throughout, Chromium's performance log must show no
-request leaving loopback and its console no error (a Content-Security-Policy violation would be one). The
-overview must not scroll sideways at phone width. Screenshots go to ``$SDM_SCREENSHOTS_DIR`` when set (the
-README's come from ``SDM_SCREENSHOTS_DIR=docs/screenshots``), else to a temporary directory.
+It opens every page and checks what an on-call engineer relies on: on the overview the changed region's tile
+leads with "breaking" and says it is ahead of the fleet, while the regions that did not change claim no
+rollout; the compare page marks the deviating region; the diff is aligned — the removed property's rows face
+an empty counterpart, the added enum value alone is highlighted, the table links to the rows, the layout
+switches to unified in place and keeps that in the URL; the permalink taken from the delivered notification
+opens that change; the consumers page shows the consumer that change broke, its cell leading to the
+requirement's evidence. Throughout, Chromium's performance log must show no request leaving loopback and its
+console no error (a Content-Security-Policy violation would be one). The overview and the diff must not
+scroll sideways at phone width. The overview, the diff and the permalink are screenshot in light, dark and
+phone layouts, to ``$SDM_SCREENSHOTS_DIR`` when set (the docs' come from ``SDM_SCREENSHOTS_DIR=docs/screenshots``),
+else to a temporary directory.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -203,19 +208,53 @@ def test_every_page_in_chromium(setup: Setup, browser: Browser) -> None:
     assert browser.console_errors == []
 
 
+def shoot(setup: Setup, browser: Browser, path: str, name: str) -> None:
+    """``path`` screenshot as ``<name>.png`` (light, as open now), ``<name>-dark.png`` and ``<name>-phone.png``;
+    dark mode must change the colours, and the page must not scroll sideways at phone width."""
+    browser.screenshot(setup.screenshots / f"{name}.png")
+    light_background = browser.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+    dark = {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+    browser.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", dark)
+    try:
+        browser.open(path)
+        background = browser.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert background != light_background, "prefers-color-scheme: dark changes nothing"
+        browser.screenshot(setup.screenshots / f"{name}-dark.png")
+    finally:
+        browser.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    phone = {"width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True}
+    browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
+    try:
+        browser.open(path)
+        width = browser.driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1] == PHONE[0], f"{path} scrolls sideways at phone width: {width}"
+        browser.screenshot(setup.screenshots / f"{name}-phone.png")
+    finally:
+        browser.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def tile_lines(browser: Browser, target: str) -> list[str]:
+    """The lines a tile says, in order (its region name first)."""
+    tile = browser.find(f'li.tile[data-target="{target}"]')
+    return [line.text for line in tile.find_elements(By.CSS_SELECTOR, ".region, .line")]
+
+
 def check_overview(setup: Setup, browser: Browser) -> None:
     browser.open("/")  # redirects to /ui/
     assert browser.driver.current_url == f"{setup.base_url}/ui/"
     tile = browser.find('li.tile[data-target="sim/r1/images"]')
-    # every status that applies is shown (the first one colours the tile: deviating, unless a slow machine
-    # made the target look stale for a moment)
-    assert "st-ok" not in classes(tile) and "≠ deviating" in tile.text
-    assert "unacknowledged drift" in tile.text and "1 breaking" in tile.text
-    other = browser.find('li.tile[data-target="sim/r2/images"]')  # r1 moved first: a rollout has started
-    assert "rollout in progress" in other.text and "deviating" not in other.text
-    counts = browser.find(".counts").text
-    assert "targets 12" in counts.replace("\n", " ")
-    browser.screenshot(setup.screenshots / "overview.png")
+    # the worst unacknowledged severity leads the tile (unless a slow machine made the target look stale for a
+    # moment: then "stale" comes first, after the severity and standing), then the region's standing
+    assert "st-ok" not in classes(tile)
+    region, lead, standing, *_ = tile_lines(browser, "sim/r1/images")
+    assert (region, lead, standing) == ("r1", "‼ breaking", "≠ ahead of the fleet")
+    assert "1 breaking, 1 warning unacknowledged" in tile.text
+    assert tile.find_element(By.CSS_SELECTOR, ".line.lead").value_of_css_property("font-weight") == "700"
+    for unchanged in ("sim/r2/images", "sim/r3/images"):  # r1 moved first: these did not change
+        lines = tile_lines(browser, unchanged)
+        assert "rollout" not in " ".join(lines).lower() and "= same as reference" in lines, lines
+    counts = browser.find(".counts").text.replace("\n", " ")
+    assert "targets 12" in counts and "rollout in progress 1" in counts and "breaking 1" in counts
 
     # The status filter submits itself (ui.js); the deviating target stays undimmed.
     Select(browser.find('select[name="status"]')).select_by_value("deviating")
@@ -223,27 +262,8 @@ def check_overview(setup: Setup, browser: Browser) -> None:
     browser.collect()
     shown = browser.driver.find_elements(By.CSS_SELECTOR, "li.tile:not(.dim)")
     assert "sim/r1/images" in [tile.get_attribute("data-target") for tile in shown]
-
-    phone = {"width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True}
-    dark = {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
-    light_background = browser.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
-    browser.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", dark)
-    try:
-        browser.open("/ui/")
-        background = browser.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
-        assert background != light_background, "prefers-color-scheme: dark changes nothing"
-        browser.screenshot(setup.screenshots / "overview-dark.png")
-    finally:
-        browser.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
-
-    browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
-    try:
-        browser.open("/ui/")
-        width = browser.driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
-        assert width[0] <= width[1] == PHONE[0], f"the overview scrolls sideways at phone width: {width}"
-        browser.screenshot(setup.screenshots / "overview-phone.png")
-    finally:
-        browser.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    browser.open("/ui/")
+    shoot(setup, browser, "/ui/", "overview")
 
 
 def check_compare(setup: Setup, browser: Browser) -> None:
@@ -253,7 +273,7 @@ def check_compare(setup: Setup, browser: Browser) -> None:
     assert "matches" in browser.find('tr[data-region="r2"]').text
     assert "★" in browser.find("th.reference").text
     deviation = browser.find("section.deviation")
-    assert "r1" in deviation.text and CHANGED in deviation.text
+    assert "r1" in deviation.text and CHANGED in deviation.text.replace("\n", "")
     browser.screenshot(setup.screenshots / "compare.png")
 
 
@@ -261,29 +281,74 @@ def check_target(setup: Setup, browser: Browser) -> None:
     browser.open("/ui/targets/sim/r1/images")
     assert browser.find("h1").text == "sim/r1/images"
     assert len(browser.driver.find_elements(By.CSS_SELECTOR, ".timeline li")) == 2
-    assert CHANGED in browser.find("table.changes").text
+    assert CHANGED in browser.find("table.changes").text.replace("\n", "")
     assert "ok" in browser.find('section[aria-label="poll outcomes"]').text
     browser.screenshot(setup.screenshots / "target.png")
 
 
+ALIGNMENT = """
+const diff = document.querySelector('.diff');
+const cell = document.getElementById(arguments[0]);
+const row = cell.closest('.row');
+const enumRows = [...diff.querySelectorAll('.row')].filter(r => r.querySelector('[id^="new-' + arguments[1] + '/"]'));
+return {
+  removed: [...row.classList],
+  counterpart: [...row.querySelector('.code.n').classList],
+  counterpartText: [...row.querySelector('.code.n').childNodes].filter(n => !n.classList || !n.classList.contains('sr'))
+    .map(n => n.textContent).join(''),
+  counterpartVisible: row.querySelector('.code.n').getBoundingClientRect().height > 0,
+  sameTop: Math.abs(row.querySelector('.code.n').getBoundingClientRect().top - cell.getBoundingClientRect().top) < 1,
+  marked: enumRows.filter(r => r.querySelector('mark')).map(r => r.innerText.trim()),
+  enumRows: enumRows.length,
+  scrollTop: diff.scrollTop,
+};
+"""
+
+
 def check_diffs(setup: Setup, browser: Browser) -> None:
     browser.open("/ui/targets/sim/r1/images/diff")
-    removed = browser.find(f'[id="old-{CHANGED}"]')
-    assert {"chg", "sev-breaking"} <= classes(removed)
-    assert {"chg", "sev-warning"} <= classes(browser.find(f'[id="new-{ADDED_ENUM}"]'))
-    assert "chg" not in classes(browser.find('[id="new-/properties/images/items/properties/name"]'))
-    # ui.js opens each pane at its first highlighted line
-    assert browser.driver.execute_script("return document.querySelector('.pane-old pre').scrollTop") > 0
-    browser.screenshot(setup.screenshots / "diff.png")
-    browser.find(f'table.changes a[href="#old-{CHANGED}"]').click()  # the table links to the highlighted path
+    found = browser.driver.execute_script(ALIGNMENT, f"old-{CHANGED}", ADDED_ENUM)
+    # the removed property's row faces an empty counterpart, on the same line, in the one scroll container
+    assert {"row", "removed", "by-breaking"} <= set(found["removed"]), found
+    assert "gap" in found["counterpart"] and found["counterpartText"] == "" and found["counterpartVisible"], found
+    assert found["sameTop"], found
+    # in the enum's block (a dozen rows) only the added value is highlighted
+    assert found["enumRows"] > 5 and len(found["marked"]) == 1 and '"vhdx"' in found["marked"][0], found
+    assert found["scrollTop"] > 0  # ui.js opens the diff at its first changed row
+    table = browser.find("table.changes").text
+    assert table.index("breaking") < table.index("warning")  # breaking first
+    shoot(setup, browser, "/ui/targets/sim/r1/images/diff", "diff")
+    browser.open("/ui/targets/sim/r1/images/diff")
+    browser.find(f'table.changes a[href="#old-{CHANGED}"]').click()  # the table links to the row
     assert browser.driver.current_url.endswith(f"#old-{CHANGED}")
     assert browser.driver.execute_script("return document.querySelector(':target').id") == f"old-{CHANGED}"
+    check_layout_switch(setup, browser)
 
     browser.open("/ui/targets/sim/r1/images/baseline")
-    assert {"chg", "sev-breaking"} <= classes(browser.find(f'[id="old-{CHANGED}"]'))
+    assert "removed" in classes(browser.find(f'[id="old-{CHANGED}"]').find_element(By.XPATH, ".."))
     browser.open("/ui/targets/sim/r1/images/against/sim/r2")
     assert "sim/r2/images → sim/r1/images" in browser.find("h1").text
-    assert {"chg", "sev-breaking"} <= classes(browser.find(f'[id="old-{CHANGED}"]'))
+    assert "removed" in classes(browser.find(f'[id="old-{CHANGED}"]').find_element(By.XPATH, ".."))
+
+
+def check_layout_switch(setup: Setup, browser: Browser) -> None:
+    """The switch works from the keyboard, in place (no reload), and puts the layout in the URL, fragment kept."""
+    browser.driver.execute_script("window.stayed = true")
+    link = browser.find('.view-switch a[data-view="unified"]')
+    link.send_keys(Keys.ENTER)
+    WebDriverWait(browser.driver, PAGE_TIMEOUT_S).until(lambda d: "view=unified" in d.current_url)
+    assert browser.driver.execute_script("return window.stayed === true"), "the switch reloaded the page"
+    assert "unified" in classes(browser.find(".diff")) and link.get_attribute("aria-current") == "true"
+    assert browser.driver.current_url.endswith(f"#old-{CHANGED}")
+    # unified: the removed line has no empty counterpart beside it, and the new side of a same row is not repeated
+    widths = browser.driver.execute_script(
+        "const row = document.getElementById(arguments[0]).closest('.row');"
+        "return [row.querySelector('.code.n').getBoundingClientRect().width,"
+        " document.querySelector('.row.same .code.n').getBoundingClientRect().width]", f"old-{CHANGED}")  # fmt: skip
+    assert widths == [0, 0], widths
+    browser.open(browser.driver.current_url.split("#")[0])  # a reload keeps the layout
+    assert "unified" in classes(browser.find(".diff"))
+    browser.screenshot(setup.screenshots / "diff-unified.png")
 
 
 def check_permalink(setup: Setup, browser: Browser) -> None:
@@ -292,12 +357,13 @@ def check_permalink(setup: Setup, browser: Browser) -> None:
     assert link.startswith(f"{setup.base_url}/ui/changes/")
     change = httpx.get(setup.base_url + "/api/changes/" + link.rsplit("/", 1)[1], timeout=10).json()
     assert (change["cloud"], change["region"], change["schema"]) == ("sim", "r1", "images")
+    assert change["severity"] == "breaking"  # the first change of the notification is the worst
     browser.open(link)
     assert browser.find("h1").text.startswith(f"Change {change['id']}: {change['severity']} {change['rule']}")
-    assert change["path"] in browser.find("#change").text
-    focused = browser.find("pre.doc .focus")
-    assert focused.get_attribute("id") in (f"old-{change['path']}", f"new-{change['path']}")
-    browser.screenshot(setup.screenshots / "change.png")
+    assert change["path"] in browser.find("#change").text.replace("\n", "")
+    focused = browser.driver.find_elements(By.CSS_SELECTOR, ".diff .row.focus .code[id]")
+    assert focused and focused[0].get_attribute("id") in (f"old-{change['path']}", f"new-{change['path']}")
+    shoot(setup, browser, link.removeprefix(setup.base_url), "change")
 
 
 def check_consumers(setup: Setup, browser: Browser) -> None:

@@ -78,16 +78,47 @@ def change_ids(live: Live, key: TargetKey) -> list[int]:
 # --- pages -----------------------------------------------------------------------------------------
 
 
+def tile_lines(html: str, target: str) -> tuple[str, list[str]]:
+    """The classes of ``target``'s tile on the overview and the words of its lines, in order."""
+    tile = re.search(rf'<li class="tile ([^"]*)" data-target="{re.escape(target)}">(.*?)</li>', html, re.S)
+    assert tile, target
+    lines = re.findall(r'<span class="line ([^"]*)"><span class="sym" aria-hidden="true">[^<]*</span> ([^<]*)</span>',
+                       tile.group(2))  # fmt: skip
+    return tile.group(1), [f"{kind.split()[0]}: {text}" for kind, text in lines]
+
+
 def test_the_overview_marks_each_target_by_status_and_counts_them(live: Live) -> None:
     html = page(live, "/ui/")
-    tile = re.search(r'<li class="tile ([^"]*)" data-target="sim/r1/images">(.*?)</li>', html, re.S)
-    assert tile and tile.group(1) == "st-deviating", tile
-    assert "unacknowledged drift" in tile.group(2) and "1 breaking, 1 warning" in tile.group(2)
-    assert 'href="./targets/sim/r1/images"' in tile.group(2)
-    assert 'class="tile st-ok" data-target="sim/r1/members"' in html
+    assert tile_lines(html, "sim/r1/images")[0] == "st-breaking"
+    assert 'href="./targets/sim/r1/images"' in html
+    assert tile_lines(html, "sim/r1/members") == ("st-ok", ["st-ok: ok", "standing: same as reference"])
     assert "targets <b>13</b>" in html
     assert "deviating <b>3</b>" in html  # r1/images, r2/member, r3/image
+    assert "breaking <b>1</b>" in html
     assert 'href="./compare/sim/images"' in html
+
+
+def test_a_tile_leads_with_the_worst_unacknowledged_severity_then_its_standing(live: Live) -> None:
+    """r1 moved first (breaking): the word "breaking" leads, then "ahead of the fleet"; r2 and r3 did not change,
+    so they stand at the reference and say nothing of a rollout, which is counted once per group."""
+    html = page(live, "/ui/")
+    _, lines = tile_lines(html, "sim/r1/images")
+    assert lines == ["sev-breaking: breaking", "standing: ahead of the fleet"]
+    tile = re.search(r'data-target="sim/r1/images">(.*?)</li>', html, re.S)
+    assert tile and '<span class="detail">1 breaking, 1 warning unacknowledged</span>' in tile.group(1)
+    for unchanged in ("sim/r2/images", "sim/r3/images"):
+        classes, lines = tile_lines(html, unchanged)
+        assert classes == "st-ok" and lines == ["st-ok: ok", "standing: same as reference"], unchanged
+        tile = re.search(rf'data-target="{unchanged}">(.*?)</li>', html, re.S)
+        assert tile and "rollout" not in tile.group(1), unchanged
+    _, lines = tile_lines(html, "sim/r2/member")  # an info change: the severity leads all the same
+    assert lines == ["sev-info: info", "standing: ahead of the fleet"]
+    assert "rollout in progress <b>3</b>" in html  # sim/images, sim/member, sim/image: groups, not regions
+    rollouts = page(live, "/ui/?status=rollout")
+    shown = re.findall(r'<li class="tile ([^"]*)" data-target="([^"]+)"', rollouts)
+    assert {target for classes, target in shown if "dim" not in classes} == {
+        f"sim/{region}/{schema}" for region in REGIONS for schema in ("images", "member", "image")
+    }
 
 
 def test_the_overview_filters_by_cloud_and_status(live: Live) -> None:
@@ -109,24 +140,59 @@ def test_the_target_page_shows_state_timeline_changes_and_transitions(live: Live
         assert f'href="../../../changes/{change_id}"' in html
     assert "✓ ok" in html and '<span class="tag">baseline</span>' in html
     assert 'href="../../../targets/sim/r1/images/against/sim/r2"' in html
+    assert re.search(r'<dd class="standing">ahead of the fleet \(updated in the rollout in progress\)', html)
+    unchanged = page(live, "/ui/targets/sim/r2/images")
+    assert '<dd class="standing">same as reference ·' in unchanged and "rollout" not in main(unchanged)
 
 
-def test_the_diff_highlights_each_changed_path_and_links_it_from_the_table(live: Live) -> None:
+def diff_row(html: str, cell_id: str) -> tuple[str, str]:
+    """The classes and the inner HTML of the aligned diff row holding the element ``cell_id``."""
+    match = re.search(
+        rf'<div class="row ([^"]*)">((?:(?!</div>).)*id="{re.escape(cell_id)}"(?:(?!</div>).)*)</div>', html
+    )
+    assert match, cell_id
+    return match.group(1), match.group(2)
+
+
+def test_the_diff_aligns_the_rows_and_links_each_change_from_the_table(live: Live) -> None:
+    """A removed property's rows face a gap, the added enum value is a row of its own and the only marked
+    line of its block, and the table (worst first) links each change to its row; the pointer breaks only
+    between its tokens."""
     html = page(live, "/ui/targets/sim/r1/images/diff")
-    assert f'<span class="l chg sev-breaking" id="old-{REMOVED}">' in html
+    classes, row = diff_row(html, f"old-{REMOVED}")
+    assert classes == "removed by-breaking" and '<span class="code n gap">' in row
     assert f'id="new-{REMOVED}"' not in html  # removed: only on the old side
-    assert f'<a href="#old-{REMOVED}">{REMOVED}</a>' in html
+    link = re.search(rf'<a href="#old-{re.escape(REMOVED)}">(.*?)</a>', html)
+    tokens = REMOVED.split("/")[1:]
+    assert link and link.group(1) == "<wbr>".join(f'<span class="tok">/{token}</span>' for token in tokens)
     enum = "/properties/images/items/properties/disk_format/enum"
-    assert f'<span class="l chg sev-warning" id="new-{enum}">' in html
-    assert f'<span class="l" id="old-{enum}">' in html  # the old enum is not what changed
+    added = re.search(rf'<a href="#(new-{re.escape(enum)}/\d+)">', html)
+    assert added, "the enum change links to the row of its value"
+    classes, row = diff_row(html, added.group(1))
+    assert classes == "added by-warning" and "<mark>&#34;vhdx&#34;</mark>" in row and '<span class="code o gap">' in row
+    block = [m for m in re.finditer(r'<div class="row ([^"]*)">(.*?)</div>', html) if f'id="new-{enum}' in m.group(2)]
+    assert [m.group(1) for m in block if "<mark>" in m.group(2)] == ["added by-warning"]  # the one value
+    assert html.index(f'href="#old-{REMOVED}"') < html.index(f'href="#{added.group(1)}"')  # breaking first
+    assert '<div class="diff split"' in html and '<a href="?from=' in html
     snapshots = live.get("/api/targets/sim/r1/images/snapshots")["snapshots"]
     explicit = page(live, f"/ui/targets/sim/r1/images/diff?from={snapshots[0]['id']}&to={snapshots[-1]['id']}")
     assert main(explicit) == main(html)  # the default: the last two snapshots
 
 
-def test_the_baseline_and_region_diffs_highlight_the_same_change(live: Live) -> None:
+def test_the_diff_layout_switch_keeps_the_snapshots_and_is_in_the_url(live: Live) -> None:
+    snapshots = [s["id"] for s in live.get("/api/targets/sim/r1/images/snapshots")["snapshots"]]
+    html = page(live, "/ui/targets/sim/r1/images/diff?view=unified")
+    assert '<div class="diff unified"' in html
+    query = f"from={snapshots[0]}&amp;to={snapshots[-1]}"
+    assert f'<a href="?{query}&amp;view=unified" data-view="unified" aria-current="true">unified</a>' in html
+    assert f'<a href="?{query}&amp;view=split" data-view="split">side by side</a>' in html
+    assert '<div class="diff unified"' in page(live, "/ui/targets/sim/r1/images/baseline?view=unified")
+    assert "view must be one of" in error_message(page(live, "/ui/targets/sim/r1/images/diff?view=wide", 400))
+
+
+def test_the_baseline_and_region_diffs_show_the_same_change(live: Live) -> None:
     for path in ("/ui/targets/sim/r1/images/baseline", "/ui/targets/sim/r1/images/against/sim/r2"):
-        assert f'<span class="l chg sev-breaking" id="old-{REMOVED}">' in page(live, path), path
+        assert diff_row(page(live, path), f"old-{REMOVED}")[0] == "removed by-breaking", path
     across = page(live, "/ui/targets/sim/r1/images/against/up/r2")
     assert "up/r2/images → sim/r1/images" in across
     assert "The two documents are the same." in page(live, "/ui/targets/sim/r2/images/against/up/r2")
@@ -139,7 +205,7 @@ def test_the_compare_page_marks_the_reference_and_the_deviating_region(live: Liv
     assert "★ V1" in html and "<small>reference</small>" in html
     assert 'aria-label="deviation of r1"' in html and REMOVED in html
     assert f'href="../../targets/sim/r1/images/against/sim/r2#old-{REMOVED}"' in html
-    assert "rollout in progress" in html
+    assert "rollout in progress" in html and "on the new version: r1; not yet on the new version: none" in html
     across = page(live, "/ui/compare/sim/images?other_cloud=up")
     assert 'data-region="up/r2"' in across and 'data-region="sim/r1"' in across
     with_reference = page(live, "/ui/compare/sim/images?reference=r1")
@@ -151,7 +217,9 @@ def test_a_change_permalink_shows_the_change_in_its_diff(live: Live) -> None:
         change = live.get(f"/api/changes/{change_id}")
         html = page(live, f"/ui/changes/{change_id}")
         assert f"Change {change_id}: " in html and change["rule"] in html
-        assert re.search(rf'class="l[^"]* focus" id="(old|new)-{re.escape(change["path"])}"', html)
+        focused = re.findall(r'<div class="row [^"]* focus">(.*?)</div>', html)
+        assert focused and all(f"-{change['path']}" in row or "<mark>" in row for row in focused)
+        assert any(f'id="old-{change["path"]}"' in row or f'id="new-{change["path"]}' in row for row in focused)
         assert re.search(rf'<tr class="sev-row-{change["severity"]} focus">', html)
 
 
@@ -341,7 +409,7 @@ def test_the_default_notification_link_is_the_change_permalink(simulator: Simula
     assert parse_config(data, "test").notification_settings().link_template == data["notifications"]["link_template"]
 
 
-def test_a_notification_link_opens_the_first_change_of_its_target(simulator: Simulator, migrated_db_url: str) -> None:
+def test_a_notification_link_opens_the_worst_change_of_its_target(simulator: Simulator, migrated_db_url: str) -> None:
     config = api_config(simulator, migrated_db_url)
     live = start_live(simulator, migrated_db_url)
     try:
@@ -349,8 +417,9 @@ def test_a_notification_link_opens_the_first_change_of_its_target(simulator: Sim
         records = live.parts.database.repository.history(HistoryFilter(cloud="sim", region="r1", schema="images"))
         report = build_report(records, datetime.now(UTC), template.notification_settings().link_template)
         (target,) = report["targets"]
-        assert target["link"] == f"{live.base_url}/ui/changes/{min(r.id for r in records)}"
+        (worst,) = [r for r in records if r.severity.value == "breaking"]
+        assert target["link"] == f"{live.base_url}/ui/changes/{worst.id}"
         html = page(live, target["link"].removeprefix(live.base_url))
-        assert f"Change {min(r.id for r in records)}: " in html and "sim/r1/images" in html
+        assert f"Change {worst.id}: " in html and "breaking" in html and "sim/r1/images" in html
     finally:
         live.close()

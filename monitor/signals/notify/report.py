@@ -10,13 +10,17 @@ Schema (``schema_version`` 1)::
                                "breaks": [{"consumer", "requirement", "description", "reason"}]}],
                   "changes_truncated": n}]}
 
+Targets are listed worst first (then in the order their changes were detected), and each target's changes
+worst first, then by path (:func:`~monitor.domain.change_order`), so a truncated list keeps the worst.
+
 A change that breaks a consumer (docs/consumers.md) lists the requirements in its ``breaks``; its target lists
 the consumers, and the summary ends with ``breaks <consumer> in <region>``. Such a change is sent whatever the
 channel's ``min_severity`` says (:func:`monitor.signals.notify.base.report_group_request`).
 
 ``group_id`` is stable for the same changes, so a receiver can drop a duplicate delivery. ``link`` is
 ``link_template`` with ``{cloud}``, ``{region}``, ``{schema}``, ``{snapshot_id}`` and ``{change_id}`` (the id of
-the target's first change in the group, as the UI's ``/ui/changes/<id>`` permalink wants it) filled in, or null.
+the target's worst change in the group, the first listed, as the UI's ``/ui/changes/<id>`` permalink wants it)
+filled in, or null.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Sequence, Set
 from datetime import datetime
 from typing import Any
 
-from monitor.domain import Severity, TargetKey, change_json
+from monitor.domain import Severity, TargetKey, change_json, order_key, worst_first
 from monitor.store.records import ChangeRecord
 
 MAX_CHANGES_PER_TARGET = 100
@@ -41,9 +45,11 @@ def build_report(
     """The report for ``records`` (at least one), grouped by target and snapshot; ``flapping`` targets are
     marked so a receiver can tell a flapping document from a one-off change."""
     groups: dict[tuple[str, str, str, int], list[ChangeRecord]] = {}
-    for record in records:
+    for record in sorted(records, key=lambda r: r.id):
         key = (record.target.cloud, record.target.region, record.target.schema, record.snapshot_id)
         groups.setdefault(key, []).append(record)
+    # the worst target first (then as detected), each target's changes worst first: a truncated list keeps them
+    ordered = sorted((worst_first(group) for group in groups.values()), key=lambda group: -group[0].severity.rank)
     counts = {s.value: sum(1 for r in records if r.severity is s) for s in Severity}
     worst = Severity.worst(*(r.severity for r in records))
     return {
@@ -53,7 +59,7 @@ def build_report(
         "summary": _summary(len(groups), counts) + _breaks_summary(records),
         "worst_severity": worst.value,
         "counts": counts,
-        "targets": [_target(group, link_template, flapping) for group in groups.values()],
+        "targets": [_target(group, link_template, flapping) for group in ordered],
     }
 
 
@@ -85,7 +91,7 @@ def _target(records: list[ChangeRecord], link_template: str | None, flapping: Se
         "detected_at": first.detected_at.isoformat(),
         "worst_severity": Severity.worst(*(r.severity for r in records)).value,
         "flapping": first.target in flapping,
-        "link": link_template.format(**fields, change_id=min(r.id for r in records)) if link_template else None,
+        "link": link_template.format(**fields, change_id=first.id) if link_template else None,
         "breaks": list(dict.fromkeys(mark.consumer for r in records for mark in r.breaks)),
         "changes": [_change(r) for r in records[:MAX_CHANGES_PER_TARGET]],
         "changes_truncated": max(0, len(records) - MAX_CHANGES_PER_TARGET),
@@ -107,8 +113,10 @@ def report_json(
 
 
 def change_lines(target: dict[str, Any], limit: int = 20) -> list[str]:
-    """Human-readable lines for a report target's changes (Slack, Alertmanager descriptions)."""
-    lines = [f"{c['severity']}: {c['rule']} {c['path']}{_breaks_line(c, target)}" for c in target["changes"][:limit]]
+    """Human-readable lines for a report target's changes (Slack, Alertmanager descriptions), worst first (a
+    report queued before that order was the rule is sorted here too)."""
+    changes = sorted(target["changes"], key=lambda c: order_key(Severity(c["severity"]), c["path"], c["rule"]))
+    lines = [f"{c['severity']}: {c['rule']} {c['path']}{_breaks_line(c, target)}" for c in changes[:limit]]
     hidden = len(target["changes"]) - limit + target.get("changes_truncated", 0)
     if hidden > 0:
         lines.append(f"… and {hidden} more")
