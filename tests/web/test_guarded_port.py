@@ -30,16 +30,14 @@ import httpx
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import config_data, require_tool
+from tests.support.browser import PAGE_TIMEOUT_S, Browser, chromium, is_loopback
 from tests.support.pki import Pair, issue, make_ca
 from tests.support.process import Daemon, free_port, wait_for
 from tests.support.prometheus import Process, prom_query
 from tests.support.regions import Simulator
-from tests.web.test_browser import CHROMIUM_FLAGS, PAGE_TIMEOUT_S, Browser, is_loopback
 
 pytestmark = pytest.mark.slow
 
@@ -215,46 +213,36 @@ def spki_pin(pair: Pair) -> str:
 
 
 @pytest.fixture
-def chromium(guarded: Guarded, tmp_path: Path) -> Iterator[Browser]:
-    driver_path = require_tool("chromedriver", "SDM_REQUIRE_CHROMIUM", "chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = require_tool("chromium", "SDM_REQUIRE_CHROMIUM", "chromium")
+def browser(guarded: Guarded, tmp_path: Path) -> Iterator[Browser]:
     # trust exactly the daemon's key (Chromium takes no CA file); needs its own --user-data-dir
     pin = f"--ignore-certificate-errors-spki-list={spki_pin(guarded.server)}"
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}", pin):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    driver.set_page_load_timeout(PAGE_TIMEOUT_S)
-    try:
-        yield Browser(driver, guarded.url)
-    finally:
-        driver.quit()
+    with chromium(guarded.url, tmp_path, [pin]) as session:
+        yield session
 
 
-def test_the_ui_in_chromium_with_credentials(guarded: Guarded, chromium: Browser, tmp_path: Path) -> None:
-    chromium.open("/ui/")  # without credentials: refused (headless Chromium shows its error page, no prompt)
-    assert any("status of 401" in message for _, message in chromium.console_errors), chromium.console_errors
-    assert not chromium.driver.find_elements("css selector", "li.tile")
-    chromium.console_errors.clear()
+def test_the_ui_in_chromium_with_credentials(guarded: Guarded, browser: Browser, tmp_path: Path) -> None:
+    browser.open("/ui/")  # without credentials: refused (headless Chromium shows its error page, no prompt)
+    assert any("status of 401" in message for _, message in browser.console_errors), browser.console_errors
+    assert not browser.driver.find_elements("css selector", "li.tile")
+    browser.console_errors.clear()
     credentials = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    chromium.driver.execute_cdp_cmd("Network.enable", {})
-    chromium.driver.execute_cdp_cmd(
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd(
         "Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {credentials}"}}
     )
-    chromium.requested.clear()
-    chromium.open("/ui/")
-    WebDriverWait(chromium.driver, PAGE_TIMEOUT_S).until(
+    browser.requested.clear()
+    browser.open("/ui/")
+    WebDriverWait(browser.driver, PAGE_TIMEOUT_S).until(
         lambda d: d.find_elements("css selector", 'li.tile[data-target="sim/r1/images"]')
     )
-    assert chromium.driver.current_url == f"{guarded.url}/ui/"
-    chromium.open("/ui/targets/sim/r1/images")
-    assert chromium.find("h1").text == "sim/r1/images"
-    chromium.screenshot(tmp_path / "ui-over-tls.png")
-    chromium.collect()
-    assert f"{guarded.url}/ui/static/ui.css" in chromium.requested
-    assert [url for url in chromium.requested if not is_loopback(url)] == []
-    assert chromium.console_errors == []  # a 401 on a style sheet or script would be one
+    assert browser.driver.current_url == f"{guarded.url}/ui/"
+    browser.open("/ui/targets/sim/r1/images")
+    assert browser.find("h1").text == "sim/r1/images"
+    browser.screenshot(tmp_path / "ui-over-tls.png")
+    browser.collect()
+    assert f"{guarded.url}/ui/static/ui.css" in browser.requested
+    assert [url for url in browser.requested if not is_loopback(url)] == []
+    assert browser.console_errors == []  # a 401 on a style sheet or script would be one
 
 
 # --- reload, and the log -----------------------------------------------------------------------------------------
