@@ -920,7 +920,8 @@ def test_compose_orders_postgres_migration_monitor(compose: dict[str, Any]) -> N
         assert monitor["command"] == ["run", "--config", CONFIG_PATH], name
         assert monitor["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
         assert monitor["depends_on"]["postgres"]["condition"] == "service_healthy", name
-        assert "/healthz" in " ".join(monitor["healthcheck"]["test"]), name
+        assert monitor["healthcheck"]["test"] == ["CMD", "schema-drift-monitor", "healthcheck", "--config",
+                                                 CONFIG_PATH], name  # fmt: skip
     assert services["monitor"]["ports"] == [f"127.0.0.1:{PORT}:{PORT}"]
     assert services["monitor-2"]["ports"] == [f"127.0.0.1:{PORT + 1}:{PORT}"]
 
