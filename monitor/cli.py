@@ -150,14 +150,16 @@ def _healthcheck_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client-key", metavar="FILE", help="its private key (default: in --client-cert)")
 
 
-def _check_args(parser: argparse.ArgumentParser) -> None:
+def _add_ci_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--format",
-        choices=CONSUMER_FORMATS,
-        default="text",
+        "--format", choices=CONSUMER_FORMATS, default="text",
         help="output format: text, json, junit (JUnit XML for CI) or markdown (default: text)",
-    )
+    )  # fmt: skip
     _add_json(parser, "same as --format json")
+
+
+def _check_args(parser: argparse.ArgumentParser) -> None:
+    _add_ci_format(parser)
     parser.add_argument(
         "--fail-on", choices=["breaking", "warning", "any"],
         help="exit 3 when a change of this severity or worse was found (any: any change)",
@@ -167,13 +169,7 @@ def _check_args(parser: argparse.ArgumentParser) -> None:
 def _consumers_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--consumer", metavar="NAME", help="only this consumer (default: every one configured)")
     parser.add_argument("--region", help="only this region (default: every region a consumer is judged in)")
-    parser.add_argument(
-        "--format",
-        choices=CONSUMER_FORMATS,
-        default="text",
-        help="output format: text, json, junit (JUnit XML for CI) or markdown (default: text)",
-    )
-    _add_json(parser, "same as --format json")
+    _add_ci_format(parser)
     parser.add_argument(
         "--strict",
         action="store_true",

@@ -163,21 +163,6 @@ class ConsumerBreak:
                 "reason": self.reason}  # fmt: skip
 
 
-class ChangeLike(Protocol):
-    """Anything that describes one change: a classified ``Change`` or a stored change record."""
-
-    @property
-    def path(self) -> str: ...
-    @property
-    def rule(self) -> str: ...
-    @property
-    def severity(self) -> Severity: ...
-    @property
-    def old(self) -> Any: ...
-    @property
-    def new(self) -> Any: ...
-
-
 class Listed(Protocol):
     """What the order of a list of changes depends on: a ``Change``, a stored or exported change record."""
 
@@ -187,6 +172,15 @@ class Listed(Protocol):
     def rule(self) -> str: ...
     @property
     def severity(self) -> Severity: ...
+
+
+class ChangeLike(Listed, Protocol):
+    """Anything that describes one change: a classified ``Change`` or a stored change record."""
+
+    @property
+    def old(self) -> Any: ...
+    @property
+    def new(self) -> Any: ...
 
 
 def order_key(severity: Severity, path: str, rule: str) -> tuple[int, str, str]:

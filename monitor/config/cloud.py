@@ -174,14 +174,7 @@ class DiscoveryConfig(Model):
     exclude: Regex | None = None
 
     def to_settings(self) -> DiscoverySettings:
-        return DiscoverySettings(
-            source=self.source,
-            service_type=self.service_type,
-            interface=self.interface,
-            refresh=self.refresh,
-            include=self.include,
-            exclude=self.exclude,
-        )
+        return DiscoverySettings(**{name: getattr(self, name) for name in DiscoverySettings.__dataclass_fields__})
 
 
 class CloudConfig(PollSettings):

@@ -304,15 +304,25 @@ def _listed(document: Mapping[str, Any]) -> str:
     return f"versions: {', '.join(ids)}" if ids else "no versions listed"
 
 
-def _missing_version(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
-    return False, f"no version {requirement.version} ({_listed(document)})"
+Entry = Mapping[str, Any]
+EntryCheck = Callable[[Requirement, str, Entry], tuple[bool, str]]
 
 
-def _judge_microversion(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
-    found = _entry(document, requirement.version or "")
-    if found is None:
-        return _missing_version(requirement, document)
-    version_id, entry = found
+def _on_entry(check: EntryCheck) -> Callable[[Requirement, Mapping[str, Any]], tuple[bool, str]]:
+    """A check of the version entry a requirement names: not met, saying which versions there are, when the
+    document lists no such version (see :func:`_entry`)."""
+
+    def judge(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
+        found = _entry(document, requirement.version or "")
+        if found is None:
+            return False, f"no version {requirement.version} ({_listed(document)})"
+        return check(requirement, *found)
+
+    return judge
+
+
+@_on_entry
+def _judge_microversion(requirement: Requirement, version_id: str, entry: Entry) -> tuple[bool, str]:
     wanted = Microversion.from_string(str(requirement.value))
     low, high = Microversion.parse(entry.get("min_version")), Microversion.parse(entry.get("max_version"))
     if high is None:
@@ -324,18 +334,13 @@ def _judge_microversion(requirement: Requirement, document: Mapping[str, Any]) -
     return True, f"{version_id} serves {low} to {high}" if low is not None else f"{version_id} serves up to {high}"
 
 
-def _judge_version(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
-    found = _entry(document, requirement.version or "")
-    if found is None:
-        return _missing_version(requirement, document)
-    return True, f"{found[0]} is listed ({found[1].get('status')})"
+@_on_entry
+def _judge_version(requirement: Requirement, version_id: str, entry: Entry) -> tuple[bool, str]:
+    return True, f"{version_id} is listed ({entry.get('status')})"
 
 
-def _judge_status(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
-    found = _entry(document, requirement.version or "")
-    if found is None:
-        return _missing_version(requirement, document)
-    version_id, entry = found
+@_on_entry
+def _judge_status(requirement: Requirement, version_id: str, entry: Entry) -> tuple[bool, str]:
     status = entry.get("status")
     if status in requirement.value:
         return True, f"{version_id} is {status}"
@@ -354,10 +359,21 @@ def _judge_exists(requirement: Requirement, document: Mapping[str, Any]) -> tupl
     return (True, f"present ({json_kind(found)})") if found is not ABSENT else (False, missing)
 
 
-def _judge_contains(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
-    found, missing = _walk(document, parse_pointer(requirement.pointer))
-    if found is ABSENT:
-        return False, missing
+ValueCheck = Callable[[Requirement, Any], tuple[bool, str]]
+
+
+def _at_pointer(check: ValueCheck) -> Callable[[Requirement, Mapping[str, Any]], tuple[bool, str]]:
+    """A check of the value at a requirement's pointer: not met, saying where the path ends, when there is none."""
+
+    def judge(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
+        found, missing = _walk(document, parse_pointer(requirement.pointer))
+        return (False, missing) if found is ABSENT else check(requirement, found)
+
+    return judge
+
+
+@_at_pointer
+def _judge_contains(requirement: Requirement, found: Any) -> tuple[bool, str]:
     if not isinstance(found, list):
         return False, f"{requirement.pointer} is a JSON {json_kind(found)}, not an array"
     lacking = [v for v in requirement.value if not any(json_equal(v, item) for item in found)]
@@ -366,19 +382,15 @@ def _judge_contains(requirement: Requirement, document: Mapping[str, Any]) -> tu
     return True, f"has {_items(requirement.value)}"
 
 
-def _judge_equals(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
-    found, missing = _walk(document, parse_pointer(requirement.pointer))
-    if found is ABSENT:
-        return False, missing
+@_at_pointer
+def _judge_equals(requirement: Requirement, found: Any) -> tuple[bool, str]:
     if json_equal(found, requirement.value):
         return True, f"is {_show(found)}"
     return False, f"{requirement.pointer} is {_show(found)}, not {_show(requirement.value)}"
 
 
-def _judge_matches(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
-    found, missing = _walk(document, parse_pointer(requirement.pointer))
-    if found is ABSENT:
-        return False, missing
+@_at_pointer
+def _judge_matches(requirement: Requirement, found: Any) -> tuple[bool, str]:
     if not isinstance(found, str):
         return False, f"{requirement.pointer} is a JSON {json_kind(found)}, not a string"
     if re.fullmatch(str(requirement.value), found) is None:
@@ -386,10 +398,8 @@ def _judge_matches(requirement: Requirement, document: Mapping[str, Any]) -> tup
     return True, f"{_show(found)} matches"
 
 
-def _judge_type(requirement: Requirement, document: Mapping[str, Any]) -> tuple[bool, str]:
-    found, missing = _walk(document, parse_pointer(requirement.pointer))
-    if found is ABSENT:
-        return False, missing
+@_at_pointer
+def _judge_type(requirement: Requirement, found: Any) -> tuple[bool, str]:
     declared = found.get("type", ABSENT) if isinstance(found, Mapping) else ABSENT
     if declared is ABSENT:
         return False, f"{requirement.pointer} declares no type"

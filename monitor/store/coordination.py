@@ -195,13 +195,7 @@ def check_fence(
     Raises FencedError; the caller's ``_run`` rolls the transaction back.
     """
     _limit_waits(session, lock_timeout=None, idle_timeout=idle_timeout)
-    query = select(TargetLease.epoch).where(
-        TargetLease.target_id == target_id,
-        TargetLease.owner == replica,
-        TargetLease.epoch == epoch,
-        TargetLease.expires_at > _Clock(session).now(),
-    )
-    if session.scalar(query.with_for_update(read=True)) is None:
+    if not _holds(session, TargetLease, TargetLease.target_id == target_id, replica, epoch):
         raise FencedError("fence", f"replica {replica} no longer holds target {target_id} at epoch {epoch}")
 
 
@@ -233,14 +227,16 @@ def check_fences(
 def check_singleton(session: Session, name: str, replica: str, epoch: int) -> None:
     """:func:`check_fence` for a leader lease: raises FencedError unless ``replica`` holds ``name`` at ``epoch``."""
     _limit_waits(session, lock_timeout=None)
-    query = select(SingletonLease.epoch).where(
-        SingletonLease.name == name,
-        SingletonLease.owner == replica,
-        SingletonLease.epoch == epoch,
-        SingletonLease.expires_at > _Clock(session).now(),
-    )
-    if session.scalar(query.with_for_update(read=True)) is None:
+    if not _holds(session, SingletonLease, SingletonLease.name == name, replica, epoch):
         raise FencedError("fence", f"replica {replica} no longer holds {name} at epoch {epoch}")
+
+
+def _holds(session: Session, lease: type[TargetLease | SingletonLease], which: Any, replica: str, epoch: int) -> bool:
+    """Whether ``replica`` holds the unexpired lease ``which`` selects at ``epoch``; share-locks it if so."""
+    query = select(lease.epoch).where(
+        which, lease.owner == replica, lease.epoch == epoch, lease.expires_at > _Clock(session).now()
+    )
+    return session.scalar(query.with_for_update(read=True)) is not None
 
 
 # --- the statements ------------------------------------------------------------------------------
@@ -329,16 +325,17 @@ def _release(session: Session, clock: _Clock, replica: str, target_ids: Sequence
         )
 
 
+def _updated(session: Session, where: Any, **values: Any) -> dict[int, int]:
+    """Update the leases ``where`` holds with ``values``; returns target id → epoch of each lease updated."""
+    statement = update(TargetLease).where(where).values(**values).returning(TargetLease.target_id, TargetLease.epoch)
+    return {target: epoch for target, epoch in session.execute(statement)}
+
+
 def _renew(session: Session, clock: _Clock, replica: str, ttl: float, target_ids: Sequence[int]) -> dict[int, int]:
     renewed: dict[int, int] = {}
     for chunk in _chunks(target_ids):
-        statement = (
-            update(TargetLease)
-            .where(TargetLease.target_id.in_(chunk), TargetLease.owner == replica)
-            .values(expires_at=clock.after(ttl))
-            .returning(TargetLease.target_id, TargetLease.epoch)
-        )
-        renewed.update((target, epoch) for target, epoch in session.execute(statement))
+        mine = TargetLease.target_id.in_(chunk) & (TargetLease.owner == replica)
+        renewed.update(_updated(session, mine, expires_at=clock.after(ttl)))
     return renewed
 
 
@@ -355,13 +352,8 @@ def _take_free(session: Session, clock: _Clock, replica: str, ttl: float, target
         locked = list(session.scalars(free))
         if not locked:
             continue
-        statement = (
-            update(TargetLease)
-            .where(TargetLease.target_id.in_(locked))
-            .values(owner=replica, epoch=TargetLease.epoch + 1, expires_at=clock.after(ttl))
-            .returning(TargetLease.target_id, TargetLease.epoch)
-        )
-        taken.update((target, epoch) for target, epoch in session.execute(statement))
+        taken.update(_updated(session, TargetLease.target_id.in_(locked), owner=replica,
+                              epoch=TargetLease.epoch + 1, expires_at=clock.after(ttl)))  # fmt: skip
     return taken
 
 
