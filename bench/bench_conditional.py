@@ -11,6 +11,9 @@ overhead left out), so the figures do not depend on the monitor counting right.
 
     .venv/bin/python bench/bench_conditional.py [--targets 1000] [--concurrency 100]
 
+It measures twice: nginx sending the documents as they are, and gzip-compressed (``gzip on``, as a real
+front end would; the monitor asks for gzip), each with its own table.
+
 Another script calls :func:`measure_bytes` (it starts and stops its own nginx and event loop) and gets a
 :class:`BytesResult`. Traffic goes only to loopback; every round has a timeout. Exit code 0 when every poll
 succeeded and every steady poll with validators was a 304, 1 otherwise; 0 with a "skipped" line when nginx is
@@ -104,13 +107,13 @@ async def _rounds(
         await parts.aclose()
 
 
-def measure_bytes(targets: int, concurrency: int = 100) -> BytesResult:
-    """Bytes on the wire for a round of ``targets`` polls (rounded up to a multiple of four) against a new nginx,
-    without and with validators (see the module docstring). Runs its own event loop; raises NginxError when
-    nginx is missing or does not start."""
+def measure_bytes(targets: int, concurrency: int = 100, *, gzip: bool = False) -> BytesResult:
+    """Bytes on the wire for a round of ``targets`` polls (rounded up to a multiple of four) against a new nginx
+    (compressing with ``gzip``), without and with validators (see the module docstring). Runs its own event
+    loop; raises NginxError when nginx is missing or does not start."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-conditional-") as tmp,
-        Nginx(copy_documents(Path(tmp) / "documents"), log_bytes=True) as server,
+        Nginx(copy_documents(Path(tmp) / "documents"), log_bytes=True, gzip=gzip) as server,
     ):
         _, plain, plain_failed = asyncio.run(
             _rounds(server, f"sqlite:///{tmp}/plain.db", targets, concurrency, conditional=False)
@@ -146,14 +149,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if nginx_binary() is None:
         print("bench_conditional: skipped: nginx is not installed (apt-get install nginx-light)", flush=True)
         return 0
-    result = measure_bytes(args.targets, args.concurrency)
-    print(f"conditional requests: bytes on the wire of one round of {result.targets} polls against "
-          f"{nginx_version()} ($request_length + $bytes_sent from its access log)")  # fmt: skip
-    print(table(result))
-    complete = result.failed == 0 and result.conditional.not_modified == result.conditional.requests == result.targets
-    if not complete:
-        print(f"bench_conditional: {result.failed} failed poll(s); {result.conditional.not_modified} of "
-              f"{result.conditional.requests} steady polls with validators answered 304")  # fmt: skip
+    complete = True
+    for gzip in (False, True):
+        result = measure_bytes(args.targets, args.concurrency, gzip=gzip)
+        print(
+            f"conditional requests: bytes on the wire of one round of {result.targets} polls against "
+            f"{nginx_version()}, gzip {'on' if gzip else 'off'} ($request_length + $bytes_sent from its access log)"
+        )
+        print(table(result), flush=True)
+        if result.failed or not result.conditional.not_modified == result.conditional.requests == result.targets:
+            complete = False
+            print(f"bench_conditional: {result.failed} failed poll(s); {result.conditional.not_modified} of "
+                  f"{result.conditional.requests} steady polls with validators answered 304")  # fmt: skip
     return 0 if complete else 1
 
 

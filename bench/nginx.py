@@ -7,7 +7,8 @@ the number of regions costs nothing. ``start()`` returns once a request is answe
 directory. It is a context manager, and the process is stopped on Ctrl-C too. With ``log_bytes=True`` nginx
 logs each request's size and its response's (``$request_length``, ``$bytes_sent``: headers included, as on
 the wire) and :meth:`Nginx.logged` reads them back. nginx sends ``ETag`` and ``Last-Modified`` for these
-static files and answers a request quoting them with ``304 Not Modified``.
+static files and answers a request quoting them with ``304 Not Modified``; ``gzip=True`` compresses the
+documents for clients that accept it (its ETag is then a weak one, as nginx makes it).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ error_log {prefix}/error.log warn;
 events {{ worker_connections 8192; }}
 http {{
     {access_log}
+    {gzip}
     client_body_temp_path {prefix}/tmp-body;
     proxy_temp_path {prefix}/tmp-proxy;
     fastcgi_temp_path {prefix}/tmp-fastcgi;
@@ -78,10 +80,11 @@ def free_port() -> int:
 class Nginx:
     """One nginx master (plus ``workers`` worker processes) serving ``documents_dir``."""
 
-    def __init__(self, documents_dir: Path, workers: int = 1, *, log_bytes: bool = False) -> None:
+    def __init__(self, documents_dir: Path, workers: int = 1, *, log_bytes: bool = False, gzip: bool = False) -> None:
         self.documents_dir = documents_dir.resolve()
         self.workers = workers
         self.log_bytes = log_bytes
+        self.gzip = gzip
         self.port = 0
         self._prefix: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -128,7 +131,7 @@ class Nginx:
         )
         return CONFIG_TEMPLATE.format(
             workers=self.workers, prefix=self._prefix, user=user, port=self.port, documents=self.documents_dir,
-            access_log=access_log,
+            access_log=access_log, gzip="gzip on; gzip_types application/json;" if self.gzip else "gzip off;",
         )  # fmt: skip
 
     def logged(self) -> list[tuple[int, int, int]]:

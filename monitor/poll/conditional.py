@@ -10,6 +10,8 @@ and stores what that returns.
 
 The rules:
 
+* ``If-None-Match`` is sent when the server sent an ETag, else ``If-Modified-Since`` (never both: a server
+  that has an ETag compares that and ignores the date);
 * validators belong to the document of the target's comparison base: they are taken from the response whose
   document became the base (or already was), never from a read that failed or was not confirmed, and are
   sent only to the URL they came from, only while that document is the base;
@@ -108,12 +110,13 @@ def _step(old: str | None, new: str | None, strikes: int) -> tuple[str | None, i
 
 
 def _request(etag: str | None, last_modified: str | None) -> dict[str, str] | None:
-    headers = {}
+    """The conditional headers: ``If-None-Match`` when there is an ETag (a server that has both compares that
+    one and ignores ``If-Modified-Since``, RFC 9110 13.2.2: 50 bytes saved), else ``If-Modified-Since``."""
     if etag is not None:
-        headers["If-None-Match"] = etag
+        return {"If-None-Match": etag}
     if last_modified is not None:
-        headers["If-Modified-Since"] = last_modified
-    return headers or None
+        return {"If-Modified-Since": last_modified}
+    return None
 
 
 def _bounded(value: str | None) -> str | None:

@@ -30,7 +30,7 @@ def test_validators_are_sent_after_the_first_response_and_stored_once_proven() -
     conditional = Conditional()
     assert conditional.headers(KEY, URL, None) is None
     assert full(conditional, DOC, etag=ETAG, last_modified=DATE) is None  # seen once: not proven yet
-    assert conditional.headers(KEY, URL, DOC) == {"If-None-Match": ETAG, "If-Modified-Since": DATE}
+    assert conditional.headers(KEY, URL, DOC) == {"If-None-Match": ETAG}  # the date only without an ETag
     assert not_modified(conditional) == Validators(ETAG, DATE)  # a 304 proves them: stored
     assert not_modified(conditional) is None  # stored already: nothing to write
     assert full(conditional, DOC, etag=ETAG, last_modified=DATE) is None  # repeated by a 200: still nothing
@@ -86,6 +86,15 @@ def test_one_change_under_the_same_document_is_taken_and_proven_again() -> None:
     assert full(conditional, DOC, etag='"touched"') is None
     assert conditional.headers(KEY, URL, DOC) == {"If-None-Match": '"touched"'}
     assert not_modified(conditional) == Validators('"touched"', None)
+
+
+def test_last_modified_is_quoted_when_there_is_no_etag_or_it_proved_useless() -> None:
+    conditional = Conditional()
+    full(conditional, DOC, last_modified=DATE)
+    assert conditional.headers(KEY, URL, DOC) == {"If-Modified-Since": DATE}
+    for round_ in range(UNSTABLE_AFTER + 1):
+        full(conditional, DOC, etag=f'"{round_}"', last_modified=DATE)
+    assert conditional.headers(KEY, URL, DOC) == {"If-Modified-Since": DATE}
 
 
 def test_a_stable_etag_survives_a_last_modified_that_changes_every_time() -> None:
