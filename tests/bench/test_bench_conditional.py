@@ -33,13 +33,14 @@ def test_a_steady_round_with_validators_is_all_304s_and_costs_fewer_bytes() -> N
     assert 0 < result.conditional.total < result.plain.total and 0 < result.saving < 1
 
 
-def test_the_command_prints_the_table_and_the_saving() -> None:
+def test_the_command_prints_a_table_and_the_saving_with_gzip_off_and_on() -> None:
     require_tool("nginx", "SDM_REQUIRE_NGINX", "nginx")
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench_conditional.py"), "--targets", "8", "--concurrency", "4"],
         capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    [row] = [line for line in done.stdout.splitlines() if line.startswith("steady, with validators")]
-    assert row.split()[3:5] == ["8", "8"]  # requests, 304s
-    assert "saving of a steady round:" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith("steady, with validators")]
+    assert [row.split()[3:5] for row in rows] == [["8", "8"], ["8", "8"]]  # requests, 304s: gzip off, then on
+    assert "gzip off" in done.stdout and "gzip on" in done.stdout
+    assert done.stdout.count("saving of a steady round:") == 2
