@@ -89,13 +89,11 @@ class _Target:
 
     def to_store(self) -> Validators | None:
         """The proven validators when the database does not hold them yet (then it is taken to), else None."""
-        if not self.proven:
-            return None
-        current = Validators(self.etag, self.last_modified)
-        if current == self.stored:
-            return None
-        self.stored = current
-        return current
+        stored = self.stored
+        if not self.proven or (stored and stored.etag == self.etag and stored.last_modified == self.last_modified):
+            return None  # compared field by field: nothing is allocated on the usual path
+        self.stored = Validators(self.etag, self.last_modified)
+        return self.stored
 
 
 def _step(old: str | None, new: str | None, strikes: int) -> tuple[str | None, int, bool]:
