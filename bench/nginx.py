@@ -4,7 +4,11 @@
 serves ``/<region>/v2/schemas/<name>`` from ``<documents_dir>/<name>.json`` with one regex location, so
 the number of regions costs nothing. ``start()`` returns once a request is answered (or raises
 :class:`NginxError` with the error log's tail); ``stop()`` always ends the process and removes the
-directory. It is a context manager, and the process is stopped on Ctrl-C too.
+directory. It is a context manager, and the process is stopped on Ctrl-C too. With ``log_bytes=True`` nginx
+logs each request's size and its response's (``$request_length``, ``$bytes_sent``: headers included, as on
+the wire) and :meth:`Nginx.logged` reads them back. nginx sends ``ETag`` and ``Last-Modified`` for these
+static files and answers a request quoting them with ``304 Not Modified``; ``gzip=True`` compresses the
+documents for clients that accept it (its ETag is then a weak one, as nginx makes it).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ error_log {prefix}/error.log warn;
 {user}
 events {{ worker_connections 8192; }}
 http {{
-    access_log off;
+    {access_log}
+    {gzip}
     client_body_temp_path {prefix}/tmp-body;
     proxy_temp_path {prefix}/tmp-proxy;
     fastcgi_temp_path {prefix}/tmp-fastcgi;
@@ -75,9 +80,11 @@ def free_port() -> int:
 class Nginx:
     """One nginx master (plus ``workers`` worker processes) serving ``documents_dir``."""
 
-    def __init__(self, documents_dir: Path, workers: int = 1) -> None:
+    def __init__(self, documents_dir: Path, workers: int = 1, *, log_bytes: bool = False, gzip: bool = False) -> None:
         self.documents_dir = documents_dir.resolve()
         self.workers = workers
+        self.log_bytes = log_bytes
+        self.gzip = gzip
         self.port = 0
         self._prefix: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -117,9 +124,22 @@ class Nginx:
         # nginx started by root switches its workers to "nobody" unless told otherwise; nobody cannot read
         # files below a root-only temp dir, so keep the workers as root (loopback only, a benchmark)
         user = "user root;" if os.geteuid() == 0 else ""
-        return CONFIG_TEMPLATE.format(
-            workers=self.workers, prefix=self._prefix, user=user, port=self.port, documents=self.documents_dir
+        access_log = (
+            f"log_format bytes '$status $request_length $bytes_sent'; access_log {self._prefix}/access.log bytes;"
+            if self.log_bytes
+            else "access_log off;"
         )
+        return CONFIG_TEMPLATE.format(
+            workers=self.workers, prefix=self._prefix, user=user, port=self.port, documents=self.documents_dir,
+            access_log=access_log, gzip="gzip on; gzip_types application/json;" if self.gzip else "gzip off;",
+        )  # fmt: skip
+
+    def logged(self) -> list[tuple[int, int, int]]:
+        """(status, request bytes, response bytes) of every request so far, oldest first (``log_bytes`` only)."""
+        if self._prefix is None or not (self._prefix / "access.log").exists():
+            return []
+        lines = (self._prefix / "access.log").read_text(encoding="ascii").splitlines()
+        return [(int(status), int(request), int(sent)) for status, request, sent in (line.split() for line in lines)]
 
     def _wait_until_serving(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

@@ -94,6 +94,7 @@ def build(config: Config) -> Components:
         max_concurrency=config.polling.max_concurrency,
         intelligence=intelligence,
         auth=auth,
+        conditional=config.polling.conditional,
     )
     try:
         service.prepare(specs)

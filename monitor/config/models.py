@@ -79,6 +79,7 @@ class PollingConfig(Model):
 
     max_concurrency: Annotated[int, Field(ge=1, le=10000)] = 100
     shutdown_grace: Duration = 10.0
+    conditional: bool = True  # quote the ETag / Last-Modified a server sent (monitor.poll.conditional)
 
 
 _SEVERITY_NAMES = Literal["breaking", "warning", "info", "cosmetic"]

@@ -2,6 +2,9 @@
 
 ``Fetcher.fetch(spec)`` returns the decoded response body of a 2xx JSON response or raises
 :class:`FetchError`, whose ``reason`` is one of the fixed :class:`~monitor.domain.FailureReason` values.
+With ``conditional`` headers (``If-None-Match`` / ``If-Modified-Since``, from :mod:`monitor.poll.conditional`)
+a ``304 Not Modified`` is an answer too: an empty :class:`Fetched` of status 304; a 304 to a request that
+quoted no validators is a failure (``http_other``): there is nothing it could refer to.
 Guarantees:
 
 * the whole poll (connect, redirects, retries, reading the body) ends within ``spec.timeout``;
@@ -47,6 +50,7 @@ from monitor.judge.kinds import get_kind
 MAX_REDIRECTS = 5
 BACKOFF_BASE = 0.5
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+NOT_MODIFIED = 304
 USER_AGENT = f"schema-drift-monitor/{__version__}"
 REQUEST_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
 KEEPALIVE_S = 5.0  # an idle connection is closed after this long (httpx's default, shorter than most servers')
@@ -173,41 +177,48 @@ class Fetcher:
                 await client.aclose()
         self._clients.clear()
 
-    async def fetch(self, spec: TargetSpec, credentials: Credentials | None = None) -> Fetched:
+    async def fetch(
+        self, spec: TargetSpec, credentials: Credentials | None = None, conditional: Mapping[str, str] | None = None
+    ) -> Fetched:
         """Fetch ``spec.url``; returns the decoded document or raises FetchError (see module docstring).
 
-        A 2xx answer is a document, and so is any status the target's kind accepts (300 for version discovery).
+        A 2xx answer is a document, and so is any status the target's kind accepts (300 for version discovery);
+        with ``conditional`` headers (sent on every attempt and hop) a 304 is an empty Fetched of status 304.
         """
         signer = await _acquire(credentials)
         try:
-            return await self._fetch_timed(spec, signer)
+            return await self._fetch_timed(spec, signer, conditional)
         except FetchError as exc:
             if exc.status != 401 or credentials is None or signer is None or not credentials.renewable:
                 raise
             credentials.invalidate(signer)
         signer = await _acquire(credentials)
         try:
-            return await self._fetch_timed(spec, signer)
+            return await self._fetch_timed(spec, signer, conditional)
         except FetchError as exc:
             if exc.status == 401:
                 raise FetchError(FailureReason.AUTH, "HTTP 401 again with a new token", status=401) from None
             raise
 
-    async def _fetch_timed(self, spec: TargetSpec, signer: RequestSigner | None) -> Fetched:
+    async def _fetch_timed(
+        self, spec: TargetSpec, signer: RequestSigner | None, conditional: Mapping[str, str] | None
+    ) -> Fetched:
         deadline = time.monotonic() + spec.timeout
         try:
             async with asyncio.timeout(spec.timeout):
-                return await self._with_retries(spec, signer, deadline)
+                return await self._with_retries(spec, signer, deadline, conditional)
         except TimeoutError:
             raise FetchError(
                 FailureReason.TIMEOUT, f"no complete response within {spec.timeout:g}s", transient=True
             ) from None
 
-    async def _with_retries(self, spec: TargetSpec, signer: RequestSigner | None, deadline: float) -> Fetched:
+    async def _with_retries(
+        self, spec: TargetSpec, signer: RequestSigner | None, deadline: float, conditional: Mapping[str, str] | None
+    ) -> Fetched:
         attempt = 0
         while True:
             try:
-                return await self._follow(spec, signer)
+                return await self._follow(spec, signer, conditional)
             except FetchError as exc:
                 delay = _retry_delay(exc, attempt, spec)
                 if delay is None or time.monotonic() + delay >= deadline:
@@ -215,11 +226,13 @@ class Fetcher:
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _follow(self, spec: TargetSpec, signer: RequestSigner | None) -> Fetched:
+    async def _follow(
+        self, spec: TargetSpec, signer: RequestSigner | None, conditional: Mapping[str, str] | None
+    ) -> Fetched:
         clients = self._clients_for(spec.tls)
         url, origin = self._parsed(spec.url)
         async with clients.borrow(origin) as transport:
-            return await _follow_with(transport, url, spec, signer)
+            return await _follow_with(transport, url, spec, signer, conditional)
 
     def _parsed(self, url: str) -> tuple[httpx.URL, str]:
         """``url`` parsed, and its origin; parsed once per URL (httpx's parser is a good part of a request's CPU)."""
@@ -331,12 +344,18 @@ def _cause(exc: BaseException) -> BaseException:
 
 
 async def _follow_with(
-    transport: httpx.AsyncBaseTransport, url: httpx.URL, spec: TargetSpec, signer: RequestSigner | None
+    transport: httpx.AsyncBaseTransport,
+    url: httpx.URL,
+    spec: TargetSpec,
+    signer: RequestSigner | None,
+    conditional: Mapping[str, str] | None = None,
 ) -> Fetched:
     """GET ``url`` and the redirects it permits (same origin), at most ``MAX_REDIRECTS``."""
     seen = [url]  # a list: hashing an httpx.URL formats it, and most polls are never redirected
     for _ in range(MAX_REDIRECTS + 1):
         headers = {**REQUEST_HEADERS, **(signer.headers("GET", str(url)) if signer else {})}
+        if conditional:
+            headers.update(conditional)
         try:
             outcome = await _get_once(transport, url, headers, spec)
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
@@ -359,6 +378,8 @@ async def _get_once(
     response = await transport.handle_async_request(request)
     statuses = get_kind(spec.kind).statuses
     try:
+        if response.status_code == NOT_MODIFIED:
+            return _not_modified(response, conditional="If-None-Match" in headers or "If-Modified-Since" in headers)
         # 300 Multiple Choices is how Keystone, Cinder, Manila and Glance answer version discovery (with a
         # Location naming their preferred version): for that kind it is the document, not a redirect
         if response.is_redirect and response.status_code not in statuses:
@@ -447,6 +468,14 @@ def _redirect_target(current: httpx.URL, response: httpx.Response, allow_http: b
     if target.scheme != current.scheme and not (target.scheme == "https" or allow_http):
         raise FetchError(FailureReason.REDIRECT, "redirect from https to plain http not followed")
     return target
+
+
+def _not_modified(response: httpx.Response, *, conditional: bool) -> Fetched:
+    """A 304: an empty Fetched when the request quoted validators; else a failure (``http_other``)."""
+    if not conditional:
+        raise FetchError(FailureReason.HTTP_OTHER, "HTTP 304 Not Modified to a request that quoted no validators",
+                         status=NOT_MODIFIED)  # fmt: skip
+    return Fetched(b"", NOT_MODIFIED, dict(response.headers.items()))
 
 
 def _parse_retry_after(value: str | None) -> float | None:

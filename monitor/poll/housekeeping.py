@@ -50,14 +50,15 @@ class Housekeeping:
         await in_thread(self._executor, self.flush_now)
 
     def flush_now(self) -> None:
-        """:meth:`flush`, blocking (the caller's thread)."""
-        seen = self._seen.take()
-        if not seen:
+        """:meth:`flush`, blocking (the caller's thread); the changed validators go in the same transaction."""
+        seen, validators = self._seen.take(), self._seen.take_validators()
+        if not seen and not validators:
             return
         try:
-            self._repository.flush_seen(seen, self._fence())
+            self._repository.flush_seen(seen, self._fence(), validators)
         except StoreError as exc:
             self._seen.give_back(seen)
+            self._seen.give_back_validators(validators)
             self._metrics.db_result(False, exc.operation)
             log.error("could not store the times of %d poll(s) (kept for the next try): %s", len(seen), exc)
             return

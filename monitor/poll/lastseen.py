@@ -5,6 +5,11 @@ snapshot was seen again). :meth:`LastSeen.take` hands over everything marked sin
 writing fails, :meth:`LastSeen.give_back` keeps it for the next flush, so a database outage loses nothing
 but the time it lasts. A crash loses at most one flush interval of "last seen" times, never a snapshot,
 change or outcome transition (those are written at once).
+
+The validators proven for a snapshot's document (:mod:`monitor.poll.conditional`) ride on the same batch:
+:meth:`LastSeen.keep_validators` marks them, :meth:`LastSeen.take_validators` hands them over. They are
+marked only when they change, which an unchanged poll almost never does. Lost in a crash, they cost one full
+response after the restart, never a wrong answer: they are stored on the snapshot they validate.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 
-from monitor.store.records import Seen
+from monitor.store.records import Seen, SnapshotValidators
 
 
 class LastSeen:
@@ -21,6 +26,7 @@ class LastSeen:
 
     def __init__(self) -> None:
         self._pending: dict[int, Seen] = {}
+        self._validators: dict[int, SnapshotValidators] = {}  # target id -> the latest validators to write
         self._lock = threading.Lock()
 
     def mark(self, target_id: int, at: datetime, *, ok: bool, snapshot_id: int | None) -> None:
@@ -54,6 +60,23 @@ class LastSeen:
                     self._pending[entry.target_id] = Seen(
                         entry.target_id, newer.last_poll_at, entry.last_success_at, entry.snapshot_id
                     )
+
+    def keep_validators(self, entry: SnapshotValidators) -> None:
+        """Write ``entry`` at the next flush (replacing the target's earlier one not yet written)."""
+        with self._lock:
+            self._validators[entry.target_id] = entry
+
+    def take_validators(self) -> list[SnapshotValidators]:
+        """Every validator entry kept since the last ``take_validators``."""
+        with self._lock:
+            pending, self._validators = list(self._validators.values()), {}
+        return pending
+
+    def give_back_validators(self, entries: Iterable[SnapshotValidators]) -> None:
+        """Keep entries whose write failed, unless the target has a newer one meanwhile."""
+        with self._lock:
+            for entry in entries:
+                self._validators.setdefault(entry.target_id, entry)
 
     def __len__(self) -> int:
         return len(self._pending)

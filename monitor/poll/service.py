@@ -9,6 +9,8 @@ What a poll costs depends on what it finds:
 
 * **the same bytes as last time** (the usual case): a SHA-256 of the body, compared in memory; no parse,
   no thread, no row — only its time is marked for the next batch (:mod:`monitor.poll.lastseen`);
+* **304 Not Modified** (a server that sent ``ETag`` / ``Last-Modified`` answering a request quoting them,
+  :mod:`monitor.poll.conditional`): the same as the above without a body or a hash;
 * **different bytes, same canonical document** (reordered keys, whitespace): parsed in a worker thread;
   no row either;
 * **bytes another target served just now** (a fleet of regions serving one document, typically on the first
@@ -47,6 +49,7 @@ from monitor.auth.manager import AuthManager
 from monitor.domain import FailureReason, PollResult, TargetKey, TargetSpec, in_thread, utcnow, worst_first
 from monitor.fleet.live import Intelligence
 from monitor.judge.kinds import get_kind, version_entries
+from monitor.poll.conditional import Conditional
 from monitor.poll.digest import DigestCache, Read, ReadFailed, raw_digest
 from monitor.poll.fetch import Fetcher, FetchError
 from monitor.poll.firsts import First, FirstsWriter
@@ -60,6 +63,7 @@ from monitor.store.records import (
     FirstSnapshot,
     FirstsRecorded,
     SnapshotConflictError,
+    SnapshotValidators,
     StoredDocument,
     StoreError,
     TargetState,
@@ -98,7 +102,8 @@ class _Unconfirmed(Exception):
 class PollService:
     """Polls targets; safe to call concurrently for different targets, serialised per target.
 
-    ``max_concurrency`` bounds the fetches in flight (waiting for an identity service takes no slot).
+    ``max_concurrency`` bounds the fetches in flight (waiting for an identity service takes no slot);
+    ``conditional`` sends the validators servers offer (``polling.conditional``).
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class PollService:
         max_concurrency: int = 100,
         intelligence: Intelligence | None = None,
         auth: AuthManager | None = None,
+        conditional: bool = True,
     ) -> None:
         self._repository = repository
         self._fetcher = fetcher
@@ -123,6 +129,7 @@ class PollService:
         self._specs: dict[TargetKey, TargetSpec] = {}  # as last registered: URL, kind (it judges the changes)
         self._locks: dict[TargetKey, asyncio.Lock] = {}
         self._seen = LastSeen()
+        self._conditional = Conditional(enabled=conditional)
         self._log = PollLog()
         self._digests = DigestCache(self._executor)
         self._firsts = FirstsWriter(self._executor, self._record_firsts, self._finish)
@@ -205,6 +212,7 @@ class PollService:
             base.snapshot_id, base.sha256, base.document = state.snapshot_id, sha, parsed[sha]
             self._describe(key, parsed[sha], state.document)
         self._bases[key] = base
+        self._conditional.restore(key, self._specs[key].url, base.sha256, state.validators)
         self._log.restore(key, failing=state.last_poll_ok is False)
         self._metrics.restore(
             key,
@@ -234,7 +242,9 @@ class PollService:
         and logged — then the cancellation goes on; nothing is half-written.
         """
         async with self._locks[spec.key]:
-            return await self._poll(spec, utcnow(), time.monotonic())
+            result = await self._poll(spec, utcnow(), time.monotonic())
+            self._settle_validators(spec, result)
+            return result
 
     async def _poll(self, spec: TargetSpec, started: datetime, t0: float) -> PollResult:
         base = self._bases[spec.key]
@@ -269,15 +279,26 @@ class PollService:
             # the cached token, or reports the failure (at once: backoff)
             with contextlib.suppress(AuthError):
                 await credentials.acquire()
+        conditional = self._conditional.headers(spec.key, spec.url, base.sha256)
         async with self._slots:
             try:
-                fetched = await self._fetcher.fetch(spec, credentials)
+                fetched = await self._fetcher.fetch(spec, credentials, conditional)
             except FetchError as exc:
                 raise ReadFailed(exc.reason, str(exc), exc.status) from None
+        if self._conditional.heard(spec.key, fetched.status, fetched.headers):
+            return _not_modified(base)
         raw = raw_digest(fetched)
         if raw == base.raw and base.sha256 is not None:
             return Read(raw, base.sha256)
         return await self._digests.read(raw, fetched, spec)
+
+    def _settle_validators(self, spec: TargetSpec, result: PollResult) -> None:
+        """Tell the validators how the poll ended; those it proves anew are written with the next batch."""
+        base = self._bases[spec.key]
+        became_base = result.ok and not result.unconfirmed and result.document_sha == base.sha256
+        proven = self._conditional.settle(spec.key, spec.url, base.sha256 if became_base else None)
+        if proven is not None and base.snapshot_id is not None:
+            self._seen.keep_validators(SnapshotValidators(base.target_id, base.snapshot_id, proven))
 
     async def _confirm(self, spec: TargetSpec, read: Read) -> None:
         """Read a new document again ``confirm_reads - 1`` times, ``confirm_delay`` apart.
@@ -496,6 +517,13 @@ class PollService:
                          error="internal error (see log)")  # fmt: skip
         self._metrics.observe_poll(result)
         return result
+
+
+def _not_modified(base: _Base) -> Read:
+    """A 304 Not Modified: the base's document, with no body to read or hash; raises ReadFailed without one."""
+    if base.sha256 is None:
+        raise ReadFailed(FailureReason.HTTP_OTHER, "HTTP 304 Not Modified with no stored document to compare", 304)
+    return Read(base.raw or b"", base.sha256)
 
 
 def _result(

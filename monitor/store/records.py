@@ -6,8 +6,9 @@ from the store from this module; only ``store/`` itself knows the tables and the
 
 * errors — :class:`StoreError` (a unit of work failed and was rolled back) and its kinds, and why a database
   cannot be opened at all;
-* the write path — what a poll stores (:class:`StoredDocument`, :class:`FirstSnapshot`, :class:`Seen`) and the
-  state it restores (:class:`TargetState`), fenced by a replica's lease (:class:`Fence`);
+* the write path — what a poll stores (:class:`StoredDocument`, :class:`FirstSnapshot`, :class:`Seen`, the HTTP
+  :class:`Validators` of a snapshot's document) and the state it restores (:class:`TargetState`), fenced by a
+  replica's lease (:class:`Fence`);
 * the read side — stored changes, snapshots, transitions and targets, and the filter for history;
 * drift state — baselines, expected-change windows and rollouts (:mod:`monitor.store.drift`);
 * coordination — replicas and leases (:mod:`monitor.store.coordination`);
@@ -122,6 +123,25 @@ class TargetState:
     last_reason: FailureReason | None = None
     last_success_at: datetime | None = None
     last_change_at: datetime | None = None
+    validators: Validators | None = None  # proven for the document of ``snapshot_id`` (None: none stored)
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """A document's HTTP validators as its server sent them (``ETag``, ``Last-Modified``; None: not sent)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotValidators:
+    """Validators proven for the document of a target's snapshot, written with the batched poll times
+    (:meth:`Repository.flush_seen`); all-None ``validators`` clear what was stored."""
+
+    target_id: int
+    snapshot_id: int
+    validators: Validators
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,11 +39,13 @@ from monitor.store.records import (
     Seen,
     SnapshotConflictError,
     SnapshotRecord,
+    SnapshotValidators,
     StoredDocument,
     StoreError,
     TargetRow,
     TargetState,
     TransitionRecord,
+    Validators,
 )
 from monitor.store.tables import Acknowledgement, ChangeRow, Document, PollTransition, Snapshot, Target
 
@@ -146,17 +148,21 @@ class Repository(Transactions):
 
         self._run("record_poll", work)
 
-    def flush_seen(self, seen: Sequence[Seen], fence: Fence | None = None) -> None:
-        """Write the batched times of the targets' last polls (and snapshots' ``last_seen``) in one transaction.
+    def flush_seen(
+        self, seen: Sequence[Seen], fence: Fence | None = None, validators: Sequence[SnapshotValidators] = ()
+    ) -> None:
+        """Write the batched times of the targets' last polls (and snapshots' ``last_seen``) in one transaction,
+        with the snapshots' changed ``validators``.
 
         With ``fence``, only the targets its ``epochs`` still hold are written (the others were handed over).
         """
 
         def work(session: Session) -> None:
-            entries = seen
+            entries, proven = seen, validators
             if fence is not None:
                 held = check_fences(session, fence.replica, fence.epochs)
                 entries = [s for s in seen if s.target_id in held]
+                proven = [v for v in validators if v.target_id in held]
             succeeded = [s for s in entries if s.last_success_at is not None]
             batches: list[tuple[type[Target] | type[Snapshot], list[dict[str, Any]]]] = [
                 (Target, [{"id": s.target_id, "last_poll_at": s.last_poll_at, "last_success_at": s.last_success_at}
@@ -165,12 +171,14 @@ class Repository(Transactions):
                           if s.last_success_at is None]),
                 (Snapshot, [{"id": s.snapshot_id, "last_seen": s.last_success_at} for s in succeeded
                             if s.snapshot_id is not None]),
+                (Snapshot, [{"id": v.snapshot_id, "etag": v.validators.etag,
+                             "last_modified": v.validators.last_modified} for v in proven]),
             ]  # fmt: skip
             for table, rows in batches:
                 for chunk in _chunks(rows):
                     session.execute(update(table), chunk)
 
-        if seen:
+        if seen or validators:
             self._run("record_poll", work)
 
     def record_snapshot(
@@ -498,7 +506,8 @@ def _states(session: Session, target_ids: Sequence[int], *, every: bool = False)
 
     latest = select(func.max(Snapshot.id)).where(among(Snapshot.target_id)).group_by(Snapshot.target_id)
     # columns, not ORM entities: a restore or GET /api/targets reads 10,000 of each
-    snapshot_columns = select(Snapshot.id, Snapshot.target_id, Snapshot.document_sha256, Snapshot.last_seen)
+    snapshot_columns = select(Snapshot.id, Snapshot.target_id, Snapshot.document_sha256, Snapshot.last_seen,
+                              Snapshot.etag, Snapshot.last_modified)  # fmt: skip
     snapshots = {row.target_id: row for row in session.execute(snapshot_columns.where(Snapshot.id.in_(latest)))}
     shas = {snapshot.document_sha256 for snapshot in snapshots.values()}
     documents = {row.sha256: _stored(row) for row in session.scalars(select(Document).where(Document.sha256.in_(shas)))}
@@ -531,7 +540,7 @@ def _states(session: Session, target_ids: Sequence[int], *, every: bool = False)
 
 def _state(
     target_id: int,
-    snapshot: Row[int, int, str, datetime] | None,
+    snapshot: Row[int, int, str, datetime, str | None, str | None] | None,
     documents: dict[str, StoredDocument],
     outcome: Row[int, datetime, str, str | None] | None,
     last_change: datetime | None,
@@ -552,7 +561,12 @@ def _state(
         last_reason=FailureReason(outcome.reason) if outcome and outcome.reason else None,
         last_success_at=opt_aware(last_success),
         last_change_at=opt_aware(last_change),
+        validators=_validators(snapshot.etag, snapshot.last_modified) if snapshot else None,
     )
+
+
+def _validators(etag: str | None, last_modified: str | None) -> Validators | None:
+    return Validators(etag, last_modified) if etag is not None or last_modified is not None else None
 
 
 def _change_row(

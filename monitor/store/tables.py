@@ -4,7 +4,8 @@
 * ``targets`` — one row per (cloud, region, schema) ever configured, with the time of its last poll and last
   successful poll (written in batches, every few seconds).
 * ``snapshots`` — a target's history: one row per run of identical documents (first/last seen);
-  an unchanged poll only moves ``last_seen``.
+  an unchanged poll only moves ``last_seen``. ``etag`` / ``last_modified``: the HTTP validators proven for the
+  document (``monitor.poll.conditional``), written with the batched poll times only when they change.
 * ``poll_transitions`` — a row each time a target's poll outcome changes (first poll, ok → failing, failing
   → ok, another reason); unchanged polls write nothing there. Pruned after ``database.poll_retention``,
   except each target's latest row (its current state).
@@ -80,6 +81,9 @@ class Snapshot(Base):
     document_sha256: Mapped[str] = mapped_column(ForeignKey("documents.sha256"))
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the validators a conditional request for this document sends (NULL: none known, or none worth sending)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
 
 
 class PollTransition(Base):

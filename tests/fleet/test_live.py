@@ -56,7 +56,7 @@ class ScriptedFetcher:
     def __init__(self) -> None:
         self.script: list[bytes | FetchError] = []
 
-    async def fetch(self, spec: Any, credentials: Any = None) -> Fetched:
+    async def fetch(self, spec: Any, credentials: Any = None, conditional: Any = None) -> Fetched:
         item = self.script.pop(0)
         if isinstance(item, FetchError):
             raise item

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -479,12 +479,14 @@ class GatedFetcher(Fetcher):
         self.in_flight = 0
         self.most = 0
 
-    async def fetch(self, spec: TargetSpec, credentials: Credentials | None = None) -> Fetched:
+    async def fetch(
+        self, spec: TargetSpec, credentials: Credentials | None = None, conditional: Mapping[str, str] | None = None
+    ) -> Fetched:
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
         try:
             await self.gate.wait()
-            return await super().fetch(spec, credentials)
+            return await super().fetch(spec, credentials, conditional)
         finally:
             self.in_flight -= 1
 

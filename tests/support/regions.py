@@ -16,7 +16,12 @@ Request handling, in order, for a schema route:
    (:func:`tests.support.identity.region_authorizer` builds an authorizer that accepts Keystone tokens and
    AK/SK signatures issued by the fake identity service.)
 4. the region's fault, if any, decides the response; otherwise the document is served, gzip-compressed
-   when the client accepts gzip.
+   when the client accepts gzip. Not faults in the strict sense: ``validators`` serves the document with an
+   ``ETag`` and/or ``Last-Modified`` and answers a request quoting them with ``304 Not Modified`` (options:
+   ``etag="content"`` derives it from the bytes served, any other value is sent as it is, however the document
+   changes; ``last_modified="per_request"`` is a new date at every request, as OpenStack placement sends;
+   ``honour=False`` never answers 304), and ``not_modified`` answers 304 to every request.
+   The validators each request quoted are logged (:meth:`Simulator.quoted`).
 
 A control API on the same server (never authenticated) lets subprocess tests drive it:
 ``POST /_sim/<region>/fault``, ``PUT /_sim/<region>/schemas/<schema>``, ``POST /_sim/<region>/mutate``
@@ -31,8 +36,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import email.utils
 import functools
 import gzip
+import hashlib
 import io
 import json
 import signal
@@ -54,6 +61,7 @@ from monitor.demo.server import (
     RegionServer,
     ServerOptions,
     UnknownRegionError,
+    accepts_gzip,
     default_document,
     encode_document,
     mutate_breaking,
@@ -90,7 +98,7 @@ _FIXED_BODIES: Final[Mapping[str, bytes]] = {
     "duplicate_keys": b'{"type": "object", "type": "array", "properties": {}}',
 }
 
-# Allowed options per fault: name -> accepted Python types (bool is always refused for numbers).
+# Allowed options per fault: name -> accepted Python types (bool only where listed, never for a number).
 _OPTION_TYPES: Final[Mapping[str, Mapping[str, tuple[type, ...]]]] = {
     "status": {"code": (int,), "retry_after": (int, str)},
     "trickle": {"interval": (int, float)},
@@ -99,6 +107,7 @@ _OPTION_TYPES: Final[Mapping[str, Mapping[str, tuple[type, ...]]]] = {
     "gzip_bomb": {"size": (int,)},
     "redirect": {"location": (str,), "code": (int,)},
     "flaky": {"failures": (int,), "retry_after": (int, str)},
+    "validators": {"etag": (str,), "last_modified": (str,), "honour": (bool,)},
 }
 
 
@@ -200,7 +209,7 @@ def _check_fault(fault: str | None, options: Mapping[str, Any]) -> None:
     for name, value in options.items():
         if name not in allowed:
             raise ValueError(f"fault {fault!r} takes no option {name!r}")
-        if isinstance(value, bool) or not isinstance(value, allowed[name]):
+        if (isinstance(value, bool) and bool not in allowed[name]) or not isinstance(value, allowed[name]):
             raise ValueError(f"option {name!r} of fault {fault!r} has the wrong type")
     _check_ranges(fault, options)
 
@@ -272,6 +281,8 @@ class Simulator(RegionServer):
         self._authorizer = authorizer
         self._faults = {name: _FaultState() for name in regions}
         self._log: list[tuple[float, str, str]] = []  # (time.monotonic(), region, target path) of every request
+        self._quoted: list[tuple[str, str | None, str | None]] = []  # (region, If-None-Match, If-Modified-Since)
+        self._clock = 0  # requests answered by validators(last_modified="per_request")
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -330,6 +341,11 @@ class Simulator(RegionServer):
         with self._lock:
             return [at for at, logged, path in self._log if logged == region and path.split("?")[0] == suffix]
 
+    def quoted(self, region: str) -> list[tuple[str | None, str | None]]:
+        """The ``If-None-Match`` and ``If-Modified-Since`` of every schema request of ``region``, oldest first."""
+        with self._lock:
+            return [(etag, since) for logged, etag, since in self._quoted if logged == region]
+
     # -- used by the request handler ---------------------------------------------------------------
 
     def admitted(self, region: str, method: str, target: str, headers: Message) -> bool:
@@ -337,12 +353,18 @@ class Simulator(RegionServer):
         with self._lock:
             self._faults[region].requests += 1
             self._log.append((time.monotonic(), region, target))
+            self._quoted.append((region, headers.get("If-None-Match"), headers.get("If-Modified-Since")))
         if self._authorizer is None:
             return super().admitted(region, method, target, headers)
         try:
             return bool(self._authorizer(region, method, target, _RequestHeaders(headers.items())))
         except Exception:  # fail closed: a broken authorizer must not open the gateway
             return False
+
+    def _tick(self) -> int:
+        with self._lock:
+            self._clock += 1
+            return self._clock
 
     def _fault_state(self, region: str) -> _FaultState:
         try:
@@ -569,6 +591,41 @@ def _fault_reordered(handler: _Handler, plan: _Plan) -> None:
     handler.send_json_document(_encode_reordered(plan.document))
 
 
+_EPOCH: Final = 1_767_225_600  # 2026-01-01T00:00:00Z: the Last-Modified of validators(last_modified="per_request")
+
+
+def _fault_validators(handler: _Handler, plan: _Plan) -> None:
+    """The document with an ETag and/or Last-Modified; 304 without a body when the request quotes them."""
+    body = encode_document(plan.document)
+    validators = {}
+    if (etag := plan.options.get("etag")) is not None:
+        validators["ETag"] = f'"{hashlib.sha256(body).hexdigest()[:16]}"' if etag == "content" else str(etag)
+    if (modified := plan.options.get("last_modified")) is not None:
+        per_request = modified == "per_request"
+        validators["Last-Modified"] = (
+            email.utils.formatdate(_EPOCH + handler.simulator._tick(), usegmt=True) if per_request else str(modified)
+        )
+    if plan.options.get("honour", True) and _is_fresh(handler, validators):
+        handler.send_head(304, validators)
+        return
+    headers = {"Vary": "Accept-Encoding", **validators}
+    if accepts_gzip(handler.headers.get("Accept-Encoding")):
+        body, headers["Content-Encoding"] = gzip.compress(body, mtime=0), "gzip"
+    handler.send_body(200, body, headers=headers)
+
+
+def _is_fresh(handler: _Handler, validators: Mapping[str, str]) -> bool:
+    """Whether the request's validators match (If-None-Match first; If-Modified-Since only without it)."""
+    quoted_etag, since = handler.headers.get("If-None-Match"), handler.headers.get("If-Modified-Since")
+    if quoted_etag is not None:
+        return "ETag" in validators and validators["ETag"] in [tag.strip() for tag in quoted_etag.split(",")]
+    return since is not None and validators.get("Last-Modified") == since
+
+
+def _fault_not_modified(handler: _Handler, plan: _Plan) -> None:
+    handler.send_head(304, {})
+
+
 _FAULT_HANDLERS: Final[Mapping[str, _FaultHandler]] = {
     "status": _fault_status,
     "hang": _fault_hang,
@@ -583,6 +640,8 @@ _FAULT_HANDLERS: Final[Mapping[str, _FaultHandler]] = {
     "redirect_loop": _fault_redirect_loop,
     "reordered": _fault_reordered,
     "slow": _fault_slow,
+    "validators": _fault_validators,
+    "not_modified": _fault_not_modified,
     # "flaky" never reaches dispatch: Simulator._plan resolves it to "status" 503 or normal service.
 }
 

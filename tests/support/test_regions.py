@@ -477,3 +477,31 @@ def test_main_prints_the_endpoint_template_and_exits_cleanly_on_sigterm() -> Non
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+def test_validators_are_sent_and_quoting_them_gets_a_bodiless_304(sim: Simulator, client: httpx.Client) -> None:
+    region = REGIONS[0]
+    sim.set_fault(region, "validators", etag="content", last_modified="per_request")
+    first = client.get(schema_url(sim))
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    assert first.status_code == 200 and first.json() == sim.document(region, "images")
+
+    again = client.get(schema_url(sim), headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
+    changed = client.get(schema_url(sim), headers={"If-Modified-Since": modified})  # a new date every request
+    assert changed.status_code == 200 and changed.headers["Last-Modified"] != modified
+    sim.mutate(region)
+    assert client.get(schema_url(sim), headers={"If-None-Match": etag}).headers["ETag"] != etag  # from the bytes
+    assert sim.quoted(region) == [(None, None), (etag, None), (None, modified), (etag, None)]
+
+
+def test_validators_can_be_fixed_and_not_honoured_and_not_modified_answers_304_to_anything(
+    sim: Simulator, client: httpx.Client
+) -> None:
+    region = REGIONS[0]
+    sim.set_fault(region, "validators", etag='"same"', honour=False)
+    assert client.get(schema_url(sim), headers={"If-None-Match": '"same"'}).status_code == 200
+    sim.mutate(region)
+    assert client.get(schema_url(sim)).headers["ETag"] == '"same"'
+    sim.set_fault(region, "not_modified")
+    assert client.get(schema_url(sim)).status_code == 304
