@@ -7,7 +7,7 @@ fresh PostgreSQL database is reached through a real PgBouncer in transaction poo
 1``), and that many real daemons (``python -m monitor run``, ``ha.expected_replicas`` set) share the targets.
 Once every target has been polled and the shares settled, a window of ``--window`` seconds is measured:
 
-* polls: the sum of ``schemadrift_polls_total`` over the replicas' /metrics;
+* polls: the sum of ``schemadrift_poll_duration_seconds_count`` over the replicas' /metrics (each poll observed once);
 * queries and transactions: PgBouncer's ``SHOW STATS`` for the database (every statement the replicas sent:
   polls, heartbeats, lease renewals, leader work, flushes) — per poll and per second;
 * CPU: ``/proc/<pid>/stat`` of every replica, in ms per poll;
@@ -46,7 +46,7 @@ from bench.nginx import Nginx, free_port, nginx_binary
 from monitor.config.types import parse_duration
 from tests.support.pgbouncer import PgBouncer
 
-SERIES = re.compile(r"^(schemadrift_polls_total|schemadrift_poll_duration_seconds_(?:sum|count))\{[^}]*\} (\S+)$", re.M)
+SERIES = re.compile(r"^(schemadrift_poll_duration_seconds_(?:sum|count))\{[^}]*\} (\S+)$", re.M)
 READY_TIMEOUT_S = 120.0
 
 
@@ -206,12 +206,11 @@ def _series(port: int) -> tuple[float, float, float]:
     """(polls, poll duration sum, poll duration count) from one replica's /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
         text = response.read().decode()
-    totals = {"schemadrift_polls_total": 0.0, "schemadrift_poll_duration_seconds_sum": 0.0,
-              "schemadrift_poll_duration_seconds_count": 0.0}  # fmt: skip
+    totals = {"schemadrift_poll_duration_seconds_sum": 0.0, "schemadrift_poll_duration_seconds_count": 0.0}
     for name, value in SERIES.findall(text):
         totals[name] += float(value)
-    return (totals["schemadrift_polls_total"], totals["schemadrift_poll_duration_seconds_sum"],
-            totals["schemadrift_poll_duration_seconds_count"])  # fmt: skip
+    polls = totals["schemadrift_poll_duration_seconds_count"]  # every poll is observed once
+    return (polls, totals["schemadrift_poll_duration_seconds_sum"], polls)
 
 
 def _pgbouncer_totals(bouncer: PgBouncer, database: str) -> tuple[int, int]:

@@ -6,7 +6,8 @@ port for /metrics), starts the daemon as a subprocess and reports:
 * start-up as the user sees it: process start to the log line ``polling N of N target(s)``;
 * every ``--sample`` seconds: CPU of one core (``/proc/<pid>/stat`` utime+stime over wall time) for the
   last interval and on average since start-up, VmRSS, and polls done (from the last scrape);
-* every ``--scrape`` seconds: a GET of /metrics, its time, size and the sum of ``schemadrift_polls_total``;
+* every ``--scrape`` seconds: a GET of /metrics, its time, size and the polls done (the sum of
+  ``schemadrift_poll_duration_seconds_count``: every poll is observed once, whatever ``metrics.detail`` says);
 * at the end: average CPU, RSS at the first sample past 1,000 polls and at the end, the database growth
   per 1,000 polls after every target's first poll, and the daemon's exit code after SIGTERM.
 
@@ -46,7 +47,7 @@ from bench.nginx import Nginx, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTED = re.compile(r"polling \d+ of (\d+) target\(s\)")
-POLLS = re.compile(rb"^schemadrift_polls_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
+POLLS = re.compile(rb"^schemadrift_poll_duration_seconds_count\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 STARTUP_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 60.0
 

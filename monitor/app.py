@@ -81,7 +81,7 @@ def open_database(config: Config) -> Database:
 def build(config: Config) -> Components:
     """Open the database and build the pipeline; raises StartupError."""
     database = open_database(config)
-    metrics = Metrics(version=__version__)
+    metrics = Metrics(version=__version__, detail=config.metrics.detail)
     fetcher = Fetcher()
     auth = AuthManager(metrics)
     topology = Topology(config, auth, metrics)

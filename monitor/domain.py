@@ -16,7 +16,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, ParamSpec, Protocol, TypeVar
+from typing import Any, Final, Literal, ParamSpec, Protocol, TypeVar
+
+MetricsDetail = Literal["basic", "full"]
+"""How many series the metrics export per target: config ``metrics.detail`` (docs/metrics-and-alerts.md)."""
 
 
 class Severity(enum.StrEnum):

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from monitor.config import Config, parse_config
+from monitor.config import Config, MetricsConfig, parse_config
 from monitor.store.engine import make_engine, upgrade
 from tests.support.regions import Simulator
 
@@ -162,3 +162,8 @@ def config_data(sim: Simulator, db_url: str, **defaults: Any) -> dict[str, Any]:
 
 def make_config(sim: Simulator, db_url: str, **defaults: Any) -> Config:
     return parse_config(config_data(sim, db_url, **defaults), "test")
+
+
+def full_metrics(config: Config) -> Config:
+    """``config`` with ``metrics.detail: full``, for tests that read a detail series (polls, document size)."""
+    return config.model_copy(update={"metrics": MetricsConfig(detail="full")})

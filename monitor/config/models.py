@@ -20,7 +20,7 @@ from monitor.config.consumers import ConsumerConfig
 from monitor.config.errors import FieldProblem
 from monitor.config.targets import Discovered
 from monitor.config.types import ChannelName, Duration, Model, PositiveDuration, parse_duration, require_unique
-from monitor.domain import TargetKey, TargetSpec
+from monitor.domain import MetricsDetail, TargetKey, TargetSpec
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/schemadrift.db"
 DEFAULT_LISTEN = "127.0.0.1:9478"
@@ -217,6 +217,17 @@ class ExpectedWindowConfig(Model):
         return self
 
 
+class MetricsConfig(Model):
+    """What ``/metrics`` exports per target (docs/metrics-and-alerts.md#series-per-target).
+
+    ``basic`` (default): the series the shipped alerts and dashboard use, 9 per target; ``full`` adds the
+    detail series (polls, last poll time and duration, document size and properties, every severity at zero,
+    each API version's status and minimum microversion): 20 per target.
+    """
+
+    detail: MetricsDetail = "basic"
+
+
 class ChangesConfig(Model):
     """How recorded changes become drift, deviations, rollouts and flapping."""
 
@@ -235,6 +246,7 @@ class Config(Model):
     polling: PollingConfig = PollingConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     changes: ChangesConfig = ChangesConfig()
+    metrics: MetricsConfig = MetricsConfig()
     api: ApiConfig = ApiConfig()
     ui: UiConfig = UiConfig()
     ha: HaConfig = HaConfig()

@@ -7,15 +7,23 @@ metric back: each method here only writes; the state a metric describes lives in
 Two kinds of series:
 
 * **Per target** (:data:`TARGET_FAMILIES`): held as plain numbers in one small object per registered target
-  and exported by :class:`_TargetCollector`. Registering a target creates its series at zero, except
-  ``schemadrift_poll_failures_total{reason}``, which appears at a target's first failure with that reason
-  (pre-creating 20 reasons for 10,000 targets would be 200,000 series of zeros in every scrape).
-  :meth:`Metrics.exposition` renders these families itself — the same text ``generate_latest`` writes
-  (a test compares them), about ten times faster, so a scrape of 10,000 targets stays well under a second.
+  and exported by :class:`_TargetCollector`. :meth:`Metrics.exposition` renders these families itself — the
+  same text ``generate_latest`` writes (a test compares them), about ten times faster, so a scrape of 10,000
+  targets stays well under a second.
 * **Everything else** (per cloud, per channel, per operation, the process): prometheus_client metrics,
   declared once as class attributes of :class:`Metrics` (one line each: type, name, help, labels). Poll
-  durations are a histogram per cloud, not per target (13 series per target would dominate the scrape);
-  each target's last duration is the gauge ``schemadrift_last_poll_duration_seconds``.
+  durations are a histogram per cloud, not per target (13 series per target would dominate the scrape).
+
+How many series a target costs is ``detail`` (config ``metrics.detail``, docs/metrics-and-alerts.md#series-per-target):
+
+* ``basic`` (the default): what the shipped alerts and dashboard need — 9 series per target at registration.
+  Of the severity families only ``schemadrift_changes_total{severity="breaking"|"warning"}`` exist at zero (the
+  alerts take their ``increase()``); another severity's series appears when it first occurs (a change of that
+  severity, unacknowledged drift of it) and stays. Failure reasons appear at a target's first failure with
+  that reason in both modes (pre-creating 20 reasons for 10,000 targets would be 200,000 series of zeros).
+  The detail families (:attr:`_Family.full`, :attr:`_Metric.full`) are not exported at all.
+* ``full``: every family, every severity at zero from registration (20 series per target, plus the API surface
+  of a versions document: each version's status and microversion minimum too).
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from monitor.domain import PollResult, Severity, TargetKey
+from monitor.domain import MetricsDetail, PollResult, Severity, TargetKey
 from monitor.judge.kinds import VersionEntry as SurfaceVersion
 
 TARGET_LABELS = ("cloud", "region", "schema")
@@ -76,7 +84,13 @@ class _Family:
     kind: Literal["gauge", "counter"]
     documentation: str
     label: str | None = None
-    preset: tuple[str, ...] = ()  # values of ``label`` created at zero at registration
+    preset: tuple[str, ...] = ()  # values of ``label`` created at zero at registration (detail "full")
+    basic_preset: tuple[str, ...] = ()  # … under detail "basic"
+    full: bool = False  # exported under detail "full" only
+
+    def presets(self, detail: MetricsDetail) -> tuple[str, ...]:
+        """The values of ``label`` created at zero when a target registers."""
+        return self.preset if detail == "full" else self.basic_preset
 
     @property
     def sample(self) -> str:
@@ -89,21 +103,25 @@ class _Family:
 
 
 _SEVERITIES = tuple(s.value for s in Severity)
+_ALERTED = (Severity.BREAKING.value, Severity.WARNING.value)  # the severities alerts take the increase() of
 TARGET_FAMILIES: tuple[_Family, ...] = (
     _Family("success", "schemadrift_poll_success", "gauge", "1 if the last poll of the target succeeded, else 0."),
-    _Family("polls", "schemadrift_polls", "counter", "Polls attempted."),
+    _Family("polls", "schemadrift_polls", "counter", "Polls attempted.", full=True),
     _Family("failures", "schemadrift_poll_failures", "counter", "Failed polls by reason.", "reason"),
-    _Family("last_poll", "schemadrift_last_poll_timestamp_seconds", "gauge", "Unix time the last poll started."),
+    _Family("last_poll", "schemadrift_last_poll_timestamp_seconds", "gauge", "Unix time the last poll started.",
+            full=True),
     _Family("last_duration", "schemadrift_last_poll_duration_seconds", "gauge",
-            "Wall time of the last poll, retries included."),
+            "Wall time of the last poll, retries included.", full=True),
     _Family("last_success", "schemadrift_last_success_timestamp_seconds", "gauge",
             "Unix time of the last successful poll."),
     _Family("last_change", "schemadrift_last_change_timestamp_seconds", "gauge",
             "Unix time the last change was detected (0: never)."),
-    _Family("changes", "schemadrift_changes", "counter", "Changes detected, by severity.", "severity", _SEVERITIES),
+    _Family("changes", "schemadrift_changes", "counter", "Changes detected, by severity.", "severity", _SEVERITIES,
+            _ALERTED),
     _Family("properties", "schemadrift_schema_properties", "gauge",
-            "Named properties, at any depth, in the current document."),
-    _Family("size", "schemadrift_response_size_bytes", "gauge", "Decoded size of the last successful response body."),
+            "Named properties, at any depth, in the current document.", full=True),
+    _Family("size", "schemadrift_response_size_bytes", "gauge", "Decoded size of the last successful response body.",
+            full=True),
     _Family("interval", "schemadrift_poll_interval_seconds", "gauge",
             "Configured poll interval of the target (for staleness alerts)."),
     _Family("deviates", "schemadrift_region_deviates", "gauge",
@@ -116,16 +134,31 @@ TARGET_FAMILIES: tuple[_Family, ...] = (
 
 
 class _TargetCollector(Collector):
-    """Exports the per-target families: through ``collect()`` for the registry, and as text, faster."""
+    """Exports the per-target families of ``detail``: through ``collect()`` for the registry, and as text, faster."""
 
-    def __init__(self) -> None:
+    def __init__(self, detail: MetricsDetail) -> None:
         self.targets: dict[TargetKey, _TargetSeries] = {}
         self.lock = threading.Lock()  # held while values change and while they are read out
+        self.families = tuple(f for f in TARGET_FAMILIES if detail == "full" or not f.full)
+        self.presets = {f.attribute: f.presets(detail) for f in TARGET_FAMILIES}
+
+    def new_series(self, key: TargetKey) -> _TargetSeries:
+        """A registered target's values: every label-less family and the preset label values at zero."""
+        values = (key.cloud, key.region, key.schema)
+        series = _TargetSeries(
+            tuple(f'{name}="{_escape(value)}"' for name, value in zip(TARGET_LABELS, values, strict=True))
+        )
+        for family in TARGET_FAMILIES:  # the detail families too: polls count them whatever is exported
+            if family.label is None:
+                series.values[family.attribute] = 0.0
+            elif preset := self.presets[family.attribute]:
+                series.by_label[family.attribute] = dict.fromkeys(preset, 0.0)
+        return series
 
     def collect(self) -> Iterator[Metric]:
         with self.lock:
             series = [(key, _copy(target)) for key, target in self.targets.items()]
-        for family in TARGET_FAMILIES:
+        for family in self.families:
             factory = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
             labels = [*TARGET_LABELS, *([family.label] if family.label else [])]
             metric = factory(family.name, family.documentation, labels=labels)
@@ -142,7 +175,7 @@ class _TargetCollector(Collector):
     def _render(self) -> str:
         series = self.targets.values()
         parts: list[str] = []
-        for family in TARGET_FAMILIES:
+        for family in self.families:
             parts.append(
                 f"# HELP {family.sample} {_escape_help(family.documentation)}\n# TYPE {family.sample} {family.kind}\n"
             )
@@ -194,6 +227,7 @@ class _Metric(Generic[_M]):
     documentation: str
     labels: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    full: bool = False  # exported under detail "full" only
     attribute: str = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -240,13 +274,13 @@ class Metrics:
                                 "When the cached token expires (Unix time; 0: none).", IDENTITY_LABELS)  # fmt: skip
     api_min = _Metric(Gauge, "schemadrift_api_min_microversion",
                       "Minimum microversion an API version advertises: the minor part (the major is a label).",
-                      SURFACE_LABELS)  # fmt: skip
+                      SURFACE_LABELS, full=True)  # fmt: skip
     api_max = _Metric(Gauge, "schemadrift_api_max_microversion",
                       "Maximum microversion an API version advertises: the minor part (the major is a label).",
                       SURFACE_LABELS)  # fmt: skip
     api_version = _Metric(Gauge, "schemadrift_api_version_info",
                           "1 for each API version a versions document lists, with its status.",
-                          (*TARGET_LABELS, "service", "version", "status"))  # fmt: skip
+                          (*TARGET_LABELS, "service", "version", "status"), full=True)  # fmt: skip
     target_kind = _Metric(Gauge, "schemadrift_target_kind", "1 for each target: the kind of its document and the API.",
                           (*TARGET_LABELS, "kind", "service"))  # fmt: skip
     catalog_service = _Metric(Gauge, "schemadrift_catalog_service",
@@ -275,10 +309,14 @@ class Metrics:
     db_up = _Metric(Gauge, "schemadrift_db_up", "1 if the last database operation succeeded.")
     db_errors = _Metric(Counter, "schemadrift_db_errors", "Failed database operations.", ("operation",))
 
-    def __init__(self, registry: CollectorRegistry | None = None, version: str = "") -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, version: str = "", detail: MetricsDetail = "basic"
+    ) -> None:
         self.registry = registry or CollectorRegistry()
+        self.detail: MetricsDetail = detail
         self._plain = CollectorRegistry(auto_describe=True)  # everything but the per-target families
-        self.built: dict[str, Any] = {d.attribute: d.build() for d in _declared(type(self))}
+        declared = [d for d in _declared(type(self)) if detail == "full" or not d.full]
+        self.built: dict[str, Any] = {d.attribute: d.build() for d in declared}
         build_info = Info("schemadrift_build", "Version of schema-drift-monitor.", registry=None)
         build_info.info({"version": version})
         for collector in (*self.built.values(), build_info):
@@ -287,7 +325,7 @@ class Metrics:
         self._surface: dict[TargetKey, list[tuple[Gauge, tuple[str, ...]]]] = {}  # a target's API surface series
         self._catalog: dict[tuple[str, str], list[tuple[Gauge, str]]] = {}
         self._kinds: dict[TargetKey, tuple[str, ...]] = {}
-        self._targets = _TargetCollector()
+        self._targets = _TargetCollector(detail)
         self.registry.register(self._targets)
         self.db_up.set(0)
         self.db_ok = False  # the last database operation's outcome, for /readyz (not read from the gauge)
@@ -305,7 +343,7 @@ class Metrics:
         with self._targets.lock:
             for key in keys:
                 if key not in self._targets.targets:
-                    self._targets.targets[key] = _new_series(key)
+                    self._targets.targets[key] = self._targets.new_series(key)
                     self.poll_duration.labels(key.cloud)
 
     def remove_targets(self, keys: Iterable[TargetKey]) -> None:
@@ -333,11 +371,14 @@ class Metrics:
             _remove(metric, labels)
         series: list[tuple[Gauge, tuple[str, ...]]] = []
         base = (key.cloud, key.region, key.schema, service or key.schema)
+        full = self.detail == "full"
         for version in versions:
-            info = (*base, version.id, version.status)
-            self.api_version.labels(*info).set(1)
-            series.append((self.api_version, info))
-            for metric, bound in ((self.api_min, version.min_version), (self.api_max, version.max_version)):
+            if full:
+                info = (*base, version.id, version.status)
+                self.api_version.labels(*info).set(1)
+                series.append((self.api_version, info))
+            bounds = ((self.api_min, version.min_version),) if full else ()
+            for metric, bound in (*bounds, (self.api_max, version.max_version)):
                 if bound is not None:
                     labels = (*base, version.id, str(bound.major))
                     metric.labels(*labels).set(bound.minor)
@@ -414,10 +455,17 @@ class Metrics:
         self._update(key, flapping=float(flapping))
 
     def set_drift(self, key: TargetKey, counts: Mapping[Severity, int]) -> None:
-        """The target's unacknowledged drift, per severity (a missing severity is 0)."""
+        """The target's unacknowledged drift, per severity (a missing severity is 0). Under detail "basic" a
+        severity's series appears with its first drift and then stays (at 0 once acknowledged)."""
+        preset = self._targets.presets["drift"]
         with self._targets.lock:
             if (series := self._targets.targets.get(key)) is not None:
-                series.by_label["drift"] = {s.value: float(counts.get(s, 0)) for s in Severity}
+                known = series.by_label.get("drift", {})
+                series.by_label["drift"] = {
+                    s.value: float(counts.get(s, 0))
+                    for s in Severity
+                    if counts.get(s) or s.value in known or s.value in preset
+                }
 
     def register_groups(self, groups: Iterable[tuple[str, str]]) -> None:
         """Create the (cloud, schema) series at zero."""
@@ -507,19 +555,6 @@ class Metrics:
             self.db_errors.labels(operation if operation in DB_OPERATIONS else "read").inc()
 
 
-def _new_series(key: TargetKey) -> _TargetSeries:
-    values = (key.cloud, key.region, key.schema)
-    series = _TargetSeries(
-        tuple(f'{name}="{_escape(value)}"' for name, value in zip(TARGET_LABELS, values, strict=True))
-    )
-    for family in TARGET_FAMILIES:
-        if family.label is None:
-            series.values[family.attribute] = 0.0
-        elif family.preset:
-            series.by_label[family.attribute] = dict.fromkeys(family.preset, 0.0)
-    return series
-
-
 def _count_poll(series: _TargetSeries, result: PollResult) -> None:
     """Apply one poll's result to a target's values (the caller holds the lock)."""
     values, started = series.values, result.started_at.timestamp()
@@ -532,9 +567,9 @@ def _count_poll(series: _TargetSeries, result: PollResult) -> None:
     elif result.reason is not None:
         failures = series.by_label.setdefault("failures", {})
         failures[result.reason.value] = failures.get(result.reason.value, 0.0) + 1
-    changes = series.by_label["changes"]
+    changes = series.by_label.setdefault("changes", {})
     for change in result.counted_changes:  # ignored and expected changes are stored, not counted
-        changes[change.severity.value] += 1
+        changes[change.severity.value] = changes.get(change.severity.value, 0.0) + 1
     if result.changes:
         values["last_change"] = started
 

@@ -84,14 +84,14 @@ def test_password_auth_with_short_tokens_polls_for_a_minute_without_an_auth_fail
     for region in REGIONS:
         wait_for(lambda r=region: daemon.metric("schemadrift_poll_success", **labels(r)) == 1)  # type: ignore[misc]
     before = {region: identity.token_requests(region) for region in REGIONS}
-    polls_before = {r: daemon.metric("schemadrift_polls_total", **labels(r)) or 0 for r in REGIONS}
+    polls_before = {r: len(regions.request_times(r, "images")) for r in REGIONS}  # a poll is one request here
     time.sleep(SOAK_SECONDS)
     renewal_period = LIFETIME - renew_margin(LIFETIME)
     for region in REGIONS:
         requests = identity.token_requests(region) - before[region]
         assert SOAK_SECONDS / LIFETIME - 1 <= requests <= SOAK_SECONDS / renewal_period + 2, (region, requests)
         assert daemon.metric("schemadrift_auth_failures_total", cloud="hw", region=region) == 0
-        polls = (daemon.metric("schemadrift_polls_total", **labels(region)) or 0) - polls_before[region]
+        polls = len(regions.request_times(region, "images")) - polls_before[region]
         assert polls >= SOAK_SECONDS * 0.8
         for reason in ("auth", "http_401", "timeout", "connect"):
             # a reason's series appears with its first failure of that reason: none may exist

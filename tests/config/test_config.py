@@ -264,3 +264,13 @@ def test_duplicates_and_unknown_expected_windows_are_named() -> None:
     window = {"cloud": "nope", "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}
     with pytest.raises(ConfigError, match=r"changes\.expected: unknown cloud 'nope'"):
         parse_config({"changes": {"expected": [window]}, "clouds": [_cloud()]})
+
+
+def test_metrics_detail_is_basic_unless_full_and_nothing_else() -> None:
+    assert parse_config({"clouds": [_cloud()]}).metrics.detail == "basic"
+    assert parse_config({"clouds": [_cloud()], "metrics": {"detail": "full"}}).metrics.detail == "full"
+    with pytest.raises(ConfigError) as info:
+        parse_config({"clouds": [_cloud()], "metrics": {"detail": "verbose", "series": 5}}, "f.yaml")
+    message = str(info.value)
+    assert "metrics.detail" in message and "'basic'" in message and "'full'" in message
+    assert "metrics.series" in message  # an unknown key is a mistake too

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from monitor.domain import FailureReason, PollResult, TargetKey
+from monitor.domain import FailureReason, PollResult, Severity, TargetKey
 from monitor.judge.kinds import Microversion, VersionEntry
 from monitor.signals.metrics import Metrics
 from tests.conftest import promtool
@@ -73,10 +73,12 @@ def metric_names(expr: str) -> set[str]:
 
 
 def exported_names() -> set[str]:
-    """Sample names the daemon exposes once its targets, channels and change intelligence are registered."""
+    """Sample names the daemon exposes under the default metrics.detail (basic) once its targets, channels and
+    change intelligence are registered."""
     metrics = Metrics(CollectorRegistry(), "t")
     key = TargetKey("c", "r", "s")
-    metrics.register_targets([key])  # also drift_unacknowledged and flapping
+    metrics.register_targets([key])  # also flapping and region_deviates
+    metrics.set_drift(key, {Severity.BREAKING: 1})  # a severity's drift series appears with its first drift
     metrics.set_interval(key, 300)
     metrics.register_channels(["x"])
     metrics.register_identity("c", "r")  # clouds with password / application_credential auth
@@ -172,6 +174,29 @@ def test_rules_only_use_metrics_the_daemon_exports() -> None:
         used = metric_names(rule["expr"])
         assert used, f"{rule['alert']}: no metric found in its expr"
         assert used <= known, f"{rule['alert']}: unknown metrics {sorted(used - known)}"
+
+
+def test_every_series_a_rule_takes_the_increase_of_exists_at_zero_before_the_first_event() -> None:
+    """increase() cannot see a counter's first step when its series appears with it: under the default
+    metrics.detail every (counter, severity/outcome) a rule takes the increase() of exists from the start."""
+    metrics = Metrics(CollectorRegistry(), "t")
+    key = TargetKey("c", "r", "s")
+    metrics.register_targets([key])
+    metrics.register_channels(["x"])
+    metrics.register_identity("c", "r")
+    identity = {"cloud": "c", "region": "r"}
+    base = {
+        "schemadrift_changes_total": {**identity, "schema": "s"},
+        "schemadrift_auth_failures_total": identity,
+        "schemadrift_auth_requests_total": identity,
+        "schemadrift_notifications_total": {"channel": "x"},
+    }
+    selectors = {(name, matchers) for rule in alert_rules()
+                 for name, matchers in re.findall(r"increase\((\w+)(?:\{([^}]*)\})?\[", rule["expr"])}  # fmt: skip
+    assert ("schemadrift_changes_total", 'severity="warning"') in selectors
+    for name, matchers in selectors:
+        labels = {**base[name], **dict(re.findall(r'(\w+)="([^"]*)"', matchers))}
+        assert metrics.registry.get_sample_value(name, labels) == 0, (name, labels)
 
 
 def test_metric_name_extraction_ignores_labels_functions_and_keywords() -> None:

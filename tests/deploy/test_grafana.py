@@ -20,7 +20,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from monitor.domain import FailureReason, PollResult, TargetKey
+from monitor.domain import FailureReason, MetricsDetail, PollResult, Severity, TargetKey
 from monitor.judge.kinds.microversion import Microversion
 from monitor.judge.kinds.versions import VersionEntry
 from monitor.signals.metrics import Metrics
@@ -112,10 +112,11 @@ def dashboard() -> dict[str, Any]:
     return load_dashboard()
 
 
-@pytest.fixture(scope="module")
-def exported_names() -> set[str]:
-    m = Metrics(CollectorRegistry(), "t")
-    m.register_targets([TargetKey("c", "r", "s")])  # also drift_unacknowledged and flapping
+def exported(detail: MetricsDetail) -> set[str]:
+    """The sample names the daemon exports under ``detail`` once everything a running fleet creates exists."""
+    m = Metrics(CollectorRegistry(), "t", detail)
+    m.register_targets([TargetKey("c", "r", "s")])  # also flapping (and under full drift_unacknowledged)
+    m.set_drift(TargetKey("c", "r", "s"), {Severity.BREAKING: 1})  # under basic drift appears with its first
     m.register_channels(["x"])
     m.register_identity("c", "r")
     m.set_interval(TargetKey("c", "r", "s"), 300)  # the service sets it for every target at start-up
@@ -136,8 +137,14 @@ def exported_names() -> set[str]:
 
 
 @pytest.fixture(scope="module")
+def exported_names() -> set[str]:
+    """Every sample name the daemon can export (metrics.detail: full)."""
+    return exported("full")
+
+
+@pytest.fixture(scope="module")
 def exported_families() -> set[str]:
-    m = Metrics(CollectorRegistry(), "t")
+    m = Metrics(CollectorRegistry(), "t", "full")
     return {family.name for family in m.registry.collect()}
 
 
@@ -285,7 +292,7 @@ def test_required_panels_exist(dashboard: dict[str, Any]) -> None:
     def exprs(title: str) -> str:
         return "\n".join(t["expr"] for t in by_title(dashboard, title)["targets"])
 
-    assert "schemadrift_poll_failures_total" in exprs("Poll success ratio")
+    assert "schemadrift_poll_success" in exprs("Poll success ratio")
     assert "histogram_quantile(0.95" in exprs("Poll latency")
     assert "schemadrift_poll_duration_seconds_bucket" in exprs("Poll latency")
     assert "sum by (reason) (rate(schemadrift_poll_failures_total" in exprs("Failures by reason")
@@ -544,6 +551,27 @@ def test_every_query_names_only_exported_metrics(
         *CATALOG_METRICS,
         *SURFACE_METRICS,
         *CONSUMER_METRICS,
+    }
+
+
+def test_under_basic_only_the_panels_that_say_so_lack_their_series(dashboard: dict[str, Any]) -> None:
+    """metrics.detail: basic (the default) leaves out the detail series: a query naming one belongs to a panel
+    whose description says it needs ``full`` and names the metric; every other query has its series."""
+    basic = exported("basic")
+    needing_full = set()
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            missing = set(METRIC.findall(target.get("expr", ""))) - basic
+            description = panel.get("description", "")
+            assert not missing or "metrics.detail: full" in description, f"{panel['title']} needs {missing}"
+            assert all(name in description for name in missing), f"{panel['title']}: say which of {missing}"
+            if missing:
+                needing_full.add(panel["title"])
+    assert needing_full == {
+        "Staleness",  # its "since the last poll" column
+        "Schema properties per target",
+        "Response size per target",
+        "API versions: status and microversion range",
     }
 
 

@@ -312,6 +312,10 @@ class Scrape:
     def value(self, name: str, **labels: str) -> float:
         return self.samples[name][tuple(sorted(labels.items()))]
 
+    def count(self, name: str, **labels: str) -> float:
+        """A series that appears with its first occurrence (metrics.detail basic): absent is 0."""
+        return self.samples.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+
 
 def check(fleet: Fleet) -> None:
     """Every target and every (cloud, schema): what ``/metrics`` says is what ``/api`` says."""
@@ -326,7 +330,7 @@ def check(fleet: Fleet) -> None:
         # the words of the tile agree with the gauge: only a deviating region stands anywhere but at the reference
         assert target["standing"] in (None, "same as reference") or target["deviates"], key
         assert target["standing"] != "same as reference" or not target["deviates"], key
-        drift = {s.value: int(scrape.value("schemadrift_drift_unacknowledged", **labels, severity=s.value))
+        drift = {s.value: int(scrape.count("schemadrift_drift_unacknowledged", **labels, severity=s.value))
                  for s in Severity}  # fmt: skip
         assert drift == target["unacknowledged"], key
         in_progress = scrape.value("schemadrift_rollout_in_progress", cloud=key.cloud, schema=key.schema)

@@ -15,13 +15,14 @@ import pytest
 from monitor.app import Components, build
 from monitor.domain import utcnow
 from monitor.poll.scheduler import PollScheduler
-from tests.conftest import make_config
+from tests.conftest import full_metrics, make_config
 from tests.support.regions import Simulator
 
 
 @pytest.fixture
 def parts(simulator: Simulator, tmp_path: object) -> Iterator[Components]:
-    components = build(make_config(simulator, f"sqlite:///{tmp_path}/s.db", interval="1s", jitter="0s"))
+    # full: the tests count polls (schemadrift_polls_total, a detail series)
+    components = build(full_metrics(make_config(simulator, f"sqlite:///{tmp_path}/s.db", interval="1s", jitter="0s")))
     yield components
     components.service.close()
     components.database.dispose()

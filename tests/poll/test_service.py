@@ -22,7 +22,7 @@ from monitor.poll.service import PollService
 from monitor.read.model import ReadModel
 from monitor.store.repository import Repository
 from monitor.store.tables import Base, ChangeRow, Document, PollTransition, Snapshot
-from tests.conftest import TOKEN, allow_inserts, config_data, fail_inserts, make_config
+from tests.conftest import TOKEN, allow_inserts, config_data, fail_inserts, full_metrics, make_config
 from tests.support.regions import Simulator, mutate_breaking
 
 IMAGES = TargetKey("sim", "r1", "images")
@@ -46,7 +46,7 @@ def stop(components: Components) -> None:
 
 @pytest.fixture
 def parts(simulator: Simulator, migrated_db_url: str) -> Iterator[Components]:
-    components = start(make_config(simulator, migrated_db_url))
+    components = start(full_metrics(make_config(simulator, migrated_db_url)))  # the document and poll counts too
     yield components
     stop(components)
 
@@ -329,7 +329,7 @@ def test_gauges_are_restored_from_the_database_after_a_restart(simulator: Simula
     last_change = sample(first, "schemadrift_last_change_timestamp_seconds")
     stop(first)
 
-    second = start(make_config(simulator, migrated_db_url))
+    second = start(full_metrics(make_config(simulator, migrated_db_url)))
     try:
         assert sample(second, "schemadrift_last_change_timestamp_seconds") == last_change
         assert sample(second, "schemadrift_poll_success") == 1

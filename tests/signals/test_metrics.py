@@ -1,4 +1,5 @@
-"""The metric set: names, zero-initialised label sets, and ``promtool check metrics`` on the exposition."""
+"""The metric set: names, zero-initialised label sets, the series budget of each ``detail``, and ``promtool check
+metrics`` on the exposition."""
 
 from __future__ import annotations
 
@@ -8,49 +9,127 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey
+from bench.series import TOTAL, series_per_target
+from monitor.domain import ABSENT, Change, FailureReason, MetricsDetail, PollResult, Severity, TargetKey
+from monitor.judge.kinds.microversion import Microversion
+from monitor.judge.kinds.versions import VersionEntry
 from monitor.signals.metrics import Metrics
 from tests.conftest import promtool
 
 KEY = TargetKey("huawei", "cn-north-4", "images")
 LABELS = {"cloud": "huawei", "region": "cn-north-4", "schema": "images"}
-EXPECTED_NAMES = {
+BASIC_NAMES = {
     "schemadrift_poll_success",
-    "schemadrift_polls_total",
     "schemadrift_poll_duration_seconds_bucket",
-    "schemadrift_last_poll_duration_seconds",
-    "schemadrift_last_poll_timestamp_seconds",
     "schemadrift_last_success_timestamp_seconds",
     "schemadrift_last_change_timestamp_seconds",
     "schemadrift_changes_total",
-    "schemadrift_schema_properties",
-    "schemadrift_response_size_bytes",
+    "schemadrift_poll_interval_seconds",
+    "schemadrift_region_deviates",
+    "schemadrift_flapping",
     "schemadrift_db_up",
     "schemadrift_db_errors_total",
     "schemadrift_build_info",
 }
+# The detail families: exported under metrics.detail "full" only (docs/metrics-and-alerts.md#series-per-target).
+FULL_ONLY_NAMES = {
+    "schemadrift_polls_total",
+    "schemadrift_last_poll_duration_seconds",
+    "schemadrift_last_poll_timestamp_seconds",
+    "schemadrift_schema_properties",
+    "schemadrift_response_size_bytes",
+    "schemadrift_api_min_microversion",
+    "schemadrift_api_version_info",
+}
+COMPUTE = [VersionEntry("v2.0", "SUPPORTED", None, None),
+           VersionEntry("v2.1", "CURRENT", Microversion(2, 1), Microversion(2, 95))]  # fmt: skip
 
 
-@pytest.fixture
-def metrics() -> Metrics:
-    m = Metrics(CollectorRegistry(), "1.2.3")
+def registered(detail: MetricsDetail) -> Metrics:
+    m = Metrics(CollectorRegistry(), "1.2.3", detail)
     m.register_targets([KEY])
     return m
 
 
+@pytest.fixture
+def metrics() -> Metrics:
+    return registered("basic")
+
+
+@pytest.fixture(params=["basic", "full"])
+def any_detail(request: pytest.FixtureRequest) -> Metrics:
+    return registered(request.param)
+
+
+def names(metrics: Metrics) -> set[str]:
+    return {s.name for family in metrics.registry.collect() for s in family.samples}
+
+
 def test_every_documented_metric_is_exported(metrics: Metrics) -> None:
-    names = {s.name for family in metrics.registry.collect() for s in family.samples}
-    assert names >= EXPECTED_NAMES
-    assert not any(n.endswith("_created") for n in names)
+    full = registered("full")
+    for m in (metrics, full):
+        m.set_surface(KEY, "compute", COMPUTE)
+    assert names(metrics) >= BASIC_NAMES
+    assert not names(metrics) & FULL_ONLY_NAMES
+    assert names(full) >= BASIC_NAMES | FULL_ONLY_NAMES
+    assert not any(n.endswith("_created") for n in names(metrics) | names(full))
 
 
 def test_known_label_sets_start_at_zero(metrics: Metrics) -> None:
     get = metrics.registry.get_sample_value
+    assert get("schemadrift_poll_success", LABELS) == 0
+    for severity in ("breaking", "warning"):  # the alerts take their increase(): they exist before any change
+        assert get("schemadrift_changes_total", {**LABELS, "severity": severity}) == 0
+    for severity in ("info", "cosmetic"):  # appear with their first change
+        assert get("schemadrift_changes_total", {**LABELS, "severity": severity}) is None
+    assert all(get("schemadrift_drift_unacknowledged", {**LABELS, "severity": s.value}) is None for s in Severity)
+    assert get("schemadrift_db_errors_total", {"operation": "record_snapshot"}) == 0
+    assert get("schemadrift_build_info", {"version": "1.2.3"}) == 1
+
+
+def test_under_full_every_severity_and_detail_series_starts_at_zero() -> None:
+    get = registered("full").registry.get_sample_value
     assert get("schemadrift_polls_total", LABELS) == 0
     for severity in Severity:
         assert get("schemadrift_changes_total", {**LABELS, "severity": severity.value}) == 0
-    assert get("schemadrift_db_errors_total", {"operation": "record_snapshot"}) == 0
-    assert get("schemadrift_build_info", {"version": "1.2.3"}) == 1
+        assert get("schemadrift_drift_unacknowledged", {**LABELS, "severity": severity.value}) == 0
+
+
+@pytest.mark.parametrize(("detail", "budget"), [("basic", 9), ("full", 20)])
+def test_a_registered_target_costs_its_detail_budget(detail: MetricsDetail, budget: int) -> None:
+    m = registered(detail)
+    other = TargetKey("huawei", "cn-north-4", "member")
+    m.register_targets([other])
+    for key in (KEY, other):
+        m.set_kind(key, "schema", None)
+    assert series_per_target(m.exposition().decode(), 2)[TOTAL] == budget
+
+
+def test_a_severity_appears_with_its_first_occurrence_and_stays(metrics: Metrics) -> None:
+    get = metrics.registry.get_sample_value
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=True, changes=(Change("/d", "x", Severity.INFO, 1, 2),)))
+    assert get("schemadrift_changes_total", {**LABELS, "severity": "info"}) == 1
+    assert get("schemadrift_changes_total", {**LABELS, "severity": "cosmetic"}) is None
+
+    metrics.set_drift(KEY, {Severity.BREAKING: 2})
+    assert get("schemadrift_drift_unacknowledged", {**LABELS, "severity": "breaking"}) == 2
+    assert get("schemadrift_drift_unacknowledged", {**LABELS, "severity": "warning"}) is None
+    metrics.set_drift(KEY, {})  # acknowledged: the series stays, at 0
+    assert get("schemadrift_drift_unacknowledged", {**LABELS, "severity": "breaking"}) == 0
+    assert get("schemadrift_drift_unacknowledged", {**LABELS, "severity": "warning"}) is None
+
+
+def test_the_api_surface_is_the_maximum_microversion_only_under_basic(any_detail: Metrics) -> None:
+    get = any_detail.registry.get_sample_value
+    any_detail.set_surface(KEY, "compute", COMPUTE)
+    surface = {**LABELS, "service": "compute", "version": "v2.1"}
+    assert get("schemadrift_api_max_microversion", {**surface, "major": "2"}) == 95
+    full = any_detail.detail == "full"
+    assert (get("schemadrift_api_min_microversion", {**surface, "major": "2"}) == 1) is full
+    assert (get("schemadrift_api_version_info", {**surface, "status": "CURRENT"}) == 1) is full
+    any_detail.set_surface(KEY, "compute", [])
+    assert "schemadrift_api_max_microversion{" not in any_detail.exposition().decode()
 
 
 def test_a_failure_reason_series_appears_with_its_first_failure(metrics: Metrics) -> None:
@@ -63,13 +142,13 @@ def test_a_failure_reason_series_appears_with_its_first_failure(metrics: Metrics
     assert get("schemadrift_poll_failures_total", {**LABELS, "reason": "timeout"}) is None
 
 
-def test_a_failed_poll_counts_its_reason_and_clears_success(metrics: Metrics) -> None:
+def test_a_failed_poll_counts_its_reason_and_clears_success(any_detail: Metrics) -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=True))
-    metrics.observe_poll(PollResult(KEY, at, 0.3, ok=False, reason=FailureReason.HTTP_503))
-    get = metrics.registry.get_sample_value
+    any_detail.observe_poll(PollResult(KEY, at, 0.3, ok=True))
+    any_detail.observe_poll(PollResult(KEY, at, 0.3, ok=False, reason=FailureReason.HTTP_503))
+    get = any_detail.registry.get_sample_value
     assert get("schemadrift_poll_success", LABELS) == 0
-    assert get("schemadrift_polls_total", LABELS) == 2
+    assert get("schemadrift_polls_total", LABELS) == (2 if any_detail.detail == "full" else None)
     assert get("schemadrift_poll_failures_total", {**LABELS, "reason": "http_503"}) == 1
     assert get("schemadrift_last_success_timestamp_seconds", LABELS) == at.timestamp()
 
@@ -88,7 +167,8 @@ def test_changes_are_counted_by_severity(metrics: Metrics) -> None:
     assert get("schemadrift_last_change_timestamp_seconds", LABELS) == at.timestamp()
 
 
-def test_exposition_passes_promtool_check_metrics(metrics: Metrics, tmp_path: object) -> None:
+def test_exposition_passes_promtool_check_metrics(any_detail: Metrics, tmp_path: object) -> None:
+    metrics = any_detail
     at = datetime(2026, 1, 1, tzinfo=UTC)
     metrics.observe_poll(PollResult(KEY, at, 0.3, ok=False, reason=FailureReason.TIMEOUT))
     metrics.observe_poll(
@@ -105,7 +185,8 @@ def test_exposition_passes_promtool_check_metrics(metrics: Metrics, tmp_path: ob
     assert result.stdout.decode().strip() == "" and result.stderr.decode().strip() == ""
 
 
-def test_the_fast_exposition_is_what_prometheus_client_writes(metrics: Metrics) -> None:
+def test_the_fast_exposition_is_what_prometheus_client_writes(any_detail: Metrics) -> None:
+    metrics = any_detail
     other = TargetKey("glance", 'we"ird\\region', "member")
     metrics.register_targets([other, TargetKey("glance", "r2", "images")])
     at = datetime(2026, 1, 1, tzinfo=UTC)
