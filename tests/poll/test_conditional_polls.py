@@ -16,7 +16,7 @@ from monitor.poll import digest as digest_module
 from monitor.poll.fetch import Fetched
 from monitor.store.repository import Repository
 from monitor.store.tables import Snapshot
-from tests.conftest import config_data, make_config
+from tests.conftest import config_data, full_metrics, make_config
 from tests.poll.test_service import every_row, poll, sample, start, stop
 from tests.support.regions import Simulator
 
@@ -26,7 +26,7 @@ PLACEMENT_STYLE = "Tue, 01 Dec 2026 19:22:57 GMT"  # the form of placement's Las
 
 @pytest.fixture
 def parts(simulator: Simulator, migrated_db_url: str) -> Iterator[Components]:
-    components = start(make_config(simulator, migrated_db_url, confirm_delay="0s"))
+    components = start(full_metrics(make_config(simulator, migrated_db_url, confirm_delay="0s")))  # polls_total too
     yield components
     stop(components)
 
