@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Engine, Row, delete, func, insert, select, text, true, update
+from sqlalchemy import CursorResult, Engine, Row, delete, func, insert, select, text, true, tuple_, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import (
@@ -125,9 +125,9 @@ class Repository(Transactions):
         """
 
         def work(session: Session) -> dict[int, TargetState]:
-            if len(target_ids) > CHUNK:  # a fleet: five queries over every target beat parameter lists
+            if len(target_ids) > FEW_CHUNKS * CHUNK:  # a fleet: five queries over every target beat parameter lists
                 return _states(session, target_ids, every=True)
-            return _states(session, target_ids)
+            return {tid: state for ids in _chunks(target_ids) for tid, state in _states(session, ids).items()}
 
         return self._run("restore", work)
 
@@ -362,6 +362,27 @@ class Repository(Transactions):
 
         return self._run("read", work)
 
+    def target_page(self, after: TargetKey | None, limit: int) -> list[TargetRow]:
+        """Up to ``limit`` targets polled now (retired ones left out) in label order — cloud, region, schema as
+        the database orders them — the first after ``after`` (None: from the start).
+
+        Keyset paging on the unique index of the labels (``uq_targets_key``): the database reads about
+        ``limit`` index entries whatever the number of targets, and a walk sees each target once while others
+        are added or retired before or after the page it is on.
+        """
+
+        def work(session: Session) -> list[TargetRow]:
+            labels = tuple_(Target.cloud, Target.region, Target.schema)
+            query = select(Target.id, Target.cloud, Target.region, Target.schema, Target.url).where(
+                Target.retired_at.is_(None)
+            )
+            if after is not None:
+                query = query.where(labels > tuple_(after.cloud, after.region, after.schema))
+            query = query.order_by(Target.cloud, Target.region, Target.schema).limit(limit)
+            return [TargetRow(r.id, TargetKey(r.cloud, r.region, r.schema), r.url) for r in session.execute(query)]
+
+        return self._run("read", work)
+
     def change(self, change_id: int) -> ChangeRecord | None:
         """One stored change (a permalink), or None."""
 
@@ -403,10 +424,11 @@ def change_times(
     ``changes.flapping_window``), for the metrics, the notifications and the read side alike.
     """
     firsts = select(func.min(Snapshot.id)).group_by(Snapshot.target_id)
-    query = select(Snapshot.target_id, Snapshot.first_seen).where(Snapshot.first_seen >= since,
-                                                                  Snapshot.id.not_in(firsts))  # fmt: skip
-    if target_ids is not None:
+    query = select(Snapshot.target_id, Snapshot.first_seen).where(Snapshot.first_seen >= since)
+    if target_ids is not None:  # both sides: the firsts of a page of targets, not of every target
         query = query.where(Snapshot.target_id.in_(list(target_ids)))
+        firsts = firsts.where(Snapshot.target_id.in_(list(target_ids)))
+    query = query.where(Snapshot.id.not_in(firsts))
     times: dict[int, list[datetime]] = {}
     for target_id, first_seen in session.execute(query.order_by(Snapshot.first_seen)):
         times.setdefault(target_id, []).append(as_utc(first_seen))
@@ -482,6 +504,7 @@ def _transition(row: PollTransition) -> TransitionRecord:
 
 
 CHUNK = 500  # rows or ids per statement: under SQLite's variable limit, small enough for any driver
+FEW_CHUNKS = 4  # up to this many chunks of ids (a page of targets), queries per chunk beat reading every target
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:

@@ -13,9 +13,13 @@ from pydantic.json_schema import SkipJsonSchema
 
 from monitor.fleet.rules import RolloutRole, Standing
 from monitor.read import checks, commands
+from monitor.read.model import MAX_PAGE
 
 MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 100
+MAX_TARGETS: Final = MAX_PAGE  # targets per page of GET /api/targets
+DEFAULT_TARGETS: Final = 500
+AFTER_RULE: Final = "the cursor of the previous page's next link (opaque): the page starts after that target"
 MAX_ID: Final = checks.MAX_ID
 MAX_BODY: Final = 64 * 1024
 MAX_FINGERPRINTS: Final = commands.MAX_FINGERPRINTS
@@ -84,6 +88,7 @@ class Target(Closed):
 
 class TargetList(Closed):
     targets: list[Target]
+    next: str | None  # the next page (the same query, with after); None on the last page
 
 
 class Snapshot(Closed):
