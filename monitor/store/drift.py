@@ -20,7 +20,7 @@ from sqlalchemy import exists, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from monitor.domain import TargetKey
-from monitor.store.base import Transactions, as_utc, dialect_insert, opt_aware
+from monitor.store.base import Transactions, among_ids, as_utc, dialect_insert, opt_aware
 from monitor.store.records import Baseline, RolloutRecord, StoreError, Window
 from monitor.store.repository import change_times, load_document
 from monitor.store.tables import Acknowledgement, ExpectedWindow, Rollout, Snapshot, Target
@@ -50,14 +50,16 @@ class DriftStore(Transactions):
         def work(session: Session) -> dict[int, Baseline]:
             first = select(Snapshot.target_id, func.min(Snapshot.id).label("id")).group_by(Snapshot.target_id)
             if target_ids is not None:
-                first = first.where(Snapshot.target_id.in_(list(target_ids)))
+                first = first.where(among_ids(session, Snapshot.target_id, target_ids))
             firsts = first.subquery()
             wanted = func.coalesce(Target.baseline_snapshot_id, firsts.c.id)
             query = (
                 select(Target.id, Snapshot.id, Snapshot.document_sha256)
                 .join(firsts, firsts.c.target_id == Target.id)
                 .join(Snapshot, Snapshot.id == wanted)
-            )  # one query, no parameter list, whatever the number of targets
+            )  # one query, no parameter list, whatever the number of targets (unless asked for some)
+            if target_ids is not None:
+                query = query.where(among_ids(session, Target.id, target_ids))
             return {tid: Baseline(sid, sha) for tid, sid, sha in session.execute(query)}
 
         return self._run("read", work)
@@ -138,7 +140,7 @@ class DriftStore(Transactions):
                 or_(Acknowledgement.expires_at.is_(None), Acknowledgement.expires_at > now),
             )
             if target_ids is not None:
-                query = query.where(Acknowledgement.target_id.in_(list(target_ids)))
+                query = query.where(among_ids(session, Acknowledgement.target_id, target_ids))
             rows = session.execute(query)
             acks: dict[int, set[str]] = {}
             for target_id, fp in rows:

@@ -27,7 +27,7 @@ from monitor.domain import (
     fingerprint,
     utcnow,
 )
-from monitor.store.base import Transactions, as_utc, dialect_insert, opt_aware
+from monitor.store.base import Transactions, among_ids, as_utc, dialect_insert, opt_aware
 from monitor.store.coordination import check_fence, check_fences
 from monitor.store.records import (
     ChangeRecord,
@@ -426,8 +426,8 @@ def change_times(
     firsts = select(func.min(Snapshot.id)).group_by(Snapshot.target_id)
     query = select(Snapshot.target_id, Snapshot.first_seen).where(Snapshot.first_seen >= since)
     if target_ids is not None:  # both sides: the firsts of a page of targets, not of every target
-        query = query.where(Snapshot.target_id.in_(list(target_ids)))
-        firsts = firsts.where(Snapshot.target_id.in_(list(target_ids)))
+        query = query.where(among_ids(session, Snapshot.target_id, target_ids))
+        firsts = firsts.where(among_ids(session, Snapshot.target_id, target_ids))
     query = query.where(Snapshot.id.not_in(firsts))
     times: dict[int, list[datetime]] = {}
     for target_id, first_seen in session.execute(query.order_by(Snapshot.first_seen)):
@@ -517,7 +517,7 @@ def _states(session: Session, target_ids: Sequence[int], *, every: bool = False)
     over all targets of the database, keeping those asked for."""
 
     def among(column: Any) -> Any:
-        return true() if every else column.in_(target_ids)
+        return true() if every else among_ids(session, column, target_ids)
 
     latest = select(func.max(Snapshot.id)).where(among(Snapshot.target_id)).group_by(Snapshot.target_id)
     # columns, not ORM entities: a restore or GET /api/targets reads 10,000 of each
