@@ -230,7 +230,8 @@ class ReadModel:
         self._references = {cloud.name: cloud.reference for cloud in config.clouds}
         self._parsed = lru_cache(maxsize=256)(self._parse)
         self._drift = lru_cache(maxsize=4096)(self._classified)  # (kind, old, new) → changes: documents never change
-        self._specs = lru_cache(maxsize=65536)(self._lookup_spec)  # the configuration never changes either
+        self._clouds = {cloud.name: cloud for cloud in config.clouds}
+        self._specs: dict[tuple[str, str], TargetSpec | None] = {}  # the configuration never changes either
         self._group_references = References(database.drift, self._references)
 
     # --- targets -------------------------------------------------------------------------------------
@@ -475,8 +476,16 @@ class ReadModel:
         return SurfaceView(cloud, regions, table, gaps, _missing_services(services))
 
     def _spec(self, key: TargetKey) -> TargetSpec | None:
-        """``key``'s settings (None: not a target of the configuration), looked up once per key."""
-        return self._specs(key)
+        """``key``'s settings (None: not a target of the configuration). Only what does not depend on the region
+        is read from it (interval, ignore rules, kind, service), so it is looked up once per (cloud, schema): a
+        page of targets builds no spec per target."""
+        cloud = self._clouds.get(key.cloud)
+        if cloud is None or (isinstance(cloud.regions, list) and not cloud.lists(key.region)):
+            return None
+        group = (key.cloud, key.schema)
+        if group not in self._specs:  # a race only looks it up twice
+            self._specs[group] = self._lookup_spec(key)
+        return self._specs[group]
 
     def _lookup_spec(self, key: TargetKey) -> TargetSpec | None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +173,26 @@ def test_the_openapi_document_describes_limit_after_and_next(live: Live) -> None
     assert "cursor" in parameters["after"]["description"] and parameters["after"]["required"] is False
     listing = document["components"]["schemas"]["TargetList"]
     assert set(listing["required"]) == {"targets", "next"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_page_sees_a_new_document_and_a_retired_target_at_once(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> None:
+    """The references a page uses are counted once and kept: a new snapshot anywhere, or a target retired, makes
+    the next page count again (``monitor.read.references``)."""
+    with Simulator(REGIONS, token=TOKEN) as sim, fresh_database(request, backend, tmp_path) as url:
+        live = start_live(sim, migrate(url))
+        try:
+            before = {labels(t): t for t in live.get("/api/targets", limit=100)["targets"]}
+            assert before[("sim", "r1", "images")]["deviates"] and not before[("sim", "r3", "images")]["deviates"]
+            sim.set_document("r2", "images", sim.document("r1", "images"))  # r1's document is the majority now
+            live.poll(TargetKey("sim", "r2", "images"))
+            after = {labels(t): t for t in live.get("/api/targets", limit=100)["targets"]}
+            assert not after[("sim", "r1", "images")]["deviates"] and after[("sim", "r3", "images")]["deviates"]
+            live.parts.database.repository.retire_targets([TargetKey("sim", "r1", "images")])
+            retired = {labels(t): t for t in live.get("/api/targets", limit=100)["targets"]}
+            assert ("sim", "r1", "images") not in retired  # and r2 alone no longer outvotes r3: a tie, r2 sorts first
+            assert not retired[("sim", "r2", "images")]["deviates"] and retired[("sim", "r3", "images")]["deviates"]
+        finally:
+            live.close()
