@@ -244,7 +244,7 @@ class ReadModel:
 
     def row(self, key: TargetKey) -> TargetRow:
         """A known target; raises NotFound naming the label the configuration lacks, or the missing first poll."""
-        row = self.known().get(key)
+        row = self._repository.target_row(key) if self._config.watches(key.cloud, key.schema) else None
         if row is None:
             raise NotFound(self._unknown(key))
         return row
@@ -295,9 +295,7 @@ class ReadModel:
 
     def target(self, key: TargetKey, now: datetime | None = None) -> TargetView:
         """One known target's view (its deviation judged within its cloud and schema); raises NotFound."""
-        self.row(key)
-        group = {k: row for k, row in self.known().items() if (k.cloud, k.schema) == (key.cloud, key.schema)}
-        return next(view for view in self._views(group, now or utcnow()) if view.key == key)
+        return self._views({key: self.row(key)}, now or utcnow())[0]  # the group's reference: counted, cached
 
     def _views(self, rows: Mapping[TargetKey, TargetRow], now: datetime) -> list[TargetView]:
         """The views of ``rows``, in their order. Up to :data:`MAX_PAGE` rows the database reads only theirs."""

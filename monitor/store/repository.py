@@ -362,6 +362,19 @@ class Repository(Transactions):
 
         return self._run("read", work)
 
+    def target_row(self, key: TargetKey) -> TargetRow | None:
+        """The target ``key`` while it is polled (None: unknown or retired); one index lookup."""
+
+        def work(session: Session) -> TargetRow | None:
+            query = select(Target.id, Target.url).where(
+                Target.cloud == key.cloud, Target.region == key.region, Target.schema == key.schema,
+                Target.retired_at.is_(None),
+            )  # fmt: skip
+            found = session.execute(query).first()
+            return TargetRow(found.id, key, found.url) if found is not None else None
+
+        return self._run("read", work)
+
     def target_page(self, after: TargetKey | None, limit: int) -> list[TargetRow]:
         """Up to ``limit`` targets polled now (retired ones left out) in label order — cloud, region, schema as
         the database orders them — the first after ``after`` (None: from the start).
