@@ -15,7 +15,8 @@ The rules:
 * a **moment** (``since``, ``--start``) is a duration ago (``24h``) or an ISO 8601 / RFC 3339 date-time
   (naive: UTC);
 * a **cursor** (``after`` of ``GET /api/targets``) is one this module made (:func:`target_cursor`): opaque to
-  the client, the labels of the last target of a page, base64url-encoded JSON.
+  the client, the labels of the last target of a page, base64url-encoded JSON; a value in another form is
+  invalid, one in that form that no page gave names nothing (NotFound, HTTP 404).
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ from typing import Final
 
 from monitor.config.types import parse_duration
 from monitor.domain import TargetKey
-from monitor.read.model import parse_since
+from monitor.read.model import NotFound, parse_since
 
 MAX_ID: Final = 2**63 - 1  # the largest id both databases store
 MOMENT_RULE: Final = "a duration ago (24h, 7d) or an ISO 8601 date-time (2026-01-31T00:00:00Z)"
 DURATION_RULE: Final = "a duration like 90s, 15m, 2h or 7d"
 MAX_CURSOR: Final = 400  # characters: three labels of at most 63 characters each (as stored), encoded
-_CURSOR = re.compile(f"[A-Za-z0-9_-]{{1,{MAX_CURSOR}}}")
+CURSOR_PATTERN: Final = f"^[A-Za-z0-9_-]{{1,{MAX_CURSOR}}}$"
+CURSOR_RULE: Final = f"must be the cursor of a next link: 1 to {MAX_CURSOR} letters, digits, - and _"
+_CURSOR = re.compile(CURSOR_PATTERN)
 _WHOLE = re.compile(r"-?[0-9]{1,20}")  # 20 digits: past any bound here, and short of int()'s digit limit
 
 
@@ -106,14 +109,17 @@ def target_cursor(key: TargetKey) -> str:
 
 
 def after_target(name: str, value: str) -> TargetKey:
-    """The target a cursor of :func:`target_cursor` resumes after; raises Invalid for anything else."""
-    problem = f"{name} must be the cursor of a next link, as the previous page gave it, got {shown(value)}"
+    """The target a cursor of :func:`target_cursor` resumes after. Raises Invalid for a value not in the form of a
+    cursor (:data:`CURSOR_PATTERN`), NotFound for one in that form that no page gave (no page starts there, as
+    no change has an unknown id)."""
     if not _CURSOR.fullmatch(value):
-        raise Invalid(problem)
+        raise Invalid(f"{name} {CURSOR_RULE}, got {shown(value)}")
+    problem = NotFound(f"{name} names no page: pass the cursor of a next link as the previous page gave it, "
+                       f"got {shown(value)}")  # fmt: skip
     try:
         labels = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("utf-8"))
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Invalid(problem) from None
+        raise problem from None
     if not (isinstance(labels, list) and len(labels) == 3 and all(isinstance(v, str) and v for v in labels)):
-        raise Invalid(problem)
+        raise problem
     return TargetKey(*labels)

@@ -174,13 +174,13 @@ def _family(path: str) -> str:
 def _targets(api: APIRouter, context: ApiContext) -> None:
     read = context.read
 
-    @api.get("/targets", response_model=models.TargetList, responses=_errors(),
+    @api.get("/targets", response_model=models.TargetList, responses=_errors(404),
              dependencies=[Depends(strict_query("limit", "after"))],
              summary="Every target with its current state, a page at a time in label order")  # fmt: skip
     def targets(
         request: Request,
         limit: Annotated[int, Query(ge=1, le=models.MAX_TARGETS)] = models.DEFAULT_TARGETS,
-        after: Annotated[str | None, Query(max_length=checks.MAX_CURSOR, description=models.AFTER_RULE)] = None,
+        after: Annotated[str | None, Query(pattern=checks.CURSOR_PATTERN, description=models.AFTER_RULE)] = None,
     ) -> dict[str, Any]:  # fmt: skip
         page = read.targets_page(checks.after_target("after", after) if after is not None else None, limit)
         rest = {name: value for name, value in request.query_params.items() if name != "after"}

@@ -30,6 +30,7 @@ SHA256_PATTERN: Final = "^[0-9a-fA-F]{64}$"
 DURATION_PATTERN: Final = "^[0-9]{1,12}(\\.[0-9]{1,6})?(ms|s|m|h|d)?$"  # a subset of what parse_duration reads
 TEXT_PATTERN: Final = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # not blank, no NUL (PostgreSQL refuses NUL)
 PATTERN_RULES: Final = {
+    checks.CURSOR_PATTERN: checks.CURSOR_RULE,
     SHA256_PATTERN: "must be 64 hexadecimal characters (a sha256)",
     "^[0-9a-f]{64}$": "must be 64 lowercase hexadecimal characters (a sha256)",
     commands.FINGERPRINT_PATTERN: commands.FINGERPRINT_RULE,
