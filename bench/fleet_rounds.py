@@ -158,18 +158,24 @@ def metrics_exposition(parts: Components) -> tuple[float, int, int]:
 
 
 async def read_targets(parts: Components) -> float:
-    """Median seconds of three ``GET /api/targets`` through the daemon's ASGI application (routing, the read
-    model, validation and JSON of every target), without the socket."""
+    """Median seconds of three walks of ``GET /api/targets`` through the daemon's ASGI application (routing, the
+    read model, validation and JSON of every target), page after page by the ``next`` links, without the socket
+    (one page alone: ``bench/bench_api_targets.py``)."""
     api = build_api(parts, asyncio.get_running_loop())
     app = create_app(parts.metrics, lambda: {"scheduler": True}, api)
     timings = []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
         for _ in range(3):
             started = time.perf_counter()
-            response = await client.get("/api/targets")
+            seen, path = 0, "/api/targets"
+            while path:
+                response = await client.get(path)
+                if response.status_code != 200:
+                    raise MeasurementError(f"GET {path} answered {response.status_code}: {response.text[:200]}")
+                seen, path = seen + len(response.json()["targets"]), response.json()["next"]
             timings.append(time.perf_counter() - started)
-            if response.status_code != 200 or len(response.json()["targets"]) != len(parts.specs):
-                raise MeasurementError(f"GET /api/targets answered {response.status_code}: {response.text[:200]}")
+            if seen != len(parts.specs):
+                raise MeasurementError(f"GET /api/targets listed {seen} targets of {len(parts.specs)}")
     return statistics.median(timings)
 
 

@@ -8,6 +8,7 @@ region discovery use; :mod:`monitor.config.targets` expands a cloud into its tar
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -205,6 +206,15 @@ class CloudConfig(PollSettings):
     reference: str = "majority"  # cross-region comparison: "majority" or one of the regions
     # API surface from the catalog: these service types (or all of them) in every region (monitor.config.catalog)
     services: Annotated[list[SchemaName] | Literal["all"] | None, BeforeValidator(_services_shape)] = None
+
+    @cached_property
+    def _listed(self) -> frozenset[str]:
+        return frozenset(self.regions) if isinstance(self.regions, list) else frozenset()
+
+    def lists(self, region: str) -> bool:
+        """Whether ``region`` is one of the listed ``regions`` (a set lookup: a cloud may list thousands); False
+        when the regions are not a list."""
+        return region in self._listed
 
     @model_validator(mode="before")
     @classmethod

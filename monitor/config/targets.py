@@ -63,7 +63,7 @@ def spec_for(defaults: Defaults, clouds: Sequence[CloudConfig], key: TargetKey) 
     schema = next((s for s in cloud.schemas if s.name == key.schema), None) if cloud else None
     if cloud is not None and schema is None and cloud.services is not None:
         schema = _surface_schema(key.schema)
-    listed = cloud is not None and (not isinstance(cloud.regions, list) or key.region in cloud.regions)
+    listed = cloud is not None and (not isinstance(cloud.regions, list) or cloud.lists(key.region))
     if cloud is None or schema is None or not listed:
         raise LookupError(f"{key} is not a target in the configuration")
     return _spec(defaults, cloud, key.region, schema, "")

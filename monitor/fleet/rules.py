@@ -72,7 +72,7 @@ from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from monitor.domain import Change, IgnoreRules, Severity, TargetKey, fingerprint
-from monitor.judge.regions import MAJORITY, deviates, majority, majority_order
+from monitor.judge.regions import MAJORITY, Tally, deviates, majority, majority_order, tallied_majority
 
 __all__ = [
     "MAJORITY",
@@ -97,6 +97,7 @@ __all__ = [
     "rollout_step",
     "stale",
     "standing",
+    "tallied_reference",
     "unacknowledged",
 ]
 
@@ -125,6 +126,15 @@ def reference_document(
     if label != MAJORITY:
         return current[label]
     return majority(serving) if serving else None
+
+
+def tallied_reference(configured: str, configured_document: str | None, tallies: Mapping[str, Tally]) -> str | None:
+    """The reference document of a (cloud, schema) known by counts: ``tallies`` (sha256 -> how many regions serve
+    it and the first of them) and ``configured_document``, what the ``configured`` region serves (None: nothing
+    yet). The same answer as :func:`reference_document` over the regions themselves."""
+    if configured != MAJORITY and configured_document is not None:
+        return configured_document
+    return tallied_majority(tallies) if tallies else None
 
 
 @dataclass

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 MAJORITY: Final = "majority"
 """The ``reference`` that means "the variant most regions serve" (see the module doc for ties)."""
@@ -102,10 +102,30 @@ def _variants(current: Mapping[str, str]) -> tuple[Variant, ...]:
     return tuple(sorted(variants, key=lambda v: majority_order(v.regions)))
 
 
+class Tally(NamedTuple):
+    """A variant counted rather than listed: how many regions serve it, and the alphabetically first of them —
+    all the majority order needs (a database counts them without sending every region)."""
+
+    regions: int
+    first_region: str
+
+    def order(self) -> tuple[int, str]:
+        """The variant's sort key in the majority order: most regions first, then the first region (module doc)."""
+        return -self.regions, self.first_region
+
+
 def majority_order(regions: Collection[str]) -> tuple[int, str]:
     """The sort key of a variant served by ``regions`` (not empty) in the majority order: most regions first,
     then the variant whose alphabetically first region sorts first (module doc)."""
-    return -len(regions), min(regions)
+    return Tally(len(regions), min(regions)).order()
+
+
+def tallied_majority(tallies: Mapping[str, Tally]) -> str:
+    """The majority document of ``tallies`` (sha256 -> its :class:`Tally`): the same one :func:`majority` picks
+    from the regions themselves. Raises ``ValueError`` when ``tallies`` is empty."""
+    if not tallies:
+        raise ValueError("no region has a document to compare")
+    return min(tallies, key=lambda sha: tallies[sha].order())
 
 
 def majority(serving: Mapping[str, Collection[str]]) -> str:

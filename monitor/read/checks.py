@@ -13,11 +13,17 @@ The rules:
   from 1 to :data:`MAX_ID`, the largest both databases store;
 * a **duration** is ``300``, ``300s``, ``5m``, ``1.5h``, ``250ms`` or ``7d``, more than zero unless said;
 * a **moment** (``since``, ``--start``) is a duration ago (``24h``) or an ISO 8601 / RFC 3339 date-time
-  (naive: UTC).
+  (naive: UTC);
+* a **cursor** (``after`` of ``GET /api/targets``) is one this module made (:func:`target_cursor`): opaque to
+  the client, the labels of the last target of a page, base64url-encoded JSON; a value in another form is
+  invalid, one in that form that no page gave names nothing (NotFound, HTTP 404).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -25,11 +31,15 @@ from typing import Final
 
 from monitor.config.types import parse_duration
 from monitor.domain import TargetKey
-from monitor.read.model import parse_since
+from monitor.read.model import NotFound, parse_since
 
 MAX_ID: Final = 2**63 - 1  # the largest id both databases store
 MOMENT_RULE: Final = "a duration ago (24h, 7d) or an ISO 8601 date-time (2026-01-31T00:00:00Z)"
 DURATION_RULE: Final = "a duration like 90s, 15m, 2h or 7d"
+MAX_CURSOR: Final = 400  # characters: three labels of at most 63 characters each (as stored), encoded
+CURSOR_PATTERN: Final = f"^[A-Za-z0-9_-]{{1,{MAX_CURSOR}}}$"
+CURSOR_RULE: Final = f"must be the cursor of a next link: 1 to {MAX_CURSOR} letters, digits, - and _"
+_CURSOR = re.compile(CURSOR_PATTERN)
 _WHOLE = re.compile(r"-?[0-9]{1,20}")  # 20 digits: past any bound here, and short of int()'s digit limit
 
 
@@ -90,3 +100,26 @@ def labels_of(keys: Iterable[TargetKey], clouds: Iterable[str] = ()) -> dict[str
         found["region"].add(key.region)
         found["schema"].add(key.schema)
     return {name: sorted(values) for name, values in found.items()}
+
+
+def target_cursor(key: TargetKey) -> str:
+    """The opaque cursor that resumes a listing of targets after ``key`` (read back by :func:`after_target`)."""
+    raw = json.dumps([key.cloud, key.region, key.schema], ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def after_target(name: str, value: str) -> TargetKey:
+    """The target a cursor of :func:`target_cursor` resumes after. Raises Invalid for a value not in the form of a
+    cursor (:data:`CURSOR_PATTERN`), NotFound for one in that form that no page gave (no page starts there, as
+    no change has an unknown id)."""
+    if not _CURSOR.fullmatch(value):
+        raise Invalid(f"{name} {CURSOR_RULE}, got {shown(value)}")
+    problem = NotFound(f"{name} names no page: pass the cursor of a next link as the previous page gave it, "
+                       f"got {shown(value)}")  # fmt: skip
+    try:
+        labels = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise problem from None
+    if not (isinstance(labels, list) and len(labels) == 3 and all(isinstance(v, str) and v for v in labels)):
+        raise problem
+    return TargetKey(*labels)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from monitor.config import Config, consumer_contracts
 from monitor.config.types import parse_duration
@@ -40,6 +40,7 @@ from monitor.fleet.rules import DriftItem as DriftItem  # part of this module's 
 from monitor.judge.kinds import Microversion, extension_aliases, get_kind, version_entries
 from monitor.judge.regions import RegionComparison, compare_regions
 from monitor.read.consumers import ConsumersMatrix, consumer_matrix, select_consumers
+from monitor.read.references import References
 from monitor.read.reports import Comparison
 from monitor.store.consumers import ConsumerStore
 from monitor.store.database import Database
@@ -54,6 +55,8 @@ from monitor.store.records import (
     TargetState,
     TransitionRecord,
 )
+
+MAX_PAGE: Final = 1000  # targets per page at most (GET /api/targets)
 
 
 class NotFound(LookupError):
@@ -85,6 +88,14 @@ class TargetView:
     def reason(self) -> FailureReason | None:
         """Why the last polls fail (None while they succeed)."""
         return self.state.last_reason if self.state.last_poll_ok is False else None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPage:
+    """A page of targets (:meth:`ReadModel.targets_page`) and where the next one starts (None: the last page)."""
+
+    targets: list[TargetView]
+    next_after: TargetKey | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +230,9 @@ class ReadModel:
         self._references = {cloud.name: cloud.reference for cloud in config.clouds}
         self._parsed = lru_cache(maxsize=256)(self._parse)
         self._drift = lru_cache(maxsize=4096)(self._classified)  # (kind, old, new) → changes: documents never change
-        self._specs = lru_cache(maxsize=65536)(self._lookup_spec)  # the configuration never changes either
+        self._clouds = {cloud.name: cloud for cloud in config.clouds}
+        self._specs: dict[tuple[str, str], TargetSpec | None] = {}  # the configuration never changes either
+        self._group_references = References(database.drift, self._references)
 
     # --- targets -------------------------------------------------------------------------------------
 
@@ -231,7 +244,7 @@ class ReadModel:
 
     def row(self, key: TargetKey) -> TargetRow:
         """A known target; raises NotFound naming the label the configuration lacks, or the missing first poll."""
-        row = self.known().get(key)
+        row = self._repository.target_row(key) if self._config.watches(key.cloud, key.schema) else None
         if row is None:
             raise NotFound(self._unknown(key))
         return row
@@ -254,25 +267,50 @@ class ReadModel:
 
     def targets(self, now: datetime | None = None) -> list[TargetView]:
         """Every known target with its state, in label order."""
-        return self._views(self.known(), now or utcnow())
+        known = self.known()
+        ordered = {key: known[key] for key in sorted(known, key=lambda k: (k.cloud, k.region, k.schema))}
+        return self._views(ordered, now or utcnow())
+
+    def targets_page(self, after: TargetKey | None, limit: int, now: datetime | None = None) -> TargetPage:
+        """At most ``limit`` (1 to :data:`MAX_PAGE`) known targets with their state, the first after ``after``
+        (None: from the start) in label order as the database orders labels, and the last one's key when more
+        follow. Each page costs about ``limit`` targets' reads whatever the fleet's size (keyset paging on the
+        labels' index; the group references cached, :mod:`monitor.read.references`)."""
+        rows = self._known_page(after, limit + 1)  # one more tells whether another page follows
+        page = rows[:limit]
+        views = self._views({row.key: row for row in page}, now or utcnow())
+        return TargetPage(views, page[-1].key if len(rows) > limit else None)
+
+    def _known_page(self, after: TargetKey | None, count: int) -> list[TargetRow]:
+        """Up to ``count`` known targets after ``after``: pages of the database's targets, those of an (cloud,
+        schema) the configuration no longer watches left out."""
+        found: list[TargetRow] = []
+        while len(found) < count:
+            batch = self._repository.target_page(after, count)
+            found += [row for row in batch if self._config.watches(row.key.cloud, row.key.schema)]
+            if len(batch) < count:
+                break
+            after = batch[-1].key
+        return found[:count]
 
     def target(self, key: TargetKey, now: datetime | None = None) -> TargetView:
         """One known target's view (its deviation judged within its cloud and schema); raises NotFound."""
-        self.row(key)
-        group = {k: row for k, row in self.known().items() if (k.cloud, k.schema) == (key.cloud, key.schema)}
-        return next(view for view in self._views(group, now or utcnow()) if view.key == key)
+        return self._views({key: self.row(key)}, now or utcnow())[0]  # the group's reference: counted, cached
 
     def _views(self, rows: Mapping[TargetKey, TargetRow], now: datetime) -> list[TargetView]:
-        states = self._repository.load_states([row.id for row in rows.values()])
-        baselines = self._intelligence.baselines()
-        acks = self._intelligence.active_acks(now)
+        """The views of ``rows``, in their order. Up to :data:`MAX_PAGE` rows the database reads only theirs."""
+        ids = [row.id for row in rows.values()]
+        some = ids if len(ids) <= MAX_PAGE else None  # None: queries over every target beat parameter lists
+        states = self._repository.load_states(ids)
+        baselines = self._intelligence.baselines(some)
+        acks = self._intelligence.active_acks(now, some)
         settings = self._config.changes
-        changes = self._intelligence.change_times(rules.flapping_since(now, settings.flapping_window))
+        changes = self._intelligence.change_times(rules.flapping_since(now, settings.flapping_window), some)
         rollouts = {(r.cloud, r.schema): r.to_sha256 for r in self._intelligence.open_rollouts()}
-        references = self._reference_documents({key: states[row.id] for key, row in rows.items()})
+        references = self._group_references.get()
         views = []
-        for key in sorted(rows, key=lambda k: (k.cloud, k.region, k.schema)):
-            row, state, group = rows[key], states[rows[key].id], (key.cloud, key.schema)
+        for key, row in rows.items():
+            state, group = states[row.id], (key.cloud, key.schema)
             interval = self._interval(key)
             pending = self._pending(key, baselines.get(row.id), state, acks.get(row.id, set()))
             flips = changes.get(row.id, ())
@@ -295,17 +333,6 @@ class ReadModel:
     def _ignore(self, key: TargetKey) -> IgnoreRules:
         spec = self._spec(key)
         return spec.ignore if spec is not None else IgnoreRules()
-
-    def _reference_documents(self, states: Mapping[TargetKey, TargetState]) -> dict[tuple[str, str], str | None]:
-        """The reference document of each (cloud, schema) among ``states`` (:func:`rules.reference_document`)."""
-        groups: dict[tuple[str, str], dict[str, str]] = {}
-        for key, state in states.items():
-            if state.document is not None:
-                groups.setdefault((key.cloud, key.schema), {})[key.region] = state.document.sha256
-        return {
-            (cloud, schema): rules.Documents.of(current).reference(self._references.get(cloud, MAJORITY))
-            for (cloud, schema), current in groups.items()
-        }
 
     # --- documents, snapshots, history ---------------------------------------------------------------
 
@@ -357,7 +384,7 @@ class ReadModel:
     def baseline_diff(self, key: TargetKey) -> Comparison:
         """The approved baseline against the current document; raises NotFound, Conflict."""
         row = self.row(key)
-        baseline = self._intelligence.baselines().get(row.id)
+        baseline = self._intelligence.baselines([row.id]).get(row.id)
         state = self._repository.load_states([row.id])[row.id]
         if baseline is None or state.document is None:
             raise Conflict(f"{key} has no snapshot yet")
@@ -397,10 +424,10 @@ class ReadModel:
         now = now or utcnow()
         row = self.row(key)
         state = self._repository.load_states([row.id])[row.id]
-        baseline = self._intelligence.baselines().get(row.id)
+        baseline = self._intelligence.baselines([row.id]).get(row.id)
         if baseline is None or state.document is None:
             raise Conflict(f"{key} has no snapshot yet")
-        return self._items(key, baseline, state, self._intelligence.active_acks(now).get(row.id, set()))
+        return self._items(key, baseline, state, self._intelligence.active_acks(now, [row.id]).get(row.id, set()))
 
     def _pending(
         self, key: TargetKey, baseline: Baseline | None, state: TargetState, acked: set[str]
@@ -447,8 +474,16 @@ class ReadModel:
         return SurfaceView(cloud, regions, table, gaps, _missing_services(services))
 
     def _spec(self, key: TargetKey) -> TargetSpec | None:
-        """``key``'s settings (None: not a target of the configuration), looked up once per key."""
-        return self._specs(key)
+        """``key``'s settings (None: not a target of the configuration). Only what does not depend on the region
+        is read from it (interval, ignore rules, kind, service), so it is looked up once per (cloud, schema): a
+        page of targets builds no spec per target."""
+        cloud = self._clouds.get(key.cloud)
+        if cloud is None or (isinstance(cloud.regions, list) and not cloud.lists(key.region)):
+            return None
+        group = (key.cloud, key.schema)
+        if group not in self._specs:  # a race only looks it up twice
+            self._specs[group] = self._lookup_spec(key)
+        return self._specs[group]
 
     def _lookup_spec(self, key: TargetKey) -> TargetSpec | None:
         try:

@@ -9,11 +9,11 @@ a few times first.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import BigInteger, Engine, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -72,3 +72,11 @@ class Transactions:
 def dialect_insert(session: Session) -> Callable[..., Any]:
     """The dialect's INSERT, which offers ``on_conflict_do_nothing`` on both backends."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def among_ids(session: Session, column: Any, ids: Collection[int]) -> Any:
+    """The condition ``column IN ids``. On PostgreSQL one array parameter (``= ANY(:ids)``) rather than a
+    placeholder per id: a page of 500 ids then costs microseconds to compile and send, not milliseconds."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(BigInteger)))
+    return column.in_(list(ids))

@@ -12,14 +12,15 @@ repository's (:mod:`monitor.store.repository`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, or_, select, tuple_, update
+from sqlalchemy.orm import Session, aliased
 
 from monitor.domain import TargetKey
-from monitor.store.base import Transactions, as_utc, dialect_insert, opt_aware
+from monitor.store.base import Transactions, among_ids, as_utc, dialect_insert, opt_aware
 from monitor.store.records import Baseline, RolloutRecord, StoreError, Window
 from monitor.store.repository import change_times, load_document
 from monitor.store.tables import Acknowledgement, ExpectedWindow, Rollout, Snapshot, Target
@@ -32,28 +33,95 @@ def _rollout(row: Rollout) -> RolloutRecord:
     )  # fmt: skip
 
 
+def _latest(snapshot: type[Snapshot]) -> Any:
+    """The condition that a row of ``snapshot`` is its target's latest (no later snapshot of the same target):
+    an anti-join both databases run as one pass over the snapshots' index."""
+    later = aliased(Snapshot)
+    return ~exists().where(later.target_id == snapshot.target_id, later.id > snapshot.id)
+
+
 class DriftStore(Transactions):
     """Every method is one transaction; raises StoreError."""
 
-    def baselines(self) -> dict[int, Baseline]:
-        """Each target's approved document: its baseline snapshot, or its first snapshot."""
+    def baselines(self, target_ids: Collection[int] | None = None) -> dict[int, Baseline]:
+        """Each target's approved document: its baseline snapshot, or its first snapshot; of ``target_ids`` only
+        when given (a page of targets: the database reads theirs, not every target's)."""
 
         def work(session: Session) -> dict[int, Baseline]:
             first = select(Snapshot.target_id, func.min(Snapshot.id).label("id")).group_by(Snapshot.target_id)
+            if target_ids is not None:
+                first = first.where(among_ids(session, Snapshot.target_id, target_ids))
             firsts = first.subquery()
             wanted = func.coalesce(Target.baseline_snapshot_id, firsts.c.id)
             query = (
                 select(Target.id, Snapshot.id, Snapshot.document_sha256)
                 .join(firsts, firsts.c.target_id == Target.id)
                 .join(Snapshot, Snapshot.id == wanted)
-            )  # one query, no parameter list, whatever the number of targets
+            )  # one query, no parameter list, whatever the number of targets (unless asked for some)
+            if target_ids is not None:
+                query = query.where(among_ids(session, Target.id, target_ids))
             return {tid: Baseline(sid, sha) for tid, sid, sha in session.execute(query)}
 
         return self._run("read", work)
 
-    def change_times(self, since: datetime) -> dict[int, list[datetime]]:
-        """When each target's document changed since ``since`` (see :func:`monitor.store.repository.change_times`)."""
-        return self._run("restore", lambda session: change_times(session, since))
+    def change_times(self, since: datetime, target_ids: Collection[int] | None = None) -> dict[int, list[datetime]]:
+        """When each target (of ``target_ids``, when given) changed its document since ``since`` (see
+        :func:`monitor.store.repository.change_times`)."""
+        return self._run("restore", lambda session: change_times(session, since, target_ids))
+
+    # --- the documents each (cloud, schema) serves now ---------------------------------------------
+
+    def document_tallies(self) -> dict[tuple[str, str], dict[str, tuple[int, str]]]:
+        """For each (cloud, schema): each document its targets polled now (not retired) serve, with how many
+        regions serve it and the first of them (``sha256 -> (regions, first region)``), what the majority needs
+        (:func:`monitor.judge.regions.tallied_majority`); one aggregate over the targets' latest snapshots, a pass
+        over the fleet: cache it (see :meth:`documents_stamp`)."""
+
+        def work(session: Session) -> dict[tuple[str, str], dict[str, tuple[int, str]]]:
+            # plain code point order, as the majority's tie-break: PostgreSQL's collation might be another
+            region = Target.region.collate("C") if session.get_bind().dialect.name == "postgresql" else Target.region
+            query = (
+                select(Target.cloud, Target.schema, Snapshot.document_sha256, func.count(), func.min(region))
+                .join(Target, Target.id == Snapshot.target_id)
+                .where(Target.retired_at.is_(None), _latest(Snapshot))
+                .group_by(Target.cloud, Target.schema, Snapshot.document_sha256)
+            )
+            tallies: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+            for cloud, schema, sha, regions, first in session.execute(query):
+                tallies.setdefault((cloud, schema), {})[sha] = (int(regions), first)
+            return tallies
+
+        return self._run("read", work)
+
+    def region_documents(self, regions: Collection[tuple[str, str]]) -> dict[TargetKey, str]:
+        """The current document (sha256) of every target polled now in each of ``regions`` (cloud, region)."""
+
+        def work(session: Session) -> dict[TargetKey, str]:
+            query = (
+                select(Target.cloud, Target.region, Target.schema, Snapshot.document_sha256)
+                .join(Target, Target.id == Snapshot.target_id)
+                .where(Target.retired_at.is_(None), _latest(Snapshot),
+                       tuple_(Target.cloud, Target.region).in_(list(regions)))
+            )  # fmt: skip
+            return {TargetKey(c, r, s): sha for c, r, s, sha in session.execute(query)}
+
+        return self._run("read", work) if regions else {}
+
+    def documents_stamp(self) -> tuple[Any, ...]:
+        """A value that changes whenever a target's current document or the set of targets polled now may have:
+        the number of snapshots and the newest one's id (snapshots are only ever added, so the count moves with
+        every committed one, whatever order PostgreSQL's ids commit in), the number of targets and of retired
+        ones, the latest retirement. Cheap (two index counts), so a cache of :meth:`document_tallies` can ask it
+        before every answer."""
+
+        def work(session: Session) -> tuple[Any, ...]:
+            count = select(func.count()).select_from(Snapshot).scalar_subquery()
+            newest = select(func.max(Snapshot.id)).scalar_subquery()
+            targets = select(func.count(), func.count(Target.retired_at), func.max(Target.retired_at))
+            row = session.execute(targets.add_columns(count, newest).select_from(Target)).one()
+            return tuple(row)
+
+        return self._run("read", work)
 
     def document_body(self, sha256: str) -> str:
         def work(session: Session) -> str:
@@ -64,16 +132,17 @@ class DriftStore(Transactions):
 
         return self._run("read", work)
 
-    def active_acks(self, now: datetime) -> dict[int, set[str]]:
-        """Fingerprints acknowledged per target id, expired ones left out."""
+    def active_acks(self, now: datetime, target_ids: Collection[int] | None = None) -> dict[int, set[str]]:
+        """Fingerprints acknowledged per target id (of ``target_ids``, when given), expired ones left out."""
 
         def work(session: Session) -> dict[int, set[str]]:
-            rows = session.execute(
-                select(Acknowledgement.target_id, Acknowledgement.fingerprint).where(
-                    Acknowledgement.fingerprint.is_not(None),
-                    or_(Acknowledgement.expires_at.is_(None), Acknowledgement.expires_at > now),
-                )
+            query = select(Acknowledgement.target_id, Acknowledgement.fingerprint).where(
+                Acknowledgement.fingerprint.is_not(None),
+                or_(Acknowledgement.expires_at.is_(None), Acknowledgement.expires_at > now),
             )
+            if target_ids is not None:
+                query = query.where(among_ids(session, Acknowledgement.target_id, target_ids))
+            rows = session.execute(query)
             acks: dict[int, set[str]] = {}
             for target_id, fp in rows:
                 if fp is not None:

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Engine, Row, delete, func, insert, select, text, true, update
+from sqlalchemy import CursorResult, Engine, Row, delete, func, insert, select, text, true, tuple_, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import (
@@ -27,7 +27,7 @@ from monitor.domain import (
     fingerprint,
     utcnow,
 )
-from monitor.store.base import Transactions, as_utc, dialect_insert, opt_aware
+from monitor.store.base import Transactions, among_ids, as_utc, dialect_insert, opt_aware
 from monitor.store.coordination import check_fence, check_fences
 from monitor.store.records import (
     ChangeRecord,
@@ -127,9 +127,9 @@ class Repository(Transactions):
         """
 
         def work(session: Session) -> dict[int, TargetState]:
-            if len(target_ids) > CHUNK:  # a fleet: five queries over every target beat parameter lists
+            if len(target_ids) > FEW_CHUNKS * CHUNK:  # a fleet: five queries over every target beat parameter lists
                 return _states(session, target_ids, every=True)
-            return _states(session, target_ids)
+            return {tid: state for ids in _chunks(target_ids) for tid, state in _states(session, ids).items()}
 
         return self._run("restore", work)
 
@@ -370,6 +370,40 @@ class Repository(Transactions):
 
         return self._run("read", work)
 
+    def target_row(self, key: TargetKey) -> TargetRow | None:
+        """The target ``key`` while it is polled (None: unknown or retired); one index lookup."""
+
+        def work(session: Session) -> TargetRow | None:
+            query = select(Target.id, Target.url).where(
+                Target.cloud == key.cloud, Target.region == key.region, Target.schema == key.schema,
+                Target.retired_at.is_(None),
+            )  # fmt: skip
+            found = session.execute(query).first()
+            return TargetRow(found.id, key, found.url) if found is not None else None
+
+        return self._run("read", work)
+
+    def target_page(self, after: TargetKey | None, limit: int) -> list[TargetRow]:
+        """Up to ``limit`` targets polled now (retired ones left out) in label order — cloud, region, schema as
+        the database orders them — the first after ``after`` (None: from the start).
+
+        Keyset paging on the unique index of the labels (``uq_targets_key``): the database reads about
+        ``limit`` index entries whatever the number of targets, and a walk sees each target once while others
+        are added or retired before or after the page it is on.
+        """
+
+        def work(session: Session) -> list[TargetRow]:
+            labels = tuple_(Target.cloud, Target.region, Target.schema)
+            query = select(Target.id, Target.cloud, Target.region, Target.schema, Target.url).where(
+                Target.retired_at.is_(None)
+            )
+            if after is not None:
+                query = query.where(labels > tuple_(after.cloud, after.region, after.schema))
+            query = query.order_by(Target.cloud, Target.region, Target.schema).limit(limit)
+            return [TargetRow(r.id, TargetKey(r.cloud, r.region, r.schema), r.url) for r in session.execute(query)]
+
+        return self._run("read", work)
+
     def change(self, change_id: int) -> ChangeRecord | None:
         """One stored change (a permalink), or None."""
 
@@ -411,10 +445,11 @@ def change_times(
     ``changes.flapping_window``), for the metrics, the notifications and the read side alike.
     """
     firsts = select(func.min(Snapshot.id)).group_by(Snapshot.target_id)
-    query = select(Snapshot.target_id, Snapshot.first_seen).where(Snapshot.first_seen >= since,
-                                                                  Snapshot.id.not_in(firsts))  # fmt: skip
-    if target_ids is not None:
-        query = query.where(Snapshot.target_id.in_(list(target_ids)))
+    query = select(Snapshot.target_id, Snapshot.first_seen).where(Snapshot.first_seen >= since)
+    if target_ids is not None:  # both sides: the firsts of a page of targets, not of every target
+        query = query.where(among_ids(session, Snapshot.target_id, target_ids))
+        firsts = firsts.where(among_ids(session, Snapshot.target_id, target_ids))
+    query = query.where(Snapshot.id.not_in(firsts))
     times: dict[int, list[datetime]] = {}
     for target_id, first_seen in session.execute(query.order_by(Snapshot.first_seen)):
         times.setdefault(target_id, []).append(as_utc(first_seen))
@@ -490,6 +525,7 @@ def _transition(row: PollTransition) -> TransitionRecord:
 
 
 CHUNK = 500  # rows or ids per statement: under SQLite's variable limit, small enough for any driver
+FEW_CHUNKS = 4  # up to this many chunks of ids (a page of targets), queries per chunk beat reading every target
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
@@ -502,7 +538,7 @@ def _states(session: Session, target_ids: Sequence[int], *, every: bool = False)
     over all targets of the database, keeping those asked for."""
 
     def among(column: Any) -> Any:
-        return true() if every else column.in_(target_ids)
+        return true() if every else among_ids(session, column, target_ids)
 
     latest = select(func.max(Snapshot.id)).where(among(Snapshot.target_id)).group_by(Snapshot.target_id)
     # columns, not ORM entities: a restore or GET /api/targets reads 10,000 of each

@@ -4,7 +4,8 @@ the answer.
 Routes (all answer ``application/json``; errors are ``{"error": "<message>"}``), by family:
 
 * ``GET  /api/`` — this index: the OpenAPI document and a path into each family;
-* targets: ``GET /api/targets`` (every target with its current state), and per target
+* targets: ``GET /api/targets`` (every target with its current state; paged in label order by ``limit`` and the
+  opaque cursor ``after``: ``next`` link), and per target
   ``GET …/{cloud}/{region}/{schema}/snapshots`` (oldest first), ``…/transitions`` (when its polls started
   failing, why, and recovered), ``…/diff`` (two snapshots, in a report format), ``…/drift`` (baseline → now,
   with the fingerprints ``ack`` takes);
@@ -173,10 +174,21 @@ def _family(path: str) -> str:
 def _targets(api: APIRouter, context: ApiContext) -> None:
     read = context.read
 
-    @api.get("/targets", response_model=models.TargetList, responses=_errors(), dependencies=NO_QUERY,
-             summary="Every target with its current state")  # fmt: skip
-    def targets() -> dict[str, Any]:
-        return {"targets": [_target_json(view) for view in read.targets()]}
+    @api.get("/targets", response_model=models.TargetList, responses=_errors(404),
+             dependencies=[Depends(strict_query("limit", "after"))],
+             summary="Every target with its current state, a page at a time in label order")  # fmt: skip
+    def targets(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=models.MAX_TARGETS)] = models.DEFAULT_TARGETS,
+        after: Annotated[str | None, Query(pattern=checks.CURSOR_PATTERN, description=models.AFTER_RULE)] = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        page = read.targets_page(checks.after_target("after", after) if after is not None else None, limit)
+        rest = {name: value for name, value in request.query_params.items() if name != "after"}
+        cursor = checks.target_cursor(page.next_after) if page.next_after is not None else None
+        return {
+            "targets": [_target_json(view) for view in page.targets],
+            "next": "/api/targets?" + urlencode({**rest, "after": cursor}) if cursor else None,
+        }
 
     @api.get("/documents/{sha256}", response_model=dict[str, Any], responses=_errors(404), dependencies=NO_QUERY,
              summary="A stored canonical document, byte for byte")  # fmt: skip

@@ -13,9 +13,13 @@ from pydantic.json_schema import SkipJsonSchema
 
 from monitor.fleet.rules import RolloutRole, Standing
 from monitor.read import checks, commands
+from monitor.read.model import MAX_PAGE
 
 MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 100
+MAX_TARGETS: Final = MAX_PAGE  # targets per page of GET /api/targets
+DEFAULT_TARGETS: Final = 500
+AFTER_RULE: Final = "the cursor of the previous page's next link (opaque): the page starts after that target"
 MAX_ID: Final = checks.MAX_ID
 MAX_BODY: Final = 64 * 1024
 MAX_FINGERPRINTS: Final = commands.MAX_FINGERPRINTS
@@ -26,6 +30,7 @@ SHA256_PATTERN: Final = "^[0-9a-fA-F]{64}$"
 DURATION_PATTERN: Final = "^[0-9]{1,12}(\\.[0-9]{1,6})?(ms|s|m|h|d)?$"  # a subset of what parse_duration reads
 TEXT_PATTERN: Final = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # not blank, no NUL (PostgreSQL refuses NUL)
 PATTERN_RULES: Final = {
+    checks.CURSOR_PATTERN: checks.CURSOR_RULE,
     SHA256_PATTERN: "must be 64 hexadecimal characters (a sha256)",
     "^[0-9a-f]{64}$": "must be 64 lowercase hexadecimal characters (a sha256)",
     commands.FINGERPRINT_PATTERN: commands.FINGERPRINT_RULE,
@@ -84,6 +89,7 @@ class Target(Closed):
 
 class TargetList(Closed):
     targets: list[Target]
+    next: str | None  # the next page (the same query, with after); None on the last page
 
 
 class Snapshot(Closed):

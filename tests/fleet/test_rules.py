@@ -13,7 +13,7 @@ import yaml
 from monitor.domain import ABSENT, Change, IgnoreRules, Severity, TargetKey, fingerprint
 from monitor.fleet import rules
 from monitor.fleet.rules import MAJORITY, Documents, RolloutRole, RolloutStep
-from monitor.judge.regions import compare_regions
+from monitor.judge.regions import Tally, compare_regions
 from monitor.poll.scheduler import FLUSH_INTERVAL_S
 from tests.support.paths import ROOT
 
@@ -30,6 +30,21 @@ def test_the_configured_region_is_the_reference_while_it_has_a_document() -> Non
     assert rules.reference("r3", {"r1": A, "r2": B}) == MAJORITY
     assert rules.reference(MAJORITY, {"r1": A}) == MAJORITY
     assert rules.reference_document("r3", {"r1": A, "r2": A, "r3": B}, {A: {"r1", "r2"}, B: {"r3"}}) == B
+
+
+@pytest.mark.parametrize(
+    ("configured", "current"),
+    [("r3", {"r1": A, "r2": A, "r3": B}), ("r3", {"r1": A, "r2": B}), (MAJORITY, {"r2": A, "r4": A, "r1": B, "r3": B}),
+     (MAJORITY, {}), ("r1", {})],
+)  # fmt: skip
+def test_the_reference_from_counted_documents_is_the_reference_from_the_regions(
+    configured: str, current: dict[str, str]
+) -> None:
+    """The read model's pages count each group's documents in the database instead of reading every region."""
+    documents = Documents.of(current)
+    tallies = {sha: Tally(len(regions), min(regions)) for sha, regions in documents.by_document.items()}
+    expected = documents.reference(configured)
+    assert rules.tallied_reference(configured, current.get(configured), tallies) == expected
 
 
 def test_without_any_document_there_is_no_reference_and_nothing_deviates() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from monitor.judge.regions import RegionComparison, Variant, compare_regions
+from monitor.judge.regions import RegionComparison, Tally, Variant, compare_regions, majority, tallied_majority
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 
@@ -70,3 +72,20 @@ def test_cloud_qualified_labels_compare_across_clouds() -> None:
     assert result.deviating == ("huawei/cn-north-4",)
     assert result.variant_of("openstack/RegionOne") == Variant(B, ("openstack/RegionOne",))
     assert result.variant_of("huawei/la-south-2") is None
+
+
+@given(st.dictionaries(st.sampled_from(["a", "b", "c", "d-1", "r10", "r2", "Z"]), st.sampled_from(["x", "y", "z"]),
+                       min_size=1))  # fmt: skip
+def test_the_majority_from_counts_is_the_majority_from_the_regions(current: dict[str, str]) -> None:
+    """What a database counts (how many regions serve each document, and the first of them) picks the same
+    majority as the regions themselves, ties included."""
+    serving: dict[str, set[str]] = {}
+    for region, sha in current.items():
+        serving.setdefault(sha, set()).add(region)
+    tallies = {sha: Tally(len(regions), min(regions)) for sha, regions in serving.items()}
+    assert tallied_majority(tallies) == majority(serving)
+
+
+def test_the_majority_from_counts_needs_a_document() -> None:
+    with pytest.raises(ValueError, match="no region has a document"):
+        tallied_majority({})

@@ -194,14 +194,14 @@ def test_load_states_restores_the_latest_snapshot_and_times(repo: Repository) ->
 
 
 def test_load_states_answers_for_many_targets_at_once(repo: Repository) -> None:
-    keys = [TargetKey("c", f"r{i}", "images") for i in range(1200)]  # more than one batch of ids
+    keys = [TargetKey("c", f"r{i}", "images") for i in range(2100)]  # more than a few batches: read over every target
     ids = repo.ensure_targets([(key, f"u{i}") for i, key in enumerate(keys)])
     for key in keys[::100]:
         repo.record_snapshot(ids[key], None, stored(DOC_A), [], ok(key, T0), transition=True)
 
     states = repo.load_states(list(ids.values()))
 
-    assert len(states) == 1200
+    assert len(states) == 2100
     with_documents = {tid for tid, state in states.items() if state.document is not None}
     assert with_documents == {ids[key] for key in keys[::100]}
     assert all(states[ids[key]].last_poll_ok is None for key in keys[1:100])
