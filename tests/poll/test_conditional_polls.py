@@ -11,16 +11,15 @@ from sqlalchemy import select
 
 from monitor.app import Components
 from monitor.config import parse_config
-from monitor.domain import FailureReason, Severity, TargetKey
+from monitor.domain import FailureReason, Severity
 from monitor.poll import digest as digest_module
 from monitor.poll.fetch import Fetched
 from monitor.store.repository import Repository
 from monitor.store.tables import Snapshot
 from tests.conftest import config_data, full_metrics, make_config
-from tests.poll.test_service import every_row, poll, sample, start, stop
+from tests.support.polling import IMAGES, every_row, poll, sample, start, stop
 from tests.support.regions import Simulator
 
-IMAGES = TargetKey("sim", "r1", "images")
 PLACEMENT_STYLE = "Tue, 01 Dec 2026 19:22:57 GMT"  # the form of placement's Last-Modified (see docs/operations.md)
 
 

@@ -13,44 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.auth.credentials import StaticToken
 from monitor.config.settings import Secret, TokenSettings
 from monitor.domain import FailureReason, TargetKey, TargetSpec, TlsSettings
 from monitor.poll.fetch import Fetcher, FetchError, _Clients, _parse_retry_after
 from tests.conftest import TOKEN
+from tests.support.fetching import fetch, spec_for
 from tests.support.regions import Simulator
-
-
-def spec_for(sim: Simulator, region: str = "r1", schema: str = "images", **overrides: Any) -> TargetSpec:
-    values: dict[str, Any] = {
-        "key": TargetKey("sim", region, schema),
-        "url": sim.endpoint_template().replace("{region}", region) + f"/v2/schemas/{schema}",
-        "interval": 60.0,
-        "timeout": 3.0,
-        "jitter": 0.0,
-        "max_body_bytes": 5 * 2**20,
-        "retries": 0,
-        "retry_after_cap": 5.0,
-        "allow_http": True,
-        "auth": TokenSettings(token=Secret(TOKEN)),
-    }
-    values.update(overrides)
-    return TargetSpec(**values)
-
-
-def credentials_for(spec: TargetSpec) -> StaticToken | None:
-    return StaticToken(spec.auth) if isinstance(spec.auth, TokenSettings) else None
-
-
-def fetch(spec: TargetSpec) -> bytes:
-    async def go() -> bytes:
-        fetcher = Fetcher()
-        try:
-            return (await fetcher.fetch(spec, credentials_for(spec))).body
-        finally:
-            await fetcher.aclose()
-
-    return asyncio.run(go())
 
 
 def failure(spec: TargetSpec) -> FetchError:

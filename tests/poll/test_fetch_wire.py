@@ -22,7 +22,7 @@ from monitor.config.auth import TokenAuth
 from monitor.domain import FailureReason, TargetKey, TargetSpec
 from monitor.poll.fetch import Fetched, Fetcher, FetchError
 from tests.conftest import TOKEN
-from tests.poll.test_fetch import credentials_for, spec_for
+from tests.support.fetching import credentials_for, spec_for
 from tests.support.regions import Simulator
 
 TCP_ESTABLISHED = "01"

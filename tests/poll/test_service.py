@@ -10,9 +10,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from monitor.app import Components, build
+from monitor.app import Components
 from monitor.auth.credentials import Credentials
 from monitor.config import parse_config
 from monitor.domain import FailureReason, PollResult, Severity, TargetKey, TargetSpec
@@ -21,27 +21,10 @@ from monitor.poll.fetch import Fetched, Fetcher
 from monitor.poll.service import PollService
 from monitor.read.model import ReadModel
 from monitor.store.repository import Repository
-from monitor.store.tables import Base, ChangeRow, Document, PollTransition, Snapshot
+from monitor.store.tables import ChangeRow, Document, PollTransition, Snapshot
 from tests.conftest import TOKEN, allow_inserts, config_data, fail_inserts, full_metrics, make_config
+from tests.support.polling import IMAGES, every_row, poll, rows, run, sample, start, stop
 from tests.support.regions import Simulator, mutate_breaking
-
-IMAGES = TargetKey("sim", "r1", "images")
-
-
-_LOOPS: dict[int, asyncio.AbstractEventLoop] = {}
-
-
-def start(config: Any) -> Components:
-    """Build the pipeline with its own event loop (httpx clients and locks bind to one loop)."""
-    components = build(config)
-    _LOOPS[id(components)] = asyncio.new_event_loop()
-    return components
-
-
-def stop(components: Components) -> None:
-    loop = _LOOPS.pop(id(components))
-    loop.run_until_complete(components.aclose())
-    loop.close()
 
 
 @pytest.fixture
@@ -51,21 +34,6 @@ def parts(simulator: Simulator, migrated_db_url: str) -> Iterator[Components]:
     stop(components)
 
 
-def poll(parts: Components, key: TargetKey = IMAGES) -> PollResult:
-    spec = next(s for s in parts.specs if s.key == key)
-    return _LOOPS[id(parts)].run_until_complete(parts.service.poll(spec))
-
-
-def rows(parts: Components, table: Any) -> int:
-    with parts.database.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-
-
-def sample(parts: Components, name: str, key: TargetKey = IMAGES, **extra: str) -> float | None:
-    labels = {"cloud": key.cloud, "region": key.region, "schema": key.schema, **extra}
-    return parts.metrics.registry.get_sample_value(name, labels)
-
-
 def test_the_first_poll_is_a_snapshot_not_a_change(parts: Components) -> None:
     result = poll(parts)
     assert result.ok and result.first_snapshot and result.changes == ()
@@ -73,10 +41,6 @@ def test_the_first_poll_is_a_snapshot_not_a_change(parts: Components) -> None:
     assert sample(parts, "schemadrift_poll_success") == 1
     assert sample(parts, "schemadrift_schema_properties") == 33
     assert sample(parts, "schemadrift_changes_total", severity="breaking") == 0
-
-
-def every_row(parts: Components) -> dict[str, int]:
-    return {table.name: rows(parts, table) for table in Base.metadata.sorted_tables}
 
 
 def count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
@@ -98,7 +62,7 @@ def test_an_unchanged_poll_writes_no_row_and_parses_nothing(parts: Components, m
     parsed = count_parses(monkeypatch)
 
     results = [poll(parts) for _ in range(3)]
-    _LOOPS[id(parts)].run_until_complete(parts.service.flush())
+    run(parts, parts.service.flush())
 
     assert all(r.ok and not r.first_snapshot and r.changes == () for r in results)
     assert every_row(parts) == before and before["poll_transitions"] == 1
@@ -183,7 +147,7 @@ def poll_all(parts: Components) -> list[PollResult]:
     async def every() -> list[PollResult]:
         return await asyncio.gather(*(parts.service.poll(spec) for spec in parts.specs))
 
-    return _LOOPS[id(parts)].run_until_complete(every())
+    return run(parts, every())
 
 
 def test_first_snapshots_polled_together_are_written_in_batches(
@@ -231,7 +195,7 @@ def test_cancelled_first_polls_let_their_queued_writes_land_and_be_counted(
         release.set()
         return await asyncio.gather(*tasks, return_exceptions=True)
 
-    outcomes = _LOOPS[id(parts)].run_until_complete(cancel_midway())
+    outcomes = run(parts, cancel_midway())
 
     assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
     written = rows(parts, Snapshot)
@@ -511,11 +475,11 @@ def test_max_concurrency_is_one_limit_the_services(simulator: Simulator, migrate
         return results
 
     try:
-        results = _LOOPS[id(parts)].run_until_complete(every_target())
+        results = run(parts, every_target())
         assert len(results) == 12 and all(r.ok for r in results) and fetcher.most == 3
         # the fetcher has no limit of its own that could queue a poll inside its deadline
         assert not any(isinstance(value, asyncio.Semaphore) for value in vars(parts.fetcher).values())
     finally:
-        _LOOPS[id(parts)].run_until_complete(fetcher.aclose())
+        run(parts, fetcher.aclose())
         service.close()
         stop(parts)

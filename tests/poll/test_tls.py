@@ -22,7 +22,7 @@ from monitor.config import Config, parse_config
 from monitor.domain import FailureReason
 from monitor.poll.fetch import Fetcher, FetchError
 from monitor.signals.metrics import Metrics
-from tests.poll.test_fetch import fetch as fetch_spec
+from tests.support.fetching import fetch as fetch_spec
 from tests.support.identity import IdentitySimulator, region_authorizer
 from tests.support.pki import issue, make_ca
 from tests.support.regions import Simulator

@@ -28,8 +28,8 @@ from monitor.signals.notify.report import build_report, change_lines
 from monitor.signals.notify.slack import slack_message
 from monitor.store.records import ChangeRecord, ExportCursor, ExportedChange, ExportedSnapshot, HistoryFilter
 from tests.conftest import REGIONS, TOKEN
+from tests.support.live_api import Live, api_config
 from tests.support.regions import Simulator, mutate_breaking
-from tests.web.test_api import Live, api_config
 
 R1 = TargetKey("sim", "r1", "images")
 ITEM = "/properties/images/items/properties"

@@ -28,7 +28,7 @@ from monitor.store.records import ExportCursor, ExportedSnapshot, ExportScope, H
 from monitor.store.repository import Repository
 from monitor.store.tables import Snapshot
 from tests.conftest import config_data, make_config, require_tool
-from tests.poll.test_service import poll, start, stop
+from tests.support.polling import poll, start, stop
 from tests.support.regions import Simulator
 
 R1, R2, R3 = (TargetKey("sim", region, "images") for region in ("r1", "r2", "r3"))

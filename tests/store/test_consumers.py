@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from monitor.domain import ABSENT, Change, ConsumerBreak, FailureReason, PollResult, Severity, TargetKey
 from monitor.store.consumers import ConsumerStore
-from monitor.store.engine import make_engine, upgrade
 from monitor.store.records import HistoryFilter, TargetNow
 from monitor.store.repository import Repository
-from tests.store.test_repository import DOC_A, DOC_B, ok, stored
+from tests.support.stored import DOC_A, DOC_B, ok, stored
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 A = TargetKey("c", "r1", "compute-versions")
@@ -22,13 +19,6 @@ OTHER_SCHEMA = TargetKey("c", "r1", "images")
 RETIRED = TargetKey("c", "r4", "compute-versions")
 MARK = ConsumerBreak("tf", "815d30ea", "compute-versions: v2.1 serves microversion 2.96",
                      "max microversion 2.95 < required 2.96")  # fmt: skip
-
-
-@pytest.fixture
-def repo(db_url: str) -> Repository:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    return Repository(engine)
 
 
 def test_current_gives_each_polled_target_of_the_groups_its_document_and_failure(repo: Repository) -> None:

@@ -13,9 +13,7 @@ from monitor.domain import TargetKey
 from monitor.store.drift import DriftStore
 from monitor.store.repository import Repository
 from monitor.store.tables import Snapshot
-from tests.store.test_repository import DOC_A, DOC_B, T0, ok, repo, stored
-
-__all__ = ["repo"]  # the fixture
+from tests.support.stored import DOC_A, DOC_B, T0, ok, stored
 
 
 def fleet(repo: Repository, regions: list[str], schema: str = "images") -> dict[TargetKey, int]:

@@ -23,9 +23,8 @@ from tests.support.pgbouncer import PgBouncer
 
 pytestmark = pytest.mark.slow  # a real PgBouncer process
 
-# fixtures used here: PgBouncer's, and test_store's ``repo`` (here on the PgBouncer ``db_url``)
+# fixtures used here: PgBouncer's, and tests/store/conftest.py's ``repo`` (here on the PgBouncer ``db_url``)
 pgbouncer, pgbouncer_url, start_pgbouncer = bouncers.pgbouncer, bouncers.pgbouncer_url, bouncers.start_pgbouncer
-repo = test_store.repo
 
 # test_store's scenarios, collected again in this module (so with this module's db_url)
 SCENARIOS = {

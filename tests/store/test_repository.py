@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -14,7 +12,6 @@ from sqlalchemy import func, select, text
 from monitor.app import StartupError, open_database
 from monitor.config import parse_config
 from monitor.domain import ABSENT, Change, FailureReason, PollResult, Severity, TargetKey
-from monitor.judge.canonical import canonical_json, count_properties, document_sha256
 from monitor.store.coordination import CoordinationStore
 from monitor.store.engine import current_revision, head_revision, make_engine, upgrade
 from monitor.store.records import (
@@ -23,36 +20,17 @@ from monitor.store.records import (
     HistoryFilter,
     Seen,
     SnapshotConflictError,
-    StoredDocument,
     StoreError,
 )
 from monitor.store.repository import Repository
 from monitor.store.tables import ChangeRow, Document, PollTransition, Snapshot
 from tests.conftest import create_pg_database, drop_pg_database, fail_inserts
+from tests.support.stored import DOC_A, DOC_B, T0, ok, stored
 
 KEY = TargetKey("c", "r1", "images")
 OTHER = TargetKey("c", "r2", "images")
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def repo(db_url: str) -> Repository:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    return Repository(engine)
-
-
-def stored(doc: Mapping[str, Any]) -> StoredDocument:
-    canonical = canonical_json(doc)
-    return StoredDocument(document_sha256(canonical), canonical, len(canonical), count_properties(doc))
-
-
-def ok(key: TargetKey, at: datetime, changes: tuple[Change, ...] = ()) -> PollResult:
-    return PollResult(key, at, 0.1, ok=True, http_status=200, changes=changes)
-
-
-DOC_A = {"type": "object", "properties": {"a": {"type": "string"}}}
-DOC_B = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}}
 CHANGE = Change("/properties/b", "property-added", Severity.INFO, ABSENT, {"type": "integer"})
 
 

@@ -13,7 +13,7 @@ from monitor.domain import PollResult, TargetKey
 from monitor.store.engine import _alembic_config, make_engine, upgrade
 from monitor.store.records import Fence, Seen, SnapshotValidators, Validators
 from monitor.store.repository import Repository
-from tests.store.test_repository import DOC_A, DOC_B, stored
+from tests.support.stored import DOC_A, DOC_B, stored
 
 KEY = TargetKey("c", "r1", "images")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

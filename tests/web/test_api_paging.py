@@ -19,8 +19,8 @@ from monitor.domain import TargetKey
 from monitor.read.model import ReadModel
 from monitor.web.models import DEFAULT_TARGETS, MAX_TARGETS
 from tests.conftest import REGIONS, TOKEN, fresh_database, migrate
+from tests.support.live_api import R1_IMAGES, Live, error, start_live
 from tests.support.regions import Simulator
-from tests.web.test_api import R1_IMAGES, Live, error, start_live
 
 SCHEMAS = ("image", "images", "member", "members")
 Key = tuple[str, str, str]

@@ -34,10 +34,10 @@ from monitor.app import run_daemon
 from monitor.config import parse_config
 from tests.conftest import config_data
 from tests.support.browser import PAGE_TIMEOUT_S, PHONE, Browser, chromium, classes, is_loopback
+from tests.support.live_api import MIN_DISK, UPLOADER
 from tests.support.process import free_port, wait_for
 from tests.support.receiver import Receiver
 from tests.support.regions import Simulator
-from tests.web.test_api import MIN_DISK, UPLOADER
 
 pytestmark = pytest.mark.slow
 

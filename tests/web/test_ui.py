@@ -24,8 +24,8 @@ from monitor.signals.notify.report import build_report
 from monitor.store.records import HistoryFilter
 from monitor.web.ui import CSP, relative_root
 from tests.conftest import REGIONS, TOKEN, config_data, fresh_database, migrate
+from tests.support.live_api import R1_IMAGES, Live, api_config, start_live
 from tests.support.regions import Simulator
-from tests.web.test_api import R1_IMAGES, Live, api_config, start_live
 
 REMOVED = "/properties/images/items/properties/min_disk"
 HTML = "text/html; charset=utf-8"
