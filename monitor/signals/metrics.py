@@ -287,6 +287,7 @@ class Metrics:
         self._surface: dict[TargetKey, list[tuple[Gauge, tuple[str, ...]]]] = {}  # a target's API surface series
         self._catalog: dict[tuple[str, str], list[tuple[Gauge, str]]] = {}
         self._kinds: dict[TargetKey, tuple[str, ...]] = {}
+        self._durations: dict[str, Any] = {}  # cloud → its child of poll_duration
         self._targets = _TargetCollector()
         self.registry.register(self._targets)
         self.db_up.set(0)
@@ -380,7 +381,10 @@ class Metrics:
             if series is None:
                 return
             _count_poll(series, result)
-        self.poll_duration.labels(key.cloud).observe(result.duration)
+        duration = self._durations.get(key.cloud)
+        if duration is None:  # the labelled child, looked up once per cloud rather than per poll
+            duration = self._durations[key.cloud] = self.poll_duration.labels(key.cloud)
+        duration.observe(result.duration)
 
     def set_document(self, key: TargetKey, size: int, properties: int) -> None:
         """Describe the target's current document."""

@@ -33,7 +33,7 @@ def test_it_prints_the_cost_per_poll_of_each_client_and_the_daemon_and_the_fleet
     header = next(line for line in out.splitlines() if line.lstrip().startswith("targets"))
     names = re.split(r"\s{2,}", header.strip())
     assert names == [name for name, _width, _cell in FLEET_COLUMNS]
-    fleet = {}
+    fleet: dict[str, dict[str, str]] = {}
     for line in out.splitlines():
         cells = line.split()
         if cells and cells[0] in ("40", "80") and len(cells) == len(names):
@@ -48,5 +48,5 @@ def test_it_prints_the_cost_per_poll_of_each_client_and_the_daemon_and_the_fleet
     costs = {line.split()[0]: line.split() for line in out[out.index("CPU per unchanged poll") :].splitlines()[1:]}
     assert set(costs) == {name for name, _row in PER_POLL_ROWS} | {"daemon@40", "daemon@80"}, out
     assert costs["aiohttp"][2] == "1.00x"
-    for name, row in costs.items():
-        assert float(row[1]) > 0 and float(row[2].rstrip("x")) > 0, (name, row)
+    for name, cost in costs.items():
+        assert float(cost[1]) > 0 and float(cost[2].rstrip("x")) > 0, (name, cost)
