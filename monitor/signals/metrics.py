@@ -49,6 +49,9 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The media type of :meth:`Metrics.exposition` (Prometheus text format 0.0.4)."""
 
+RARELY_CHANGED = frozenset({"target_kind", "api_version", "api_min", "api_max", "catalog_service", "catalog_missing"})
+"""Families (:class:`Metrics` attributes) set when a target, its document or a catalog changes, not per poll."""
+
 # The _created series double the exposition for no alerting value.
 _disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -63,6 +66,7 @@ class _TargetSeries:
     """One target's values; ``pairs`` its rendered labels (``cloud="…"``, ``region="…"``, ``schema="…"``)."""
 
     pairs: tuple[str, ...]
+    labels: str = ""  # the pairs joined, as a sample writes them
     values: dict[str, float] = field(default_factory=dict)  # family attribute → value
     by_label: dict[str, dict[str, float]] = field(default_factory=dict)  # family attribute → label value → value
 
@@ -140,20 +144,48 @@ class _TargetCollector(Collector):
             return self._render()
 
     def _render(self) -> str:
-        series = self.targets.values()
+        series = list(self.targets.values())
         parts: list[str] = []
         for family in TARGET_FAMILIES:
             parts.append(
                 f"# HELP {family.sample} {_escape_help(family.documentation)}\n# TYPE {family.sample} {family.kind}\n"
             )
-            at = family.label_position
-            for target in series:
-                for extra, value in _samples(family, target):
-                    pairs = target.pairs
-                    if extra:
-                        pairs = (*pairs[:at], f'{family.label}="{_escape(extra[0])}"', *pairs[at:])
-                    parts.append(f"{family.sample}{{{','.join(pairs)}}} {_go_float(value)}\n")
+            if family.label is None:
+                _render_plain(family, series, parts)
+            else:
+                _render_labelled(family, series, parts)
         return "".join(parts)
+
+
+def _render_plain(family: _Family, series: Iterable[_TargetSeries], parts: list[str]) -> None:
+    """The lines of a family without an extra label: one per target (a hundred thousand in a scrape, so: one
+    f-string per line, the target's labels joined once, common values formatted once)."""
+    sample, attribute, text = family.sample, family.attribute, _FloatText()
+    for target in series:
+        parts.append(f"{sample}{{{target.labels}}} {text[target.values.get(attribute, 0.0)]}\n")
+
+
+def _render_labelled(family: _Family, series: Iterable[_TargetSeries], parts: list[str]) -> None:
+    """The lines of a family with an extra label (severity, reason): one per target and label value, sorted."""
+    sample, attribute, at, text = family.sample, family.attribute, family.label_position, _FloatText()
+    for target in series:
+        by_label = target.by_label.get(attribute)
+        if not by_label:
+            continue
+        for label, value in sorted(by_label.items()):
+            pairs = target.pairs
+            pairs = (*pairs[:at], f'{family.label}="{_escape(label)}"', *pairs[at:])
+            parts.append(f"{sample}{{{','.join(pairs)}}} {text[value]}\n")
+
+
+class _FloatText(dict[float, str]):
+    """Sample values as text, each distinct value formatted once per family (0, 1, intervals, sizes repeat)."""
+
+    def __missing__(self, value: float) -> str:
+        text = _go_float(value)
+        if len(self) < 4096:  # timestamps rarely repeat: do not hold them all
+            self[value] = text
+        return text
 
 
 def _samples(family: _Family, target: _TargetSeries) -> Iterator[tuple[tuple[str, ...], float]]:
@@ -171,7 +203,8 @@ def _go_float(value: float) -> str:
 
 
 def _copy(series: _TargetSeries) -> _TargetSeries:
-    return _TargetSeries(series.pairs, dict(series.values), {k: dict(v) for k, v in series.by_label.items()})
+    by_label = {k: dict(v) for k, v in series.by_label.items()}
+    return _TargetSeries(series.pairs, series.labels, dict(series.values), by_label)
 
 
 def _escape(value: str) -> str:
@@ -277,12 +310,15 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None, version: str = "") -> None:
         self.registry = registry or CollectorRegistry()
-        self._plain = CollectorRegistry(auto_describe=True)  # everything but the per-target families
+        self._plain = CollectorRegistry(auto_describe=True)  # everything but the per-target families and _rare
+        self._rare = CollectorRegistry(auto_describe=True)  # the families of :data:`RARELY_CHANGED`
+        self._rare_text: tuple[int, bytes] = (-1, b"")  # their exposition as of a generation
+        self._rare_generation = 0  # moved on after every change of them
         self.built: dict[str, Any] = {d.attribute: d.build() for d in _declared(type(self))}
         build_info = Info("schemadrift_build", "Version of schema-drift-monitor.", registry=None)
         build_info.info({"version": version})
-        for collector in (*self.built.values(), build_info):
-            self._plain.register(collector)
+        for attribute, collector in (*self.built.items(), ("build", build_info)):
+            (self._rare if attribute in RARELY_CHANGED else self._plain).register(collector)
             self.registry.register(collector)
         self._surface: dict[TargetKey, list[tuple[Gauge, tuple[str, ...]]]] = {}  # a target's API surface series
         self._catalog: dict[tuple[str, str], list[tuple[Gauge, str]]] = {}
@@ -296,8 +332,21 @@ class Metrics:
             self.db_errors.labels(operation)
 
     def exposition(self) -> bytes:
-        """Every metric in the Prometheus text format (:data:`CONTENT_TYPE`), for ``/metrics``."""
-        return generate_latest(self._plain) + self._targets.render().encode()
+        """Every metric in the Prometheus text format (:data:`CONTENT_TYPE`), for ``/metrics``.
+
+        The families of :data:`RARELY_CHANGED` (a series or more per target, set when a target or its document
+        comes and goes) are rendered again only after they changed.
+        """
+        generation, rare = self._rare_text
+        if generation != self._rare_generation:
+            generation = self._rare_generation  # read before rendering: a change meanwhile renders again next time
+            rare = generate_latest(self._rare)
+            self._rare_text = (generation, rare)
+        return generate_latest(self._plain) + rare + self._targets.render().encode()
+
+    def _rare_changed(self) -> None:
+        """A family of :data:`RARELY_CHANGED` changed (called after the change)."""
+        self._rare_generation += 1
 
     # --- targets -------------------------------------------------------------------------------------
 
@@ -319,6 +368,7 @@ class Metrics:
             self.set_surface(key, None, ())
             if (kind := self._kinds.pop(key, None)) is not None:
                 _remove(self.target_kind, kind)
+        self._rare_changed()
 
     def set_kind(self, key: TargetKey, kind: str, service: str | None) -> None:
         """What a target watches: its document's kind and (for the API surface) the service it describes."""
@@ -327,6 +377,7 @@ class Metrics:
             _remove(self.target_kind, before)
         self.target_kind.labels(*labels).set(1)
         self._kinds[key] = labels
+        self._rare_changed()
 
     def set_surface(self, key: TargetKey, service: str | None, versions: Iterable[SurfaceVersion]) -> None:
         """The API versions a target's versions document advertises now (none: drop its surface series)."""
@@ -345,6 +396,7 @@ class Metrics:
                     series.append((metric, labels))
         if series:
             self._surface[key] = series
+        self._rare_changed()
 
     def set_catalog(self, cloud: str, regions: Mapping[str, Iterable[str]]) -> None:
         """The service types each region's catalog offers (of those the config derives targets from), and the
@@ -363,6 +415,7 @@ class Metrics:
             for metric, service in series:
                 metric.labels(cloud, region, service).set(1)
             self._catalog[(cloud, region)] = series
+        self._rare_changed()
 
     def _update(self, key: TargetKey, **values: float) -> None:
         with self._targets.lock:
@@ -513,9 +566,8 @@ class Metrics:
 
 def _new_series(key: TargetKey) -> _TargetSeries:
     values = (key.cloud, key.region, key.schema)
-    series = _TargetSeries(
-        tuple(f'{name}="{_escape(value)}"' for name, value in zip(TARGET_LABELS, values, strict=True))
-    )
+    pairs = tuple(f'{name}="{_escape(value)}"' for name, value in zip(TARGET_LABELS, values, strict=True))
+    series = _TargetSeries(pairs, ",".join(pairs))
     for family in TARGET_FAMILIES:
         if family.label is None:
             series.values[family.attribute] = 0.0
