@@ -246,6 +246,9 @@ class Flapping:
         return frozenset(self._flapping)
 
 
+_NO_DRIFT = rules.by_severity(())
+
+
 class Drift:
     """Unacknowledged drift per target: baseline vs current, minus acknowledged and ignored changes."""
 
@@ -288,7 +291,7 @@ class Drift:
             changes = self.changes(key, baseline.sha256, current)
             pending = rules.unacknowledged(rules.drift_items(key, changes, self._specs[key].ignore, acked))
         self.unacknowledged[key] = [(item.fingerprint, item.change) for item in pending]
-        self._metrics.set_drift(key, rules.by_severity(pending))
+        self._metrics.set_drift(key, rules.by_severity(pending) if pending else _NO_DRIFT)
 
 
 def expected_now(windows: Sequence[Window], key: TargetKey, at: datetime) -> Window | None:

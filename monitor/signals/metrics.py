@@ -215,6 +215,23 @@ def _escape_help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n")
 
 
+class _KindCollector(Collector):
+    """``schemadrift_target_kind``: 1 per target, its labels read from ``kinds`` (target → label values) at each
+    collection — no prometheus_client child (a lock and a value object) per target."""
+
+    def __init__(self, kinds: Mapping[TargetKey, tuple[str, ...]]) -> None:
+        self._kinds = kinds
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "schemadrift_target_kind", "1 for each target: the kind of its document and the API.",
+            labels=(*TARGET_LABELS, "kind", "service"),
+        )  # fmt: skip
+        for labels in list(self._kinds.values()):
+            family.add_metric(labels, 1)
+        yield family
+
+
 # --- everything else ------------------------------------------------------------------------------------
 
 
@@ -280,8 +297,6 @@ class Metrics:
     api_version = _Metric(Gauge, "schemadrift_api_version_info",
                           "1 for each API version a versions document lists, with its status.",
                           (*TARGET_LABELS, "service", "version", "status"))  # fmt: skip
-    target_kind = _Metric(Gauge, "schemadrift_target_kind", "1 for each target: the kind of its document and the API.",
-                          (*TARGET_LABELS, "kind", "service"))  # fmt: skip
     catalog_service = _Metric(Gauge, "schemadrift_catalog_service",
                               "1 for each service type of the region's catalog the config derives targets from.",
                               ("cloud", "region", "service"))  # fmt: skip
@@ -317,12 +332,13 @@ class Metrics:
         self.built: dict[str, Any] = {d.attribute: d.build() for d in _declared(type(self))}
         build_info = Info("schemadrift_build", "Version of schema-drift-monitor.", registry=None)
         build_info.info({"version": version})
-        for attribute, collector in (*self.built.items(), ("build", build_info)):
+        self._kinds: dict[TargetKey, tuple[str, ...]] = {}  # exported as schemadrift_target_kind (_KindCollector)
+        kinds = _KindCollector(self._kinds)
+        for attribute, collector in (*self.built.items(), ("build", build_info), ("target_kind", kinds)):
             (self._rare if attribute in RARELY_CHANGED else self._plain).register(collector)
             self.registry.register(collector)
         self._surface: dict[TargetKey, list[tuple[Gauge, tuple[str, ...]]]] = {}  # a target's API surface series
         self._catalog: dict[tuple[str, str], list[tuple[Gauge, str]]] = {}
-        self._kinds: dict[TargetKey, tuple[str, ...]] = {}
         self._durations: dict[str, Any] = {}  # cloud → its child of poll_duration
         self._targets = _TargetCollector()
         self.registry.register(self._targets)
@@ -356,7 +372,8 @@ class Metrics:
             for key in keys:
                 if key not in self._targets.targets:
                     self._targets.targets[key] = _new_series(key)
-                    self.poll_duration.labels(key.cloud)
+                    if key.cloud not in self._durations:  # the cloud's histogram exists from its first target
+                        self._durations[key.cloud] = self.poll_duration.labels(key.cloud)
 
     def remove_targets(self, keys: Iterable[TargetKey]) -> None:
         """Drop every series of targets no longer polled (a region that left the catalog, a target handed over)."""
@@ -366,18 +383,15 @@ class Metrics:
                 self._targets.targets.pop(key, None)
         for key in keys:
             self.set_surface(key, None, ())
-            if (kind := self._kinds.pop(key, None)) is not None:
-                _remove(self.target_kind, kind)
+            self._kinds.pop(key, None)
         self._rare_changed()
 
     def set_kind(self, key: TargetKey, kind: str, service: str | None) -> None:
         """What a target watches: its document's kind and (for the API surface) the service it describes."""
         labels = (key.cloud, key.region, key.schema, kind, service or "")
-        if (before := self._kinds.get(key)) is not None and before != labels:
-            _remove(self.target_kind, before)
-        self.target_kind.labels(*labels).set(1)
-        self._kinds[key] = labels
-        self._rare_changed()
+        if self._kinds.get(key) != labels:  # a retarget sets every target's kind again
+            self._kinds[key] = labels
+            self._rare_changed()
 
     def set_surface(self, key: TargetKey, service: str | None, versions: Iterable[SurfaceVersion]) -> None:
         """The API versions a target's versions document advertises now (none: drop its surface series)."""
