@@ -1,10 +1,13 @@
 """When polls and housekeeping run: a tick that starts every due target's poll, plus APScheduler for housekeeping.
 
-Polls: one asyncio task (:meth:`PollScheduler._ticks`) wakes every ``tick`` seconds and starts a poll of every
-target due by then (:class:`~monitor.poll.timetable.Timetable`: a heap of next-due times), so the cost of
-scheduling does not grow with the fleet — no job object, trigger or executor call per target and poll. The
-timetable keeps the rules of an APScheduler interval job with ``max_instances=1`` and ``coalesce=True``: two
-polls of one target never overlap, a backlog collapses into one run, each run gets a fresh jitter.
+Polls: one asyncio task (:meth:`PollScheduler._ticks`) wakes every ``tick`` seconds and takes every target due
+by then (:class:`~monitor.poll.timetable.Timetable`: a heap of next-due times), so the cost of scheduling does
+not grow with the fleet — no job object, trigger or executor call per target and poll. The timetable keeps the
+rules of an APScheduler interval job with ``max_instances=1`` and ``coalesce=True``: two polls of one target
+never overlap, a backlog collapses into one run, each run gets a fresh jitter. Due targets wait in a queue and
+at most ``started`` polls (default: four times the service's ``max_concurrency``) are tasks at once, each ending
+one starting the next: a round of a hundred thousand targets due together (no jitter) is not a hundred thousand
+tasks waiting for a fetch slot. The service's own bound on fetches stays the one that limits the wire.
 
 Housekeeping (flush, refresh, prune, coordination, discovery): APScheduler 3.x interval jobs, each with
 ``max_instances=1``, ``coalesce=True`` and an explicit ``misfire_grace_time``.
@@ -22,6 +25,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,6 +72,7 @@ class PollScheduler:
         coordination: tuple[float, Callable[[], Awaitable[None]]] | None = None,
         leader: Callable[[], bool] = lambda: True,
         tick: float = TICK_S,
+        started: int | None = None,
     ) -> None:
         self._service = service
         self._retention = poll_retention
@@ -84,7 +89,9 @@ class PollScheduler:
         self._scheduler = AsyncIOScheduler(timezone="UTC", logger=quiet)  # housekeeping only
         self._ticker: asyncio.Task[None] | None = None
         self._running: dict[asyncio.Task[Any], str | Slot] = {}  # every job running now: what it is
-        self._started: set[asyncio.Task[None]] = set()  # every poll the tick started that has not ended
+        self._started: set[asyncio.Task[None]] = set()  # every poll task started that has not ended
+        self._ready: deque[Slot] = deque()  # due, waiting for a task
+        self._max_started = started or 4 * service.max_concurrency
         self._stopping = False
 
     def start(self) -> None:
@@ -151,16 +158,27 @@ class PollScheduler:
     # --- the tick --------------------------------------------------------------------------------
 
     async def _ticks(self) -> None:
-        """Every ``tick`` seconds: start a poll of every due target whose previous poll has ended."""
+        """Every ``tick`` seconds: queue every due target whose previous poll has ended, and start polls."""
         while not self._stopping:
             try:
-                for slot in self._timetable.take_due(time.monotonic()):
-                    task = asyncio.create_task(self._poll_slot(slot))
-                    self._started.add(task)  # a reference until it ends (the loop holds only weak ones)
-                    task.add_done_callback(self._started.discard)
+                self._ready.extend(self._timetable.take_due(time.monotonic()))
+                self._start_ready()
             except Exception:
                 log.exception("scheduling the due polls raised")
             await asyncio.sleep(self._tick)
+
+    def _start_ready(self, ended: asyncio.Task[None] | None = None) -> None:
+        """Start queued polls while fewer than ``started`` run (also as the done callback of each poll task)."""
+        if ended is not None:
+            self._started.discard(ended)  # the set holds the reference the loop does not
+        while self._ready and len(self._started) < self._max_started and not self._stopping:
+            slot = self._ready.popleft()
+            if not slot.live:  # removed while it waited
+                Timetable.done(slot)
+                continue
+            task = asyncio.create_task(self._poll_slot(slot))
+            self._started.add(task)
+            task.add_done_callback(self._start_ready)
 
     async def _poll_slot(self, slot: Slot) -> None:
         try:

@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 
 from monitor.app import Components, build
-from monitor.domain import utcnow
+from monitor.domain import TargetSpec, utcnow
 from monitor.poll.scheduler import PollScheduler
 from tests.conftest import make_config
 from tests.support.regions import Simulator
@@ -65,6 +65,34 @@ def test_a_synced_target_polled_before_is_due_one_interval_after_that_poll(parts
         assert [s.key for s in scheduler.specs] == [second.key] and scheduler.due_in(first.key) is None
 
     asyncio.run(go())
+
+
+def test_at_most_started_polls_are_tasks_at_once_and_every_due_target_is_polled(parts: Components) -> None:
+    specs = [replace(spec, interval=3600) for spec in parts.specs]  # each due once, all at the first tick
+    running: set[str] = set()
+    most, polled = 0, []
+
+    async def poll(spec: TargetSpec) -> None:
+        nonlocal most
+        running.add(str(spec.key))
+        most = max(most, len(running))
+        await asyncio.sleep(0.05)
+        running.discard(str(spec.key))
+        polled.append(spec.key)
+
+    async def go() -> None:
+        scheduler = PollScheduler(parts.service, specs, 3600, tick=0.05, started=2)
+        with mock.patch.object(parts.service, "poll", side_effect=poll):
+            scheduler.start()
+            async with asyncio.timeout(30):
+                while len(polled) < len(specs):
+                    await asyncio.sleep(0.01)
+            await scheduler.shutdown(1)
+        await parts.fetcher.aclose()
+
+    assert len(specs) > 2
+    asyncio.run(go())
+    assert most == 2 and sorted(map(str, polled)) == sorted(str(spec.key) for spec in specs)
 
 
 def test_an_exception_in_a_poll_job_is_counted_as_internal(parts: Components) -> None:
