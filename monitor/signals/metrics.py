@@ -145,16 +145,18 @@ class _TargetCollector(Collector):
 
     def _render(self) -> str:
         series = list(self.targets.values())
-        parts: list[str] = []
+        families: list[str] = []
         for family in TARGET_FAMILIES:
-            parts.append(
-                f"# HELP {family.sample} {_escape_help(family.documentation)}\n# TYPE {family.sample} {family.kind}\n"
-            )
+            help_text = _escape_help(family.documentation)
+            parts = [f"# HELP {family.sample} {help_text}\n# TYPE {family.sample} {family.kind}\n"]
             if family.label is None:
                 _render_plain(family, series, parts)
             else:
                 _render_labelled(family, series, parts)
-        return "".join(parts)
+            # joined per family: a family's lines (a small string each) are freed before the next is written, so
+            # a scrape of 100,000 targets does not hold two million of them at once (memory the process keeps)
+            families.append("".join(parts))
+        return "".join(families)
 
 
 def _render_plain(family: _Family, series: Iterable[_TargetSeries], parts: list[str]) -> None:
