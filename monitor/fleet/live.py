@@ -247,6 +247,7 @@ class Flapping:
 
 
 _NO_DRIFT = rules.by_severity(())
+_NONE: frozenset[str] = frozenset()  # shared by every target without acknowledgements
 
 
 class Drift:
@@ -282,7 +283,7 @@ class Drift:
         """Recompute and export the target's unacknowledged drift (:func:`.rules.drift_items`); nothing to do when
         its baseline, current document and acknowledgements are those of the last time (the periodic refresh of
         an unchanged fleet costs a comparison per target)."""
-        inputs = (baseline.sha256 if baseline is not None else None, current, frozenset(acked))
+        inputs = (baseline.sha256 if baseline is not None else None, current, frozenset(acked) if acked else _NONE)
         if self._inputs.get(key) == inputs:
             return
         self._inputs[key] = inputs
