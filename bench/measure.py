@@ -74,6 +74,29 @@ def database_bytes(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def count_rows(url: str, table: str) -> int:
+    """Rows in ``table`` now, through a new read-only connection (0 while the table does not exist yet)."""
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        try:
+            lite = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        except sqlite3.Error:
+            return 0
+        try:
+            return int(lite.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+        finally:
+            lite.close()
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    except psycopg.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
 def postgres_problem() -> str | None:
     """None when the PostgreSQL admin DSN answers, else why not (for a 'skipped' line)."""
     try:

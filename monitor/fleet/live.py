@@ -225,6 +225,8 @@ class Flapping:
 
     def observe(self, key: TargetKey, changed_at: datetime | None, now: datetime) -> bool:
         """Record a change (when ``changed_at`` is given) and return whether the target is flapping."""
+        if changed_at is None and key not in self._flapping and not self._changes.get(key) and self._threshold > 0:
+            return False  # no change in the window and not flapping: nothing moves (the periodic refresh's usual case)
         times = self._changes.setdefault(key, deque())
         if changed_at is not None:
             times.append(changed_at)
@@ -244,6 +246,10 @@ class Flapping:
         return frozenset(self._flapping)
 
 
+_NO_DRIFT = rules.by_severity(())
+_NONE: frozenset[str] = frozenset()  # shared by every target without acknowledgements
+
+
 class Drift:
     """Unacknowledged drift per target: baseline vs current, minus acknowledged and ignored changes."""
 
@@ -253,6 +259,7 @@ class Drift:
         self._load = load_document
         self._documents: dict[str, dict[str, Any]] = {}
         self._cache: dict[tuple[TargetKey, str, str], list[Change]] = {}
+        self._inputs: dict[TargetKey, tuple[str | None, str | None, frozenset[str]]] = {}  # as last computed
         self.unacknowledged: dict[TargetKey, list[tuple[str, Change]]] = {}
 
     def _document(self, sha: str) -> dict[str, Any]:
@@ -273,13 +280,19 @@ class Drift:
         return self._cache[cache_key]
 
     def refresh(self, key: TargetKey, baseline: Baseline | None, current: str | None, acked: set[str]) -> None:
-        """Recompute and export the target's unacknowledged drift (:func:`.rules.drift_items`)."""
+        """Recompute and export the target's unacknowledged drift (:func:`.rules.drift_items`); nothing to do when
+        its baseline, current document and acknowledgements are those of the last time (the periodic refresh of
+        an unchanged fleet costs a comparison per target)."""
+        inputs = (baseline.sha256 if baseline is not None else None, current, frozenset(acked) if acked else _NONE)
+        if self._inputs.get(key) == inputs:
+            return
+        self._inputs[key] = inputs
         pending: list[rules.DriftItem] = []
         if baseline is not None and current is not None:
             changes = self.changes(key, baseline.sha256, current)
             pending = rules.unacknowledged(rules.drift_items(key, changes, self._specs[key].ignore, acked))
         self.unacknowledged[key] = [(item.fingerprint, item.change) for item in pending]
-        self._metrics.set_drift(key, rules.by_severity(pending))
+        self._metrics.set_drift(key, rules.by_severity(pending) if pending else _NO_DRIFT)
 
 
 def expected_now(windows: Sequence[Window], key: TargetKey, at: datetime) -> Window | None:

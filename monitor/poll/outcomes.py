@@ -56,6 +56,12 @@ class PollLog:
 
     def record(self, result: PollResult) -> None:
         """Log ``result``: a change of the target's outcome, or an event (change, first snapshot, unconfirmed)."""
+        key = result.target
+        if (result.ok and not result.changes and not result.first_snapshot and not result.unconfirmed
+                and key not in self._failing and key not in self._failing_at_start):  # fmt: skip
+            if log.isEnabledFor(logging.DEBUG):  # an unchanged poll of a healthy target: the usual case, no allocation
+                log.debug("%s: unchanged", key, extra={"cloud": key.cloud, "region": key.region, "schema": key.schema})
+            return
         labels = {"cloud": result.target.cloud, "region": result.target.region, "schema": result.target.schema}
         if not result.ok:
             self._failed(result, labels)

@@ -122,6 +122,7 @@ class PollService:
         self._metrics = metrics
         self.auth = auth or AuthManager(metrics)
         self.intelligence = intelligence
+        self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self._bases: dict[TargetKey, _Base] = {}

@@ -57,6 +57,9 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The media type of :meth:`Metrics.exposition` (Prometheus text format 0.0.4)."""
 
+RARELY_CHANGED = frozenset({"target_kind", "api_version", "api_min", "api_max", "catalog_service", "catalog_missing"})
+"""Families (:class:`Metrics` attributes) set when a target, its document or a catalog changes, not per poll."""
+
 # The _created series double the exposition for no alerting value.
 _disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -71,6 +74,7 @@ class _TargetSeries:
     """One target's values; ``pairs`` its rendered labels (``cloud="…"``, ``region="…"``, ``schema="…"``)."""
 
     pairs: tuple[str, ...]
+    labels: str = ""  # the pairs joined, as a sample writes them
     values: dict[str, float] = field(default_factory=dict)  # family attribute → value
     by_label: dict[str, dict[str, float]] = field(default_factory=dict)  # family attribute → label value → value
 
@@ -145,9 +149,8 @@ class _TargetCollector(Collector):
     def new_series(self, key: TargetKey) -> _TargetSeries:
         """A registered target's values: every label-less family and the preset label values at zero."""
         values = (key.cloud, key.region, key.schema)
-        series = _TargetSeries(
-            tuple(f'{name}="{_escape(value)}"' for name, value in zip(TARGET_LABELS, values, strict=True))
-        )
+        pairs = tuple(f'{name}="{_escape(value)}"' for name, value in zip(TARGET_LABELS, values, strict=True))
+        series = _TargetSeries(pairs, ",".join(pairs))
         for family in TARGET_FAMILIES:  # the detail families too: polls count them whatever is exported
             if family.label is None:
                 series.values[family.attribute] = 0.0
@@ -173,20 +176,50 @@ class _TargetCollector(Collector):
             return self._render()
 
     def _render(self) -> str:
-        series = self.targets.values()
-        parts: list[str] = []
+        series = list(self.targets.values())
+        families: list[str] = []
         for family in self.families:
-            parts.append(
-                f"# HELP {family.sample} {_escape_help(family.documentation)}\n# TYPE {family.sample} {family.kind}\n"
-            )
-            at = family.label_position
-            for target in series:
-                for extra, value in _samples(family, target):
-                    pairs = target.pairs
-                    if extra:
-                        pairs = (*pairs[:at], f'{family.label}="{_escape(extra[0])}"', *pairs[at:])
-                    parts.append(f"{family.sample}{{{','.join(pairs)}}} {_go_float(value)}\n")
-        return "".join(parts)
+            help_text = _escape_help(family.documentation)
+            parts = [f"# HELP {family.sample} {help_text}\n# TYPE {family.sample} {family.kind}\n"]
+            if family.label is None:
+                _render_plain(family, series, parts)
+            else:
+                _render_labelled(family, series, parts)
+            # joined per family: a family's lines (a small string each) are freed before the next is written, so
+            # a scrape of 100,000 targets does not hold two million of them at once (memory the process keeps)
+            families.append("".join(parts))
+        return "".join(families)
+
+
+def _render_plain(family: _Family, series: Iterable[_TargetSeries], parts: list[str]) -> None:
+    """The lines of a family without an extra label: one per target (a hundred thousand in a scrape, so: one
+    f-string per line, the target's labels joined once, common values formatted once)."""
+    sample, attribute, text = family.sample, family.attribute, _FloatText()
+    for target in series:
+        parts.append(f"{sample}{{{target.labels}}} {text[target.values.get(attribute, 0.0)]}\n")
+
+
+def _render_labelled(family: _Family, series: Iterable[_TargetSeries], parts: list[str]) -> None:
+    """The lines of a family with an extra label (severity, reason): one per target and label value, sorted."""
+    sample, attribute, at, text = family.sample, family.attribute, family.label_position, _FloatText()
+    for target in series:
+        by_label = target.by_label.get(attribute)
+        if not by_label:
+            continue
+        for label, value in sorted(by_label.items()):
+            pairs = target.pairs
+            pairs = (*pairs[:at], f'{family.label}="{_escape(label)}"', *pairs[at:])
+            parts.append(f"{sample}{{{','.join(pairs)}}} {text[value]}\n")
+
+
+class _FloatText(dict[float, str]):
+    """Sample values as text, each distinct value formatted once per family (0, 1, intervals, sizes repeat)."""
+
+    def __missing__(self, value: float) -> str:
+        text = _go_float(value)
+        if len(self) < 4096:  # timestamps rarely repeat: do not hold them all
+            self[value] = text
+        return text
 
 
 def _samples(family: _Family, target: _TargetSeries) -> Iterator[tuple[tuple[str, ...], float]]:
@@ -204,7 +237,8 @@ def _go_float(value: float) -> str:
 
 
 def _copy(series: _TargetSeries) -> _TargetSeries:
-    return _TargetSeries(series.pairs, dict(series.values), {k: dict(v) for k, v in series.by_label.items()})
+    by_label = {k: dict(v) for k, v in series.by_label.items()}
+    return _TargetSeries(series.pairs, series.labels, dict(series.values), by_label)
 
 
 def _escape(value: str) -> str:
@@ -213,6 +247,23 @@ def _escape(value: str) -> str:
 
 def _escape_help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+class _KindCollector(Collector):
+    """``schemadrift_target_kind``: 1 per target, its labels read from ``kinds`` (target → label values) at each
+    collection — no prometheus_client child (a lock and a value object) per target."""
+
+    def __init__(self, kinds: Mapping[TargetKey, tuple[str, ...]]) -> None:
+        self._kinds = kinds
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "schemadrift_target_kind", "1 for each target: the kind of its document and the API.",
+            labels=(*TARGET_LABELS, "kind", "service"),
+        )  # fmt: skip
+        for labels in list(self._kinds.values()):
+            family.add_metric(labels, 1)
+        yield family
 
 
 # --- everything else ------------------------------------------------------------------------------------
@@ -281,8 +332,6 @@ class Metrics:
     api_version = _Metric(Gauge, "schemadrift_api_version_info",
                           "1 for each API version a versions document lists, with its status.",
                           (*TARGET_LABELS, "service", "version", "status"), full=True)  # fmt: skip
-    target_kind = _Metric(Gauge, "schemadrift_target_kind", "1 for each target: the kind of its document and the API.",
-                          (*TARGET_LABELS, "kind", "service"))  # fmt: skip
     catalog_service = _Metric(Gauge, "schemadrift_catalog_service",
                               "1 for each service type of the region's catalog the config derives targets from.",
                               ("cloud", "region", "service"))  # fmt: skip
@@ -314,17 +363,22 @@ class Metrics:
     ) -> None:
         self.registry = registry or CollectorRegistry()
         self.detail: MetricsDetail = detail
-        self._plain = CollectorRegistry(auto_describe=True)  # everything but the per-target families
+        self._plain = CollectorRegistry(auto_describe=True)  # everything but the per-target families and _rare
+        self._rare = CollectorRegistry(auto_describe=True)  # the families of :data:`RARELY_CHANGED`
+        self._rare_text: tuple[int, bytes] = (-1, b"")  # their exposition as of a generation
+        self._rare_generation = 0  # moved on after every change of them
         declared = [d for d in _declared(type(self)) if detail == "full" or not d.full]
         self.built: dict[str, Any] = {d.attribute: d.build() for d in declared}
         build_info = Info("schemadrift_build", "Version of schema-drift-monitor.", registry=None)
         build_info.info({"version": version})
-        for collector in (*self.built.values(), build_info):
-            self._plain.register(collector)
+        self._kinds: dict[TargetKey, tuple[str, ...]] = {}  # exported as schemadrift_target_kind (_KindCollector)
+        kinds = _KindCollector(self._kinds)
+        for attribute, collector in (*self.built.items(), ("build", build_info), ("target_kind", kinds)):
+            (self._rare if attribute in RARELY_CHANGED else self._plain).register(collector)
             self.registry.register(collector)
         self._surface: dict[TargetKey, list[tuple[Gauge, tuple[str, ...]]]] = {}  # a target's API surface series
         self._catalog: dict[tuple[str, str], list[tuple[Gauge, str]]] = {}
-        self._kinds: dict[TargetKey, tuple[str, ...]] = {}
+        self._durations: dict[str, Any] = {}  # cloud → its child of poll_duration
         self._targets = _TargetCollector(detail)
         self.registry.register(self._targets)
         self.db_up.set(0)
@@ -333,8 +387,21 @@ class Metrics:
             self.db_errors.labels(operation)
 
     def exposition(self) -> bytes:
-        """Every metric in the Prometheus text format (:data:`CONTENT_TYPE`), for ``/metrics``."""
-        return generate_latest(self._plain) + self._targets.render().encode()
+        """Every metric in the Prometheus text format (:data:`CONTENT_TYPE`), for ``/metrics``.
+
+        The families of :data:`RARELY_CHANGED` (a series or more per target, set when a target or its document
+        comes and goes) are rendered again only after they changed.
+        """
+        generation, rare = self._rare_text
+        if generation != self._rare_generation:
+            generation = self._rare_generation  # read before rendering: a change meanwhile renders again next time
+            rare = generate_latest(self._rare)
+            self._rare_text = (generation, rare)
+        return generate_latest(self._plain) + rare + self._targets.render().encode()
+
+    def _rare_changed(self) -> None:
+        """A family of :data:`RARELY_CHANGED` changed (called after the change)."""
+        self._rare_generation += 1
 
     # --- targets -------------------------------------------------------------------------------------
 
@@ -344,7 +411,8 @@ class Metrics:
             for key in keys:
                 if key not in self._targets.targets:
                     self._targets.targets[key] = self._targets.new_series(key)
-                    self.poll_duration.labels(key.cloud)
+                    if key.cloud not in self._durations:  # the cloud's histogram exists from its first target
+                        self._durations[key.cloud] = self.poll_duration.labels(key.cloud)
 
     def remove_targets(self, keys: Iterable[TargetKey]) -> None:
         """Drop every series of targets no longer polled (a region that left the catalog, a target handed over)."""
@@ -354,16 +422,15 @@ class Metrics:
                 self._targets.targets.pop(key, None)
         for key in keys:
             self.set_surface(key, None, ())
-            if (kind := self._kinds.pop(key, None)) is not None:
-                _remove(self.target_kind, kind)
+            self._kinds.pop(key, None)
+        self._rare_changed()
 
     def set_kind(self, key: TargetKey, kind: str, service: str | None) -> None:
         """What a target watches: its document's kind and (for the API surface) the service it describes."""
         labels = (key.cloud, key.region, key.schema, kind, service or "")
-        if (before := self._kinds.get(key)) is not None and before != labels:
-            _remove(self.target_kind, before)
-        self.target_kind.labels(*labels).set(1)
-        self._kinds[key] = labels
+        if self._kinds.get(key) != labels:  # a retarget sets every target's kind again
+            self._kinds[key] = labels
+            self._rare_changed()
 
     def set_surface(self, key: TargetKey, service: str | None, versions: Iterable[SurfaceVersion]) -> None:
         """The API versions a target's versions document advertises now (none: drop its surface series)."""
@@ -385,6 +452,7 @@ class Metrics:
                     series.append((metric, labels))
         if series:
             self._surface[key] = series
+        self._rare_changed()
 
     def set_catalog(self, cloud: str, regions: Mapping[str, Iterable[str]]) -> None:
         """The service types each region's catalog offers (of those the config derives targets from), and the
@@ -403,6 +471,7 @@ class Metrics:
             for metric, service in series:
                 metric.labels(cloud, region, service).set(1)
             self._catalog[(cloud, region)] = series
+        self._rare_changed()
 
     def _update(self, key: TargetKey, **values: float) -> None:
         with self._targets.lock:
@@ -421,7 +490,10 @@ class Metrics:
             if series is None:
                 return
             _count_poll(series, result)
-        self.poll_duration.labels(key.cloud).observe(result.duration)
+        duration = self._durations.get(key.cloud)
+        if duration is None:  # the labelled child, looked up once per cloud rather than per poll
+            duration = self._durations[key.cloud] = self.poll_duration.labels(key.cloud)
+        duration.observe(result.duration)
 
     def set_document(self, key: TargetKey, size: int, properties: int) -> None:
         """Describe the target's current document."""

@@ -1,5 +1,5 @@
-"""APScheduler wiring: one job per target with explicit options; job exceptions are counted, not lost; a stop
-gives every job the grace period and cancels the rest quietly."""
+"""The scheduler: every target on the tick's timetable, housekeeping as APScheduler jobs with explicit options; job
+exceptions are counted, not lost; a stop gives every job the grace period and cancels the rest quietly."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 from unittest import mock
 
 import pytest
 
 from monitor.app import Components, build
-from monitor.domain import utcnow
+from monitor.domain import TargetSpec, utcnow
 from monitor.poll.scheduler import PollScheduler
 from tests.conftest import full_metrics, make_config
 from tests.support.regions import Simulator
@@ -28,21 +29,71 @@ def parts(simulator: Simulator, tmp_path: object) -> Iterator[Components]:
     components.database.dispose()
 
 
-def test_each_target_gets_one_job_with_max_instances_1_and_coalescing(parts: Components) -> None:
+def test_each_target_is_scheduled_once_and_housekeeping_jobs_run_once_at_a_time_and_coalesce(
+    parts: Components,
+) -> None:
     async def go() -> None:
         scheduler = PollScheduler(parts.service, parts.specs, 3600)
         scheduler.start()
         try:
-            jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
-            assert set(jobs) == {str(spec.key) for spec in parts.specs} | {"prune", "refresh", "flush"}
+            assert sorted(map(str, (s.key for s in scheduler.specs))) == sorted(str(s.key) for s in parts.specs)
             for spec in parts.specs:
-                job = jobs[str(spec.key)]
+                due = scheduler.due_in(spec.key)
+                assert due is not None and due <= spec.jitter
+            jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
+            assert set(jobs) == {"prune", "refresh", "flush"}  # no APScheduler job per target
+            for job in jobs.values():
                 assert job.max_instances == 1 and job.coalesce is True and job.misfire_grace_time >= 1
+            assert scheduler.running
         finally:
             await scheduler.shutdown(1)
             await parts.fetcher.aclose()
+        assert not scheduler.running
 
     asyncio.run(go())
+
+
+def test_a_synced_target_polled_before_is_due_one_interval_after_that_poll(parts: Components) -> None:
+    first, second = parts.specs[0], replace(parts.specs[1], interval=600)
+
+    async def go() -> None:
+        scheduler = PollScheduler(parts.service, [first], 3600)
+        before = {second.key: utcnow() - timedelta(seconds=200)}
+        scheduler.sync([first, second], last_poll=before.get)
+        due = scheduler.due_in(second.key)
+        assert due is not None and 399 <= due <= 400
+        scheduler.sync([second])
+        assert [s.key for s in scheduler.specs] == [second.key] and scheduler.due_in(first.key) is None
+
+    asyncio.run(go())
+
+
+def test_at_most_started_polls_are_tasks_at_once_and_every_due_target_is_polled(parts: Components) -> None:
+    specs = [replace(spec, interval=3600) for spec in parts.specs]  # each due once, all at the first tick
+    running: set[str] = set()
+    most, polled = 0, []
+
+    async def poll(spec: TargetSpec) -> None:
+        nonlocal most
+        running.add(str(spec.key))
+        most = max(most, len(running))
+        await asyncio.sleep(0.05)
+        running.discard(str(spec.key))
+        polled.append(spec.key)
+
+    async def go() -> None:
+        scheduler = PollScheduler(parts.service, specs, 3600, tick=0.05, started=2)
+        with mock.patch.object(parts.service, "poll", side_effect=poll):
+            scheduler.start()
+            async with asyncio.timeout(30):
+                while len(polled) < len(specs):
+                    await asyncio.sleep(0.01)
+            await scheduler.shutdown(1)
+        await parts.fetcher.aclose()
+
+    assert len(specs) > 2
+    asyncio.run(go())
+    assert most == 2 and sorted(map(str, polled)) == sorted(str(spec.key) for spec in specs)
 
 
 def test_an_exception_in_a_poll_job_is_counted_as_internal(parts: Components) -> None:
@@ -103,7 +154,7 @@ def run_every_job_kind(
             discovery=(3600, partial(tracked, "discovery")), coordination=(3600, partial(tracked, "coordination")),
         )  # fmt: skip
         scheduler.start()
-        for job in scheduler._scheduler.get_jobs():
+        for job in scheduler._scheduler.get_jobs():  # the housekeeping jobs; the poll is due at once (no jitter)
             job.modify(next_run_time=utcnow())
         async with asyncio.timeout(30):
             while started != JOB_KINDS - {"poll"} or simulator.requests("r1") == before:

@@ -202,6 +202,20 @@ def test_the_fast_exposition_is_what_prometheus_client_writes(any_detail: Metric
     assert 'schemadrift_drift_unacknowledged{cloud="glance",region="we\\"ird\\\\region",schema="member",' in fast
 
 
+def test_the_rarely_changed_families_rendered_once_still_show_every_change(metrics: Metrics) -> None:
+    metrics.set_kind(KEY, "schema", None)
+    assert 'schemadrift_target_kind{cloud="huawei",kind="schema",region="cn-north-4"' in metrics.exposition().decode()
+
+    metrics.set_kind(KEY, "versions", "image")
+    metrics.set_catalog("huawei", {"cn-north-4": ["image"]})
+    again = metrics.exposition().decode()
+    assert 'kind="versions"' in again and 'kind="schema"' not in again
+    assert 'schemadrift_catalog_service{cloud="huawei",region="cn-north-4",service="image"} 1.0' in again
+
+    metrics.remove_targets([KEY])
+    assert "schemadrift_target_kind{" not in metrics.exposition().decode()
+
+
 def test_a_removed_target_loses_every_series_and_unknown_targets_are_ignored(metrics: Metrics) -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     metrics.observe_poll(PollResult(KEY, at, 0.3, ok=False, reason=FailureReason.TIMEOUT))
