@@ -1,7 +1,7 @@
 """Benchmark: what an unchanged poll costs the real daemon, against bare HTTP clients, and the daemon at fleet scale.
 
-One command, one nginx (started on a free loopback port, serving the real Glance ``images``, ``image``,
-``members`` and ``member`` documents for N/4 regions), one run. It prints two tables:
+One command, one run, one nginx for the CPU figures (started on a free loopback port, serving the real Glance
+``images``, ``image``, ``members`` and ``member`` documents for N/4 regions). It prints three tables:
 
 **CPU per unchanged poll** (:data:`PER_POLL_ROWS`): ``curl --parallel``, a bare ``aiohttp`` GET + SHA-256 (the
 reference, 1.00x) and a bare ``httpx`` GET + SHA-256 over ``--wire-targets`` URLs (``bench/bench_wire.py``'s
@@ -14,12 +14,15 @@ least 10 s) without jitter, so every round is one burst at the start of each int
 
 * ``start``: process start to the log line ``polling N of N target(s)``;
 * ``first``: from that line to the N-th first snapshot in the database (read directly, not from the daemon);
-* ``steady``: the span of a steady round (first poll started to last poll ended, from the daemon's last-poll
+* ``steady``: the span of a steady round (its first to its last poll start, from the daemon's last-success
   gauges), median over ``--rounds``;
 * ``CPU ms/poll``: the daemon's CPU (``/proc``, every thread) over ``--rounds`` whole intervals, read between
   the rounds' bursts, divided by the polls counted in them — housekeeping, ticks and the batched writes of poll
   times included, the scrapes excluded (each scrape is bracketed by CPU readings);
 * ``RSS`` / ``peak`` MiB of the daemon; ``/metrics`` seconds and KiB of a scrape; ``series/target``.
+
+**Bytes on the wire** of a round of ``--bytes-targets`` polls without and with validators (conditional
+requests), ``bench/bench_conditional.py``'s table.
 
 Adding a figure: a row of the first table is a name and a function of the run (:class:`Run`) returning
 :class:`Cost`; a column of the second a name, width and a function of a :class:`FleetRun`. The 100,000-target
@@ -51,6 +54,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a fresh clone
 
+from bench.bench_conditional import measure_bytes
+from bench.bench_conditional import table as bytes_table
 from bench.bench_fleet import nginx_version
 from bench.bench_wire import WireResult
 from bench.bench_wire import measure as measure_client
@@ -60,8 +65,9 @@ from bench.measure import MIB, count_rows, cpu_seconds, peak_rss_mib, rss_mib
 from bench.nginx import Nginx, NginxError, free_port, nginx_binary
 
 REFERENCE = "aiohttp"
-SAMPLE = re.compile(rb"^(schemadrift_last_poll_timestamp_seconds|schemadrift_last_poll_duration_seconds|"
-                    rb"schemadrift_polls_total)\{([^}]*)\} ([0-9.e+-]+)$", re.MULTILINE)  # fmt: skip
+SAMPLE = re.compile(rb"^(schemadrift_last_success_timestamp_seconds|schemadrift_poll_duration_seconds_count)"
+                    rb"\{([^}]*)\} ([0-9.e+-]+)$", re.MULTILINE)  # fmt: skip
+"""The samples the rounds are read from: both in the default series (``metrics.detail: basic``)."""
 STARTUP_TIMEOUT_S = 600.0
 
 
@@ -89,20 +95,16 @@ class Scrape:
         return sum(1 for line in self.body.splitlines() if line and not line.startswith(b"#"))
 
     def polls_and_span(self) -> tuple[int, float]:
-        """Polls counted over every target, and the span of the last round (first start to last end)."""
-        starts: dict[bytes, float] = {}
-        ends: dict[bytes, float] = {}
+        """Polls counted over every target (the per-cloud duration histograms' counts), and the span of the last
+        round: its first to its last poll start (each target's last success; every poll of the bench succeeds)."""
+        starts: list[float] = []
         polls = 0.0
-        for name, labels, value in SAMPLE.findall(self.body):
-            if name == b"schemadrift_polls_total":
+        for name, _labels, value in SAMPLE.findall(self.body):
+            if name == b"schemadrift_poll_duration_seconds_count":
                 polls += float(value)
-            elif name == b"schemadrift_last_poll_timestamp_seconds":
-                starts[labels] = float(value)
             else:
-                ends[labels] = float(value)
-        finished = [start + ends.get(labels, 0.0) for labels, start in starts.items()]
-        span = max(finished) - min(starts.values()) if starts else 0.0
-        return int(polls), span
+                starts.append(float(value))
+        return int(polls), max(starts) - min(starts) if starts else 0.0
 
 
 @dataclass
@@ -320,6 +322,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=100, help="polling.max_concurrency (default: 100)")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--wire-targets", type=int, default=4000, help="URLs per bare-client round (default: 4000)")
+    parser.add_argument(
+        "--bytes-targets",
+        type=int,
+        default=1000,
+        help="polls per round of the bytes-on-the-wire table, 0 to skip (default: %(default)s)",
+    )
     parser.add_argument("--wire-rounds", type=int, default=5, help="warm bare-client rounds (default: 5)")
     args = parser.parse_args(argv)
     args.target_counts = [int(n) for n in str(args.sizes).split(",") if n.strip()]
@@ -334,9 +342,20 @@ def measure_all(run: Run) -> int:
     for count in run.args.target_counts:
         run.fleet.append(fleet_run(run, count))
         print_fleet_row(run.fleet[-1])
+    failed = print_bytes(run.args.bytes_targets, run.args.concurrency)
     rows = PER_POLL_ROWS + [(f"daemon@{f.targets:,}", daemon_row(i)) for i, f in enumerate(run.fleet)]
     costs = print_per_poll(run, rows)
-    return 1 if any(c.error for c in costs) else 0
+    return 1 if failed or any(c.error for c in costs) else 0
+
+
+def print_bytes(targets: int, concurrency: int) -> int:
+    """The bytes on the wire of a steady round without and with validators (``bench/bench_conditional.py``, its
+    own nginx and in-process pipeline); returns how many polls failed. ``targets`` 0: skipped."""
+    if targets < 1:
+        return 0
+    result = measure_bytes(targets, concurrency)
+    print(bytes_table(result), flush=True)
+    return result.failed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

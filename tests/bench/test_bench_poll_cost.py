@@ -24,7 +24,7 @@ def test_it_prints_the_cost_per_poll_of_each_client_and_the_daemon_and_the_fleet
     require_tool("nginx", "SDM_REQUIRE_NGINX", "nginx")
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench_poll_cost.py"), "--sizes", "40,80", "--wire-targets", "40",
-         "--wire-rounds", "1", "--rounds", "1", "--interval", "3"],
+         "--wire-rounds", "1", "--rounds", "1", "--interval", "3", "--bytes-targets", "40"],
         capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -43,7 +43,11 @@ def test_it_prints_the_cost_per_poll_of_each_client_and_the_daemon_and_the_fleet
         assert row["polls"] == targets  # one steady round, every poll counted
         assert 0 < float(row["start"].rstrip("s")) < 120 and 0 < float(row["first"].rstrip("s")) < 120
         assert float(row["CPU ms/poll"]) > 0 and 20 < float(row["RSS MiB"]) <= float(row["peak MiB"])
-        assert float(row["/metrics s"]) > 0 and float(row["series/target"]) >= 1
+        assert float(row["/metrics s"]) >= 0 and float(row["/metrics KiB"]) > 0  # a scrape of 40 takes < 5 ms
+        assert 1 <= float(row["series/target"]) <= 12  # the default budget (metrics.detail basic)
+
+    assert re.search(r"steady, with validators +40 +40 ", out), out  # every poll of the round a 304
+    assert re.search(r"saving of a steady round: \d+\.\d%", out), out
 
     costs = {line.split()[0]: line.split() for line in out[out.index("CPU per unchanged poll") :].splitlines()[1:]}
     assert set(costs) == {name for name, _row in PER_POLL_ROWS} | {"daemon@40", "daemon@80"}, out
