@@ -425,7 +425,7 @@ def test_resources_fit_the_measured_fleet_they_state(overlay: str) -> None:
     assert _mebibytes(resources["requests"]["memory"]) >= peak
     assert _mebibytes(resources["limits"]["memory"]) >= 2 * peak
     text = (K8S / WORKLOADS[overlay]).read_text(encoding="utf-8")
-    assert "up to 10,000 targets" in text and 'README "Scale"' in text and f"{peak} MiB" in text
+    assert "up to 10,000 targets" in text and 'docs/operations.md "Scale"' in text and f"{peak} MiB" in text
 
 
 def test_ha_runs_two_replicas_that_roll_without_a_gap() -> None:
