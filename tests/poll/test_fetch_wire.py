@@ -22,7 +22,7 @@ from monitor.config.auth import TokenAuth
 from monitor.domain import FailureReason, TargetKey, TargetSpec
 from monitor.poll.fetch import Fetched, Fetcher, FetchError
 from tests.conftest import TOKEN
-from tests.support.fetching import credentials_for, spec_for
+from tests.support.fetching import credentials_for, fetch, spec_for
 from tests.support.regions import Simulator
 
 TCP_ESTABLISHED = "01"
@@ -155,16 +155,7 @@ def test_proxies_from_the_environment_are_ignored(simulator: Simulator, monkeypa
             monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        spec = spec_for(simulator)
-
-        async def go() -> bytes:
-            fetcher = Fetcher()
-            try:
-                return (await fetcher.fetch(spec, credentials_for(spec))).body
-            finally:
-                await fetcher.aclose()
-
-        assert b'"images"' in asyncio.run(go())
+        assert b'"images"' in fetch(spec_for(simulator))
     assert proxy.connections == 0
 
 
