@@ -16,6 +16,8 @@ import pytest
 from bench.bench_api_targets import measure_pages
 from bench.targets_fill import DEVIATING_EVERY
 
+pytestmark = pytest.mark.slow  # fills databases and serves them over uvicorn, as the other bench tests
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "bench_api_targets.py"
 

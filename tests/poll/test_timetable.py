@@ -82,6 +82,7 @@ def test_due_targets_come_out_in_one_batch_and_removed_or_replaced_ones_never_do
     assert len(table) == 3 and {s.key.region for s in table.specs} == {"a", "c", "d"}
 
 
+@pytest.mark.slow  # 100,000 slots three times: 8 s
 @pytest.mark.parametrize("interval", [0.5, 7.0, 300.0])
 def test_a_hundred_thousand_targets_cost_one_heap_entry_each(interval: float) -> None:
     table = Timetable()

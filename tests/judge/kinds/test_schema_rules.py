@@ -259,6 +259,7 @@ def test_a_link_changed_after_an_insertion_is_compared_with_its_realigned_counte
     ]
 
 
+@pytest.mark.slow  # many threads classifying at once: seconds of CPU
 def test_classifying_from_many_threads_at_once_gives_every_thread_the_same_changes() -> None:
     """The daemon classifies in four store threads and the API's; deepdiff parses paths with ast (see _detect)."""
     old = default_document("images")
